@@ -1,0 +1,1 @@
+"""fnas: fast sampling-based neural architecture search (FNAS)."""

@@ -1,0 +1,162 @@
+"""``fnas`` command line. Every user error is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from fnas.errors import ConfigError, FnasError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump, no traceback)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fnas", description="Fast sampling-based neural architecture search.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    i = sub.add_parser("inspect", help="params, multiply-adds and per-block cost of an arch")
+    i.add_argument("arch", help="block string ('ir_r2_k3_s2_e6_c24 | ...') or a name: "
+                                "mnasnet_a1, mnasnet_b1, mobilenetv2_100, mnas_default")
+    i.add_argument("--input-size", type=_positive_int, default=224, help="input H = W (224)")
+    i.add_argument("--classes", type=_positive_int, default=1000, help="classifier outputs (1000)")
+    i.add_argument("--in-chans", type=_positive_int, default=3, help="input channels (3)")
+    i.add_argument("--latency", action="store_true", help="also measure CPU batch-1 latency")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    t = sub.add_parser("train", help="train one architecture on a proxy task and score it")
+    t.add_argument("arch", help="block string or name (mnas_default picks the task's variant)")
+    t.add_argument("--task", default="digits", help="digits | mnist5k | cifar10:PATH | folder:PATH")
+    t.add_argument("--epochs", type=_positive_int, default=5)
+    t.add_argument("--batch", type=_positive_int, default=64)
+    t.add_argument("--lr", type=_positive_float, default=0.1)
+    t.add_argument("--max-samples", type=_positive_int, default=None)
+    t.add_argument("--image-size", type=_positive_int, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--target-latency", type=_positive_float, metavar="MS")
+    g.add_argument("--target-macs", type=_positive_float, metavar="M",
+                   help="target multiply-adds, in millions")
+    t.add_argument("--hard", action="store_true", help="hard constraint (alpha=0, beta=-1)")
+    t.add_argument("--json", action="store_true")
+    return p
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from fnas.space import arch_cost, resolve_arch
+
+    spec = resolve_arch(args.arch, args.input_size)
+    cost = arch_cost(spec, args.input_size, args.in_chans, args.classes)
+    out = {"arch": spec.to_str(), "key": spec.key, **cost.to_dict()}
+    if args.latency:
+        from fnas.nn import build_model
+        from fnas.tasks import measure_latency
+
+        model = build_model(spec, args.in_chans, args.classes)
+        out["latency_ms"] = measure_latency(model, (args.in_chans, args.input_size,
+                                                    args.input_size))
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"arch    {spec.to_str()}")
+    print(f"key     {spec.key}")
+    print(f"input   {args.in_chans}x{args.input_size}x{args.input_size}, {args.classes} classes")
+    w = max(len(b.block) for b in cost.blocks)
+    print(f"{'#':>3}  {'block':<{w}}  {'channels':>11}  {'size':>9}  {'params':>8}  {'MACs':>8}")
+    for b in cost.blocks:
+        print(f"{b.index:>3}  {b.block:<{w}}  {b.in_chs:>4} -> {b.out_chs:<4}  "
+              f"{b.in_size:>3} -> {b.out_size:<3}  {_human(b.params):>8}  {_human(b.macs):>8}")
+    print(f"{'':>3}  {'classifier':<{w}}  {cost.blocks[-1].out_chs:>4} -> {args.classes:<4}  "
+          f"{'':>9}  {_human(cost.classifier_params):>8}  {_human(cost.classifier_macs):>8}")
+    print(f"total   {cost.params:,} params ({_human(cost.params)}), "
+          f"{cost.macs:,} multiply-adds ({_human(cost.macs)})")
+    if args.latency:
+        print(f"latency {out['latency_ms']:.2f} ms (median of 30 batch-1 forwards, CPU)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fnas.space import resolve_arch
+    from fnas.tasks import RewardConfig, TaskConfig, load_dataset, run_rollout
+
+    task = TaskConfig(dataset=args.task, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
+                      max_samples=args.max_samples, image_size=args.image_size,
+                      device=args.device)
+    if args.target_latency:
+        reward = RewardConfig("latency", args.target_latency, "hard" if args.hard else "soft")
+    elif args.target_macs:
+        reward = RewardConfig("macs", args.target_macs * 1e6, "hard" if args.hard else "soft")
+    else:
+        reward = RewardConfig()
+    data = load_dataset(task.dataset, val_fraction=task.val_fraction, split_seed=task.split_seed,
+                        max_samples=task.max_samples, image_size=task.image_size)
+    spec = resolve_arch(args.arch, data.image_size)
+    res = run_rollout(spec, task, reward, args.seed, return_weights=False).result
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    elif res.ok:
+        print(f"arch      {res.arch}")
+        print(f"accuracy  {res.accuracy:.4f} on {data.y_val.shape[0]} held-out images "
+              f"({data.name}, {task.epochs} epochs, seed {args.seed})")
+        print(f"latency   {res.latency_ms:.2f} ms   params {_human(res.params)}   "
+              f"MACs {_human(res.macs)}")
+        print(f"reward    {res.reward:.4f}   training {res.train_seconds:.1f} s")
+    else:
+        print(f"fnas train: rollout {res.status}: {res.message}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "inspect":
+            return _cmd_inspect(args)
+        if args.command == "train":
+            return _cmd_train(args)
+        raise ConfigError(f"unknown command {args.command!r}")
+    except FnasError as e:
+        print(f"fnas {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fnas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

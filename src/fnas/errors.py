@@ -1,0 +1,30 @@
+"""fnas's exception hierarchy (Optuna-style: small, one base class).
+
+Everything a user can cause by bad input raises a subclass of :class:`FnasError` whose message
+is a single line naming the offending value. The CLI prints that line and exits with status 2;
+it never shows a traceback for a :class:`FnasError`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FnasError", "InvalidArchitecture", "ConfigError", "StoreError", "TaskError"]
+
+
+class FnasError(Exception):
+    """Base class of every error fnas raises on purpose."""
+
+
+class InvalidArchitecture(FnasError, ValueError):
+    """An architecture or block string (or a decision vector) is malformed or out of range."""
+
+
+class ConfigError(FnasError, ValueError):
+    """A configuration value (task, reward, search, CLI argument) is invalid."""
+
+
+class StoreError(FnasError):
+    """The persistent store is missing, corrupted or incompatible."""
+
+
+class TaskError(FnasError):
+    """A dataset or task cannot be loaded (missing file, wrong format, missing extra)."""

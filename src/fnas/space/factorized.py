@@ -1,0 +1,177 @@
+"""Generic factorized search spaces: named categorical decisions plus a decode function.
+
+A controller (PPO's LSTM, evolution's mutation, random search) only ever sees a space as a
+list of categorical decisions and a vector of choice indices. ``decode`` turns that vector into
+an architecture; ``encode`` (optional) goes back. Define a new space in a few lines::
+
+    from fnas.space import Decision, FactorizedSpace, ArchSpec
+
+    def decode(c):  # c maps decision name -> chosen value
+        blocks = [f"cn_r1_k3_s1_c{c['stem']}"]
+        blocks += [f"ir_r{c['depth']}_k{c['kernel']}_s2_e6_c{32 * 2**i}" for i in range(3)]
+        return ArchSpec.parse(" | ".join(blocks))
+
+    space = FactorizedSpace(
+        "tiny",
+        [Decision("stem", (16, 32)), Decision("kernel", (3, 5)), Decision("depth", (1, 2, 3))],
+        decode,
+    )
+    arch = space.decode(space.sample(numpy.random.default_rng(0)))
+
+No torch here: spaces are handled by the controller, critic and store, which never build
+modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fnas.errors import InvalidArchitecture
+
+__all__ = ["Decision", "FactorizedSpace"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One categorical decision: a name and its ordered choices (any JSON-able values)."""
+
+    name: str
+    choices: tuple
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+        if len(self.choices) < 1:
+            raise InvalidArchitecture(f"decision {self.name!r} has no choices")
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise InvalidArchitecture(f"decision {self.name!r} repeats a choice")
+
+    @property
+    def size(self) -> int:
+        return len(self.choices)
+
+
+class FactorizedSpace:
+    """A search space as an ordered list of :class:`Decision` and a decode function.
+
+    Args:
+        name: short identifier, part of :attr:`signature`.
+        decisions: the decisions in the order an autoregressive controller samples them.
+        decode: maps ``{decision name: chosen value}`` to an architecture (an
+            :class:`~fnas.space.ArchSpec`, or any hashable object with ``key`` and ``to_str()``).
+        encode: optional inverse, architecture -> ``{decision name: value}``. Without it
+            :meth:`encode` raises ``NotImplementedError``.
+        meta: extra JSON-able facts that change what ``decode`` returns (input size, width
+            multiplier...); they enter :attr:`signature`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        decisions: Sequence[Decision],
+        decode: Callable[[Mapping[str, Any]], Any],
+        encode: Callable[[Any], Mapping[str, Any]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.decisions = tuple(decisions)
+        names = [d.name for d in self.decisions]
+        if len(set(names)) != len(names):
+            raise InvalidArchitecture(f"space {name!r} has duplicate decision names")
+        self._decode = decode
+        self._encode = encode
+        self.meta = dict(meta or {})
+
+    # ---- shape of the space -----------------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of choices of each decision, in order."""
+        return tuple(d.size for d in self.decisions)
+
+    @property
+    def size(self) -> int:
+        """Number of decision vectors (architectures may repeat if decode merges some)."""
+        return int(np.prod(self.sizes, dtype=object))
+
+    @property
+    def signature(self) -> str:
+        """Stable identifier of the space: name, decisions, choices and meta, hashed."""
+        body = json.dumps(
+            {"name": self.name, "decisions": [[d.name, list(map(repr, d.choices))]
+                                              for d in self.decisions], "meta": self.meta},
+            sort_keys=True,
+        )
+        return f"{self.name}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    def __repr__(self) -> str:
+        return f"FactorizedSpace({self.name!r}, {len(self)} decisions, {self.size:.3g} points)"
+
+    # ---- conversions ------------------------------------------------------------------------
+    def check(self, indices: Sequence[int]) -> tuple[int, ...]:
+        """Validate a decision vector.
+
+        Raises:
+            InvalidArchitecture: wrong length or an index out of range (names the decision).
+        """
+        idx = tuple(int(i) for i in indices)
+        if len(idx) != len(self.decisions):
+            raise InvalidArchitecture(
+                f"space {self.name!r} has {len(self.decisions)} decisions, got {len(idx)} indices"
+            )
+        for d, i in zip(self.decisions, idx, strict=True):
+            if not 0 <= i < d.size:
+                raise InvalidArchitecture(
+                    f"decision {d.name!r}: index {i} out of range 0..{d.size - 1}"
+                )
+        return idx
+
+    def values(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Decision vector -> ``{name: value}``."""
+        idx = self.check(indices)
+        return {d.name: d.choices[i] for d, i in zip(self.decisions, idx, strict=True)}
+
+    def indices(self, values: Mapping[str, Any]) -> tuple[int, ...]:
+        """``{name: value}`` -> decision vector.
+
+        Raises:
+            InvalidArchitecture: a decision is missing or its value is not a choice.
+        """
+        out = []
+        for d in self.decisions:
+            if d.name not in values:
+                raise InvalidArchitecture(f"decision {d.name!r} missing")
+            v = values[d.name]
+            try:
+                out.append(d.choices.index(v))
+            except ValueError:
+                raise InvalidArchitecture(
+                    f"decision {d.name!r}: {v!r} is not one of {d.choices}"
+                ) from None
+        return tuple(out)
+
+    def decode(self, indices: Sequence[int]) -> Any:
+        """Decision vector -> architecture."""
+        return self._decode(self.values(indices))
+
+    def encode(self, arch: Any) -> tuple[int, ...]:
+        """Architecture -> a decision vector that decodes to it.
+
+        Raises:
+            NotImplementedError: the space was defined without ``encode``.
+            InvalidArchitecture: the architecture is not a member of the space.
+        """
+        if self._encode is None:
+            raise NotImplementedError(f"space {self.name!r} defines no encode function")
+        return self.indices(self._encode(arch))
+
+    def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """A uniform random decision vector drawn from ``rng`` (the caller owns the generator)."""
+        return tuple(int(rng.integers(n)) for n in self.sizes)

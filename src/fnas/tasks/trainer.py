@@ -1,0 +1,144 @@
+"""The proxy task: train a built network for E epochs on real data, then score it.
+
+The loop is deliberately plain (CleanRL style): in-memory tensors, a seeded permutation per
+epoch, SGD with Nesterov momentum and a per-step cosine schedule with linear warm-up. A
+``DataLoader`` would add worker and collation overhead that a few-thousand-image proxy task
+does not need (``benchmarks/rollout_throughput.py`` measures this loop against a hand-written
+minimal one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fnas.errors import ConfigError
+from fnas.tasks.datasets import Dataset
+
+__all__ = ["TaskConfig", "TrainingDiverged", "train_model", "evaluate"]
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What a proxy training is: the data, the schedule and how latency is measured."""
+
+    dataset: str = "digits"
+    """``digits``, ``mnist5k``, ``cifar10:PATH`` or ``folder:PATH``."""
+    epochs: int = 5
+    """Training epochs. BatchNorm needs steps: on digits, 1 epoch leaves every net near chance."""
+    batch_size: int = 64
+    """Minibatch size (the last incomplete minibatch of an epoch is dropped)."""
+    lr: float = 0.1
+    """Peak learning rate of SGD (Nesterov momentum 0.9), reached after the warm-up."""
+    weight_decay: float = 5e-5
+    """L2 weight decay."""
+    warmup_epochs: float = 0.5
+    """Linear warm-up length in epochs, then cosine decay to zero."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing."""
+    val_fraction: float = 0.2
+    """Fraction of the data held out for the reward's accuracy (stratified, deterministic)."""
+    split_seed: int = 0
+    """Seed of the train/validation split (fixed across a search, unlike the rollout seed)."""
+    max_samples: int | None = None
+    """Use at most this many images (stratified subsample) before the split."""
+    image_size: int | None = None
+    """Resize images to this size; ``None`` keeps the dataset's own (folder: 32)."""
+    device: str = "cpu"
+    """Torch device for training and latency (``cpu``, ``cuda``, ``cuda:1``...)."""
+    latency_repeats: int = 30
+    """Timed batch-1 forwards per latency measurement (the median is kept); 0 skips it."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.batch_size >= 2, "batch_size", "must be >= 2 (BatchNorm)"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)"),
+            (0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)"),
+            (self.latency_repeats >= 0, "latency_repeats", "must be >= 0"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise ConfigError(f"task {name}={getattr(self, name)!r} {why}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"task device={self.device!r} is not a torch device") from None
+
+    @property
+    def signature(self) -> str:
+        """Everything that changes a training's outcome; equal signatures share cached results."""
+        keys = [f.name for f in fields(self) if f.name != "latency_repeats"]
+        d = asdict(self)
+        return ";".join(f"{k}={d[k]}" for k in keys)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train_model(
+    model: nn.Module, data: Dataset, cfg: TaskConfig, generator: torch.Generator
+) -> list[float]:
+    """Train ``model`` in place; returns the mean training loss of each epoch.
+
+    Raises:
+        TrainingDiverged: a minibatch loss is not finite.
+    """
+    device = torch.device(cfg.device)
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    n = x.shape[0]
+    steps_per_epoch = n // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"task batch_size={cfg.batch_size} exceeds the {n} training images")
+    total = steps_per_epoch * cfg.epochs
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    losses = []
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(n, generator=generator).to(device)
+        running = torch.zeros((), device=device)
+        for s in range(steps_per_epoch):
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            out = model(x[idx])  # (B, classes)
+            loss = F.cross_entropy(out, y[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.detach()
+        epoch_loss = float(running) / steps_per_epoch
+        # Checked once per epoch: a per-step .item() would stall a GPU pipeline. A NaN
+        # persists once it appears, so the epoch mean still catches it.
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(f"training loss became {epoch_loss} in epoch {epoch + 1}")
+        losses.append(epoch_loss)
+    return losses
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+    """Top-1 accuracy in [0, 1] of ``model`` (in eval mode) on ``x``, ``y``."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        out = model(x[i:i + batch_size].to(device))
+        correct += int((out.argmax(1) == y[i:i + batch_size].to(device)).sum())
+    return correct / max(1, x.shape[0])

