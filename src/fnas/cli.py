@@ -75,6 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target multiply-adds, in millions")
     t.add_argument("--hard", action="store_true", help="hard constraint (alpha=0, beta=-1)")
     t.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="run (or resume) an architecture search")
+    s.add_argument("--space", choices=["mnas"], default=None, help="search space (mnas)")
+    s.add_argument("--task", default=None, help="digits | mnist5k | cifar10:PATH | folder:PATH")
+    s.add_argument("--strategy", choices=["ppo"], default=None, help="search strategy (ppo)")
+    s.add_argument("--budget", type=_positive_int, default=None,
+                   help="architectures to sample (32); with --resume, a new total")
+    s.add_argument("--batch", type=_positive_int, default=None, help="architectures per update (8)")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="proxy epochs (5)")
+    s.add_argument("--device", default=None, help="training device: cpu, cuda, ...")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--target-latency", type=_positive_float, metavar="MS")
+    g.add_argument("--target-macs", type=_positive_float, metavar="M", help="in millions")
+    s.add_argument("--hard", action="store_true", default=None,
+                   help="hard constraint (alpha=0, beta=-1)")
+    s.add_argument("--seed", type=int, default=None, help="seed (0)")
+    s.add_argument("--name", default=None, help="run name (default: strategy-task-seed-time)")
+    s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
+    s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("runs", help="list the runs in a store")
+    r.add_argument("--store", default="fnas-store")
+
+    w = sub.add_parser("show", help="show one run and its best architectures")
+    w.add_argument("run", help="run name or id (see 'fnas runs')")
+    w.add_argument("--top", type=_positive_int, default=5)
+    w.add_argument("--store", default="fnas-store")
+    w.add_argument("--json", action="store_true")
     return p
 
 
@@ -143,13 +172,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fnas.cli_search import cmd_runs, cmd_search, cmd_show
+
     args = build_parser().parse_args(argv)
+    commands = {"inspect": _cmd_inspect, "train": _cmd_train, "search": cmd_search,
+                "runs": cmd_runs, "show": cmd_show}
     try:
-        if args.command == "inspect":
-            return _cmd_inspect(args)
-        if args.command == "train":
-            return _cmd_train(args)
-        raise ConfigError(f"unknown command {args.command!r}")
+        if args.command not in commands:
+            raise ConfigError(f"unknown command {args.command!r}")
+        return commands[args.command](args)
     except FnasError as e:
         print(f"fnas {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -1,0 +1,100 @@
+"""Search overhead: the share of wall time a search spends outside the rollouts.
+
+What it measures: a real vanilla-PPO search on the digits proxy task (real training), with the
+loop's own timers: controller sampling, PPO update, store reads/writes and the atomic
+checkpoint, as a share of the search's wall time. The rest is the rollouts (training, then
+validation accuracy and latency measurement). Target: overhead < 2% of wall time.
+
+Command (from the repository root):
+
+    python benchmarks/search_overhead.py              # 3 seeds, budget 24, batch 8, 3 epochs
+    python benchmarks/search_overhead.py --quick      # 1 seed, budget 8
+
+Machine: whatever runs it (recorded in the JSON); the committed result is from the project's
+2-core CPU machine. Seeds: 0, 1, 2 (each a separate search in a fresh store). Spread: the
+per-seed shares are all reported, with their median, min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fnas.knowledge import Store
+from fnas.search import SearchConfig, run_search
+from fnas.tasks import TaskConfig
+
+OVERHEAD = ("sample", "update", "store", "checkpoint")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budget", type=int, default=24)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1 seed, budget 8")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    budget = 8 if args.quick else args.budget
+
+    runs = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as d:
+            cfg = SearchConfig(budget=budget, batch=args.batch, seed=seed,
+                               task=TaskConfig(dataset="digits", epochs=args.epochs))
+            t0 = time.perf_counter()
+            out = run_search(Store(d), cfg, name=f"overhead-s{seed}", progress=False)
+            outer = time.perf_counter() - t0
+        st = out.stats
+        over = sum(st[k] for k in OVERHEAD)
+        runs.append({
+            "seed": seed, "wall_s": st["wall"], "outer_wall_s": outer,
+            "breakdown_s": {k: st[k] for k in (*OVERHEAD, "evaluate", "train")},
+            "overhead_s": over, "overhead_share": over / st["wall"],
+            "rollout_share": st["evaluate"] / st["wall"], "best_reward": st["best_reward"],
+        })
+        print(f"seed {seed}: wall {st['wall']:.1f} s, overhead {over:.3f} s "
+              f"({100 * over / st['wall']:.3f}%), rollouts {100 * st['evaluate'] / st['wall']:.2f}%"
+              f"  [sample {st['sample']:.3f}, update {st['update']:.3f}, store {st['store']:.3f},"
+              f" checkpoint {st['checkpoint']:.3f}]")
+
+    shares = [r["overhead_share"] for r in runs]
+    result = {
+        "benchmark": "search_overhead",
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads()},
+        "config": {"task": "digits", "epochs": args.epochs, "budget": budget,
+                   "batch": args.batch, "strategy": "ppo", "seeds": seeds},
+        "overhead_parts": list(OVERHEAD),
+        "runs": runs,
+        "overhead_share": {"median": statistics.median(shares), "min": min(shares),
+                           "max": max(shares)},
+        "target": 0.02,
+        "target_met": max(shares) < 0.02,
+    }
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ("search_overhead_quick.json" if args.quick else "search_overhead.json")
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"overhead share: median {100 * result['overhead_share']['median']:.3f}% "
+          f"(min {100 * min(shares):.3f}%, max {100 * max(shares):.3f}%), target < 2%: "
+          f"{'met' if result['target_met'] else 'MISSED'}  -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

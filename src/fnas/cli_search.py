@@ -1,0 +1,141 @@
+"""``fnas search``, ``fnas runs`` and ``fnas show``: the search commands of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from datetime import datetime
+
+from fnas.cli import _human
+from fnas.errors import ConfigError
+from fnas.knowledge.store import Evaluation, Store
+
+__all__ = ["cmd_search", "cmd_runs", "cmd_show"]
+
+_NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
+                 "target_macs", "hard", "seed", "name")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from fnas.search import SearchConfig
+    from fnas.tasks import RewardConfig
+
+    cfg = SearchConfig()
+    task = cfg.task
+    if args.task is not None:
+        task = replace(task, dataset=args.task)
+    if args.epochs is not None:
+        task = replace(task, epochs=args.epochs)
+    if args.device is not None:
+        task = replace(task, device=args.device)
+    mode = "hard" if args.hard else "soft"
+    reward = cfg.reward
+    if args.target_latency:
+        reward = RewardConfig("latency", args.target_latency, mode)
+    elif args.target_macs:
+        reward = RewardConfig("macs", args.target_macs * 1e6, mode)
+    elif args.hard:
+        raise ConfigError("--hard needs --target-latency or --target-macs")
+    overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed")
+                 if getattr(args, k) is not None}
+    return replace(cfg, task=task, reward=reward, **overrides)
+
+
+def _print_top(best: list[Evaluation], file=sys.stdout) -> None:
+    if not best:
+        print("no successful evaluation yet", file=file)
+        return
+    print(f"{'rank':>4}  {'reward':>7}  {'acc':>6}  {'lat ms':>6}  {'MACs':>7}  arch", file=file)
+    for i, e in enumerate(best, 1):
+        lat = f"{e.latency_ms:6.2f}" if e.latency_ms is not None else f"{'-':>6}"
+        macs = _human(e.macs) if e.macs is not None else "-"
+        acc = f"{e.accuracy:6.4f}" if e.accuracy is not None else f"{'-':>6}"
+        print(f"{i:>4}  {e.reward:7.4f}  {acc}  {lat}  {macs:>7}  {e.arch}", file=file)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from fnas.search import resume_search, run_search
+
+    store = Store(args.store)
+    try:
+        if args.resume is not None:
+            given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
+            if given:
+                raise ConfigError(
+                    f"--resume continues a run with its recorded settings; drop "
+                    f"--{given[0].replace('_', '-')} (only --budget and --store apply)")
+            try:
+                out = resume_search(store, args.resume, budget=args.budget,
+                                    progress=not args.no_progress)
+            except KeyboardInterrupt:
+                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
+                      f" --resume {args.resume}", file=sys.stderr)
+                return 130
+        else:
+            cfg = _config_from_args(args)
+            name = args.name or (f"{cfg.strategy}-{cfg.task.dataset.split(':', 1)[0]}"
+                                 f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
+            try:
+                out = run_search(store, cfg, name=name, progress=not args.no_progress)
+            except KeyboardInterrupt:
+                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
+                      f" --resume {name}", file=sys.stderr)
+                return 130
+        exp = out.experiment
+        s = store.summary(exp.id)
+        print(f"run {exp.name} ({exp.status}): {s['evaluated']} architectures, "
+              f"{s['trained']} trained, {s['cached']} cached, {s['failed']} failed, "
+              f"{s['train_seconds']:.0f} s training")
+        _print_top(out.best)
+        print(f"details: fnas show {exp.name} --store {args.store}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with Store(args.store, create=False) as store:
+        exps = store.list_experiments()
+        if not exps:
+            print(f"no runs in {args.store}")
+            return 0
+        print(f"{'id':>3}  {'name':<36}  {'status':<11}  {'done':>9}  {'trained':>7}  "
+              f"{'best':>7}  created")
+        for e in exps:
+            s = store.summary(e.id)
+            best = f"{s['best_reward']:.4f}" if s["best_reward"] is not None else "-"
+            created = datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
+            print(f"{e.id:>3}  {e.name:<36}  {e.status:<11}  {s['evaluated']:>4}/{e.budget:<4}  "
+                  f"{s['trained']:>7}  {best:>7}  {created}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with Store(args.store, create=False) as store:
+        exp = store.get_experiment(args.run)
+        s = store.summary(exp.id)
+        best = store.top(exp.id, args.top)
+        st = exp.stats
+        overhead = sum(st.get(k, 0.0) for k in ("sample", "update", "store", "checkpoint"))
+        if args.json:
+            print(json.dumps({"id": exp.id, "name": exp.name, "status": exp.status,
+                              "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
+                              "config": exp.config, "summary": s, "stats": st,
+                              "top": [e.__dict__ for e in best]}, indent=2, default=list))
+            return 0
+        cfg = exp.config
+        print(f"run       {exp.name} (id {exp.id}, {exp.status})")
+        print(f"strategy  {exp.strategy}, seed {exp.seed}, batch {cfg['batch']}, "
+              f"budget {exp.budget}")
+        print(f"task      {cfg['task']['dataset']}, {cfg['task']['epochs']} epochs, "
+              f"reward {cfg['reward']['metric']} target {cfg['reward']['target']} "
+              f"({cfg['reward']['mode']})")
+        print(f"progress  {s['evaluated']} evaluated, {s['trained']} trained, "
+              f"{s['cached']} cached, {s['failed']} failed")
+        if st.get("wall"):
+            print(f"time      {st['wall']:.1f} s wall, {st.get('train', 0):.1f} s training, "
+                  f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
+        _print_top(best)
+    return 0

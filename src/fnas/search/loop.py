@@ -1,0 +1,254 @@
+"""The search loop (DESIGN.md's numbered loop) with the vanilla parts; later parts plug in here.
+
+One iteration = one batch of B architectures:
+
+1. **Sample**: ``strategy.ask(B)``.
+2. **Decide**: an architecture already evaluated on this task signature (in any experiment)
+   reuses its stored result, flagged ``cached``; otherwise it is trained. (The critic's
+   decision module will add ``predicted`` and ``audited`` here.)
+3. **Evaluate**: the evaluator trains it; each evaluation is committed as it completes.
+4. **Update**: ``strategy.tell(...)`` (PPO).
+5. **Persist**: the strategy's state, the loop's counters and timers, atomically.
+
+Resume is exact: the checkpoint restores every generator, and evaluations already recorded for
+the interrupted batch are reused slot by slot, so a resumed search makes the same decisions as
+an uninterrupted one and nothing recorded is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from fnas.agent.ppo import PPOConfig
+from fnas.errors import ConfigError, StoreError
+from fnas.knowledge.store import Evaluation, Experiment, Store
+from fnas.search.checkpoint import load_checkpoint, save_checkpoint
+from fnas.search.evaluators import Evaluator, ProxyEvaluator
+from fnas.search.ppo import PPOStrategy
+from fnas.search.strategy import Strategy
+from fnas.space.factorized import FactorizedSpace
+from fnas.space.mnas import mnas_space
+from fnas.tasks.reward import RewardConfig
+from fnas.tasks.trainer import TaskConfig
+
+__all__ = ["SearchConfig", "SearchOutcome", "run_search", "resume_search", "STRATEGIES",
+           "SPACES"]
+
+STRATEGIES = {"ppo": PPOStrategy}
+SPACES = {"mnas": mnas_space}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A whole search: what to search, on what, how long, with which controller."""
+
+    space: str = "mnas"
+    """Search space name (``mnas``); its input-size variant follows the task's images."""
+    strategy: str = "ppo"
+    """Search strategy name (``ppo``)."""
+    budget: int = 32
+    """Architectures to sample in total (cached ones count: they are samples)."""
+    batch: int = 8
+    """Architectures per iteration (one controller update each)."""
+    seed: int = 0
+    """Seeds the strategy and every rollout; same seed, same search."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """The proxy task."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """The reward."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """Controller hyper-parameters."""
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ConfigError(f"unknown space {self.space!r}: expected one of {sorted(SPACES)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}: expected one of {sorted(STRATEGIES)}")
+        if self.budget < 1:
+            raise ConfigError(f"budget={self.budget} must be >= 1")
+        if self.batch < 2:
+            raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        d = dict(d)
+        return cls(**{**d, "task": TaskConfig(**d["task"]), "reward": RewardConfig(**d["reward"]),
+                      "ppo": PPOConfig(**d["ppo"])})
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished (or stopped) search returns."""
+
+    experiment: Experiment
+    best: list[Evaluation]
+    stats: dict[str, float]
+
+
+_TIMERS = ("sample", "evaluate", "train", "store", "update", "checkpoint", "wall")
+
+
+def _rollout_seed(seed: int, iteration: int, slot: int) -> int:
+    return int(np.random.SeedSequence([seed, iteration, slot]).generate_state(1)[0])
+
+
+def _make(cfg: SearchConfig, evaluator: Evaluator | None,
+          space: FactorizedSpace | None) -> tuple[Evaluator, FactorizedSpace, Strategy]:
+    evaluator = evaluator or ProxyEvaluator(cfg.task, cfg.reward)
+    if space is None:
+        space = SPACES[cfg.space](getattr(evaluator, "input_size", 224))
+    strategy = STRATEGIES[cfg.strategy](space, cfg.seed, cfg.ppo)
+    return evaluator, space, strategy
+
+
+def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
+               evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
+               progress: bool = True, stop_after: int | None = None) -> SearchOutcome:
+    """Start a new search recorded in ``store``.
+
+    ``stop_after`` stops after that many iterations (as a kill would, minus the kill), leaving
+    the experiment resumable.
+
+    Raises:
+        ConfigError: bad configuration. StoreError: the name is taken, or the store fails.
+    """
+    evaluator, space, strategy = _make(cfg, evaluator, space)
+    kind = cfg.task.dataset.split(":", 1)[0]
+    name = name or f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
+                                  evaluator.signature, cfg.to_dict(), cfg.budget)
+    return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after)
+
+
+def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
+                  evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
+                  progress: bool = True, stop_after: int | None = None) -> SearchOutcome:
+    """Continue a stopped search from its last checkpoint; ``budget`` may extend it.
+
+    Raises:
+        StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
+    """
+    exp = store.get_experiment(ref)
+    cfg = SearchConfig.from_dict(exp.config)
+    if budget is not None:
+        cfg = replace(cfg, budget=budget)
+        store.update_experiment(exp.id, budget=budget)
+    evaluator, space, strategy = _make(cfg, evaluator, space)
+    if space.signature != exp.space_signature or evaluator.signature != exp.task_signature:
+        raise StoreError(f"run {exp.name!r} was recorded with another space or task "
+                         "(data or training settings changed); start a new run instead")
+    ckpt = load_checkpoint(store.run_dir(exp.name))
+    loop_state: dict[str, Any] = {}
+    if ckpt is not None:
+        tensors, meta = ckpt
+        strategy.load_state(tensors, meta["strategy"])
+        loop_state = meta["loop"]
+    return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after)
+
+
+def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
+          strategy: Strategy, loop_state: dict[str, Any], progress: bool,
+          stop_after: int | None) -> SearchOutcome:
+    from tqdm.auto import tqdm
+
+    iteration = int(loop_state.get("iteration", 0))
+    n_done = int(loop_state.get("n_done", 0))
+    timers = {k: float(loop_state.get("timers", {}).get(k, 0.0)) for k in _TIMERS}
+    real = [e.reward for e in store.evaluations(exp.id) if not e.predicted and e.status == "ok"]
+    best = max(real, default=float("-inf"))
+    store.update_experiment(exp.id, status="running")
+    bar = tqdm(total=cfg.budget, initial=min(n_done, cfg.budget), desc=exp.name,
+               disable=not progress, unit="arch", dynamic_ncols=True)
+    t_wall = time.perf_counter()
+    iters_this_call = 0
+    try:
+        while n_done < cfg.budget and (stop_after is None or iters_this_call < stop_after):
+            n = min(cfg.batch, cfg.budget - n_done)
+            if cfg.budget - n_done - n == 1:  # never leave a lone last sample: fold it in
+                n += 1
+            t = time.perf_counter()
+            proposals = strategy.ask(n)
+            timers["sample"] += time.perf_counter() - t
+            t = time.perf_counter()
+            existing = {e.slot: e for e in store.evaluations(exp.id, iteration)}
+            timers["store"] += time.perf_counter() - t
+            evals = []
+            for slot, p in enumerate(proposals):
+                ev = existing.get(slot)
+                if ev is not None and ev.arch_key != p.spec.key:
+                    raise StoreError(f"run {exp.name!r}: recorded slot {slot} of iteration "
+                                     f"{iteration} holds another architecture; cannot resume")
+                if ev is None:
+                    ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers)
+                evals.append(ev)
+                if ev.status == "ok" and not ev.predicted:
+                    best = max(best, ev.reward)
+                bar.update(1)
+                bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
+            t = time.perf_counter()
+            metrics = strategy.tell(proposals, [e.reward for e in evals])
+            timers["update"] += time.perf_counter() - t
+            iteration += 1
+            n_done += n
+            iters_this_call += 1
+            t = time.perf_counter()
+            timers["wall"] += t - t_wall
+            t_wall = t
+            tensors, meta = strategy.state()
+            loop = {"iteration": iteration, "n_done": n_done, "timers": timers}
+            save_checkpoint(store.run_dir(exp.name), tensors, {"strategy": meta, "loop": loop})
+            timers["checkpoint"] += time.perf_counter() - t
+            t = time.perf_counter()
+            stats = {**timers, "iteration": iteration, "n_done": n_done, "best_reward": best,
+                     **{f"last/{k}": v for k, v in metrics.items()}}
+            store.update_experiment(exp.id, stats=stats)
+            timers["store"] += time.perf_counter() - t
+    except KeyboardInterrupt:
+        store.update_experiment(exp.id, status="interrupted")
+        raise
+    finally:
+        bar.close()
+    timers["wall"] += time.perf_counter() - t_wall
+    done = n_done >= cfg.budget
+    stats = {**timers, "iteration": iteration, "n_done": n_done, "best_reward": best}
+    store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
+    return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
+
+
+def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
+              seed: int, timers: dict[str, float]) -> Evaluation:
+    """Reuse a stored result for this task, or train; record the evaluation either way."""
+    key = p.spec.key
+    base = dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=key,
+                arch=p.spec.to_str(), decisions=p.decisions, task_signature=exp.task_signature,
+                behaviour_logp=p.logp)
+    t = time.perf_counter()
+    prior = store.lookup_trained(exp.task_signature, key)
+    timers["store"] += time.perf_counter() - t
+    if prior is not None:
+        reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
+        ev = Evaluation(**base, reward=reward, status=prior.status, message=prior.message,
+                        accuracy=prior.accuracy, latency_ms=prior.latency_ms, macs=prior.macs,
+                        params=prior.params, seed=prior.seed, cached=True)
+    else:
+        rs = _rollout_seed(seed, iteration, slot)
+        t = time.perf_counter()
+        r = evaluator.evaluate(p.spec, rs)
+        timers["evaluate"] += time.perf_counter() - t
+        timers["train"] += r.train_seconds
+        ev = Evaluation(**base, reward=r.reward, status=r.status, message=r.message,
+                        accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
+                        params=r.params, train_seconds=r.train_seconds, seed=rs, trained=True)
+    t = time.perf_counter()
+    ev = store.add_evaluation(ev)
+    timers["store"] += time.perf_counter() - t
+    return ev

@@ -1,0 +1,65 @@
+"""The ask/tell contract every search strategy implements (Optuna ``BaseSampler`` style).
+
+A strategy proposes architectures (``ask``) and learns from their rewards (``tell``). It owns
+its seeded generators, so the same seed gives the same search, and it can save and restore
+its whole state (``state``/``load_state``) so that a search resumes exactly where its last
+checkpoint left it. Strategies never see modules, datasets or the store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fnas.space.factorized import FactorizedSpace
+
+__all__ = ["Proposal", "Strategy"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One architecture a strategy asks to evaluate."""
+
+    spec: Any
+    """The decoded architecture (an ArchSpec for the MnasNet space)."""
+    decisions: tuple[int, ...]
+    """The decision vector it was decoded from."""
+    logp: float | None = None
+    """log-probability under the policy that drew it (the behaviour policy), if any."""
+
+
+class Strategy(ABC):
+    """Base class: ``ask(n)`` then ``tell(proposals, rewards)``, alternately.
+
+    Contract:
+        - ``ask`` is called with n >= 1 and returns exactly n proposals; it may only be
+          followed by ``tell`` with those proposals (in order) and one reward each.
+        - All randomness comes from generators seeded by ``seed`` in ``__init__``.
+        - ``state()`` after ``tell`` and ``load_state()`` on a fresh instance with the same
+          space, seed and config reproduce the rest of the search exactly.
+    """
+
+    name = "base"
+
+    def __init__(self, space: FactorizedSpace, seed: int) -> None:
+        self.space = space
+        self.seed = seed
+
+    @abstractmethod
+    def ask(self, n: int) -> list[Proposal]:
+        """Propose ``n`` architectures."""
+
+    @abstractmethod
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        """Learn from the rewards of the last ``ask``; returns metrics under stable names."""
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, JSON-able metadata) holding everything needed to resume."""
+        return {}, {}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:  # noqa: B027
+        """Restore what :meth:`state` returned (a stateless strategy needs nothing)."""

@@ -1,0 +1,82 @@
+"""``fnas search/runs/show`` as a user runs them, with real training on digits and a kill -9."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+SEARCH = ["search", "--epochs", "1", "--batch", "2", "--no-progress"]
+
+
+def fnas(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "fnas.cli", *args], capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+def test_search_smoke_then_runs_and_show(tmp_path):
+    store = str(tmp_path / "s")
+    p = fnas(*SEARCH, "--budget", "4", "--store", store, "--name", "smoke",
+             "--target-macs", "1")
+    assert p.returncode == 0, p.stderr
+    assert "run smoke (done): 4 architectures" in p.stdout and "rank" in p.stdout
+    p = fnas("runs", "--store", store)
+    assert p.returncode == 0 and "smoke" in p.stdout and "4/4" in p.stdout
+    p = fnas("show", "smoke", "--store", store, "--json", "--top", "2")
+    out = json.loads(p.stdout)
+    assert out["status"] == "done" and out["summary"]["evaluated"] == 4
+    assert len(out["top"]) <= 2 and out["config"]["reward"]["target"] == 1e6
+    assert out["stats"]["wall"] > out["stats"]["train"] > 0
+    p = fnas("show", "smoke", "--store", store)
+    assert "search overhead" in p.stdout
+
+
+def test_kill_minus_nine_then_resume_completes_budget(tmp_path):
+    store = tmp_path / "k"
+    cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "8", "--store", str(store),
+           "--name", "killed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = store / "fnas.db"
+    deadline = time.time() + 300
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db)
+                n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+                con.close()
+            except sqlite3.OperationalError:
+                n = 0
+            if n >= 3:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the search finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    p = fnas("search", "--resume", "killed", "--store", str(store), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT iteration, slot FROM evaluations").fetchall()
+    status = con.execute("SELECT status FROM experiments").fetchone()[0]
+    con.close()
+    assert len(rows) == 8 and len(set(rows)) == 8 and status == "done"
+
+
+def test_search_bad_input_is_one_line(tmp_path):
+    store = str(tmp_path / "e")
+    cases = [
+        (["search", "--task", "nope", "--store", store], "nope"),
+        (["search", "--batch", "1", "--store", store], "batch"),
+        (["search", "--hard", "--store", store], "--hard"),
+        (["search", "--resume", "ghost", "--store", store], "ghost"),
+        (["search", "--resume", "ghost", "--task", "digits", "--store", store], "--task"),
+        (["show", "ghost", "--store", store], "ghost"),
+        (["runs", "--store", str(tmp_path / "none")], "no fnas store"),
+    ]
+    for args, needle in cases:
+        p = fnas(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, args

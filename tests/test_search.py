@@ -1,0 +1,169 @@
+"""PPO search: learning on a known optimum, the cache, exact resume, checkpoints."""
+
+import numpy as np
+import pytest
+
+from fnas.errors import StoreError
+from fnas.knowledge import Store
+from fnas.search import (
+    PPOStrategy,
+    SearchConfig,
+    SyntheticEvaluator,
+    load_checkpoint,
+    resume_search,
+    run_search,
+)
+from fnas.search.checkpoint import CHECKPOINT_NAME
+from fnas.space import mnas_space
+
+SPACE = mnas_space(8)
+
+
+def _target(seed=5):
+    return SPACE.encode(SPACE.decode(SPACE.sample(np.random.default_rng(seed))))
+
+
+class CountingEvaluator(SyntheticEvaluator):
+    """The synthetic evaluator, counting how many times it really evaluates."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.calls = 0
+
+    def evaluate(self, spec, seed):
+        self.calls += 1
+        return super().evaluate(spec, seed)
+
+
+def test_ppo_raises_probability_of_known_best():
+    target = _target()
+    ev = SyntheticEvaluator(SPACE, target)
+    strat = PPOStrategy(SPACE, seed=0)
+    before = strat.log_prob(target)
+    first_mean = None
+    for _ in range(30):
+        props = strat.ask(8)
+        rewards = [ev.evaluate(p.spec, 0).reward for p in props]
+        first_mean = first_mean if first_mean is not None else np.mean(rewards)
+        strat.tell(props, rewards)
+    after = strat.log_prob(target)
+    assert after > before + 5.0  # e^5 = 150x more likely after 240 samples
+    assert np.mean(rewards) > first_mean + 0.1
+
+
+def test_ppo_is_seeded():
+    a, b, c = PPOStrategy(SPACE, 1), PPOStrategy(SPACE, 1), PPOStrategy(SPACE, 2)
+    assert [p.decisions for p in a.ask(4)] == [p.decisions for p in b.ask(4)]
+    assert [p.decisions for p in a.ask(4)] != [p.decisions for p in c.ask(4)]
+
+
+def _run(store, name, budget=48, stop_after=None, seed=0, ev=None):
+    ev = ev or CountingEvaluator(SPACE, _target(), noise=0.05)
+    cfg = SearchConfig(budget=budget, batch=8, seed=seed)
+    out = run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False,
+                     stop_after=stop_after)
+    return out, ev
+
+
+def test_resume_completes_budget_and_matches_uninterrupted(tmp_path):
+    full, _ = _run(Store(tmp_path / "a"), "full")
+    store = Store(tmp_path / "b")
+    part, _ = _run(store, "part", stop_after=2)
+    assert part.experiment.status == "stopped" and part.stats["n_done"] == 16
+    store.close()
+    store = Store(tmp_path / "b")  # a new process would reopen the store like this
+    ev = CountingEvaluator(SPACE, _target(), noise=0.05)
+    done = resume_search(store, "part", evaluator=ev, space=SPACE, progress=False)
+    assert done.experiment.status == "done" and done.stats["n_done"] == 48
+    a = [(e.arch_key, e.reward) for e in Store(tmp_path / "a").evaluations(full.experiment.id)]
+    b = [(e.arch_key, e.reward) for e in store.evaluations(done.experiment.id)]
+    assert a == b  # the resumed search made exactly the decisions of the uninterrupted one
+
+
+def test_resume_reuses_evaluations_of_the_interrupted_batch(tmp_path):
+    store = Store(tmp_path)
+    out, _ = _run(store, "r", budget=24, stop_after=1)
+    exp = out.experiment
+    # Simulate a kill in the middle of iteration 1: record its first 3 slots only.
+    strat = PPOStrategy(SPACE, 0)
+    tensors, meta = load_checkpoint(store.run_dir("r"))
+    strat.load_state(tensors, meta["strategy"])
+    props = strat.ask(8)
+    ev = CountingEvaluator(SPACE, _target(), noise=0.05)
+    from fnas.search.loop import _evaluate
+
+    timers = dict.fromkeys(("store", "evaluate", "train"), 0.0)
+    for slot in range(3):
+        _evaluate(store, exp, ev, props[slot], 1, slot, 0, timers)
+    ev2 = CountingEvaluator(SPACE, _target(), noise=0.05)
+    done = resume_search(store, "r", evaluator=ev2, space=SPACE, progress=False)
+    rows = store.evaluations(exp.id)
+    assert len(rows) == 24 and done.stats["n_done"] == 24
+    assert len({(e.iteration, e.slot) for e in rows}) == 24  # nothing recorded twice
+    assert [e.arch_key for e in rows if e.iteration == 1][:3] == [p.spec.key for p in props[:3]]
+
+
+def test_cache_avoids_retraining(tmp_path):
+    store = Store(tmp_path)
+    first, ev1 = _run(store, "one", budget=16)
+    assert ev1.calls == sum(e.trained for e in store.evaluations(first.experiment.id))
+    second, ev2 = _run(store, "two", budget=16)  # same seed: the same 16 architectures
+    assert ev2.calls == 0
+    rows = store.evaluations(second.experiment.id)
+    assert all(e.cached and not e.trained for e in rows)
+    firsts = {e.arch_key: e.reward for e in store.evaluations(first.experiment.id)}
+    assert all(e.reward == firsts[e.arch_key] for e in rows)
+
+
+def test_store_reopens_with_all_data(tmp_path):
+    out, _ = _run(Store(tmp_path), "keep", budget=16)
+    again = Store(tmp_path)
+    exp = again.get_experiment("keep")
+    assert exp.status == "done" and exp.config["budget"] == 16
+    assert again.get_experiment(str(exp.id)).name == "keep"
+    rows = again.evaluations(exp.id)
+    assert len(rows) == 16 and all(len(e.decisions) == len(SPACE) for e in rows)
+    assert rows[0].behaviour_logp is not None and rows[0].created > 0
+    assert again.top(exp.id, 3)[0].reward == max(e.reward for e in rows)
+    s = again.summary(exp.id)
+    assert s["evaluated"] == 16 and s["trained"] + s["cached"] == 16
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 100, b""])
+def test_corrupted_checkpoint_is_one_line_store_error(tmp_path, content):
+    store = Store(tmp_path)
+    _run(store, "c", budget=16, stop_after=1)
+    (store.run_dir("c") / CHECKPOINT_NAME).write_bytes(content)
+    with pytest.raises(StoreError) as e:
+        resume_search(store, "c", evaluator=CountingEvaluator(SPACE, _target(), noise=0.05),
+                      space=SPACE, progress=False)
+    assert "corrupted" in str(e.value) and "\n" not in str(e.value)
+    assert len(store.evaluations(store.get_experiment("c").id)) == 8  # nothing lost
+
+
+def test_corrupted_or_foreign_database(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "fnas.db").write_bytes(b"this is not sqlite" * 50)
+    with pytest.raises(StoreError, match="unreadable"):
+        Store(tmp_path / "bad")
+    import sqlite3
+
+    (tmp_path / "other").mkdir()
+    con = sqlite3.connect(tmp_path / "other" / "fnas.db")
+    con.execute("CREATE TABLE users (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not an fnas store"):
+        Store(tmp_path / "other")
+    with pytest.raises(StoreError, match="no fnas store"):
+        Store(tmp_path / "missing", create=False)
+
+
+def test_duplicate_run_name_and_changed_task(tmp_path):
+    store = Store(tmp_path)
+    _run(store, "dup", budget=8)
+    with pytest.raises(StoreError, match="already exists"):
+        _run(store, "dup", budget=8)
+    other = CountingEvaluator(SPACE, _target(seed=6))  # a different task signature
+    with pytest.raises(StoreError, match="another space or task"):
+        resume_search(store, "dup", budget=16, evaluator=other, space=SPACE, progress=False)
