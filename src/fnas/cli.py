@@ -107,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def reward_from_args(args: argparse.Namespace):
+    """RewardConfig from --target-latency / --target-macs (millions) / --hard."""
+    from fnas.tasks import RewardConfig
+
+    mode = "hard" if args.hard else "soft"
+    if args.target_latency:
+        return RewardConfig("latency", args.target_latency, mode)
+    if args.target_macs:
+        return RewardConfig("macs", args.target_macs * 1e6, mode)
+    if args.hard:
+        raise ConfigError("--hard needs --target-latency or --target-macs")
+    return RewardConfig()
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from fnas.space import arch_cost, resolve_arch
 
@@ -142,17 +156,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from fnas.space import resolve_arch
-    from fnas.tasks import RewardConfig, TaskConfig, load_dataset, run_rollout
+    from fnas.tasks import TaskConfig, load_dataset, run_rollout
 
     task = TaskConfig(dataset=args.task, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
                       max_samples=args.max_samples, image_size=args.image_size,
                       device=args.device)
-    if args.target_latency:
-        reward = RewardConfig("latency", args.target_latency, "hard" if args.hard else "soft")
-    elif args.target_macs:
-        reward = RewardConfig("macs", args.target_macs * 1e6, "hard" if args.hard else "soft")
-    else:
-        reward = RewardConfig()
+    reward = reward_from_args(args)
     data = load_dataset(task.dataset, val_fraction=task.val_fraction, split_seed=task.split_seed,
                         max_samples=task.max_samples, image_size=task.image_size)
     spec = resolve_arch(args.arch, data.image_size)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 
-from fnas.cli import _human
+from fnas.cli import _human, reward_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Evaluation, Store
 
@@ -20,7 +20,6 @@ _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "targ
 
 def _config_from_args(args: argparse.Namespace):
     from fnas.search import SearchConfig
-    from fnas.tasks import RewardConfig
 
     cfg = SearchConfig()
     task = cfg.task
@@ -30,14 +29,7 @@ def _config_from_args(args: argparse.Namespace):
         task = replace(task, epochs=args.epochs)
     if args.device is not None:
         task = replace(task, device=args.device)
-    mode = "hard" if args.hard else "soft"
-    reward = cfg.reward
-    if args.target_latency:
-        reward = RewardConfig("latency", args.target_latency, mode)
-    elif args.target_macs:
-        reward = RewardConfig("macs", args.target_macs * 1e6, mode)
-    elif args.hard:
-        raise ConfigError("--hard needs --target-latency or --target-macs")
+    reward = reward_from_args(args)
     overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed")
                  if getattr(args, k) is not None}
     return replace(cfg, task=task, reward=reward, **overrides)
