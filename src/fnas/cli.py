@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run (or resume) an architecture search")
     s.add_argument("--space", choices=["mnas"], default=None, help="search space (mnas)")
     s.add_argument("--task", default=None, help="digits | mnist5k | cifar10:PATH | folder:PATH")
-    s.add_argument("--strategy", choices=["ppo"], default=None, help="search strategy (ppo)")
+    s.add_argument("--strategy", choices=["ppo", "rea", "random"], default=None,
+                   help="search strategy (ppo)")
     s.add_argument("--budget", type=_positive_int, default=None,
                    help="architectures to sample (32); with --resume, a new total")
     s.add_argument("--batch", type=_positive_int, default=None, help="architectures per update (8)")
@@ -95,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("bench", help="compare strategies over seeds on a benchmark")
+    b.add_argument("--bench", choices=["macro", "real"], default="macro",
+                   help="macro: NAS-Bench-Macro table (needs --data); real: proxy training")
+    b.add_argument("--data", default=None, help="path of nas-bench-macro_cifar10.json")
+    b.add_argument("--task", default="digits", help="real: digits | mnist5k | ...")
+    b.add_argument("--epochs", type=_positive_int, default=3, help="real: proxy epochs (3)")
+    b.add_argument("--strategies", default="random,rea,ppo", help="comma-separated")
+    b.add_argument("--seeds", type=_positive_int, default=20, help="runs per strategy (20)")
+    b.add_argument("--budget", type=_positive_int, default=1000, help="queries per run (1000)")
+    b.add_argument("--batch", type=_positive_int, default=8, help="proposals per round (8)")
+    b.add_argument("--noisy", action="store_true", help="macro: one seed's accuracy per query")
+    b.add_argument("--jobs", type=int, default=0, help="parallel runs (0: one per core)")
+    b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
+    b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
+    b.add_argument("--no-progress", action="store_true")
 
     r = sub.add_parser("runs", help="list the runs in a store")
     r.add_argument("--store", default="fnas-store")
@@ -181,11 +198,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fnas.cli_search import cmd_runs, cmd_search, cmd_show
+    from fnas.cli_search import cmd_bench, cmd_runs, cmd_search, cmd_show
 
     args = build_parser().parse_args(argv)
     commands = {"inspect": _cmd_inspect, "train": _cmd_train, "search": cmd_search,
-                "runs": cmd_runs, "show": cmd_show}
+                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench}
     try:
         if args.command not in commands:
             raise ConfigError(f"unknown command {args.command!r}")

@@ -12,7 +12,7 @@ from fnas.cli import _human, reward_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Evaluation, Store
 
-__all__ = ["cmd_search", "cmd_runs", "cmd_show"]
+__all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
 _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
                  "target_macs", "hard", "seed", "name")
@@ -130,4 +130,22 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"time      {st['wall']:.1f} s wall, {st.get('train', 0):.1f} s training, "
                   f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
         _print_top(best)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fnas.search.bench import BenchConfig, format_summary, run_bench, save_bench
+    from fnas.tasks import TaskConfig
+
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
+    cfg = BenchConfig(bench=args.bench, strategies=strategies, seeds=args.seeds,
+                      budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
+                      task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs)
+    result = run_bench(cfg, progress=not args.no_progress)
+    stem = args.name or f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
+    js, png = save_bench(result, args.out, stem)
+    print(format_summary(cfg, result["summary"]))
+    print(f"wrote {js} and {png} ({result['seconds']:.0f} s)")
     return 0

@@ -1,7 +1,13 @@
 """Search: the ask/tell strategies, evaluators, checkpoints and the loop."""
 
+from fnas.search.bench import BENCHMARKS, BenchConfig, run_bench
 from fnas.search.checkpoint import load_checkpoint, save_checkpoint
-from fnas.search.evaluators import Evaluator, ProxyEvaluator, SyntheticEvaluator
+from fnas.search.evaluators import (
+    Evaluator,
+    MacroTableEvaluator,
+    ProxyEvaluator,
+    SyntheticEvaluator,
+)
 from fnas.search.loop import (
     SPACES,
     STRATEGIES,
@@ -11,8 +17,13 @@ from fnas.search.loop import (
     run_search,
 )
 from fnas.search.ppo import PPOStrategy
+from fnas.search.random_search import RandomSearch
+from fnas.search.rea import REAConfig, REAStrategy
 from fnas.search.strategy import Proposal, Strategy
 
-__all__ = ["load_checkpoint", "save_checkpoint", "Evaluator", "ProxyEvaluator",
-           "SyntheticEvaluator", "SPACES", "STRATEGIES", "SearchConfig", "SearchOutcome",
-           "resume_search", "run_search", "PPOStrategy", "Proposal", "Strategy"]
+__all__ = [
+    "load_checkpoint", "save_checkpoint", "Evaluator", "ProxyEvaluator", "SyntheticEvaluator",
+    "MacroTableEvaluator", "BENCHMARKS", "BenchConfig", "run_bench", "RandomSearch", "REAConfig",
+    "REAStrategy", "SPACES", "STRATEGIES", "SearchConfig", "SearchOutcome", "resume_search",
+    "run_search", "PPOStrategy", "Proposal", "Strategy",
+]

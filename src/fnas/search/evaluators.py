@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.datasets import load_dataset
+from fnas.tasks.macro_table import load_macro_table
 from fnas.tasks.reward import RewardConfig, mnas_reward
 from fnas.tasks.rollout import RolloutResult, run_rollout
 from fnas.tasks.trainer import TaskConfig
 
-__all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator"]
+__all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator"]
 
 
 class Evaluator(ABC):
@@ -77,3 +79,38 @@ class SyntheticEvaluator(Evaluator):
             acc += float(np.random.default_rng(seed).normal(0.0, self.noise))
         return RolloutResult(spec.to_str(), spec.key, "ok", "", acc, acc, None, None, None,
                              0.0, 0, seed)
+
+
+class MacroTableEvaluator(Evaluator):
+    """NAS-Bench-Macro lookups: a query costs nothing but the query (and its FLOPs estimate).
+
+    The accuracy is the table's ``mean_acc`` (noiseless), or in ``noisy`` mode one of the three
+    seeds' ``test_acc``, drawn by the evaluation seed as a real training would give. The
+    reward is the accuracy as a fraction, or MnasNet's reward with the table's FLOPs as the
+    cost (``RewardConfig("macs", target)``). ``train_seconds`` is left at 0; a query's compute
+    estimate is ``flops / table.mean_flops`` (:meth:`cost`).
+    """
+
+    def __init__(self, path: str, reward: RewardConfig | None = None, noisy: bool = False) -> None:
+        self.table = load_macro_table(str(path))
+        self.reward = reward or RewardConfig()
+        if self.reward.target is not None and self.reward.metric != "macs":
+            raise ConfigError("NAS-Bench-Macro has no latency: use a FLOPs target (metric 'macs')")
+        self.noisy = noisy
+        self.input_size = 32
+        self.signature = f"macro|{self.table.path}|noisy={noisy}"
+
+    def evaluate(self, spec: Any, seed: int) -> RolloutResult:
+        key = spec.key
+        e = self.table.entries.get(key)
+        if e is None:
+            return RolloutResult(key, key, "invalid", f"{key!r} is not in the table",
+                                 self.reward.failure_reward)
+        acc = e.test_acc[int(np.random.default_rng(seed).integers(3))] if self.noisy else e.mean_acc
+        acc /= 100.0
+        r = mnas_reward(acc, e.flops, self.reward)
+        return RolloutResult(key, key, "ok", "", r, acc, None, e.flops, e.params, 0.0, 0, seed)
+
+    def cost(self, key: str) -> float:
+        """Training-compute estimate of one query, in units of the table's mean FLOPs."""
+        return self.table.entries[key].flops / self.table.mean_flops

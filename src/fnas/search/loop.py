@@ -32,6 +32,7 @@ from fnas.search.evaluators import Evaluator, ProxyEvaluator
 from fnas.search.ppo import PPOStrategy
 from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.space.macro import macro_space
 from fnas.space.mnas import mnas_space
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import TaskConfig
@@ -39,8 +40,26 @@ from fnas.tasks.trainer import TaskConfig
 __all__ = ["SearchConfig", "SearchOutcome", "run_search", "resume_search", "STRATEGIES",
            "SPACES"]
 
-STRATEGIES = {"ppo": PPOStrategy}
-SPACES = {"mnas": mnas_space}
+def _ppo(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
+    return PPOStrategy(space, cfg.seed, cfg.ppo)
+
+
+def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
+    from fnas.search.rea import REAConfig, REAStrategy
+
+    return REAStrategy(space, cfg.seed, REAConfig(**cfg.rea) if cfg.rea else None)
+
+
+def _random(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
+    from fnas.search.random_search import RandomSearch
+
+    return RandomSearch(space, cfg.seed)
+
+
+STRATEGIES = {"ppo": _ppo, "rea": _rea, "random": _random}
+"""Strategy factories ``(space, SearchConfig) -> Strategy``; register your own here."""
+SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
+"""Space factories taking the task's input size."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,16 @@ class SearchConfig:
     """The reward."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Controller hyper-parameters."""
+    rea: dict = field(default_factory=dict)
+    """Regularized-evolution settings (``REAConfig`` fields); empty means its defaults."""
+    budget_counts: str = "samples"
+    """What the budget counts: ``samples`` (every sampled architecture) or ``trained`` (real
+    evaluations only: cached repeats are free, as when benchmarking queries)."""
+    max_samples: int | None = None
+    """With ``budget_counts='trained'``: stop after this many samples anyway (a converged
+    policy may only resample known architectures). Default: 20 x budget."""
+    checkpoint: bool = True
+    """Write a resumable checkpoint after every update (benchmark runs may skip it)."""
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -74,6 +103,15 @@ class SearchConfig:
             raise ConfigError(f"budget={self.budget} must be >= 1")
         if self.batch < 2:
             raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
+        if self.budget_counts not in ("samples", "trained"):
+            raise ConfigError(f"budget_counts={self.budget_counts!r}: 'samples' or 'trained'")
+
+    @property
+    def sample_cap(self) -> int:
+        """Most architectures a run may sample."""
+        if self.budget_counts == "samples":
+            return self.budget
+        return self.max_samples or 20 * self.budget
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +144,7 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
     evaluator = evaluator or ProxyEvaluator(cfg.task, cfg.reward)
     if space is None:
         space = SPACES[cfg.space](getattr(evaluator, "input_size", 224))
-    strategy = STRATEGIES[cfg.strategy](space, cfg.seed, cfg.ppo)
+    strategy = STRATEGIES[cfg.strategy](space, cfg)
     return evaluator, space, strategy
 
 
@@ -162,18 +200,22 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
 
     iteration = int(loop_state.get("iteration", 0))
     n_done = int(loop_state.get("n_done", 0))
+    n_trained = int(loop_state.get("n_trained", 0))
+    by_trained = cfg.budget_counts == "trained"
     timers = {k: float(loop_state.get("timers", {}).get(k, 0.0)) for k in _TIMERS}
     real = [e.reward for e in store.evaluations(exp.id) if not e.predicted and e.status == "ok"]
     best = max(real, default=float("-inf"))
     store.update_experiment(exp.id, status="running")
-    bar = tqdm(total=cfg.budget, initial=min(n_done, cfg.budget), desc=exp.name,
+    progress_now = n_trained if by_trained else n_done
+    bar = tqdm(total=cfg.budget, initial=min(progress_now, cfg.budget), desc=exp.name,
                disable=not progress, unit="arch", dynamic_ncols=True)
     t_wall = time.perf_counter()
     iters_this_call = 0
     try:
-        while n_done < cfg.budget and (stop_after is None or iters_this_call < stop_after):
-            n = min(cfg.batch, cfg.budget - n_done)
-            if cfg.budget - n_done - n == 1:  # never leave a lone last sample: fold it in
+        while (n_trained if by_trained else n_done) < cfg.budget and n_done < cfg.sample_cap \
+                and (stop_after is None or iters_this_call < stop_after):
+            n = min(cfg.batch, cfg.sample_cap - n_done)
+            if cfg.sample_cap - n_done - n == 1:  # never leave a lone last sample: fold it in
                 n += 1
             t = time.perf_counter()
             proposals = strategy.ask(n)
@@ -190,9 +232,11 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                 if ev is None:
                     ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers)
                 evals.append(ev)
+                n_trained += ev.trained
                 if ev.status == "ok" and not ev.predicted:
                     best = max(best, ev.reward)
-                bar.update(1)
+                if ev.trained or not by_trained:
+                    bar.update(1)
                 bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
             t = time.perf_counter()
             metrics = strategy.tell(proposals, [e.reward for e in evals])
@@ -203,13 +247,16 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             t = time.perf_counter()
             timers["wall"] += t - t_wall
             t_wall = t
-            tensors, meta = strategy.state()
-            loop = {"iteration": iteration, "n_done": n_done, "timers": timers}
-            save_checkpoint(store.run_dir(exp.name), tensors, {"strategy": meta, "loop": loop})
+            if cfg.checkpoint:
+                tensors, meta = strategy.state()
+                loop = {"iteration": iteration, "n_done": n_done, "n_trained": n_trained,
+                        "timers": timers}
+                save_checkpoint(store.run_dir(exp.name), tensors,
+                                {"strategy": meta, "loop": loop})
             timers["checkpoint"] += time.perf_counter() - t
             t = time.perf_counter()
-            stats = {**timers, "iteration": iteration, "n_done": n_done, "best_reward": best,
-                     **{f"last/{k}": v for k, v in metrics.items()}}
+            stats = {**timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
+                     "best_reward": best, **{f"last/{k}": v for k, v in metrics.items()}}
             store.update_experiment(exp.id, stats=stats)
             timers["store"] += time.perf_counter() - t
     except KeyboardInterrupt:
@@ -218,8 +265,9 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     finally:
         bar.close()
     timers["wall"] += time.perf_counter() - t_wall
-    done = n_done >= cfg.budget
-    stats = {**timers, "iteration": iteration, "n_done": n_done, "best_reward": best}
+    done = (n_trained if by_trained else n_done) >= cfg.budget or n_done >= cfg.sample_cap
+    stats = {**timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
+             "best_reward": best}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
 

@@ -1,0 +1,61 @@
+"""Benchmark plot: median best-so-far reward with its interquartile band, per strategy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["best_so_far_matrix", "plot_bench"]
+
+
+def best_so_far_matrix(runs: list[dict[str, Any]], budget: int) -> np.ndarray:
+    """(runs, budget) best-so-far rewards; a run that stopped early keeps its last value."""
+    m = np.full((len(runs), budget), np.nan)
+    for i, r in enumerate(runs):
+        best = [h["best"] for h in r["history"]][:budget]
+        if best:
+            m[i, :len(best)] = best
+            m[i, len(best):] = best[-1]
+    return m
+
+
+def plot_bench(result: dict[str, Any], path: str) -> None:
+    """Write a PNG: x = queries (log), y = best reward so far; median line, IQR band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = result["config"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    x = np.arange(1, cfg["budget"] + 1)
+    for s in cfg["strategies"]:
+        runs = [r for r in result["runs"] if r["strategy"] == s]
+        m = best_so_far_matrix(runs, cfg["budget"])
+        scale = 100.0 if cfg["bench"] == "macro" else 1.0
+        med = np.nanmedian(m, 0) * scale
+        lo, hi = np.nanpercentile(m, 25, 0) * scale, np.nanpercentile(m, 75, 0) * scale
+        (line,) = ax.plot(x, med, label=f"{s} (n={len(runs)})")
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    if cfg["bench"] == "macro":
+        from fnas.search.evaluators import MacroTableEvaluator
+
+        table = MacroTableEvaluator(cfg["data"]).table
+        ax.axhline(table.best_acc, color="k", lw=0.8, ls="--", label="table best (mean acc)")
+        ax.axhline(table.best_acc - cfg["target_delta"], color="gray", lw=0.8, ls=":",
+                   label=f"target: within {cfg['target_delta']}")
+        ax.set_ylim(table.best_acc - 3, table.best_acc + (1.0 if cfg["noisy"] else 0.5))
+        ax.set_ylabel("best accuracy so far (%)" + (", observed (noisy)" if cfg["noisy"] else ""))
+        title = f"NAS-Bench-Macro, {'noisy' if cfg['noisy'] else 'noiseless'}"
+    else:
+        ax.set_ylabel("best reward so far")
+        title = f"proxy task {cfg['task']['dataset']}, {cfg['task']['epochs']} epochs"
+    ax.set_xscale("log")
+    ax.set_xlabel("queries (real evaluations)")
+    ax.set_title(f"{title}: median and IQR over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
