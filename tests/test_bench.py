@@ -80,16 +80,16 @@ def test_flops_reward_and_bad_configs(tmp_path):
 def test_each_strategy_is_reproducible_in_the_harness(strategy):
     cfg = BenchConfig(data=str(TABLE), budget=40, batch=8, strategies=(strategy,))
     a, b, c = _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 1)
-    assert [h["arch"] for h in a["history"]] == [h["arch"] for h in b["history"]]
-    assert [h["arch"] for h in a["history"]] != [h["arch"] for h in c["history"]]
+    assert a["history"]["arch"] == b["history"]["arch"] != c["history"]["arch"]
     hist = a["history"]
-    assert len(hist) == 40 and len({h["arch"] for h in hist}) == 40  # queries are distinct
-    assert all(x["best"] <= y["best"] for x, y in zip(hist, hist[1:], strict=False))
-    assert hist[-1]["cost"] > 0
+    assert len(hist["arch"]) == 40 and len(set(hist["arch"])) == 40  # queries are distinct
+    assert hist["query"] == list(range(1, 41))
+    assert all(x <= y for x, y in zip(hist["best"], hist["best"][1:], strict=False))
+    assert hist["best"][-1] == max(hist["reward"]) and hist["cost"][-1] > 0
 
 
 def test_queries_to_target():
-    hist = [{"query": i + 1, "arch": a} for i, a in enumerate(["a", "b", "c"])]
+    hist = {"query": [1, 2, 3], "arch": ["a", "b", "c"]}
     assert queries_to_target(hist, {"c"}) == 3 and queries_to_target(hist, {"z"}) is None
 
 
@@ -102,7 +102,7 @@ def test_fnas_bench_end_to_end(tmp_path):
     for s in ("random", "rea", "ppo"):
         assert s in p.stdout
     res = json.loads((tmp_path / "bench-macro.json").read_text())
-    assert len(res["runs"]) == 6 and all(len(r["history"]) <= 30 for r in res["runs"])
+    assert len(res["runs"]) == 6 and all(len(r["history"]["arch"]) <= 30 for r in res["runs"])
     assert set(res["summary"]) == {"random", "rea", "ppo"}
     assert (tmp_path / "bench-macro.png").stat().st_size > 10_000
 
@@ -114,8 +114,8 @@ def test_fnas_bench_real_task_end_to_end(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     res = json.loads((tmp_path / "bench-real.json").read_text())
-    assert [len(r["history"]) for r in res["runs"]] == [2, 2]
-    assert all(h["cost"] > 0 for r in res["runs"] for h in r["history"])  # training seconds
+    assert [len(r["history"]["arch"]) for r in res["runs"]] == [2, 2]
+    assert all(c > 0 for r in res["runs"] for c in r["history"]["cost"])  # training seconds
 
 
 def test_bench_bad_input():

@@ -57,18 +57,19 @@ def test_ppo_is_seeded():
     assert [p.decisions for p in a.ask(4)] != [p.decisions for p in c.ask(4)]
 
 
-def _run(store, name, budget=48, stop_after=None, seed=0, ev=None):
+def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo"):
     ev = ev or CountingEvaluator(SPACE, _target(), noise=0.05)
-    cfg = SearchConfig(budget=budget, batch=8, seed=seed)
+    cfg = SearchConfig(budget=budget, batch=8, seed=seed, strategy=strategy)
     out = run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False,
                      stop_after=stop_after)
     return out, ev
 
 
-def test_resume_completes_budget_and_matches_uninterrupted(tmp_path):
-    full, _ = _run(Store(tmp_path / "a"), "full")
+@pytest.mark.parametrize("strategy", ["ppo", "rea", "random"])
+def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy):
+    full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy)
     store = Store(tmp_path / "b")
-    part, _ = _run(store, "part", stop_after=2)
+    part, _ = _run(store, "part", stop_after=2, strategy=strategy)
     assert part.experiment.status == "stopped" and part.stats["n_done"] == 16
     store.close()
     store = Store(tmp_path / "b")  # a new process would reopen the store like this

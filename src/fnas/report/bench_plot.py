@@ -13,7 +13,7 @@ def best_so_far_matrix(runs: list[dict[str, Any]], budget: int) -> np.ndarray:
     """(runs, budget) best-so-far rewards; a run that stopped early keeps its last value."""
     m = np.full((len(runs), budget), np.nan)
     for i, r in enumerate(runs):
-        best = [h["best"] for h in r["history"]][:budget]
+        best = r["history"]["best"][:budget]
         if best:
             m[i, :len(best)] = best
             m[i, len(best):] = best[-1]

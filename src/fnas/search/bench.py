@@ -104,7 +104,9 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
                          progress=False)
         rows = store.evaluations(out.experiment.id)
         store.close()
-    history, best, cost, samples = [], -math.inf, 0.0, 0
+    cols = ("query", "sample", "arch", "reward", "accuracy", "cost", "best")
+    history: dict[str, list] = {c: [] for c in cols}  # columnar: compact as JSON
+    best, cost, samples = -math.inf, 0.0, 0
     for e in rows:
         samples += 1
         if not e.trained:
@@ -114,9 +116,12 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
             cost += evaluator.cost(e.arch_key)
         else:
             cost += e.train_seconds
-        history.append({"query": len(history) + 1, "sample": samples, "arch": e.arch_key,
-                        "reward": e.reward, "accuracy": e.accuracy, "cost": cost, "best": best})
-        if len(history) >= cfg.budget:
+        acc = None if e.accuracy is None else round(e.accuracy, 6)
+        for c, v in zip(cols, (len(history["query"]) + 1, samples, e.arch_key,
+                               round(e.reward, 6), acc, round(cost, 4), round(best, 6)),
+                        strict=True):
+            history[c].append(v)
+        if len(history["query"]) >= cfg.budget:
             break
     return {"strategy": strategy, "seed": seed, "seconds": time.perf_counter() - t0,
             "samples": samples, "history": history}
@@ -149,11 +154,11 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     return result
 
 
-def queries_to_target(history: list[dict], targets: set[str]) -> int | None:
+def queries_to_target(history: dict[str, list], targets: set[str]) -> int | None:
     """1-based query index of the first hit of ``targets``, or ``None`` within the budget."""
-    for h in history:
-        if h["arch"] in targets:
-            return h["query"]
+    for q, arch in zip(history["query"], history["arch"], strict=True):
+        if arch in targets:
+            return q
     return None
 
 
@@ -167,9 +172,11 @@ def summarize(cfg: BenchConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for s in cfg.strategies:
         rs = [r for r in runs if r["strategy"] == s]
-        entry: dict[str, Any] = {"runs": len(rs),
-                                 "final_best_reward": _stats([r["history"][-1]["best"]
-                                                              for r in rs if r["history"]])}
+        made = [len(r["history"]["query"]) for r in rs]
+        entry: dict[str, Any] = {"runs": len(rs), "queries_made": _stats(made),
+                                 "samples": _stats([r["samples"] for r in rs]),
+                                 "final_best_reward": _stats([r["history"]["best"][-1]
+                                                              for r in rs if r["history"]["best"]])}
         if table is not None:
             q = [queries_to_target(r["history"], targets) for r in rs]
             hits = [v for v in q if v is not None]
@@ -183,9 +190,10 @@ def summarize(cfg: BenchConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
             }
             regrets = []
             for r in rs:  # incumbent = best *observed* reward; regret from its table mean
-                inc = max((h for h in r["history"] if h["accuracy"] is not None),
-                          key=lambda h: h["reward"])
-                regrets.append(table.best_acc - table.entries[inc["arch"]].mean_acc)
+                h = r["history"]
+                ok = [i for i, a in enumerate(h["accuracy"]) if a is not None]
+                inc = max(ok, key=lambda i: h["reward"][i])
+                regrets.append(table.best_acc - table.entries[h["arch"][inc]].mean_acc)
             entry["final_regret"] = _stats(regrets)
         out[s] = entry
     return out
@@ -204,12 +212,13 @@ def format_summary(cfg: BenchConfig, summary: dict[str, Any]) -> str:
     lines = []
     if cfg.bench == "macro":
         lines.append(f"{'strategy':<10} {'queries to within ' + str(cfg.target_delta):>24}  "
-                     f"{'success':>7}  {'final regret (median [IQR])':>28}")
+                     f"{'success':>7}  {'final regret (median [IQR])':>28}  {'queries made':>12}")
         for s, e in summary.items():
             q, r = e["queries_to_target"], e["final_regret"]
             lines.append(f"{s:<10} {_fmt(q['median']):>9} [{_fmt(q['q25'])}, {_fmt(q['q75'])}]"
                          f"{'':>5}  {100 * q['success_rate']:6.0f}%  "
-                         f"{r['median']:>12.3f} [{r['q25']:.3f}, {r['q75']:.3f}]")
+                         f"{r['median']:>12.3f} [{r['q25']:.3f}, {r['q75']:.3f}]"
+                         f"  {e['queries_made']['median']:>12.0f}")
     else:
         lines.append(f"{'strategy':<10} {'final best reward (median [IQR])':>34}")
         for s, e in summary.items():
@@ -229,7 +238,7 @@ def save_bench(result: dict[str, Any], out_dir: str, stem: str) -> tuple[str, st
     os.makedirs(out_dir, exist_ok=True)
     js = os.path.join(out_dir, stem + ".json")
     with open(js, "w") as f:
-        json.dump(result, f, indent=1)
+        json.dump(result, f, separators=(",", ":"))
     png = os.path.join(out_dir, stem + ".png")
     plot_bench(result, png)
     return js, png
