@@ -76,14 +76,14 @@ def test_flops_reward_and_bad_configs(tmp_path):
 
 
 @needs_table
-@pytest.mark.parametrize("strategy", ["random", "rea", "ppo"])
+@pytest.mark.parametrize("strategy", ["random", "rea", "ppo", "fnas"])
 def test_each_strategy_is_reproducible_in_the_harness(strategy):
     cfg = BenchConfig(data=str(TABLE), budget=40, batch=8, strategies=(strategy,))
     a, b, c = _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 1)
     assert a["history"]["arch"] == b["history"]["arch"] != c["history"]["arch"]
     hist = a["history"]
-    assert len(hist["arch"]) == 40 and len(set(hist["arch"])) == 40  # queries are distinct
-    assert hist["query"] == list(range(1, 41))
+    assert len(hist["arch"]) <= 40 and len(set(hist["arch"])) == len(hist["arch"])  # distinct
+    assert hist["query"] == list(range(1, len(hist["arch"]) + 1))
     assert all(x <= y for x, y in zip(hist["best"], hist["best"][1:], strict=False))
     assert hist["best"][-1] == max(hist["reward"]) and hist["cost"][-1] > 0
 
@@ -99,11 +99,11 @@ def test_fnas_bench_end_to_end(tmp_path):
            "--budget", "30", "--jobs", "2", "--out", str(tmp_path), "--no-progress"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    for s in ("random", "rea", "ppo"):
+    for s in ("random", "rea", "ppo", "fnas"):
         assert s in p.stdout
     res = json.loads((tmp_path / "bench-macro.json").read_text())
-    assert len(res["runs"]) == 6 and all(len(r["history"]["arch"]) <= 30 for r in res["runs"])
-    assert set(res["summary"]) == {"random", "rea", "ppo"}
+    assert len(res["runs"]) == 8 and all(len(r["history"]["arch"]) <= 30 for r in res["runs"])
+    assert set(res["summary"]) == {"random", "rea", "ppo", "fnas"}
     assert (tmp_path / "bench-macro.png").stat().st_size > 10_000
 
 

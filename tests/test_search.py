@@ -65,7 +65,7 @@ def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo
     return out, ev
 
 
-@pytest.mark.parametrize("strategy", ["ppo", "rea", "random"])
+@pytest.mark.parametrize("strategy", ["fnas", "ppo", "rea", "random"])
 def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy):
     full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy)
     store = Store(tmp_path / "b")

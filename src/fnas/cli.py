@@ -79,8 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run (or resume) an architecture search")
     s.add_argument("--space", choices=["mnas"], default=None, help="search space (mnas)")
     s.add_argument("--task", default=None, help="digits | mnist5k | cifar10:PATH | folder:PATH")
-    s.add_argument("--strategy", choices=["ppo", "rea", "random"], default=None,
-                   help="search strategy (ppo)")
+    s.add_argument("--strategy", choices=["fnas", "ppo", "rea", "random"], default=None,
+                   help="search strategy (fnas: PPO + critic; ppo: vanilla MnasNet PPO)")
+    s.add_argument("--knowledge", default=None, metavar="none|all|RUN,RUN",
+                   help="earlier runs whose results pre-train the critic (all)")
+    s.add_argument("--no-critic", action="store_true", default=None,
+                   help="fnas without its critic (an ablation: vanilla PPO)")
     s.add_argument("--budget", type=_positive_int, default=None,
                    help="architectures to sample (32); with --resume, a new total")
     s.add_argument("--batch", type=_positive_int, default=None, help="architectures per update (8)")
@@ -103,12 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, help="path of nas-bench-macro_cifar10.json")
     b.add_argument("--task", default="digits", help="real: digits | mnist5k | ...")
     b.add_argument("--epochs", type=_positive_int, default=3, help="real: proxy epochs (3)")
-    b.add_argument("--strategies", default="random,rea,ppo", help="comma-separated")
+    b.add_argument("--strategies", default="random,rea,ppo,fnas", help="comma-separated")
     b.add_argument("--seeds", type=_positive_int, default=20, help="runs per strategy (20)")
     b.add_argument("--budget", type=_positive_int, default=1000, help="queries per run (1000)")
     b.add_argument("--batch", type=_positive_int, default=8, help="proposals per round (8)")
     b.add_argument("--noisy", action="store_true", help="macro: one seed's accuracy per query")
     b.add_argument("--jobs", type=int, default=0, help="parallel runs (0: one per core)")
+    b.add_argument("--source-flops", type=_positive_float, default=None, metavar="M",
+                   help="macro: pre-train fnas on a source search with this FLOPs target (M)")
+    b.add_argument("--source-budget", type=_positive_int, default=200,
+                   help="queries of each knowledge-source search (200)")
     b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
     b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
     b.add_argument("--no-progress", action="store_true")

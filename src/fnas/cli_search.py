@@ -15,7 +15,7 @@ from fnas.knowledge.store import Evaluation, Store
 __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
 _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
-                 "target_macs", "hard", "seed", "name")
+                 "target_macs", "hard", "seed", "name", "knowledge", "no_critic")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -30,8 +30,10 @@ def _config_from_args(args: argparse.Namespace):
     if args.device is not None:
         task = replace(task, device=args.device)
     reward = reward_from_args(args)
-    overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
+                                               "knowledge") if getattr(args, k) is not None}
+    if args.no_critic:
+        overrides["fnas"] = {"critic": False}
     return replace(cfg, task=task, reward=reward, **overrides)
 
 
@@ -142,9 +144,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
     cfg = BenchConfig(bench=args.bench, strategies=strategies, seeds=args.seeds,
                       budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
-                      task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs)
+                      task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
+                      source_flops=args.source_flops * 1e6 if args.source_flops else None,
+                      source_budget=args.source_budget)
     result = run_bench(cfg, progress=not args.no_progress)
-    stem = args.name or f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
+    stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
+                         f"{'-transfer' if cfg.source_flops else ''}")
     js, png = save_bench(result, args.out, stem)
     print(format_summary(cfg, result["summary"]))
     print(f"wrote {js} and {png} ({result['seconds']:.0f} s)")

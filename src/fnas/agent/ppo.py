@@ -62,7 +62,8 @@ def ppo_update(
     generator: torch.Generator,
     b_weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One PPO update on a batch: actions (B, T), old log-probs (B, T), advantages (B,).
+    """One PPO update on a batch: actions (B, T), old log-probs (B, T), advantages (B,) (one
+    per sample, shared by its decisions) or (B, T) (per decision, from a critic's baseline).
 
     ``b_weights`` (B,) multiplies each sample's loss (the truncated importance weight of a
     replayed sample; 1 for fresh ones).
@@ -81,7 +82,9 @@ def ppo_update(
             newlogprob, entropy = policy.evaluate(b_actions[mb])  # (mb, T)
             logratio = newlogprob - b_logprobs[mb]
             ratio = logratio.exp()
-            mb_adv = b_advantages[mb].unsqueeze(1)  # (mb, 1): one return per sample
+            mb_adv = b_advantages[mb]
+            if mb_adv.dim() == 1:
+                mb_adv = mb_adv.unsqueeze(1)  # (mb, 1): one return per sample
             mb_w = b_weights[mb].unsqueeze(1)
             pg_loss1 = -mb_adv * ratio
             pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)

@@ -42,7 +42,7 @@ class BenchConfig:
 
     bench: str = "macro"
     """``macro`` (NAS-Bench-Macro table) or ``real`` (proxy-task training)."""
-    strategies: tuple[str, ...] = ("random", "rea", "ppo")
+    strategies: tuple[str, ...] = ("random", "rea", "ppo", "fnas")
     """Strategy names (keys of ``fnas.search.STRATEGIES``)."""
     seeds: int = 20
     """Runs per strategy, seeded 0 .. seeds-1."""
@@ -60,6 +60,13 @@ class BenchConfig:
     """``macro``: the target set is every architecture within this many points of the best."""
     jobs: int = 0
     """Parallel runs (processes); 0 means one per CPU core."""
+    source_flops: float | None = None
+    """``macro`` transfer: before each run, a knowledge-source search (strategy ``fnas``,
+    ``source_budget`` queries, seed 1000 + seed) optimises MnasNet's reward with this FLOPs
+    target in the same store; the run then pre-trains its critic on it (knowledge ``all``).
+    The source shares nothing through the cache and its queries are not counted."""
+    source_budget: int = 200
+    """Queries of each knowledge-source search."""
 
     def __post_init__(self) -> None:
         if self.bench not in BENCHMARKS:
@@ -78,6 +85,15 @@ def _macro(cfg: BenchConfig) -> tuple[Evaluator, str]:
     return MacroTableEvaluator(cfg.data, RewardConfig(), noisy=cfg.noisy), "macro"
 
 
+def _macro_source(cfg: BenchConfig, store: Store, seed: int) -> None:
+    ev = MacroTableEvaluator(cfg.data, RewardConfig("macs", cfg.source_flops), noisy=cfg.noisy,
+                             tag="source")
+    scfg = SearchConfig(space="macro", strategy="fnas", budget=cfg.source_budget,
+                        batch=cfg.batch, seed=1000 + seed, budget_counts="trained",
+                        checkpoint=False, max_samples=5 * cfg.source_budget, knowledge="none")
+    run_search(store, scfg, name=f"source-s{seed}", evaluator=ev, progress=False)
+
+
 def _real(cfg: BenchConfig) -> tuple[Evaluator, str]:
     return ProxyEvaluator(cfg.task, RewardConfig()), "mnas"
 
@@ -94,12 +110,15 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # runs go in parallel, one per core: no thread oversubscription
     evaluator, space_name = BENCHMARKS[cfg.bench](cfg)
+    transfer = cfg.source_flops is not None and cfg.bench == "macro"
     scfg = SearchConfig(space=space_name, strategy=strategy, budget=cfg.budget, batch=cfg.batch,
                         seed=seed, task=cfg.task, budget_counts="trained", checkpoint=False,
-                        max_samples=5 * cfg.budget)
+                        max_samples=5 * cfg.budget, knowledge="all" if transfer else "none")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
+        if transfer:
+            _macro_source(cfg, store, seed)
         out = run_search(store, scfg, name=f"{strategy}-s{seed}", evaluator=evaluator,
                          progress=False)
         rows = store.evaluations(out.experiment.id)

@@ -91,14 +91,17 @@ class MacroTableEvaluator(Evaluator):
     estimate is ``flops / table.mean_flops`` (:meth:`cost`).
     """
 
-    def __init__(self, path: str, reward: RewardConfig | None = None, noisy: bool = False) -> None:
+    def __init__(self, path: str, reward: RewardConfig | None = None, noisy: bool = False,
+                 tag: str = "") -> None:
         self.table = load_macro_table(str(path))
         self.reward = reward or RewardConfig()
         if self.reward.target is not None and self.reward.metric != "macs":
             raise ConfigError("NAS-Bench-Macro has no latency: use a FLOPs target (metric 'macs')")
         self.noisy = noisy
         self.input_size = 32
-        self.signature = f"macro|{self.table.path}|noisy={noisy}"
+        # ``tag`` separates the cache of benchmark runs that must not share results (a
+        # knowledge-source experiment teaches only through the critic, never by the cache).
+        self.signature = f"macro|{self.table.path}|noisy={noisy}|{tag}"
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         key = spec.key

@@ -30,7 +30,7 @@ from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.checkpoint import load_checkpoint, save_checkpoint
 from fnas.search.evaluators import Evaluator, ProxyEvaluator
 from fnas.search.ppo import PPOStrategy
-from fnas.search.strategy import Strategy
+from fnas.search.strategy import Strategy, Verdict
 from fnas.space.factorized import FactorizedSpace
 from fnas.space.macro import macro_space
 from fnas.space.mnas import mnas_space
@@ -50,13 +50,19 @@ def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
     return REAStrategy(space, cfg.seed, REAConfig(**cfg.rea) if cfg.rea else None)
 
 
+def _fnas(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
+    from fnas.search.fnas_strategy import FNASConfig, FNASStrategy
+
+    return FNASStrategy(space, cfg.seed, cfg.ppo, FNASConfig.from_dict(cfg.fnas))
+
+
 def _random(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
     from fnas.search.random_search import RandomSearch
 
     return RandomSearch(space, cfg.seed)
 
 
-STRATEGIES = {"ppo": _ppo, "rea": _rea, "random": _random}
+STRATEGIES = {"fnas": _fnas, "ppo": _ppo, "rea": _rea, "random": _random}
 """Strategy factories ``(space, SearchConfig) -> Strategy``; register your own here."""
 SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
 """Space factories taking the task's input size."""
@@ -68,8 +74,8 @@ class SearchConfig:
 
     space: str = "mnas"
     """Search space name (``mnas``); its input-size variant follows the task's images."""
-    strategy: str = "ppo"
-    """Search strategy name (``ppo``)."""
+    strategy: str = "fnas"
+    """Search strategy name: ``fnas`` (PPO + critic), ``ppo`` (vanilla), ``rea``, ``random``."""
     budget: int = 32
     """Architectures to sample in total (cached ones count: they are samples)."""
     batch: int = 8
@@ -82,6 +88,11 @@ class SearchConfig:
     """The reward."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Controller hyper-parameters."""
+    fnas: dict = field(default_factory=dict)
+    """FNAS settings (``FNASConfig`` as a dict: ``critic``, ``decision``, ``critic_cfg``)."""
+    knowledge: str = "all"
+    """Earlier experiments whose real results pre-train the critic: ``none``, ``all`` (every
+    experiment in the store with the same decisions) or ``RUN,RUN`` (names or ids)."""
     rea: dict = field(default_factory=dict)
     """Regularized-evolution settings (``REAConfig`` fields); empty means its defaults."""
     budget_counts: str = "samples"
@@ -118,7 +129,7 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}  # drop store extras
         return cls(**{**d, "task": TaskConfig(**d["task"]), "reward": RewardConfig(**d["reward"]),
                       "ppo": PPOConfig(**d["ppo"])})
 
@@ -162,9 +173,52 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     evaluator, space, strategy = _make(cfg, evaluator, space)
     kind = cfg.task.dataset.split(":", 1)[0]
     name = name or f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
-                                  evaluator.signature, cfg.to_dict(), cfg.budget)
+                                  evaluator.signature, config, cfg.budget)
+    _pretrain(store, exp, cfg, space, strategy)
     return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after)
+
+
+def gather_knowledge(store: Store, exclude: int, decision_signature: str,
+                     which: str = "all") -> tuple[list[tuple[tuple[int, ...], float]], list[str]]:
+    """Real results of earlier experiments with the same decisions, each experiment's rewards
+    normalised by its own mean and std (so that tasks of different accuracy levels teach the
+    same ranking). Returns ``(knowledge, experiment names)``.
+
+    Raises:
+        StoreError: ``which`` names an unknown run. ConfigError: it names an incompatible one.
+    """
+    if which == "none":
+        return [], []
+    if which == "all":
+        exps = [e for e in store.list_experiments()
+                if e.id != exclude and e.config.get("decision_signature") == decision_signature]
+    else:
+        exps = [store.get_experiment(r.strip()) for r in which.split(",") if r.strip()]
+        for e in exps:
+            if e.config.get("decision_signature") != decision_signature:
+                raise ConfigError(f"run {e.name!r} searched other decisions: it cannot teach "
+                                  "this search")
+    knowledge, names = [], []
+    for e in exps:
+        rows = [ev for ev in store.evaluations(e.id)
+                if ev.status == "ok" and not ev.predicted and (ev.trained or ev.cached)]
+        if len(rows) < 2:
+            continue
+        r = np.array([ev.reward for ev in rows])
+        mu, sd = float(r.mean()), float(max(r.std(), 1e-6))
+        knowledge += [(ev.decisions, (ev.reward - mu) / sd) for ev in rows]
+        names.append(e.name)
+    return knowledge, names
+
+
+def _pretrain(store: Store, exp: Experiment, cfg: SearchConfig, space: FactorizedSpace,
+              strategy: Strategy) -> None:
+    knowledge, names = gather_knowledge(store, exp.id, space.decision_signature, cfg.knowledge)
+    used = strategy.pretrain(knowledge) if knowledge else 0
+    store.update_experiment(exp.id, stats={"knowledge/points": used,
+                                           "knowledge/experiments": names if used else []})
 
 
 def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
@@ -186,7 +240,9 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
                          "(data or training settings changed); start a new run instead")
     ckpt = load_checkpoint(store.run_dir(exp.name))
     loop_state: dict[str, Any] = {}
-    if ckpt is not None:
+    if ckpt is None:  # killed before its first update: pre-train again, as at the start
+        _pretrain(store, exp, cfg, space, strategy)
+    else:
         tensors, meta = ckpt
         strategy.load_state(tensors, meta["strategy"])
         loop_state = meta["loop"]
@@ -205,12 +261,15 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     timers = {k: float(loop_state.get("timers", {}).get(k, 0.0)) for k in _TIMERS}
     real = [e.reward for e in store.evaluations(exp.id) if not e.predicted and e.status == "ok"]
     best = max(real, default=float("-inf"))
+    keep = {k: v for k, v in store.get_experiment(exp.id).stats.items()
+            if k.startswith("knowledge/")}
     store.update_experiment(exp.id, status="running")
     progress_now = n_trained if by_trained else n_done
     bar = tqdm(total=cfg.budget, initial=min(progress_now, cfg.budget), desc=exp.name,
                disable=not progress, unit="arch", dynamic_ncols=True)
     t_wall = time.perf_counter()
     iters_this_call = 0
+    metrics: dict[str, float] = {}
     try:
         while (n_trained if by_trained else n_done) < cfg.budget and n_done < cfg.sample_cap \
                 and (stop_after is None or iters_this_call < stop_after):
@@ -219,6 +278,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                 n += 1
             t = time.perf_counter()
             proposals = strategy.ask(n)
+            verdicts = strategy.decide(proposals)
             timers["sample"] += time.perf_counter() - t
             t = time.perf_counter()
             existing = {e.slot: e for e in store.evaluations(exp.id, iteration)}
@@ -230,7 +290,8 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     raise StoreError(f"run {exp.name!r}: recorded slot {slot} of iteration "
                                      f"{iteration} holds another architecture; cannot resume")
                 if ev is None:
-                    ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers)
+                    ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers,
+                                   verdicts[slot])
                 evals.append(ev)
                 n_trained += ev.trained
                 if ev.status == "ok" and not ev.predicted:
@@ -239,6 +300,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     bar.update(1)
                 bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
             t = time.perf_counter()
+            strategy.observe(evals)
             metrics = strategy.tell(proposals, [e.reward for e in evals])
             timers["update"] += time.perf_counter() - t
             iteration += 1
@@ -255,8 +317,9 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                                 {"strategy": meta, "loop": loop})
             timers["checkpoint"] += time.perf_counter() - t
             t = time.perf_counter()
-            stats = {**timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
-                     "best_reward": best, **{f"last/{k}": v for k, v in metrics.items()}}
+            stats = {**keep, **timers, "iteration": iteration, "n_done": n_done,
+                     "n_trained": n_trained, "best_reward": best,
+                     **{f"last/{k}": v for k, v in metrics.items()}}
             store.update_experiment(exp.id, stats=stats)
             timers["store"] += time.perf_counter() - t
     except KeyboardInterrupt:
@@ -266,15 +329,16 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
         bar.close()
     timers["wall"] += time.perf_counter() - t_wall
     done = (n_trained if by_trained else n_done) >= cfg.budget or n_done >= cfg.sample_cap
-    stats = {**timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
-             "best_reward": best}
+    stats = {**keep, **timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
+             "best_reward": best, **{f"last/{k}": v for k, v in metrics.items()}}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
 
 
 def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
-              seed: int, timers: dict[str, float]) -> Evaluation:
-    """Reuse a stored result for this task, or train; record the evaluation either way."""
+              seed: int, timers: dict[str, float], verdict: Verdict | None = None) -> Evaluation:
+    """Reuse a stored result for this task, predict, or train; record the evaluation."""
+    verdict = verdict or Verdict()
     key = p.spec.key
     base = dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=key,
                 arch=p.spec.to_str(), decisions=p.decisions, task_signature=exp.task_signature,
@@ -282,7 +346,11 @@ def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration:
     t = time.perf_counter()
     prior = store.lookup_trained(exp.task_signature, key)
     timers["store"] += time.perf_counter() - t
-    if prior is not None:
+    if prior is None and verdict.action == "predict":
+        ev = Evaluation(**base, reward=float(verdict.mean), status="ok",
+                        message=f"predicted by the critic (spread {verdict.spread:.3f})",
+                        predicted=True)
+    elif prior is not None:
         reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
         ev = Evaluation(**base, reward=reward, status=prior.status, message=prior.message,
                         accuracy=prior.accuracy, latency_ms=prior.latency_ms, macs=prior.macs,
@@ -295,7 +363,8 @@ def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration:
         timers["train"] += r.train_seconds
         ev = Evaluation(**base, reward=r.reward, status=r.status, message=r.message,
                         accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
-                        params=r.params, train_seconds=r.train_seconds, seed=rs, trained=True)
+                        params=r.params, train_seconds=r.train_seconds, seed=rs, trained=True,
+                        audited=verdict.action == "audit")
     t = time.perf_counter()
     ev = store.add_evaluation(ev)
     timers["store"] += time.perf_counter() - t

@@ -17,7 +17,7 @@ import torch
 
 from fnas.space.factorized import FactorizedSpace
 
-__all__ = ["Proposal", "Strategy"]
+__all__ = ["Proposal", "Strategy", "Verdict"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,19 @@ class Proposal:
     """The decision vector it was decoded from."""
     logp: float | None = None
     """log-probability under the policy that drew it (the behaviour policy), if any."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the decision step does with one proposal: ``train``, ``predict`` or ``audit``.
+
+    ``predict`` records ``mean`` as the reward without training (flag ``predicted``);
+    ``audit`` trains although the prediction was confident (flags ``trained`` + ``audited``).
+    """
+
+    action: str = "train"
+    mean: float | None = None
+    spread: float | None = None
 
 
 class Strategy(ABC):
@@ -56,6 +69,19 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         """Learn from the rewards of the last ``ask``; returns metrics under stable names."""
+
+    def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
+        """The decision step: by default every proposal is trained. Deterministic given the
+        strategy's state (a resumed search must reach the same verdicts)."""
+        return [Verdict() for _ in proposals]
+
+    def observe(self, evaluations: Sequence[Any]) -> None:  # noqa: B027
+        """Called before ``tell`` with the batch's stored evaluations (flags included)."""
+
+    def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
+        """Learn from earlier experiments' real results, ``(decisions, normalised reward)``.
+        Returns how many were used (0: this strategy keeps no such knowledge)."""
+        return 0
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """(tensors, JSON-able metadata) holding everything needed to resume."""

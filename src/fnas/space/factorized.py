@@ -108,6 +108,13 @@ class FactorizedSpace:
         )
         return f"{self.name}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
+    @property
+    def decision_signature(self) -> str:
+        """Identifier of the decisions alone (names and choices, not ``meta``): spaces that
+        share it share decision vectors, so knowledge moves between them (digits -> mnist)."""
+        body = json.dumps([[d.name, list(map(repr, d.choices))] for d in self.decisions])
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
     def __len__(self) -> int:
         return len(self.decisions)
 

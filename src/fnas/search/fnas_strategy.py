@@ -1,0 +1,256 @@
+"""The ``fnas`` strategy: MnasNet PPO plus the uncertainty-aware critic and decision module.
+
+With the critic on (DESIGN.md, loop steps 2, 3, 5, 6):
+
+- **Decide.** Until the critic is *trusted* every sample is trained. Trusted means: at least
+  ``min_real`` real results in this experiment, or a critic pre-trained on earlier experiments
+  whose error on this experiment's first ``min_real_pretrained`` real results stays under
+  ``error_bound``. Then a sample whose spread is <= tau takes the predicted reward, except
+  that (a) a confident sample whose mean + spread beats the best real reward is trained anyway
+  (it may be the answer, and a prediction never counts as a result), (b) a fraction
+  ``audit_fraction`` of the confident samples is trained anyway (an audit), and (c) after
+  ``max_predicted_streak`` predictions in a row the next sample is trained (stall guard).
+- **Audit.** The absolute error between prediction and real reward of every audited sample
+  (and, before trust, of every trained one) is tracked over a window; tau shrinks (x0.7) when
+  the error exceeds ``error_bound`` and grows (x1.1, up to ``tau_max``) when it stays under.
+- **Update.** Advantages are per decision: the normalised reward minus the critic's value of
+  the prefix before that decision (gamma = 1), replacing the EMA baseline.
+- **Learn.** Every real result of this experiment trains the critic (predictions never do);
+  earlier experiments' real results pre-train it, each normalised by its own mean and std.
+
+Errors, spreads and tau are in units of this experiment's reward standard deviation,
+estimated from its first ``norm_after`` real results and then frozen so that the critic's
+targets do not drift. With the critic off this is exactly the vanilla PPO strategy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from fnas.agent.critic import CriticConfig, EnsembleCritic
+from fnas.agent.ppo import PPOConfig, ppo_update
+from fnas.errors import ConfigError
+from fnas.search.ppo import PPOStrategy, single_thread
+from fnas.search.strategy import Proposal, Verdict
+from fnas.space.factorized import FactorizedSpace
+
+__all__ = ["DecisionConfig", "FNASConfig", "FNASStrategy"]
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """When a prediction may replace a training (units: reward standard deviations)."""
+
+    min_real: int = 24
+    """Real results of this experiment before a from-scratch critic is trusted."""
+    min_real_pretrained: int = 8
+    """Real results before a pre-trained critic may be trusted (if its error passes)."""
+    tau: float = 0.35
+    """Initial spread threshold for a confident prediction."""
+    tau_min: float = 0.05
+    """Lower bound of the adaptive tau."""
+    tau_max: float = 1.0
+    """Upper bound of the adaptive tau."""
+    audit_fraction: float = 0.2
+    """Share of confident samples trained anyway, to measure the critic's error."""
+    error_bound: float = 0.5
+    """Bound on the mean absolute audited error; tau adapts to keep it."""
+    error_window: int = 16
+    """Audits the error is averaged over."""
+    max_predicted_streak: int = 12
+    """Stall guard: predictions in a row after which the next sample is trained."""
+    norm_after: int = 8
+    """Real results that fix this experiment's reward normalisation."""
+
+    def __post_init__(self) -> None:
+        ok = (self.min_real >= 2 and self.min_real_pretrained >= 2 and 0 < self.tau_min
+              <= self.tau <= self.tau_max and 0 <= self.audit_fraction <= 1
+              and self.error_bound > 0 and self.error_window >= 1
+              and self.max_predicted_streak >= 1 and self.norm_after >= 2)
+        if not ok:
+            raise ConfigError(f"decision settings out of range: {asdict(self)}")
+
+
+@dataclass(frozen=True)
+class FNASConfig:
+    """The FNAS parts, each switchable for ablations."""
+
+    critic: bool = True
+    """Uncertainty-aware critic + decision module (off: vanilla PPO)."""
+    decision: DecisionConfig = DecisionConfig()
+    critic_cfg: CriticConfig = CriticConfig()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FNASConfig:
+        return cls(critic=d.get("critic", True),
+                   decision=DecisionConfig(**d.get("decision", {})),
+                   critic_cfg=CriticConfig(**d.get("critic_cfg", {})))
+
+
+class FNASStrategy(PPOStrategy):
+    """PPO whose decision step can replace trainings by confident critic predictions."""
+
+    name = "fnas"
+
+    def __init__(self, space: FactorizedSpace, seed: int, ppo: PPOConfig | None = None,
+                 cfg: FNASConfig | None = None) -> None:
+        super().__init__(space, seed, ppo)
+        self.fcfg = cfg or FNASConfig()
+        self.dcfg = self.fcfg.decision
+        self.critic = EnsembleCritic(space.sizes, self.fcfg.critic_cfg, seed + 7919)
+        self._rng = np.random.default_rng([seed, 7919])
+        self.tau = self.dcfg.tau
+        self.errors: deque[float] = deque(maxlen=self.dcfg.error_window)
+        self.pretrained = 0
+        self.n_real = 0
+        self.best_real = -math.inf
+        self.streak = 0
+        self.norm: tuple[float, float] | None = None
+        self._pending_real: list[tuple[list[int], float]] = []
+        self._verdicts: list[Verdict] = []
+        self.counts = {"trained": 0, "predicted": 0, "audited": 0}
+
+    # ---- knowledge --------------------------------------------------------------------------
+    def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
+        if not self.fcfg.critic or not knowledge:
+            return 0
+        self.critic.add([list(d) for d, _ in knowledge], [float(r) for _, r in knowledge])
+        with single_thread():
+            for _ in range(5):
+                self.critic.fit()
+        self.pretrained = len(knowledge)
+        return self.pretrained
+
+    # ---- decision step ----------------------------------------------------------------------
+    @property
+    def trusted(self) -> bool:
+        if not self.fcfg.critic or self.norm is None:
+            return False
+        if self.n_real >= self.dcfg.min_real:
+            return True
+        return (self.pretrained > 0 and self.n_real >= self.dcfg.min_real_pretrained
+                and len(self.errors) > 0 and float(np.mean(self.errors)) <= self.dcfg.error_bound)
+
+    def _to_norm(self, r: float) -> float:
+        mu, sd = self.norm or (0.0, 1.0)
+        return (r - mu) / sd
+
+    def _from_norm(self, z: float) -> float:
+        mu, sd = self.norm or (0.0, 1.0)
+        return z * sd + mu
+
+    def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
+        if not self.fcfg.critic or self.critic.n_points == 0:
+            self._verdicts = [Verdict() for _ in proposals]
+            return self._verdicts
+        mean, spread = self.critic.predict([list(p.decisions) for p in proposals])
+        trusted = self.trusted
+        out = []
+        for m, s in zip(mean, spread, strict=True):
+            m, s = float(m), float(s)
+            shadow = Verdict("train", self._from_norm(m), s)  # trained, but its error counts
+            if not trusted or s > self.tau:
+                out.append(shadow)
+                continue
+            promising = self.best_real > -math.inf and self._from_norm(m + s) > self.best_real
+            if promising or self.streak >= self.dcfg.max_predicted_streak:
+                out.append(shadow)
+            elif self._rng.random() < self.dcfg.audit_fraction:
+                out.append(Verdict("audit", self._from_norm(m), s))
+            else:
+                out.append(Verdict("predict", self._from_norm(m), s))
+            self.streak = self.streak + 1 if out[-1].action == "predict" else 0
+        self._verdicts = out
+        return out
+
+    def observe(self, evaluations: Sequence[Any]) -> None:
+        for ev, v in zip(evaluations, self._verdicts or [Verdict()] * len(evaluations),
+                         strict=False):
+            if ev.predicted:
+                self.counts["predicted"] += 1
+                continue
+            if ev.status != "ok":
+                continue
+            self.counts["trained"] += int(ev.trained)
+            self.counts["audited"] += int(ev.audited)
+            self.n_real += 1
+            self.best_real = max(self.best_real, ev.reward)
+            if v.mean is not None and self.norm is not None and (ev.audited or not self.trusted):
+                self.errors.append(abs(self._to_norm(ev.reward) - self._to_norm(v.mean)))
+                if ev.audited:
+                    self._adapt_tau()
+            self._pending_real.append((list(ev.decisions), float(ev.reward)))
+        if self.norm is None and len(self._pending_real) >= self.dcfg.norm_after:
+            r = np.array([x for _, x in self._pending_real])
+            self.norm = (float(r.mean()), float(max(r.std(), 1e-6)))
+        if self.norm is not None and self._pending_real and self.fcfg.critic:
+            self.critic.add([d for d, _ in self._pending_real],
+                            [self._to_norm(x) for _, x in self._pending_real])
+            self._pending_real = []
+            with single_thread():
+                self.critic.fit()
+
+    def _adapt_tau(self) -> None:
+        err = float(np.mean(self.errors))
+        if err > self.dcfg.error_bound:
+            self.tau = max(self.dcfg.tau_min, self.tau * 0.7)
+        else:
+            self.tau = min(self.dcfg.tau_max, self.tau * 1.1)
+
+    # ---- update -----------------------------------------------------------------------------
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        if not self.fcfg.critic or self.critic.n_points == 0 or self.norm is None:
+            stats = super().tell(proposals, rewards)
+        else:
+            assert self._pending is not None, "tell() without a matching ask()"
+            actions, logp = self._pending
+            z = torch.tensor([self._to_norm(r) for r in rewards], dtype=torch.float32)
+            with single_thread():
+                values = torch.as_tensor(self.critic.prefix_values(actions.numpy()),
+                                         dtype=torch.float32)  # (B, T): V(a_<t)
+                advantages = z.unsqueeze(1) - values
+                stats = ppo_update(self.policy, self.optimizer, actions, logp, advantages,
+                                   self.cfg, self._gen)
+            self._pending = None
+            stats["controller/mean_reward"] = float(np.mean(rewards))
+        err = float(np.mean(self.errors)) if self.errors else float("nan")
+        stats.update({"critic/tau": self.tau, "critic/audit_error": err,
+                      "critic/trusted": float(self.trusted), "critic/points":
+                      float(self.critic.n_points), **{f"decide/{k}": float(v)
+                                                      for k, v in self.counts.items()}})
+        return stats
+
+    # ---- persistence ------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super().state()
+        c_t, c_meta = self.critic.state()
+        tensors.update(c_t)  # the critic's own keys all start with "critic."
+        meta["fnas"] = {
+            "critic": c_meta, "rng": self._rng.bit_generator.state, "tau": self.tau,
+            "errors": list(self.errors), "pretrained": self.pretrained, "n_real": self.n_real,
+            "best_real": self.best_real if self.best_real > -math.inf else None,
+            "streak": self.streak, "norm": self.norm, "pending_real": self._pending_real,
+            "counts": self.counts,
+        }
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super().load_state(tensors, meta)
+        f = meta["fnas"]
+        self.critic.load_state({k: v for k, v in tensors.items() if k.startswith("critic.")},
+                               f["critic"])
+        self._rng.bit_generator.state = f["rng"]
+        self.tau, self.pretrained, self.n_real = f["tau"], f["pretrained"], f["n_real"]
+        self.errors = deque(f["errors"], maxlen=self.dcfg.error_window)
+        self.best_real = f["best_real"] if f["best_real"] is not None else -math.inf
+        self.streak = f["streak"]
+        self.norm = tuple(f["norm"]) if f["norm"] is not None else None
+        self._pending_real = [(list(d), float(r)) for d, r in f["pending_real"]]
+        self.counts = dict(f["counts"])
