@@ -142,8 +142,9 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
             history[c].append(v)
         if len(history["query"]) >= cfg.budget:
             break
+    final = {k[len("last/"):]: v for k, v in out.stats.items() if k.startswith("last/")}
     return {"strategy": strategy, "seed": seed, "seconds": time.perf_counter() - t0,
-            "samples": samples, "history": history}
+            "samples": samples, "history": history, "final_stats": final}
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
@@ -196,6 +197,10 @@ def summarize(cfg: BenchConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
                                  "samples": _stats([r["samples"] for r in rs]),
                                  "final_best_reward": _stats([r["history"]["best"][-1]
                                                               for r in rs if r["history"]["best"]])}
+        audit = [r.get("final_stats", {}).get("critic/audit_error") for r in rs]
+        audit = [a for a in audit if a is not None and not math.isnan(a)]
+        if audit:  # the decision module's audited error (units: reward std), end of run
+            entry["audit_error"] = _stats(audit)
         if table is not None:
             q = [queries_to_target(r["history"], targets) for r in rs]
             hits = [v for v in q if v is not None]
