@@ -23,14 +23,14 @@ optimiser moments, data, counts, both generators); keys start with ``critic.``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from fnas.agent.threads import single_thread
 from fnas.errors import ConfigError, StoreError
 
 __all__ = ["CriticConfig", "EnsembleCritic"]
@@ -65,20 +65,6 @@ class CriticConfig:
         for ok, name in checks:
             if not ok:
                 raise ConfigError(f"critic {name}={getattr(self, name)!r} is out of range")
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread (as ``fnas.search.ppo.single_thread``; a copy avoids an import cycle).
-
-    The critic's tensors are tiny; extra threads only spin-wait on a loaded machine.
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class EnsembleCritic:
@@ -199,7 +185,7 @@ class EnsembleCritic:
         probs[empty] = 1.0  # a member whose resample is empty (tiny n) sees all points
         x_all, y_all = torch.as_tensor(self._x), torch.as_tensor(self._y)
         losses = []
-        with _single_thread():
+        with single_thread():
             for step in range(steps):
                 idx = torch.multinomial(probs, bs, replacement=True, generator=self._gen)
                 idx = idx.reshape(-1)  # (2K * B,)
@@ -223,7 +209,7 @@ class EnsembleCritic:
     def _members(self, x: np.ndarray, length: np.ndarray, value: bool) -> np.ndarray:
         """The K reward (or value) nets' outputs (K, n) on x (n, T) cut to ``length`` (n,)."""
         k = self.cfg.members
-        with _single_thread():
+        with single_thread():
             inp = self._encode(torch.as_tensor(x), torch.as_tensor(length))
             out = self._forward(inp.expand(k, -1, -1), slice(k, None) if value else slice(k))
         return out.numpy().astype(np.float64)

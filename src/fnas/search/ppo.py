@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from fnas.agent.policy import LSTMPolicy
 from fnas.agent.ppo import PPOConfig, ppo_update
+from fnas.agent.threads import single_thread
 from fnas.search.checkpoint import load_optimizer_state, optimizer_state
 from fnas.search.strategy import Proposal, Strategy
 from fnas.space.factorized import FactorizedSpace
 
 __all__ = ["PPOStrategy", "single_thread"]
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch ops on one intra-op thread, then restore the caller's setting.
-
-    The controller's tensors are tiny (B x 42 decisions x 100 units): extra threads only add
-    synchronisation, and on a loaded 2-core machine their spin-waits made one PPO update 60x
-    slower (0.9 s instead of 15 ms per backward, measured while a rollout trained).
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class PPOStrategy(Strategy):
