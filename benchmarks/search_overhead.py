@@ -51,7 +51,7 @@ def main() -> int:
     runs = []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as d:
-            cfg = SearchConfig(budget=budget, batch=args.batch, seed=seed,
+            cfg = SearchConfig(strategy="ppo", budget=budget, batch=args.batch, seed=seed,
                                task=TaskConfig(dataset="digits", epochs=args.epochs))
             t0 = time.perf_counter()
             out = run_search(Store(d), cfg, name=f"overhead-s{seed}", progress=False)
