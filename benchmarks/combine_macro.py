@@ -36,7 +36,7 @@ def main() -> int:
     names = list(dict.fromkeys(r["strategy"] for r in runs))
     config = {**config, "strategies": names, "source_flops": None}
     cfg = bench_config_from({**config, "strategies": ["random"]})  # validates the rest
-    summary = _summary(cfg, runs, names)
+    summary = summarize(cfg, runs, tuple(names))
     result = {"config": config, "runs": runs, "summary": summary}
     (RES / "macro-comparison.json").write_text(json.dumps({"config": config,
                                                            "summary": summary}, indent=1))
@@ -46,15 +46,6 @@ def main() -> int:
         print(f"{s:<16} queries to target {q['median']:>6} [{q['q25']}, {q['q75']}]  "
               f"success {q['success_rate']:.0%}  regret {e['final_regret']['median']:.3f}")
     return 0
-
-
-def _summary(cfg, runs, names):
-    # summarize() validates names against the registry; relabelled runs are summarised by hand.
-    out = {}
-    for s in names:
-        sub = [dict(r, strategy="random") for r in runs if r["strategy"] == s]
-        out[s] = summarize(cfg, sub)["random"]
-    return out
 
 
 if __name__ == "__main__":

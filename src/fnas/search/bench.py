@@ -182,7 +182,8 @@ def queries_to_target(history: dict[str, list], targets: set[str]) -> int | None
     return None
 
 
-def summarize(cfg: BenchConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(cfg: BenchConfig, runs: list[dict[str, Any]],
+              names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Per strategy: queries to target (median, IQR, success rate) and final regret (macro),
     or final best reward (real)."""
     table = None
@@ -190,7 +191,7 @@ def summarize(cfg: BenchConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         table = MacroTableEvaluator(cfg.data).table
         targets = table.within(cfg.target_delta)
     out: dict[str, Any] = {}
-    for s in cfg.strategies:
+    for s in names or cfg.strategies:  # names: labels of merged results (combine_macro.py)
         rs = [r for r in runs if r["strategy"] == s]
         made = [len(r["history"]["query"]) for r in rs]
         entry: dict[str, Any] = {"runs": len(rs), "queries_made": _stats(made),
