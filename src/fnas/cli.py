@@ -26,6 +26,16 @@ def _human(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -83,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search strategy (fnas: PPO + critic; ppo: vanilla MnasNet PPO)")
     s.add_argument("--knowledge", default=None, metavar="none|all|RUN,RUN",
                    help="earlier runs whose results pre-train the critic (all)")
+    s.add_argument("--knowledge-as", choices=["measurements", "rewards"], default=None,
+                   help="teach their measurements re-scored with this run's reward "
+                        "(measurements, default) or the rewards they were given")
     s.add_argument("--no-critic", action="store_true", default=None,
                    help="fnas without its critic (an ablation: vanilla PPO)")
+    s.add_argument("--imagined", type=_nonneg_int, default=None, metavar="N",
+                   help="fnas: extra PPO updates per iteration on confident critic "
+                        "predictions (4; 0: off)")
     s.add_argument("--budget", type=_positive_int, default=None,
                    help="architectures to sample (32); with --resume, a new total")
     s.add_argument("--batch", type=_positive_int, default=None, help="architectures per update (8)")
@@ -117,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="macro: pre-train fnas on a source search with this FLOPs target (M)")
     b.add_argument("--source-budget", type=_positive_int, default=200,
                    help="queries of each knowledge-source search (200)")
+    b.add_argument("--knowledge-as", choices=["measurements", "rewards"],
+                   default="measurements", help="what the source teaches (measurements)")
+    b.add_argument("--imagined", type=_nonneg_int, default=4, metavar="N",
+                   help="fnas: extra PPO updates per iteration on confident predictions (4)")
     b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
     b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
     b.add_argument("--no-progress", action="store_true")

@@ -15,7 +15,8 @@ from fnas.knowledge.store import Evaluation, Store
 __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
 _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
-                 "target_macs", "hard", "seed", "name", "knowledge", "no_critic")
+                 "target_macs", "hard", "seed", "name", "knowledge", "knowledge_as",
+                 "no_critic", "imagined")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -31,9 +32,15 @@ def _config_from_args(args: argparse.Namespace):
         task = replace(task, device=args.device)
     reward = reward_from_args(args)
     overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
-                                               "knowledge") if getattr(args, k) is not None}
+                                               "knowledge", "knowledge_as")
+                 if getattr(args, k) is not None}
+    fnas = {}
     if args.no_critic:
-        overrides["fnas"] = {"critic": False}
+        fnas["critic"] = False
+    if args.imagined is not None:
+        fnas["imagined"] = args.imagined
+    if fnas:
+        overrides["fnas"] = fnas
     return replace(cfg, task=task, reward=reward, **overrides)
 
 
@@ -146,7 +153,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
                       task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
                       source_flops=args.source_flops * 1e6 if args.source_flops else None,
-                      source_budget=args.source_budget)
+                      source_budget=args.source_budget, knowledge_as=args.knowledge_as,
+                      fnas={"imagined": args.imagined})
     result = run_bench(cfg, progress=not args.no_progress)
     stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
                          f"{'-transfer' if cfg.source_flops else ''}")

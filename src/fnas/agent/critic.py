@@ -153,6 +153,23 @@ class EnsembleCritic:
         self._y = np.concatenate([self._y, y])
         self._counts = np.concatenate([self._counts, counts.astype(np.int64)], axis=1)
 
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the data added so far: decisions (n, T) and targets (n,), in order."""
+        return self._x.copy(), self._y.copy()
+
+    def retarget(self, targets: Any) -> None:
+        """Replace every point's target (same order as :meth:`points`), e.g. after the caller
+        changed its normalisation; bootstrap counts and weights are kept (refit after).
+
+        Raises:
+            ValueError: wrong length or a non-finite target.
+        """
+        y = np.asarray(targets, dtype=np.float32).reshape(-1)
+        if y.shape[0] != self.n_points or not np.isfinite(y).all():
+            raise ValueError(f"critic retarget needs {self.n_points} finite targets, got "
+                             f"{y.shape[0]}")
+        self._y = y.copy()
+
     def _encode(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """Inputs (n, sum(sizes) + T) for decisions x (n, T) cut to prefixes of ``length`` (n,)."""
         mask = (torch.arange(x.shape[1]) < length[:, None]).float()  # (n, T)

@@ -67,6 +67,11 @@ class BenchConfig:
     The source shares nothing through the cache and its queries are not counted."""
     source_budget: int = 200
     """Queries of each knowledge-source search."""
+    fnas: dict = field(default_factory=dict)
+    """Settings of the ``fnas`` strategy (``SearchConfig.fnas``), e.g. ``{"imagined": 4}``."""
+    knowledge_as: str = "measurements"
+    """What the source teaches: its ``measurements`` re-scored with the run's reward (plain
+    accuracy here), or the ``rewards`` it optimised (``SearchConfig.knowledge_as``)."""
 
     def __post_init__(self) -> None:
         if self.bench not in BENCHMARKS:
@@ -77,6 +82,8 @@ class BenchConfig:
                 raise ConfigError(f"unknown strategy {s!r}: expected one of {sorted(STRATEGIES)}")
         if self.seeds < 1 or self.budget < 2 or self.batch < 2:
             raise ConfigError("seeds must be >= 1, budget and batch >= 2")
+        if self.knowledge_as not in ("measurements", "rewards"):
+            raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.bench == "macro" and not self.data:
             raise ConfigError("the macro benchmark needs the table's path (--data PATH)")
 
@@ -113,7 +120,8 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     transfer = cfg.source_flops is not None and cfg.bench == "macro"
     scfg = SearchConfig(space=space_name, strategy=strategy, budget=cfg.budget, batch=cfg.batch,
                         seed=seed, task=cfg.task, budget_counts="trained", checkpoint=False,
-                        max_samples=5 * cfg.budget, knowledge="all" if transfer else "none")
+                        max_samples=5 * cfg.budget, knowledge="all" if transfer else "none",
+                        knowledge_as=cfg.knowledge_as, fnas=cfg.fnas)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)

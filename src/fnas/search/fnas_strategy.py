@@ -4,10 +4,22 @@ With the critic on (DESIGN.md, loop steps 2, 3, 5, 6):
 
 - **Decide.** Until the critic is *trusted* every sample is trained. Trusted means: at least
   ``min_real`` real results in this experiment, or a critic pre-trained on earlier experiments
-  whose error on this experiment's first ``min_real_pretrained`` real results stays under
-  ``error_bound``. Then a sample whose spread is <= tau takes the predicted reward, except
-  that (a) a confident sample whose mean + spread beats the best real reward is trained anyway
-  (it may be the answer, and a prediction never counts as a result), (b) a fraction
+  that passes its *judgement* on this experiment's first ``judge_after`` real results (those
+  after the normalisation is fixed). The judgement first calibrates: earlier experiments are
+  normalised by their own statistics, which differ from this one's when they sampled another
+  region or measured another task, so a Theil-Sen line ``z = a * pred + b`` maps the
+  pre-trained predictions onto this experiment's normalised rewards. The critic passes if
+  it ranks them (Kendall tau >= ``judge_min_rank`` and a > 0). This experiment is then
+  expressed in the knowledge's units (its normalisation becomes ``(mu + b sd, a sd)``, its
+  own targets move with it): a scale estimated from hundreds of earlier results instead of
+  ``norm_after`` fresh ones, which on heavy-tailed accuracies can be off by 3x. The
+  calibrated errors seed the audit window, so tau starts from measured evidence. A critic
+  that fails *forgets* its knowledge (``forget_failed_knowledge``): it is rebuilt from this
+  experiment's own results and trusted like a critic from scratch.
+  Knowledge that misleads therefore costs a few trainings, not the search. Once trusted, a
+  sample whose spread is <= tau takes the predicted reward, except that (a) a confident
+  sample whose mean + spread beats the best real reward is trained anyway (it may be the
+  answer, and a prediction never counts as a result), (b) a fraction
   ``audit_fraction`` of the confident samples is trained anyway (an audit), and (c) after
   ``max_predicted_streak`` predictions in a row the next sample is trained (stall guard).
 - **Audit.** The absolute error between prediction and real reward of every audited sample
@@ -68,12 +80,19 @@ class DecisionConfig:
     """Stall guard: predictions in a row after which the next sample is trained."""
     norm_after: int = 8
     """Real results that fix this experiment's reward normalisation."""
+    judge_after: int = 8
+    """Real results a pre-trained critic is judged on (after the normalisation is fixed)."""
+    judge_min_rank: float = 0.4
+    """Kendall tau a pre-trained critic needs on them to keep its knowledge."""
+    forget_failed_knowledge: bool = True
+    """A pre-trained critic that fails its judgement drops the knowledge and starts over."""
 
     def __post_init__(self) -> None:
         ok = (self.min_real >= 2 and self.min_real_pretrained >= 2 and 0 < self.tau_min
               <= self.tau <= self.tau_max and 0 <= self.audit_fraction <= 1
               and self.error_bound > 0 and self.error_window >= 1
-              and self.max_predicted_streak >= 1 and self.norm_after >= 2)
+              and self.max_predicted_streak >= 1 and self.norm_after >= 2
+              and self.judge_after >= 3 and -1 <= self.judge_min_rank <= 1)
         if not ok:
             raise ConfigError(f"decision settings out of range: {asdict(self)}")
 
@@ -86,10 +105,14 @@ class FNASConfig:
     """Uncertainty-aware critic + decision module (off: vanilla PPO)."""
     decision: DecisionConfig = DecisionConfig()
     critic_cfg: CriticConfig = CriticConfig()
+    imagined: int = 4
+    """Extra PPO updates per iteration, once the critic is trusted, on fresh batches scored by
+    the critic alone (only confident samples, spread <= tau; nothing recorded): model-based
+    updates, beyond the paper. 0 disables them."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FNASConfig:
-        return cls(critic=d.get("critic", True),
+        return cls(critic=d.get("critic", True), imagined=int(d.get("imagined", 4)),
                    decision=DecisionConfig(**d.get("decision", {})),
                    critic_cfg=CriticConfig(**d.get("critic_cfg", {})))
 
@@ -109,11 +132,15 @@ class FNASStrategy(PPOStrategy):
         self.tau = self.dcfg.tau
         self.errors: deque[float] = deque(maxlen=self.dcfg.error_window)
         self.pretrained = 0
+        self.knowledge = "none"  # none | pending | kept | failed | forgotten
+        self._judge_pairs: list[tuple[float, float]] = []  # (prediction, real), normalised
+        self.calibration: tuple[float, float] | None = None
         self.n_real = 0
         self.best_real = -math.inf
         self.streak = 0
         self.norm: tuple[float, float] | None = None
         self._pending_real: list[tuple[list[int], float]] = []
+        self._seen: set[tuple[int, ...]] = set()  # architectures with a real result in this run
         self._verdicts: list[Verdict] = []
         self.counts = {"trained": 0, "predicted": 0, "audited": 0}
 
@@ -126,6 +153,7 @@ class FNASStrategy(PPOStrategy):
             for _ in range(5):
                 self.critic.fit()
         self.pretrained = len(knowledge)
+        self.knowledge = "pending"
         return self.pretrained
 
     # ---- decision step ----------------------------------------------------------------------
@@ -135,8 +163,7 @@ class FNASStrategy(PPOStrategy):
             return False
         if self.n_real >= self.dcfg.min_real:
             return True
-        return (self.pretrained > 0 and self.n_real >= self.dcfg.min_real_pretrained
-                and len(self.errors) > 0 and float(np.mean(self.errors)) <= self.dcfg.error_bound)
+        return self.knowledge == "kept" and self.n_real >= self.dcfg.min_real_pretrained
 
     def _to_norm(self, r: float) -> float:
         mu, sd = self.norm or (0.0, 1.0)
@@ -180,13 +207,21 @@ class FNASStrategy(PPOStrategy):
                 continue
             self.counts["trained"] += int(ev.trained)
             self.counts["audited"] += int(ev.audited)
-            self.n_real += 1
             self.best_real = max(self.best_real, ev.reward)
+            key = tuple(int(d) for d in ev.decisions)
+            if key in self._seen:  # a repeat of this run's own result teaches nothing new
+                continue
+            self._seen.add(key)
+            self.n_real += 1
             if v.mean is not None and self.norm is not None and (ev.audited or not self.trusted):
                 self.errors.append(abs(self._to_norm(ev.reward) - self._to_norm(v.mean)))
+                if self.knowledge == "pending":
+                    self._judge_pairs.append((self._to_norm(v.mean), self._to_norm(ev.reward)))
                 if ev.audited:
                     self._adapt_tau()
             self._pending_real.append((list(ev.decisions), float(ev.reward)))
+        if self.knowledge == "pending" and len(self._judge_pairs) >= self.dcfg.judge_after:
+            self._judge_knowledge()
         if self.norm is None and len(self._pending_real) >= self.dcfg.norm_after:
             r = np.array([x for _, x in self._pending_real])
             self.norm = (float(r.mean()), float(max(r.std(), 1e-6)))
@@ -196,6 +231,48 @@ class FNASStrategy(PPOStrategy):
             self._pending_real = []
             with single_thread():
                 self.critic.fit()
+
+    def _judge_knowledge(self) -> None:
+        """Calibrate a pre-trained critic on this experiment's first real results; keep its
+        knowledge if it ranks them, else forget it (see the module docstring)."""
+        from scipy.stats import kendalltau, theilslopes  # scipy comes with scikit-learn
+
+        m, z = np.asarray(self._judge_pairs, dtype=np.float64).T
+        self._judge_pairs = []
+        rank = slope = intercept = float("nan")
+        if np.ptp(m) > 0 and np.ptp(z) > 0:
+            rank = float(kendalltau(m, z)[0])
+            slope, intercept = (float(v) for v in theilslopes(z, m)[:2])
+        x, y = self.critic.points()
+        if rank >= self.dcfg.judge_min_rank and slope > 0:
+            # Express this experiment in the knowledge's units: z = a * m + b, so the new
+            # normalisation is (mu + b * sd, a * sd). The pre-trained critic is kept as it is;
+            # this experiment's own targets and errors move to the new units.
+            mu, sd = self.norm
+            self.norm = (mu + intercept * sd, slope * sd)
+            y[self.pretrained:] = (y[self.pretrained:] - intercept) / slope
+            self.critic.retarget(y)
+            err = np.abs(slope * m + intercept - z) / slope
+            self.errors = deque(err.tolist(), maxlen=self.dcfg.error_window)
+            self.knowledge, self.calibration = "kept", (slope, intercept)
+            with single_thread():
+                self.critic.fit()
+            return
+        if not self.dcfg.forget_failed_knowledge:
+            self.knowledge = "failed"  # its points stay in the data, but it is not trusted early
+            return
+        self.knowledge = "forgotten"
+        x, y = x[self.pretrained:], y[self.pretrained:]
+        self.pretrained = 0
+        self.errors.clear()
+        self.critic = EnsembleCritic(self.space.sizes, self.fcfg.critic_cfg,
+                                     self.seed + 7919 + 1)
+        if len(y):
+            self.critic.add(x, y)
+            with single_thread():
+                for _ in range(3):
+                    self.critic.fit()
+        self.tau = self.dcfg.tau
 
     def _adapt_tau(self) -> None:
         err = float(np.mean(self.errors))
@@ -218,14 +295,32 @@ class FNASStrategy(PPOStrategy):
                 advantages = z.unsqueeze(1) - values
                 stats = ppo_update(self.policy, self.optimizer, actions, logp, advantages,
                                    self.cfg, self._gen)
+                for _ in range(self.fcfg.imagined if self.trusted else 0):
+                    self._imagined_update(len(rewards))
             self._pending = None
             stats["controller/mean_reward"] = float(np.mean(rewards))
         err = float(np.mean(self.errors)) if self.errors else float("nan")
         stats.update({"critic/tau": self.tau, "critic/audit_error": err,
-                      "critic/trusted": float(self.trusted), "critic/points":
+                      "critic/trusted": float(self.trusted),
+                      "critic/knowledge_kept": float(self.knowledge == "kept"),
+                      "critic/knowledge_forgotten": float(self.knowledge == "forgotten"),
+                      "critic/points":
                       float(self.critic.n_points), **{f"decide/{k}": float(v)
                                                       for k, v in self.counts.items()}})
         return stats
+
+    def _imagined_update(self, n: int) -> None:
+        """One PPO update on n fresh samples that the critic scores with confidence."""
+        actions, logp = self.policy.sample(n, self._gen)
+        mean, spread = self.critic.predict(actions.numpy())
+        keep = torch.as_tensor(spread <= self.tau)
+        if int(keep.sum()) < 2:
+            return
+        actions, logp = actions[keep], logp[keep]
+        values = torch.as_tensor(self.critic.prefix_values(actions.numpy()), dtype=torch.float32)
+        z = torch.as_tensor(mean[keep.numpy()], dtype=torch.float32)
+        ppo_update(self.policy, self.optimizer, actions, logp, z.unsqueeze(1) - values,
+                   self.cfg, self._gen)
 
     # ---- persistence ------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -235,6 +330,9 @@ class FNASStrategy(PPOStrategy):
         meta["fnas"] = {
             "critic": c_meta, "rng": self._rng.bit_generator.state, "tau": self.tau,
             "errors": list(self.errors), "pretrained": self.pretrained, "n_real": self.n_real,
+            "knowledge": self.knowledge, "judge_pairs": self._judge_pairs,
+            "seen": sorted(list(k) for k in self._seen),
+            "calibration": self.calibration,
             "best_real": self.best_real if self.best_real > -math.inf else None,
             "streak": self.streak, "norm": self.norm, "pending_real": self._pending_real,
             "counts": self.counts,
@@ -248,6 +346,11 @@ class FNASStrategy(PPOStrategy):
                                f["critic"])
         self._rng.bit_generator.state = f["rng"]
         self.tau, self.pretrained, self.n_real = f["tau"], f["pretrained"], f["n_real"]
+        self.knowledge = f.get("knowledge", "pending" if self.pretrained else "none")
+        self._judge_pairs = [tuple(p) for p in f.get("judge_pairs", [])]
+        self._seen = {tuple(k) for k in f.get("seen", [])}
+        cal = f.get("calibration")
+        self.calibration = tuple(cal) if cal is not None else None
         self.errors = deque(f["errors"], maxlen=self.dcfg.error_window)
         self.best_real = f["best_real"] if f["best_real"] is not None else -math.inf
         self.streak = f["streak"]

@@ -93,6 +93,9 @@ class SearchConfig:
     knowledge: str = "all"
     """Earlier experiments whose real results pre-train the critic: ``none``, ``all`` (every
     experiment in the store with the same decisions) or ``RUN,RUN`` (names or ids)."""
+    knowledge_as: str = "measurements"
+    """What earlier runs teach: ``measurements`` (their accuracy, latency and MACs re-scored
+    with this search's reward) or ``rewards`` (the rewards they were given)."""
     rea: dict = field(default_factory=dict)
     """Regularized-evolution settings (``REAConfig`` fields); empty means its defaults."""
     budget_counts: str = "samples"
@@ -114,6 +117,8 @@ class SearchConfig:
             raise ConfigError(f"budget={self.budget} must be >= 1")
         if self.batch < 2:
             raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
+        if self.knowledge_as not in ("measurements", "rewards"):
+            raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.budget_counts not in ("samples", "trained"):
             raise ConfigError(f"budget_counts={self.budget_counts!r}: 'samples' or 'trained'")
 
@@ -176,15 +181,21 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
                                   evaluator.signature, config, cfg.budget)
-    _pretrain(store, exp, cfg, space, strategy)
+    _pretrain(store, exp, cfg, space, strategy, evaluator)
     return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after)
 
 
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
-                     which: str = "all") -> tuple[list[tuple[tuple[int, ...], float]], list[str]]:
+                     which: str = "all", rescore: Any = None,
+                     ) -> tuple[list[tuple[tuple[int, ...], float]], list[str]]:
     """Real results of earlier experiments with the same decisions, each experiment's rewards
     normalised by its own mean and std (so that tasks of different accuracy levels teach the
     same ranking). Returns ``(knowledge, experiment names)``.
+
+    ``rescore(accuracy, latency_ms, macs) -> reward`` (this search's reward, e.g.
+    :meth:`Evaluator.rescore`) re-scores every stored measurement first: a run that optimised
+    another objective teaches what it *measured*, not what it was rewarded for. A run lacking
+    a metric the new reward needs (no latency recorded, say) teaches its own rewards instead.
 
     Raises:
         StoreError: ``which`` names an unknown run. ConfigError: it names an incompatible one.
@@ -207,15 +218,22 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
         if len(rows) < 2:
             continue
         r = np.array([ev.reward for ev in rows])
+        if rescore is not None:
+            try:
+                r = np.array([rescore(ev.accuracy, ev.latency_ms, ev.macs) for ev in rows])
+            except ConfigError:  # a metric this reward needs was not recorded by that run
+                pass
         mu, sd = float(r.mean()), float(max(r.std(), 1e-6))
-        knowledge += [(ev.decisions, (ev.reward - mu) / sd) for ev in rows]
+        knowledge += [(ev.decisions, float((x - mu) / sd)) for ev, x in zip(rows, r, strict=True)]
         names.append(e.name)
     return knowledge, names
 
 
 def _pretrain(store: Store, exp: Experiment, cfg: SearchConfig, space: FactorizedSpace,
-              strategy: Strategy) -> None:
-    knowledge, names = gather_knowledge(store, exp.id, space.decision_signature, cfg.knowledge)
+              strategy: Strategy, evaluator: Evaluator) -> None:
+    rescore = evaluator.rescore if cfg.knowledge_as == "measurements" else None
+    knowledge, names = gather_knowledge(store, exp.id, space.decision_signature, cfg.knowledge,
+                                        rescore)
     used = strategy.pretrain(knowledge) if knowledge else 0
     store.update_experiment(exp.id, stats={"knowledge/points": used,
                                            "knowledge/experiments": names if used else []})
@@ -241,7 +259,7 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     ckpt = load_checkpoint(store.run_dir(exp.name))
     loop_state: dict[str, Any] = {}
     if ckpt is None:  # killed before its first update: pre-train again, as at the start
-        _pretrain(store, exp, cfg, space, strategy)
+        _pretrain(store, exp, cfg, space, strategy, evaluator)
     else:
         tensors, meta = ckpt
         strategy.load_state(tensors, meta["strategy"])
