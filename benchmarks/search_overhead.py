@@ -1,14 +1,17 @@
 """Search overhead: the share of wall time a search spends outside the rollouts.
 
-What it measures: a real vanilla-PPO search on the digits proxy task (real training), with the
-loop's own timers: controller sampling, PPO update, store reads/writes and the atomic
-checkpoint, as a share of the search's wall time. The rest is the rollouts (training, then
-validation accuracy and latency measurement). Target: overhead < 2% of wall time.
+What it measures: a real search (vanilla PPO by default, or ``--strategy fnas``) on the digits
+proxy task (real training), with the loop's own timers: controller sampling (and for fnas the
+critic's decisions), PPO update (and for fnas the critic's fits and imagined updates), store
+reads/writes and the atomic checkpoint, as a share of the search's wall time. The rest is
+the rollouts (training, then validation accuracy and latency measurement). Target: overhead
+< 2% of wall time.
 
 Command (from the repository root):
 
     python benchmarks/search_overhead.py              # 3 seeds, budget 24, batch 8, 3 epochs
     python benchmarks/search_overhead.py --quick      # 1 seed, budget 8
+    python benchmarks/search_overhead.py --strategy fnas --budget 48   # critic trusted at 24
 
 Machine: whatever runs it (recorded in the JSON); the committed result is from the project's
 2-core CPU machine. Seeds: 0, 1, 2 (each a separate search in a fresh store). Spread: the
@@ -42,6 +45,7 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=24)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--strategy", default="ppo", choices=["ppo", "fnas"])
     ap.add_argument("--quick", action="store_true", help="1 seed, budget 8")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
@@ -51,7 +55,7 @@ def main() -> int:
     runs = []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as d:
-            cfg = SearchConfig(strategy="ppo", budget=budget, batch=args.batch, seed=seed,
+            cfg = SearchConfig(strategy=args.strategy, budget=budget, batch=args.batch, seed=seed,
                                task=TaskConfig(dataset="digits", epochs=args.epochs))
             t0 = time.perf_counter()
             out = run_search(Store(d), cfg, name=f"overhead-s{seed}", progress=False)
@@ -78,7 +82,7 @@ def main() -> int:
                     "cpus": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads()},
         "config": {"task": "digits", "epochs": args.epochs, "budget": budget,
-                   "batch": args.batch, "strategy": "ppo", "seeds": seeds},
+                   "batch": args.batch, "strategy": args.strategy, "seeds": seeds},
         "overhead_parts": list(OVERHEAD),
         "runs": runs,
         "overhead_share": {"median": statistics.median(shares), "min": min(shares),
@@ -88,7 +92,8 @@ def main() -> int:
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ("search_overhead_quick.json" if args.quick else "search_overhead.json")
+    stem = "search_overhead" + ("" if args.strategy == "ppo" else f"_{args.strategy}")
+    path = out_dir / (f"{stem}_quick.json" if args.quick else f"{stem}.json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"overhead share: median {100 * result['overhead_share']['median']:.3f}% "
           f"(min {100 * min(shares):.3f}%, max {100 * max(shares):.3f}%), target < 2%: "

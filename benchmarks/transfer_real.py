@@ -37,12 +37,14 @@ from fnas.tasks import TaskConfig
 
 
 def _search(store: Store, name: str, strategy: str, dataset: str, budget: int, epochs: int,
-            seed: int, knowledge: str) -> list[float]:
+            seed: int, knowledge: str) -> tuple[list[float], list[str], dict]:
+    """Rewards and architecture keys of the search's real trainings, in order; its stats."""
     cfg = SearchConfig(strategy=strategy, budget=budget, batch=8, seed=seed,
                        task=TaskConfig(dataset=dataset, epochs=epochs), knowledge=knowledge,
                        budget_counts="trained", max_samples=10 * budget)
     out = run_search(store, cfg, name=name, progress=False)
-    return [e.reward for e in store.evaluations(out.experiment.id) if e.trained]
+    rows = [e for e in store.evaluations(out.experiment.id) if e.trained]
+    return [e.reward for e in rows], [e.arch_key for e in rows], out.stats
 
 
 def _to_reach(rewards: list[float], target: float) -> int | None:
@@ -65,20 +67,30 @@ def main() -> int:
     for s in range(a.seeds):
         t0 = time.time()
         with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
-            vanilla = _search(Store(d1), "ppo", "ppo", "mnist5k", a.budget, a.epochs, s, "none")
+            vanilla, v_keys, _ = _search(Store(d1), "ppo", "ppo", "mnist5k", a.budget,
+                                         a.epochs, s, "none")
             target = max(vanilla)
             store = Store(d2)
             _search(store, "source", "fnas", "digits", a.source_budget, a.epochs, 1000 + s,
                     "none")
-            fnas_k = _search(store, "fnas-k", "fnas", "mnist5k", a.budget, a.epochs, s, "all")
+            fnas_k, k_keys, k_stats = _search(store, "fnas-k", "fnas", "mnist5k", a.budget,
+                                              a.epochs, s, "all")
+            # Same seed, same first batch (common random numbers); how long do they agree?
+            common = next((i for i, (x, y) in enumerate(zip(v_keys, k_keys, strict=False))
+                           if x != y),
+                          min(len(v_keys), len(k_keys)))
             row = {"seed": s, "vanilla_best": target, "vanilla_to_reach": _to_reach(vanilla,
                                                                                   target),
                    "fnas_knowledge_best": max(fnas_k), "fnas_knowledge_to_reach":
-                   _to_reach(fnas_k, target)}
+                   _to_reach(fnas_k, target), "same_trainings_prefix": common,
+                   "shared_architectures": len(set(v_keys) & set(k_keys)),
+                   "vanilla_rewards": vanilla, "fnas_knowledge_rewards": fnas_k,
+                   "fnas_knowledge_stats": {k: v for k, v in k_stats.items()
+                                            if "critic" in k or "decide" in k}}
             if a.scratch:
                 with tempfile.TemporaryDirectory() as d3:
-                    fnas_s = _search(Store(d3), "fnas-s", "fnas", "mnist5k", a.budget,
-                                     a.epochs, s, "none")
+                    fnas_s, _, _ = _search(Store(d3), "fnas-s", "fnas", "mnist5k", a.budget,
+                                           a.epochs, s, "none")
                 row.update(fnas_scratch_best=max(fnas_s),
                            fnas_scratch_to_reach=_to_reach(fnas_s, target))
         row["seconds"] = time.time() - t0
