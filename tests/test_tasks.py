@@ -85,6 +85,26 @@ def test_weights_out_and_back_in():
     assert run_rollout(TINY, task1, RewardConfig(), 1, init_weights=partial).result.ok
 
 
+
+def test_on_epoch_sees_each_epoch_and_changes_nothing():
+    from fnas.tasks import evaluate, load_dataset
+
+    data = load_dataset("digits")
+    curve: list[tuple[int, float]] = []
+
+    def on_epoch(epoch: int, model: torch.nn.Module) -> None:
+        assert model.training
+        curve.append((epoch, evaluate(model, data.x_val, data.y_val)))
+
+    task = TaskConfig(epochs=2, latency_repeats=0)
+    a = run_rollout(TINY, task, RewardConfig(), seed=5, on_epoch=on_epoch)
+    b = run_rollout(TINY, task, RewardConfig(), seed=5)
+    assert [e for e, _ in curve] == [1, 2]
+    assert curve[-1][1] == a.result.accuracy
+    assert a.result.train_losses == b.result.train_losses  # evaluating is not training
+    for k, v in a.weights.items():
+        assert torch.equal(v, b.weights[k]), k
+
 @pytest.mark.parametrize(
     ("arch", "task", "init", "status", "needle"),
     [

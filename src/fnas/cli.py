@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(measurements, default) or the rewards they were given")
     s.add_argument("--no-critic", action="store_true", default=None,
                    help="fnas without its critic (an ablation: vanilla PPO)")
+    s.add_argument("--pool", choices=["auto", "on", "off"], default=None,
+                   help="initialise trainings from the knowledge pool (auto: on for fnas)")
+    s.add_argument("--pool-epochs", type=_positive_int, default=None, metavar="E",
+                   help="epochs of a pool-initialised training (half of --epochs)")
     s.add_argument("--imagined", type=_nonneg_int, default=None, metavar="N",
                    help="fnas: extra PPO updates per iteration on confident critic "
                         "predictions (4; 0: off)")
@@ -140,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
     b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
     b.add_argument("--no-progress", action="store_true")
+
+    o = sub.add_parser("pool", help="the knowledge pool of trained block weights")
+    o.add_argument("action", choices=["stats"], help="stats: entries, hit ratio, coverage, disk")
+    o.add_argument("--store", default="fnas-store")
+    o.add_argument("--recent", type=_positive_int, default=100,
+                   help="rollouts the hit ratio and coverage are averaged over (100)")
+    o.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="list the runs in a store")
     r.add_argument("--store", default="fnas-store")
@@ -226,11 +237,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fnas.cli_pool import cmd_pool
     from fnas.cli_search import cmd_bench, cmd_runs, cmd_search, cmd_show
 
     args = build_parser().parse_args(argv)
     commands = {"inspect": _cmd_inspect, "train": _cmd_train, "search": cmd_search,
-                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench}
+                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench, "pool": cmd_pool}
     try:
         if args.command not in commands:
             raise ConfigError(f"unknown command {args.command!r}")

@@ -16,7 +16,7 @@ __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
 _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
                  "target_macs", "hard", "seed", "name", "knowledge", "knowledge_as",
-                 "no_critic", "imagined")
+                 "no_critic", "imagined", "pool", "pool_epochs")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -32,7 +32,8 @@ def _config_from_args(args: argparse.Namespace):
         task = replace(task, device=args.device)
     reward = reward_from_args(args)
     overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
-                                               "knowledge", "knowledge_as")
+                                               "knowledge", "knowledge_as", "pool",
+                                               "pool_epochs")
                  if getattr(args, k) is not None}
     fnas = {}
     if args.no_critic:

@@ -1,5 +1,23 @@
-"""Knowledge that outlives one search: the SQLite store (and, later, the weight pool)."""
+"""Knowledge that outlives one search: the SQLite store and the block-weight pool.
+
+The pool's names are imported lazily, so ``fnas.knowledge.Store`` stays free of torch.
+"""
+
+from typing import Any
 
 from fnas.knowledge.store import EVAL_FLAGS, SCHEMA_VERSION, Evaluation, Experiment, Store
 
-__all__ = ["EVAL_FLAGS", "SCHEMA_VERSION", "Evaluation", "Experiment", "Store"]
+__all__ = ["EVAL_FLAGS", "SCHEMA_VERSION", "Evaluation", "Experiment", "Store", "Pool",
+           "PoolSnapshot", "PoolEntry", "PoolStats", "BlockInit", "InitStats", "PoolWarning",
+           "pool_stats"]
+
+_POOL_NAMES = {"Pool", "PoolSnapshot", "PoolEntry", "PoolStats", "BlockInit", "InitStats",
+               "PoolWarning", "pool_stats"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _POOL_NAMES:
+        from fnas.knowledge import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'fnas.knowledge' has no attribute {name!r}")

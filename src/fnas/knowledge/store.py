@@ -31,7 +31,7 @@ from fnas.errors import StoreError
 
 __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
 """Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
 although the critic was confident); result reused from an earlier identical evaluation;
@@ -78,10 +78,17 @@ CREATE TABLE IF NOT EXISTS evaluations (
     cached INTEGER NOT NULL DEFAULT 0,
     replayed INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
+    epochs INTEGER,
+    pool_snapshot INTEGER,
+    pool_hit_ratio REAL,
+    pool_coverage REAL,
     UNIQUE (experiment_id, iteration, slot)
 );
 CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
 """
+_ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
+             ("pool_coverage", "REAL"))
+"""Evaluation columns added in schema v2 (the knowledge pool); a v1 store gains them, NULL."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,14 @@ class Evaluation:
     cached: bool = False
     replayed: bool = False
     created: float = 0.0
+    epochs: int | None = None
+    """Epochs this training ran (None: not trained here, or recorded before schema v2)."""
+    pool_snapshot: int | None = None
+    """Knowledge-pool snapshot its initial weights came from (None: pool off)."""
+    pool_hit_ratio: float | None = None
+    """Share of its blocks initialised from the pool."""
+    pool_coverage: float | None = None
+    """Share of its block parameters copied from the pool."""
     id: int | None = None
 
 
@@ -172,7 +187,11 @@ class Store:
                 raise StoreError(f"{self.path} has schema v{version}; this fnas reads up to "
                                  f"v{SCHEMA_VERSION}: upgrade fnas")
         self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(evaluations)")}
+        for name, kind in _ADDED_V2:  # migrate a v1 store in place: new columns, NULL
+            if name not in have:
+                self._db.execute(f"ALTER TABLE evaluations ADD COLUMN {name} {kind}")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
@@ -293,6 +312,12 @@ class Store:
             (task_signature, arch_key, *st),
         ).fetchone()
         return self._to_eval(row) if row else None
+
+    def recent_pooled(self, limit: int = 100) -> list[Evaluation]:
+        """The last ``limit`` trainings, in any run, that started from a pool snapshot."""
+        rows = self._db.execute("SELECT * FROM evaluations WHERE pool_snapshot IS NOT NULL "
+                                "AND trained=1 ORDER BY id DESC LIMIT ?", (int(limit),))
+        return [self._to_eval(r) for r in rows]
 
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
         """Best ``k`` distinct architectures of an experiment by reward (real results only)."""

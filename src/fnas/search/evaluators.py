@@ -5,12 +5,16 @@ raises for a bad architecture or a failed training (a failure is a result with a
 ``signature`` names everything that determines a result, so that equal signatures may share
 cached results; ``rescore`` recomputes a reward from a stored result's metrics, so a cached
 result can serve a search with another reward target.
+
+An evaluator that really trains weights (``trains = True``) also offers ``train(spec, seed,
+init_weights, epochs)``, which returns the trained weights too: the knowledge pool uses it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,7 @@ from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.datasets import load_dataset
 from fnas.tasks.macro_table import load_macro_table
 from fnas.tasks.reward import RewardConfig, mnas_reward
-from fnas.tasks.rollout import RolloutResult, run_rollout
+from fnas.tasks.rollout import Rollout, RolloutResult, run_rollout
 from fnas.tasks.trainer import TaskConfig
 
 __all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator"]
@@ -31,10 +35,20 @@ class Evaluator(ABC):
 
     signature: str = ""
     reward: RewardConfig = RewardConfig()
+    trains: bool = False
+    """Whether :meth:`train` exists (weights are trained, so the knowledge pool applies)."""
+    epochs: int = 0
+    """Epochs of a from-scratch training (for ``trains`` evaluators)."""
 
     @abstractmethod
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         """Train/score ``spec``; never raises for bad input."""
+
+    def train(self, spec: Any, seed: int, init_weights: Any = None,
+              epochs: int | None = None) -> Rollout:
+        """Train from ``init_weights`` (a partial state dict) for ``epochs`` (default: the
+        task's); the result and the trained weights. Only for ``trains`` evaluators."""
+        raise NotImplementedError(f"{type(self).__name__} does not train weights")
 
     def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
         """This evaluator's reward for stored metrics."""
@@ -53,10 +67,17 @@ class ProxyEvaluator(Evaluator):
                             split_seed=task.split_seed, max_samples=task.max_samples,
                             image_size=task.image_size)
         self.input_size, self.in_chans = data.image_size, data.in_chans
+        self.num_classes = data.num_classes
         self.signature = f"proxy|{data.signature}|{task.signature}"
+        self.trains, self.epochs = True, task.epochs
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         return run_rollout(spec, self.task, self.reward, seed, return_weights=False).result
+
+    def train(self, spec: Any, seed: int, init_weights: Any = None,
+              epochs: int | None = None) -> Rollout:
+        task = self.task if epochs is None else replace(self.task, epochs=int(epochs))
+        return run_rollout(spec, task, self.reward, seed, init_weights or None)
 
 
 class SyntheticEvaluator(Evaluator):

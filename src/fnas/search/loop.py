@@ -106,6 +106,11 @@ class SearchConfig:
     policy may only resample known architectures). Default: 20 x budget."""
     checkpoint: bool = True
     """Write a resumable checkpoint after every update (benchmark runs may skip it)."""
+    pool: str = "auto"
+    """Knowledge pool of trained block weights: ``on``, ``off``, or ``auto`` (on for the
+    ``fnas`` strategy with an evaluator that trains, off otherwise)."""
+    pool_epochs: int | None = None
+    """Epochs of a pool-initialised training; default half the task's (at least 1)."""
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -117,6 +122,10 @@ class SearchConfig:
             raise ConfigError(f"budget={self.budget} must be >= 1")
         if self.batch < 2:
             raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
+        if self.pool not in ("auto", "on", "off"):
+            raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")
+        if self.pool_epochs is not None and self.pool_epochs < 1:
+            raise ConfigError(f"pool_epochs={self.pool_epochs} must be >= 1")
         if self.knowledge_as not in ("measurements", "rewards"):
             raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.budget_counts not in ("samples", "trained"):
@@ -148,7 +157,29 @@ class SearchOutcome:
     stats: dict[str, float]
 
 
-_TIMERS = ("sample", "evaluate", "train", "store", "update", "checkpoint", "wall")
+_TIMERS = ("sample", "evaluate", "train", "pool", "store", "update", "checkpoint", "wall")
+
+
+def pool_epochs(cfg: SearchConfig, evaluator: Evaluator) -> int | None:
+    """Epochs of a pool-initialised training in this search, or None if the pool is off.
+
+    Raises:
+        ConfigError: the pool is ``on`` but the evaluator trains no weights (a table).
+    """
+    if cfg.pool == "off" or (cfg.pool == "auto" and (cfg.strategy != "fnas"
+                                                     or not evaluator.trains)):
+        return None
+    if not evaluator.trains:
+        raise ConfigError("the knowledge pool needs an evaluator that trains weights (a "
+                          "benchmark table has none): use pool 'off' or 'auto'")
+    return cfg.pool_epochs or max(1, evaluator.epochs // 2)
+
+
+def task_signature(cfg: SearchConfig, evaluator: Evaluator) -> str:
+    """The evaluator's signature, marked when the pool shortens trainings: pool-initialised
+    results share the cache only with runs that use the pool the same way."""
+    e = pool_epochs(cfg, evaluator)
+    return evaluator.signature + ("" if e is None else f"|pool:e{e}")
 
 
 def _rollout_seed(seed: int, iteration: int, slot: int) -> int:
@@ -180,7 +211,7 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     name = name or f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
-                                  evaluator.signature, config, cfg.budget)
+                                  task_signature(cfg, evaluator), config, cfg.budget)
     _pretrain(store, exp, cfg, space, strategy, evaluator)
     return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after)
 
@@ -253,7 +284,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         cfg = replace(cfg, budget=budget)
         store.update_experiment(exp.id, budget=budget)
     evaluator, space, strategy = _make(cfg, evaluator, space)
-    if space.signature != exp.space_signature or evaluator.signature != exp.task_signature:
+    if space.signature != exp.space_signature or \
+            task_signature(cfg, evaluator) != exp.task_signature:
         raise StoreError(f"run {exp.name!r} was recorded with another space or task "
                          "(data or training settings changed); start a new run instead")
     ckpt = load_checkpoint(store.run_dir(exp.name))
@@ -272,6 +304,13 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
           stop_after: int | None) -> SearchOutcome:
     from tqdm.auto import tqdm
 
+    e_pool = pool_epochs(cfg, evaluator)
+    runner = None
+    if e_pool is not None:
+        from fnas.search.pooling import PoolRunner
+
+        runner = PoolRunner(store, exp.config.get("decision_signature", exp.space_signature),
+                            exp.task_signature, e_pool)
     iteration = int(loop_state.get("iteration", 0))
     n_done = int(loop_state.get("n_done", 0))
     n_trained = int(loop_state.get("n_trained", 0))
@@ -301,6 +340,8 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             t = time.perf_counter()
             existing = {e.slot: e for e in store.evaluations(exp.id, iteration)}
             timers["store"] += time.perf_counter() - t
+            if runner is not None:
+                runner.begin_batch(existing.values())
             evals = []
             for slot, p in enumerate(proposals):
                 ev = existing.get(slot)
@@ -309,7 +350,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                                      f"{iteration} holds another architecture; cannot resume")
                 if ev is None:
                     ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers,
-                                   verdicts[slot])
+                                   verdicts[slot], runner)
                 evals.append(ev)
                 n_trained += ev.trained
                 if ev.status == "ok" and not ev.predicted:
@@ -345,7 +386,14 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
         raise
     finally:
         bar.close()
+        if runner is not None:
+            runner.close()
     timers["wall"] += time.perf_counter() - t_wall
+    if runner is not None:
+        pooled = [e for e in store.evaluations(exp.id) if e.pool_snapshot is not None]
+        keep.update({"pool/rollouts": len(pooled), "pool/hit_ratio": float(np.mean(
+            [e.pool_hit_ratio for e in pooled])) if pooled else 0.0, "pool/coverage": float(
+            np.mean([e.pool_coverage for e in pooled])) if pooled else 0.0})
     done = (n_trained if by_trained else n_done) >= cfg.budget or n_done >= cfg.sample_cap
     stats = {**keep, **timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
              "best_reward": best, **{f"last/{k}": v for k, v in metrics.items()}}
@@ -354,9 +402,11 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
 
 
 def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
-              seed: int, timers: dict[str, float], verdict: Verdict | None = None) -> Evaluation:
+              seed: int, timers: dict[str, float], verdict: Verdict | None = None,
+              runner: Any = None) -> Evaluation:
     """Reuse a stored result for this task, predict, or train; record the evaluation."""
     verdict = verdict or Verdict()
+    rollout = None
     key = p.spec.key
     base = dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=key,
                 arch=p.spec.to_str(), decisions=p.decisions, task_signature=exp.task_signature,
@@ -372,18 +422,30 @@ def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration:
         reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
         ev = Evaluation(**base, reward=reward, status=prior.status, message=prior.message,
                         accuracy=prior.accuracy, latency_ms=prior.latency_ms, macs=prior.macs,
-                        params=prior.params, seed=prior.seed, cached=True)
+                        params=prior.params, seed=prior.seed, cached=True, epochs=prior.epochs)
     else:
         rs = _rollout_seed(seed, iteration, slot)
         t = time.perf_counter()
-        r = evaluator.evaluate(p.spec, rs)
+        extra: dict[str, Any] = {}
+        if runner is not None:
+            pool_s = runner.seconds
+            rollout, extra = runner.train(evaluator, p.spec, rs)
+            r = rollout.result
+            timers["pool"] += runner.seconds - pool_s
+            t += runner.seconds - pool_s  # the pool's share is not the rollout's
+        else:
+            r = evaluator.evaluate(p.spec, rs)
         timers["evaluate"] += time.perf_counter() - t
         timers["train"] += r.train_seconds
         ev = Evaluation(**base, reward=r.reward, status=r.status, message=r.message,
                         accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
                         params=r.params, train_seconds=r.train_seconds, seed=rs, trained=True,
-                        audited=verdict.action == "audit")
+                        audited=verdict.action == "audit", epochs=r.epochs or None, **extra)
     t = time.perf_counter()
     ev = store.add_evaluation(ev)
     timers["store"] += time.perf_counter() - t
+    if rollout is not None:
+        pool_s = runner.seconds
+        runner.record(p.spec, rollout, ev)
+        timers["pool"] += runner.seconds - pool_s
     return ev

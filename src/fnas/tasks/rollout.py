@@ -11,7 +11,7 @@ Ray workers and the knowledge pool rely on exactly this.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -81,12 +81,15 @@ def run_rollout(
     init_weights: Mapping[str, torch.Tensor] | None = None,
     *,
     return_weights: bool = True,
+    on_epoch: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> Rollout:
     """Train ``spec`` on ``task`` with ``seed`` and score it with ``reward``. Never raises
     for bad input or a failed training (``KeyboardInterrupt`` still propagates).
 
     ``init_weights`` is a (partial) state dict: every entry must name a parameter or buffer
     of the built model with the same shape; the rest keep their fresh initialisation.
+    ``on_epoch`` goes to :func:`~fnas.tasks.train_model` (called after each epoch; its time
+    counts in ``train_seconds``, an exception in it makes an ``error`` result).
     """
     arch_text = spec if isinstance(spec, str) else spec.to_str()
     key, macs, params = "", None, None
@@ -108,7 +111,7 @@ def run_rollout(
         model.to(task.device)
         gen = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        losses = train_model(model, data, task, gen)
+        losses = train_model(model, data, task, gen, on_epoch)
         train_s = time.perf_counter() - t0
         acc = evaluate(model, data.x_val, data.y_val)
         lat = None

@@ -10,6 +10,7 @@ minimal one).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -85,9 +86,14 @@ class TrainingDiverged(RuntimeError):
 
 
 def train_model(
-    model: nn.Module, data: Dataset, cfg: TaskConfig, generator: torch.Generator
+    model: nn.Module, data: Dataset, cfg: TaskConfig, generator: torch.Generator,
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place; returns the mean training loss of each epoch.
+
+    ``on_epoch(epoch, model)``, if given, is called after each epoch's loss check (``epoch``
+    counts from 1), e.g. to record a learning curve with :func:`evaluate`. It must not change
+    the weights or draw from ``generator``; the model is put back in train mode after it.
 
     Raises:
         TrainingDiverged: a minibatch loss is not finite.
@@ -129,6 +135,9 @@ def train_model(
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"training loss became {epoch_loss} in epoch {epoch + 1}")
         losses.append(epoch_loss)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
+            model.train()
     return losses
 
 

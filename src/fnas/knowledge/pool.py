@@ -1,0 +1,300 @@
+"""The lifelong knowledge pool, write side: trained block weights, shared across runs.
+
+Layout under the store's root (beside ``fnas.db``)::
+
+    DIR/pool/<sha[:2]>/<sha256>.safetensors   one block's tensors (see fnas.knowledge.snapshot)
+    DIR/fnas.db, table pool_entries          one row per (space, stage, file)
+
+A row holds the space, the stage, the canonical block string and its input channels, the file's
+hash, size and parameter count, the source (architecture key, evaluation id, task signature),
+the epochs of the training that produced it and the epochs it has seen in total (its own plus
+those of the entry it was initialised from), and the time.
+
+**Fairness.** :meth:`Pool.snapshot` returns an immutable :class:`PoolSnapshot`: the entries
+with id <= :attr:`PoolSnapshot.id`. Rows are never changed or deleted and ids never reused, so
+``pool.snapshot(upto=snap.id)`` rebuilds the same view later (a resumed batch initialises
+exactly as the interrupted one did). A batch reads one snapshot; the driver adds the batch's
+trained weights with :meth:`Pool.add` between batches, and is the only writer.
+
+NOTE: entries match within one ``space`` string: pass the space's ``signature`` to share only
+within one input-size variant, or a coarser name (say ``decision_signature``) to share wider.
+
+Contract (as :class:`~fnas.knowledge.Store`):
+
+- **Persistence.** :meth:`Pool.add` writes the files (temp file, fsync, atomic rename) before
+  the rows, and all rows of one architecture in one transaction: a kill -9 leaves at worst an
+  orphan file, never a row without its file.
+- **Concurrency.** One writer, the search driver; readers and snapshots anywhere (WAL). The
+  pool has its own SQLite connection to the store's database.
+- **Atomicity.** Adding the same block weights twice (same space, stage and hash) is a no-op
+  that returns the existing entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from safetensors.torch import save as st_save
+
+from fnas.errors import ConfigError, StoreError
+from fnas.knowledge.snapshot import (
+    BlockInit,
+    InitStats,
+    PoolEntry,
+    PoolSnapshot,
+    PoolWarning,
+    entry_path,
+)
+from fnas.knowledge.store import Store
+from fnas.nn.builder import build_model
+from fnas.nn.transfer import SimilarityWeights, block_in_chs, is_buffer, split_blocks
+from fnas.space.spec import ArchSpec
+
+__all__ = ["Pool", "PoolStats", "pool_stats", "PoolSnapshot", "PoolEntry", "BlockInit",
+           "InitStats", "PoolWarning"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pool_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    space TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    block TEXT NOT NULL,
+    in_chs INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    nbytes INTEGER NOT NULL,
+    params INTEGER NOT NULL,
+    arch_key TEXT NOT NULL,
+    source_eval INTEGER,
+    task TEXT NOT NULL,
+    epochs INTEGER NOT NULL,
+    total_epochs INTEGER NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (space, stage, sha256)
+);
+CREATE INDEX IF NOT EXISTS pool_by_stage ON pool_entries (space, stage, id);
+"""
+_FORMAT = "fnas-pool-entry/1"
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Counts and disk use (for ``fnas pool stats``)."""
+
+    entries: int
+    files: int
+    """Distinct files referenced."""
+    disk_bytes: int
+    """Bytes of the referenced files present on disk."""
+    missing: int
+    """Referenced files absent from disk."""
+    per_space: dict[str, int] = field(default_factory=dict)
+    per_stage: dict[tuple[str, int], int] = field(default_factory=dict)
+    per_config: dict[tuple[str, int, str], int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": self.entries, "files": self.files, "disk_bytes": self.disk_bytes,
+                "missing": self.missing, "per_space": dict(self.per_space),
+                "per_stage": [[s, i, n] for (s, i), n in sorted(self.per_stage.items())],
+                "per_config": [[s, i, b, n] for (s, i, b), n in sorted(self.per_config.items())]}
+
+
+def _connect(store: Store) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(store.path, timeout=30.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"pool table in {store.path} is unusable: {e}") from None
+    return db
+
+
+def _entry(row: sqlite3.Row) -> PoolEntry:
+    return PoolEntry(**dict(row))
+
+
+def pool_stats(store: Store, space: str | None = None) -> PoolStats:
+    """Entries per space, stage and config, and disk use, of one space or all."""
+    db = _connect(store)
+    try:
+        q, args = "SELECT * FROM pool_entries", ()
+        if space is not None:
+            q, args = q + " WHERE space=?", (space,)
+        rows = [_entry(r) for r in db.execute(q + " ORDER BY id", args)]
+    finally:
+        db.close()
+    per_space: dict[str, int] = {}
+    per_stage: dict[tuple[str, int], int] = {}
+    per_config: dict[tuple[str, int, str], int] = {}
+    for e in rows:
+        per_space[e.space] = per_space.get(e.space, 0) + 1
+        per_stage[(e.space, e.stage)] = per_stage.get((e.space, e.stage), 0) + 1
+        k = (e.space, e.stage, e.block)
+        per_config[k] = per_config.get(k, 0) + 1
+    disk = missing = 0
+    shas = {e.sha256 for e in rows}
+    for sha in shas:
+        try:
+            disk += entry_path(store.root, sha).stat().st_size
+        except OSError:
+            missing += 1
+    return PoolStats(len(rows), len(shas), disk, missing, per_space, per_stage, per_config)
+
+
+class Pool:
+    """The knowledge pool of one ``space`` in a :class:`~fnas.knowledge.Store`.
+
+    Raises:
+        StoreError: the store's database cannot hold the pool table.
+    """
+
+    def __init__(self, store: Store, space: str,
+                 weights: SimilarityWeights | None = None) -> None:
+        if not space:
+            raise ConfigError("a pool needs a non-empty space name")
+        self.store = store
+        self.space = space
+        self.weights = weights or SimilarityWeights()
+        self.root = store.root
+        self._db = _connect(store)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def entries(self, stage: int | None = None, upto: int | None = None) -> list[PoolEntry]:
+        """This space's entries in insertion order (optionally one stage, ids <= ``upto``)."""
+        q, args = "SELECT * FROM pool_entries WHERE space=?", [self.space]
+        if stage is not None:
+            q += " AND stage=?"
+            args.append(stage)
+        if upto is not None:
+            q += " AND id<=?"
+            args.append(upto)
+        return [_entry(r) for r in self._db.execute(q + " ORDER BY id", args)]
+
+    def snapshot(self, upto: int | None = None) -> PoolSnapshot:
+        """The pool as it is now (or as it was when its last id was ``upto``), frozen."""
+        if upto is None:
+            row = self._db.execute("SELECT MAX(id) FROM pool_entries").fetchone()
+            upto = int(row[0] or 0)
+        return PoolSnapshot(self.root, self.space, upto, tuple(self.entries(upto=upto)),
+                            self.weights)
+
+    def stats(self) -> PoolStats:
+        return pool_stats(self.store, self.space)
+
+    def verify(self) -> list[PoolEntry]:
+        """Entries whose file is missing or corrupted (reads every file; warns for each)."""
+        snap = self.snapshot()
+        return [e for e in snap.entries if snap.load(e) is None]
+
+    def add(self, spec: ArchSpec | str, weights: Mapping[str, torch.Tensor] | None, *,
+            task: str, epochs: int, source_eval: int | None = None,
+            init: InitStats | None = None) -> list[PoolEntry]:
+        """Pool every block of a trained architecture; returns its entries, one per stage.
+
+        ``weights`` is the trained state dict (``Rollout.weights``); ``task`` the task
+        signature; ``epochs`` this training's epochs; ``init`` the report of the
+        initialisation it started from, so each entry records the epochs it has seen in total.
+
+        Raises:
+            ConfigError: no weights, or they do not match ``spec`` or are not finite (names the
+                first bad tensor); nothing is written then.
+            InvalidArchitecture: ``spec`` is a malformed string.
+            StoreError: the database or the pool folder cannot be written.
+        """
+        if isinstance(spec, str):
+            spec = ArchSpec.parse(spec)
+        if not weights:
+            raise ConfigError(f"no weights to pool for {spec.key} (a failed rollout?)")
+        blocks = split_blocks(weights)
+        in_chans = _check_weights(spec, blocks)
+        inherited = {b.stage: b.source_epochs for b in init.blocks
+                     if b.entry_id is not None and b.copied} if init else {}
+        now, rows = time.time(), []
+        for i, (b, c) in enumerate(zip(spec.blocks, block_in_chs(spec, in_chans), strict=True)):
+            tensors = {k: v.detach().to("cpu").contiguous() for k, v in blocks[i].items()}
+            # One metadata key: safetensors writes a multi-key map in hash order, and the
+            # bytes (hence the address) must not depend on the process.
+            meta = json.dumps({"format": _FORMAT, "space": self.space, "stage": i,
+                               "block": b.to_str(), "in_chs": c}, sort_keys=True)
+            data = st_save(tensors, metadata={"fnas": meta})
+            sha = hashlib.sha256(data).hexdigest()
+            self._write(sha, data)
+            params = sum(t.numel() for k, t in tensors.items() if not is_buffer(k))
+            rows.append((self.space, i, b.to_str(), c, sha, len(data), params, spec.key,
+                         source_eval, task, epochs, epochs + inherited.get(i, 0), now))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO pool_entries (space, stage, block, in_chs, sha256, nbytes,"
+                " params, arch_key, source_eval, task, epochs, total_epochs, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"pool entries not recorded in {self.store.path}: {e}") from None
+        return [_entry(self._db.execute(
+            "SELECT * FROM pool_entries WHERE space=? AND stage=? AND sha256=?",
+            (self.space, r[1], r[4])).fetchone()) for r in rows]
+
+    def _write(self, sha: str, data: bytes) -> None:
+        """Write ``data`` to its content address, atomically; repair a corrupted copy."""
+        path = entry_path(self.root, sha)
+        try:
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise StoreError(f"cannot write pool file {path}: {e.strerror or e}") from None
+
+
+def _check_weights(spec: ArchSpec, blocks: Mapping[int, Mapping[str, torch.Tensor]]) -> int:
+    """Input channels of ``spec`` inferred from its stem's tensors, after checking every block
+    tensor's name and shape against a (meta-device, allocation-free) build of ``spec``."""
+    first = spec.blocks[0]
+    names = {"cn": ("0.conv.weight", 1), "ds": ("0.conv_dw.weight", 0),
+             "ir": ("0.conv_pw.weight", 1)}
+    name, dim = names[first.op]
+    stem = blocks.get(0, {})
+    if name not in stem and first.op == "ir":
+        name, dim = "0.conv_dw.weight", 0  # e1: no expansion conv
+    if name not in stem:
+        raise ConfigError(f"weights lack 'blocks.0.{name}' of {spec.blocks[0]}")
+    in_chans = int(stem[name].shape[dim])
+    with torch.device("meta"):
+        want = split_blocks(build_model(spec, in_chans, 1).state_dict())
+    for i in range(len(spec.blocks)):
+        got = blocks.get(i, {})
+        for k, t in want[i].items():
+            if k not in got:
+                raise ConfigError(f"weights lack 'blocks.{i}.{k}' of block {spec.blocks[i]}")
+            if tuple(got[k].shape) != tuple(t.shape):
+                raise ConfigError(f"weight 'blocks.{i}.{k}' has shape {tuple(got[k].shape)}, "
+                                  f"block {spec.blocks[i]} needs {tuple(t.shape)}")
+            if got[k].is_floating_point() and not bool(torch.isfinite(got[k]).all()):
+                raise ConfigError(f"weight 'blocks.{i}.{k}' is not finite: not pooled")
+        extra = sorted(set(got) - set(want[i]))
+        if extra:
+            raise ConfigError(f"weight 'blocks.{i}.{extra[0]}' is not in block {spec.blocks[i]}")
+    return in_chans

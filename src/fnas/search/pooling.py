@@ -1,0 +1,87 @@
+"""How the search loop uses the knowledge pool (DESIGN.md, loop step 4).
+
+For every batch the loop takes one :class:`~fnas.knowledge.PoolSnapshot`. Each architecture
+of the batch that is really trained starts from the snapshot's closest blocks
+(:meth:`~fnas.knowledge.PoolSnapshot.init_weights`) and trains for ``pool_epochs`` (default
+E/2) when any block was initialised, E otherwise. Its trained weights go back into the pool as
+soon as it finishes, so a kill loses none of them; but the rest of the batch still reads the
+snapshot taken before the batch, so the effect is exactly that of updating the pool between
+batches (DESIGN.md's fairness rule). The snapshot id is recorded with each evaluation, with
+the hit ratio, the coverage and the epochs trained; a resumed batch rebuilds the same snapshot
+from that id.
+
+A pool that cannot be written (disk full, read-only store) warns once per failure and the
+search goes on without that entry; missing or corrupted files are skipped by the snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from fnas.errors import FnasError
+from fnas.knowledge.pool import Pool, PoolSnapshot, PoolWarning
+from fnas.knowledge.store import Evaluation, Store
+from fnas.tasks.rollout import Rollout
+
+__all__ = ["PoolRunner"]
+
+
+class PoolRunner:
+    """One search's view of the pool: batch snapshots, initialised training, writing back.
+
+    Args:
+        store: the run's store (the pool lives in its database and ``pool/`` folder).
+        space: the pool's space name; entries are shared between runs with the same name.
+        task: the task signature recorded with every entry.
+        pool_epochs: epochs of a pool-initialised training.
+    """
+
+    def __init__(self, store: Store, space: str, task: str, pool_epochs: int) -> None:
+        self.pool = Pool(store, space)
+        self.task = task
+        self.pool_epochs = int(pool_epochs)
+        self.snapshot: PoolSnapshot | None = None
+        self.seconds = 0.0  # time spent initialising from and writing to the pool
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def begin_batch(self, recorded: Iterable[Evaluation]) -> PoolSnapshot:
+        """Take the batch's snapshot: the one its recorded evaluations used (a resumed batch),
+        or the pool as it is now."""
+        t = time.perf_counter()
+        ids = {e.pool_snapshot for e in recorded if e.pool_snapshot is not None}
+        self.snapshot = self.pool.snapshot(upto=max(ids) if ids else None)
+        self.seconds += time.perf_counter() - t
+        return self.snapshot
+
+    def train(self, evaluator: Any, spec: Any, seed: int) -> tuple[Rollout, dict[str, Any]]:
+        """Train ``spec`` from the batch snapshot; the rollout and the evaluation's pool fields."""
+        assert self.snapshot is not None, "begin_batch() first"
+        t = time.perf_counter()
+        init, stats = self.snapshot.init_weights(spec, in_chans=evaluator.in_chans,
+                                                 num_classes=evaluator.num_classes, seed=seed)
+        self.seconds += time.perf_counter() - t
+        epochs = self.pool_epochs if stats.hits else evaluator.epochs
+        rollout = evaluator.train(spec, seed, init, epochs)
+        fields = {"pool_snapshot": self.snapshot.id, "pool_hit_ratio": stats.hit_ratio,
+                  "pool_coverage": stats.coverage}
+        self._stats = stats
+        return rollout, fields
+
+    def record(self, spec: Any, rollout: Rollout, ev: Evaluation) -> None:
+        """Pool the trained weights of a successful rollout (never raises for pool trouble)."""
+        if not rollout.result.ok or not rollout.weights:
+            return
+        t = time.perf_counter()
+        try:
+            self.pool.add(spec, rollout.weights, task=self.task, epochs=rollout.result.epochs,
+                          source_eval=ev.id, init=self._stats)
+        except FnasError as e:
+            warnings.warn(f"pool: weights of {spec.key} not pooled: {e}", PoolWarning,
+                          stacklevel=2)
+        finally:
+            self.seconds += time.perf_counter() - t
