@@ -12,7 +12,8 @@ and since one digits epoch leaves nets near chance, pass ``--epochs 4`` or more 
    space) is not in the test set, each trained from scratch with
    ``run_rollout(..., return_weights=True)`` and added with ``Pool.add``:
    - *same-task pool*: trained on the target task for E epochs, pooled under
-     ``Pool(store, space.signature)`` (the name ``run_search`` pools under);
+     ``Pool(store, space.signature)`` (this variant only; a search pools under the
+     wider ``decision_signature``);
    - *cross-task pool*: the same decision vectors decoded in ``mnas_space(8)``, trained on digits
      for ``--source-epochs`` (5, a digits search's usual E), pooled under the space's
      ``decision_signature``, the one name the 8x8 and 28x28 variants share (transfer copies

@@ -36,7 +36,7 @@ from fnas.knowledge import Store
 from fnas.search import SearchConfig, run_search
 from fnas.tasks import TaskConfig
 
-OVERHEAD = ("sample", "update", "store", "checkpoint")
+OVERHEAD = ("sample", "update", "pool", "store", "checkpoint")
 
 
 def main() -> int:
@@ -61,10 +61,10 @@ def main() -> int:
             out = run_search(Store(d), cfg, name=f"overhead-s{seed}", progress=False)
             outer = time.perf_counter() - t0
         st = out.stats
-        over = sum(st[k] for k in OVERHEAD)
+        over = sum(st.get(k, 0.0) for k in OVERHEAD)
         runs.append({
             "seed": seed, "wall_s": st["wall"], "outer_wall_s": outer,
-            "breakdown_s": {k: st[k] for k in (*OVERHEAD, "evaluate", "train")},
+            "breakdown_s": {k: st.get(k, 0.0) for k in (*OVERHEAD, "evaluate", "train")},
             "overhead_s": over, "overhead_share": over / st["wall"],
             "rollout_share": st["evaluate"] / st["wall"], "best_reward": st["best_reward"],
         })

@@ -41,7 +41,8 @@ def _search(store: Store, name: str, strategy: str, dataset: str, budget: int, e
     """Rewards and architecture keys of the search's real trainings, in order; its stats."""
     cfg = SearchConfig(strategy=strategy, budget=budget, batch=8, seed=seed,
                        task=TaskConfig(dataset=dataset, epochs=epochs), knowledge=knowledge,
-                       budget_counts="trained", max_samples=10 * budget)
+                       budget_counts="trained", max_samples=10 * budget,
+                       pool="off")  # the critic and its knowledge alone (issue 5), no pool
     out = run_search(store, cfg, name=name, progress=False)
     rows = [e for e in store.evaluations(out.experiment.id) if e.trained]
     return [e.reward for e in rows], [e.arch_key for e in rows], out.stats
@@ -54,6 +55,7 @@ def _to_reach(rewards: list[float], target: float) -> int | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first .. first+seeds-1")
     ap.add_argument("--budget", type=int, default=32, help="mnist5k trainings per search")
     ap.add_argument("--source-budget", type=int, default=32, help="digits trainings")
     ap.add_argument("--epochs", type=int, default=3)
@@ -64,7 +66,7 @@ def main() -> int:
     if a.quick:
         a.seeds, a.budget, a.source_budget, a.epochs = 1, 8, 8, 1
     runs = []
-    for s in range(a.seeds):
+    for s in range(a.first_seed, a.first_seed + a.seeds):
         t0 = time.time()
         with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
             vanilla, v_keys, _ = _search(Store(d1), "ppo", "ppo", "mnist5k", a.budget,

@@ -120,7 +120,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         s = store.summary(exp.id)
         best = store.top(exp.id, args.top)
         st = exp.stats
-        overhead = sum(st.get(k, 0.0) for k in ("sample", "update", "store", "checkpoint"))
+        overhead = sum(st.get(k, 0.0) for k in ("sample", "update", "pool", "store", "checkpoint"))
         if args.json:
             print(json.dumps({"id": exp.id, "name": exp.name, "status": exp.status,
                               "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
@@ -136,6 +136,9 @@ def cmd_show(args: argparse.Namespace) -> int:
               f"({cfg['reward']['mode']})")
         print(f"progress  {s['evaluated']} evaluated, {s['trained']} trained, "
               f"{s['cached']} cached, {s['failed']} failed")
+        if st.get("pool/rollouts"):
+            print(f"pool      {st['pool/rollouts']} trainings from the pool, hit ratio "
+                  f"{st['pool/hit_ratio']:.3f}, coverage {st['pool/coverage']:.3f}")
         if st.get("wall"):
             print(f"time      {st['wall']:.1f} s wall, {st.get('train', 0):.1f} s training, "
                   f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
