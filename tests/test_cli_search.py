@@ -29,8 +29,11 @@ def test_search_smoke_then_runs_and_show(tmp_path):
     assert out["status"] == "done" and out["summary"]["evaluated"] == 4
     assert len(out["top"]) <= 2 and out["config"]["reward"]["target"] == 1e6
     assert out["stats"]["wall"] > out["stats"]["train"] > 0
+    # fnas replays by default: batch 2 = 2 fresh, then 1 fresh + 1 replayed, twice
+    assert [u["n_done"] for u in out["updates"]] == [2, 3, 4]
+    assert [u.get("replay/n") for u in out["updates"]] == [None, 1.0, 1.0]
     p = fnas("show", "smoke", "--store", store)
-    assert "search overhead" in p.stdout
+    assert "search overhead" in p.stdout and "2 replayed samples" in p.stdout
 
 
 def test_kill_minus_nine_then_resume_completes_budget(tmp_path):

@@ -14,11 +14,11 @@ TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
 
 
 def _search(store, name, budget=96, noise=0.02, strategy="fnas", knowledge="none", fnas=None,
-            seed=0):
+            seed=0, replay="auto"):
     ev = SyntheticEvaluator(SPACE, TARGET, noise=noise)
     cfg = SearchConfig(space="macro", strategy=strategy, budget=budget, batch=8, seed=seed,
                        budget_counts="trained", max_samples=6 * budget, knowledge=knowledge,
-                       fnas=fnas or {})
+                       fnas=fnas or {}, replay=replay)
     return run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False)
 
 
@@ -45,9 +45,10 @@ def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
     assert last["last/critic/points"] == len(distinct_real)  # repeats are not new points
 
 
-def test_critic_off_is_vanilla_ppo(tmp_path):
-    a = _search(Store(tmp_path / "a"), "a", budget=32, fnas={"critic": False})
-    b = _search(Store(tmp_path / "b"), "b", budget=32, strategy="ppo")
+@pytest.mark.parametrize("replay", ["off", "on"])
+def test_critic_off_is_vanilla_ppo(tmp_path, replay):
+    a = _search(Store(tmp_path / "a"), "a", budget=32, fnas={"critic": False}, replay=replay)
+    b = _search(Store(tmp_path / "b"), "b", budget=32, strategy="ppo", replay=replay)
     ka = [e.arch_key for e in Store(tmp_path / "a").evaluations(a.experiment.id)]
     kb = [e.arch_key for e in Store(tmp_path / "b").evaluations(b.experiment.id)]
     assert ka == kb

@@ -57,20 +57,26 @@ def test_ppo_is_seeded():
     assert [p.decisions for p in a.ask(4)] != [p.decisions for p in c.ask(4)]
 
 
-def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo"):
+def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo",
+         replay="auto"):
     ev = ev or CountingEvaluator(SPACE, _target(), noise=0.05)
-    cfg = SearchConfig(budget=budget, batch=8, seed=seed, strategy=strategy)
+    cfg = SearchConfig(budget=budget, batch=8, seed=seed, strategy=strategy, replay=replay)
     out = run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False,
                      stop_after=stop_after)
     return out, ev
 
 
-@pytest.mark.parametrize("strategy", ["fnas", "ppo", "rea", "random"])
-def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy):
-    full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy)
+@pytest.mark.parametrize("strategy,replay", [("fnas", "auto"), ("fnas", "off"), ("ppo", "off"),
+                                             ("ppo", "on"), ("rea", "auto"),
+                                             ("random", "auto")])
+def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, replay):
+    full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy, replay=replay)
     store = Store(tmp_path / "b")
-    part, _ = _run(store, "part", stop_after=2, strategy=strategy)
-    assert part.experiment.status == "stopped" and part.stats["n_done"] == 16
+    part, _ = _run(store, "part", stop_after=2, strategy=strategy, replay=replay)
+    # With the experience buffer (auto: on for fnas) the second batch is half replayed: 8 + 4.
+    replaying = replay == "on" or (replay == "auto" and strategy == "fnas")
+    assert part.experiment.status == "stopped"
+    assert part.stats["n_done"] == (12 if replaying else 16)
     store.close()
     store = Store(tmp_path / "b")  # a new process would reopen the store like this
     ev = CountingEvaluator(SPACE, _target(), noise=0.05)

@@ -53,6 +53,44 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _share(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text!r}")
+    return v
+
+
+def _replay_args(p: argparse.ArgumentParser, default_none: bool) -> None:
+    """The experience buffer's switches (``SearchConfig.replay`` and ``replay_cfg``)."""
+    p.add_argument("--replay", choices=["auto", "on", "off"], default=None,
+                   help="experience buffer: replay earlier real results in each update "
+                        "(auto: on for fnas)")
+    p.add_argument("--replay-share", type=_share, default=None, metavar="S",
+                   help="share of each update's batch replayed (0.5)")
+    p.add_argument("--replay-capacity", type=_positive_int, default=None, metavar="N",
+                   help="entries kept in the buffer (1024)")
+    p.add_argument("--replay-sampling", choices=["uniform", "prioritized"], default=None,
+                   help="which entries are replayed (uniform)")
+    p.add_argument("--correction", choices=["on", "off"], default=None,
+                   help="weight replayed samples by min(c_max, pi_old/mu_b) (on); off: 1")
+    p.add_argument("--c-max", type=_positive_float, default=None, metavar="C",
+                   help="truncation of the correction weight (1)")
+
+
+def replay_from_args(args: argparse.Namespace) -> dict:
+    """``ReplayConfig`` overrides given on the command line."""
+    out = {k: getattr(args, a) for k, a in (("share", "replay_share"),
+                                            ("capacity", "replay_capacity"),
+                                            ("sampling", "replay_sampling"), ("c_max", "c_max"))
+           if getattr(args, a, None) is not None}
+    if getattr(args, "correction", None) is not None:
+        out["correction"] = args.correction == "on"
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fnas", description="Fast sampling-based neural architecture search.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -102,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--imagined", type=_nonneg_int, default=None, metavar="N",
                    help="fnas: extra PPO updates per iteration on confident critic "
                         "predictions (4; 0: off)")
+    _replay_args(s, default_none=True)
     s.add_argument("--budget", type=_positive_int, default=None,
                    help="architectures to sample (32); with --resume, a new total")
     s.add_argument("--batch", type=_positive_int, default=None, help="architectures per update (8)")
@@ -138,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default="measurements", help="what the source teaches (measurements)")
     b.add_argument("--imagined", type=_nonneg_int, default=4, metavar="N",
                    help="fnas: extra PPO updates per iteration on confident predictions (4)")
+    _replay_args(b, default_none=True)
+    b.add_argument("--label", default=None,
+                   help="name the runs LABEL instead of the strategy (one strategy only)")
     b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
     b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
     b.add_argument("--no-progress", action="store_true")

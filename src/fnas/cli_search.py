@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 
-from fnas.cli import _human, reward_from_args
+from fnas.cli import _human, replay_from_args, reward_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Evaluation, Store
 
@@ -16,7 +16,8 @@ __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
 _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
                  "target_macs", "hard", "seed", "name", "knowledge", "knowledge_as",
-                 "no_critic", "imagined", "pool", "pool_epochs")
+                 "no_critic", "imagined", "pool", "pool_epochs", "replay", "replay_share",
+                 "replay_capacity", "replay_sampling", "correction", "c_max")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -33,8 +34,11 @@ def _config_from_args(args: argparse.Namespace):
     reward = reward_from_args(args)
     overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                                "knowledge", "knowledge_as", "pool",
-                                               "pool_epochs")
+                                               "pool_epochs", "replay")
                  if getattr(args, k) is not None}
+    replay = replay_from_args(args)
+    if replay:
+        overrides["replay_cfg"] = replay
     fnas = {}
     if args.no_critic:
         fnas["critic"] = False
@@ -125,6 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps({"id": exp.id, "name": exp.name, "status": exp.status,
                               "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
                               "config": exp.config, "summary": s, "stats": st,
+                              "updates": store.updates(exp.id),
                               "top": [e.__dict__ for e in best]}, indent=2, default=list))
             return 0
         cfg = exp.config
@@ -139,6 +144,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         if st.get("pool/rollouts"):
             print(f"pool      {st['pool/rollouts']} trainings from the pool, hit ratio "
                   f"{st['pool/hit_ratio']:.3f}, coverage {st['pool/coverage']:.3f}")
+        ups = store.updates(exp.id)
+        rep = [u for u in ups if "replay/n" in u]
+        if rep:
+            import numpy as np
+
+            c = np.array([x for u in rep for x in u.get("replay/c", [])])
+            print(f"replay    {len(ups)} updates, {sum(int(u['replay/n']) for u in rep)} "
+                  f"replayed samples, weight c median {np.median(c):.3f} "
+                  f"[p10 {np.percentile(c, 10):.3f}, p90 {np.percentile(c, 90):.3f}]")
         if st.get("wall"):
             print(f"time      {st['wall']:.1f} s wall, {st.get('train', 0):.1f} s training, "
                   f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
@@ -158,7 +172,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
                       source_flops=args.source_flops * 1e6 if args.source_flops else None,
                       source_budget=args.source_budget, knowledge_as=args.knowledge_as,
-                      fnas={"imagined": args.imagined})
+                      fnas={"imagined": args.imagined}, replay=args.replay or "auto",
+                      replay_cfg=replay_from_args(args), label=args.label)
     result = run_bench(cfg, progress=not args.no_progress)
     stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
                          f"{'-transfer' if cfg.source_flops else ''}")

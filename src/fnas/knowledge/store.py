@@ -31,11 +31,12 @@ from fnas.errors import StoreError
 
 __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
 """Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
 although the critic was confident); result reused from an earlier identical evaluation;
-replayed from the experience buffer."""
+replayed (unused: a replayed sample is no new result, so it is not recorded as an
+evaluation; each update's replay is logged in the ``updates`` table instead)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,7 +86,17 @@ CREATE TABLE IF NOT EXISTS evaluations (
     UNIQUE (experiment_id, iteration, slot)
 );
 CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
+CREATE TABLE IF NOT EXISTS updates (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    iteration INTEGER NOT NULL,
+    n_done INTEGER NOT NULL,
+    n_trained INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (experiment_id, iteration)
+);
 """
+# Schema v3 adds the ``updates`` table (one row per policy update); older stores gain it empty.
 _ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
              ("pool_coverage", "REAL"))
 """Evaluation columns added in schema v2 (the knowledge pool); a v1 store gains them, NULL."""
@@ -344,6 +355,22 @@ class Store:
         n, trained, cached, failed, secs, best = row
         return {"evaluated": n, "trained": trained or 0, "cached": cached or 0,
                 "failed": failed or 0, "train_seconds": secs or 0.0, "best_reward": best}
+
+    # ---- policy updates ---------------------------------------------------------------------
+    def add_update(self, exp_id: int, iteration: int, metrics: Mapping[str, Any], *,
+                   n_done: int, n_trained: int) -> None:
+        """Record one policy update's metrics (a resumed iteration replaces its row)."""
+        self._db.execute("INSERT OR REPLACE INTO updates VALUES (?,?,?,?,?,?)",
+                         (exp_id, int(iteration), int(n_done), int(n_trained),
+                          json.dumps(dict(metrics), sort_keys=True), time.time()))
+
+    def updates(self, exp_id: int) -> list[dict[str, Any]]:
+        """An experiment's updates in order: ``iteration``, ``n_done`` (samples so far),
+        ``n_trained`` (real trainings so far) and the strategy's metrics, flattened."""
+        rows = self._db.execute("SELECT * FROM updates WHERE experiment_id=? ORDER BY iteration",
+                                (exp_id,))
+        return [{"iteration": r["iteration"], "n_done": r["n_done"],
+                 "n_trained": r["n_trained"], **json.loads(r["metrics"])} for r in rows]
 
     @staticmethod
     def _to_eval(row: sqlite3.Row) -> Evaluation:

@@ -30,7 +30,7 @@ def plot_bench(result: dict[str, Any], path: str) -> None:
     cfg = result["config"]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     x = np.arange(1, cfg["budget"] + 1)
-    for s in cfg["strategies"]:
+    for s in dict.fromkeys(r["strategy"] for r in result["runs"]):  # labels, as run
         runs = [r for r in result["runs"] if r["strategy"] == s]
         m = best_so_far_matrix(runs, cfg["budget"])
         scale = 100.0 if cfg["bench"] == "macro" else 1.0

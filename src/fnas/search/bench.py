@@ -72,6 +72,13 @@ class BenchConfig:
     knowledge_as: str = "measurements"
     """What the source teaches: its ``measurements`` re-scored with the run's reward (plain
     accuracy here), or the ``rewards`` it optimised (``SearchConfig.knowledge_as``)."""
+    replay: str = "auto"
+    """Experience buffer of every run (``SearchConfig.replay``: auto, on, off)."""
+    replay_cfg: dict = field(default_factory=dict)
+    """Its settings (``SearchConfig.replay_cfg``), e.g. ``{"correction": False}``."""
+    label: str | None = None
+    """Name the runs by this label instead of their strategy (a variant of one strategy,
+    e.g. ``ppo+replay``); needs exactly one strategy."""
 
     def __post_init__(self) -> None:
         if self.bench not in BENCHMARKS:
@@ -84,6 +91,10 @@ class BenchConfig:
             raise ConfigError("seeds must be >= 1, budget and batch >= 2")
         if self.knowledge_as not in ("measurements", "rewards"):
             raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
+        if self.label is not None and len(self.strategies) != 1:
+            raise ConfigError("a label names the runs of one strategy: give one strategy")
+        SearchConfig(strategy=self.strategies[0], replay=self.replay,
+                     replay_cfg=self.replay_cfg)  # validates the replay settings
         if self.bench == "macro" and not self.data:
             raise ConfigError("the macro benchmark needs the table's path (--data PATH)")
 
@@ -121,7 +132,8 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     scfg = SearchConfig(space=space_name, strategy=strategy, budget=cfg.budget, batch=cfg.batch,
                         seed=seed, task=cfg.task, budget_counts="trained", checkpoint=False,
                         max_samples=5 * cfg.budget, knowledge="all" if transfer else "none",
-                        knowledge_as=cfg.knowledge_as, fnas=cfg.fnas)
+                        knowledge_as=cfg.knowledge_as, fnas=cfg.fnas, replay=cfg.replay,
+                        replay_cfg=cfg.replay_cfg)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
@@ -130,6 +142,7 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
         out = run_search(store, scfg, name=f"{strategy}-s{seed}", evaluator=evaluator,
                          progress=False)
         rows = store.evaluations(out.experiment.id)
+        updates = store.updates(out.experiment.id)
         store.close()
     cols = ("query", "sample", "arch", "reward", "accuracy", "cost", "best")
     history: dict[str, list] = {c: [] for c in cols}  # columnar: compact as JSON
@@ -150,9 +163,15 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
             history[c].append(v)
         if len(history["query"]) >= cfg.budget:
             break
-    final = {k[len("last/"):]: v for k, v in out.stats.items() if k.startswith("last/")}
-    return {"strategy": strategy, "seed": seed, "seconds": time.perf_counter() - t0,
-            "samples": samples, "history": history, "final_stats": final}
+    final = {k[len("last/"):]: v for k, v in out.stats.items()
+             if k.startswith("last/") and not isinstance(v, list)}
+    keys = ("n_trained", "losses/entropy", "replay/n", "replay/c_mean", "replay/c_p10",
+            "replay/c_p50", "replay/c_p90")  # per update, columnar (entropy and replay curves)
+    upd = {k: [u.get(k) for u in updates] for k in keys
+           if any(k in u for u in updates)}
+    return {"strategy": cfg.label or strategy, "seed": seed,
+            "seconds": time.perf_counter() - t0, "samples": samples, "history": history,
+            "final_stats": final, "updates": upd}
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
@@ -162,6 +181,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     BENCHMARKS[cfg.bench](cfg)  # fail fast on a bad path, before forking workers
     jobs = cfg.jobs or os.cpu_count() or 1
     todo = [(s, seed) for s in cfg.strategies for seed in range(cfg.seeds)]
+    names = (cfg.label,) if cfg.label else cfg.strategies
     runs: list[dict[str, Any]] = []
     t0 = time.time()
     with tqdm(total=len(todo), desc=f"bench {cfg.bench}", disable=not progress,
@@ -178,7 +198,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                     bar.update(1)
     result = {"config": {**asdict(cfg), "task": asdict(cfg.task)}, "seconds": time.time() - t0,
               "runs": runs}
-    result["summary"] = summarize(cfg, runs)
+    result["summary"] = summarize(cfg, runs, names)
     return result
 
 

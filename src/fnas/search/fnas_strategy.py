@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.errors import ConfigError
@@ -123,8 +124,8 @@ class FNASStrategy(PPOStrategy):
     name = "fnas"
 
     def __init__(self, space: FactorizedSpace, seed: int, ppo: PPOConfig | None = None,
-                 cfg: FNASConfig | None = None) -> None:
-        super().__init__(space, seed, ppo)
+                 cfg: FNASConfig | None = None, replay: ReplayConfig | None = None) -> None:
+        super().__init__(space, seed, ppo, replay)
         self.fcfg = cfg or FNASConfig()
         self.dcfg = self.fcfg.decision
         self.critic = EnsembleCritic(space.sizes, self.fcfg.critic_cfg, seed + 7919)
@@ -197,7 +198,12 @@ class FNASStrategy(PPOStrategy):
         self._verdicts = out
         return out
 
+    def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
+        mu, sd = self.norm or (0.0, 1.0)  # normalised now: the calibration may have moved it
+        return (raw - mu) / sd
+
     def observe(self, evaluations: Sequence[Any]) -> None:
+        super().observe(evaluations)
         for ev, v in zip(evaluations, self._verdicts or [Verdict()] * len(evaluations),
                          strict=False):
             if ev.predicted:
@@ -290,14 +296,15 @@ class FNASStrategy(PPOStrategy):
             actions, logp = self._pending
             z = torch.tensor([self._to_norm(r) for r in rewards], dtype=torch.float32)
             with single_thread():
-                values = torch.as_tensor(self.critic.prefix_values(actions.numpy()),
+                b_actions, b_logp, b_z, b_w, stats = self._with_replay(actions, logp, z)
+                values = torch.as_tensor(self.critic.prefix_values(b_actions.numpy()),
                                          dtype=torch.float32)  # (B, T): V(a_<t)
-                advantages = z.unsqueeze(1) - values
-                stats = ppo_update(self.policy, self.optimizer, actions, logp, advantages,
-                                   self.cfg, self._gen)
+                advantages = b_z.unsqueeze(1) - values
+                stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
+                                        advantages, self.cfg, self._gen, b_w))
                 for _ in range(self.fcfg.imagined if self.trusted else 0):
-                    self._imagined_update(len(rewards))
-            self._pending = None
+                    self._imagined_update(len(b_z))
+            self._end_batch(actions, logp, rewards)
             stats["controller/mean_reward"] = float(np.mean(rewards))
         err = float(np.mean(self.errors)) if self.errors else float("nan")
         stats.update({"critic/tau": self.tau, "critic/audit_error": err,

@@ -2,12 +2,14 @@
 
 One iteration = one batch of B architectures:
 
-1. **Sample**: ``strategy.ask(B)``.
+1. **Sample**: ``strategy.ask(B)``: B fresh proposals, or fewer when the strategy replays
+   the rest of its update's batch from its experience buffer (replays are no evaluations).
 2. **Decide**: an architecture already evaluated on this task signature (in any experiment)
    reuses its stored result, flagged ``cached``; otherwise it is trained. (The critic's
    decision module will add ``predicted`` and ``audited`` here.)
 3. **Evaluate**: the evaluator trains it; each evaluation is committed as it completes.
-4. **Update**: ``strategy.tell(...)`` (PPO).
+4. **Update**: ``strategy.tell(...)`` (PPO); its metrics (entropy, loss, the replay weights)
+   are recorded per update (``Store.updates``).
 5. **Persist**: the strategy's state, the loop's counters and timers, atomically.
 
 Resume is exact: the checkpoint restores every generator, and evaluations already recorded for
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, StoreError
 from fnas.knowledge.store import Evaluation, Experiment, Store
@@ -38,10 +41,23 @@ from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import TaskConfig
 
 __all__ = ["SearchConfig", "SearchOutcome", "run_search", "resume_search", "STRATEGIES",
-           "SPACES"]
+           "SPACES", "replay_config"]
+
+def replay_config(cfg: SearchConfig) -> ReplayConfig | None:
+    """The experience buffer's settings in this search, or None if replay is off.
+
+    ``auto`` turns it on for the ``fnas`` strategy only (vanilla ``ppo`` is MnasNet's, with
+    all three FNAS parts off); ``on`` gives it to ``ppo`` too. Other strategies have no
+    policy to update and refuse ``on``
+    (``SearchConfig`` already refused bad settings and ``on`` for a strategy without one.)
+    """
+    if cfg.replay == "off" or (cfg.replay == "auto" and cfg.strategy != "fnas"):
+        return None
+    return ReplayConfig.from_dict(cfg.replay_cfg)
+
 
 def _ppo(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    return PPOStrategy(space, cfg.seed, cfg.ppo)
+    return PPOStrategy(space, cfg.seed, cfg.ppo, replay_config(cfg))
 
 
 def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
@@ -53,7 +69,8 @@ def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
 def _fnas(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
     from fnas.search.fnas_strategy import FNASConfig, FNASStrategy
 
-    return FNASStrategy(space, cfg.seed, cfg.ppo, FNASConfig.from_dict(cfg.fnas))
+    return FNASStrategy(space, cfg.seed, cfg.ppo, FNASConfig.from_dict(cfg.fnas),
+                        replay_config(cfg))
 
 
 def _random(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
@@ -111,6 +128,12 @@ class SearchConfig:
     ``fnas`` strategy with an evaluator that trains, off otherwise)."""
     pool_epochs: int | None = None
     """Epochs of a pool-initialised training; default half the task's (at least 1)."""
+    replay: str = "auto"
+    """Experience buffer: ``on``, ``off``, or ``auto`` (on for ``fnas``, off otherwise). With
+    it, each batch of ``batch`` is part fresh samples, part replayed earlier real results."""
+    replay_cfg: dict = field(default_factory=dict)
+    """Replay settings (``ReplayConfig`` fields: share, capacity, sampling, alpha, correction,
+    c_max); empty means its defaults."""
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -126,6 +149,12 @@ class SearchConfig:
             raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")
         if self.pool_epochs is not None and self.pool_epochs < 1:
             raise ConfigError(f"pool_epochs={self.pool_epochs} must be >= 1")
+        if self.replay not in ("auto", "on", "off"):
+            raise ConfigError(f"replay={self.replay!r}: expected 'auto', 'on' or 'off'")
+        ReplayConfig.from_dict(self.replay_cfg)  # validates the settings
+        if self.replay == "on" and self.strategy not in ("fnas", "ppo"):
+            raise ConfigError(f"strategy {self.strategy!r} has no policy to replay experience "
+                              "into: use replay 'off' or 'auto'")
         if self.knowledge_as not in ("measurements", "rewards"):
             raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.budget_counts not in ("samples", "trained"):
@@ -330,11 +359,15 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     try:
         while (n_trained if by_trained else n_done) < cfg.budget and n_done < cfg.sample_cap \
                 and (stop_after is None or iters_this_call < stop_after):
-            n = min(cfg.batch, cfg.sample_cap - n_done)
-            if cfg.sample_cap - n_done - n == 1:  # never leave a lone last sample: fold it in
-                n += 1
+            n, left = cfg.batch, cfg.sample_cap - n_done
+            while n > 1 and strategy.fresh_count(n) > left:  # the last batch may be smaller
+                n -= 1
+            fresh = strategy.fresh_count(n)
+            if left - fresh == 1 and fresh == n:  # never leave a lone last sample: fold it in
+                n += 1  # (a strategy that replays gives a lone sample company from memory)
             t = time.perf_counter()
-            proposals = strategy.ask(n)
+            proposals = strategy.ask(n)  # fewer than n if the rest is replayed from memory
+            n = len(proposals)
             verdicts = strategy.decide(proposals)
             timers["sample"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -362,8 +395,11 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             strategy.observe(evals)
             metrics = strategy.tell(proposals, [e.reward for e in evals])
             timers["update"] += time.perf_counter() - t
-            iteration += 1
             n_done += n
+            t = time.perf_counter()
+            store.add_update(exp.id, iteration, metrics, n_done=n_done, n_trained=n_trained)
+            timers["store"] += time.perf_counter() - t
+            iteration += 1
             iters_this_call += 1
             t = time.perf_counter()
             timers["wall"] += t - t_wall

@@ -1,4 +1,5 @@
-"""Vanilla MnasNet PPO: the LSTM controller, an EMA reward baseline, clipped PPO updates."""
+"""Vanilla MnasNet PPO: the LSTM controller, an EMA reward baseline, clipped PPO updates; with
+an optional experience buffer (``fnas.agent.buffer``) that replays earlier real results."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import torch
 
+from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights
 from fnas.agent.policy import LSTMPolicy
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.agent.threads import single_thread
@@ -22,13 +24,23 @@ class PPOStrategy(Strategy):
 
     The advantage of a sample is its reward minus an exponential moving average of past batch
     rewards (decay 0.95); the first batch's mean initialises the average.
+
+    With ``replay`` (an experience buffer), ``ask(n)`` samples only the fresh part of a batch of
+    n; the rest of the update's batch is replayed from the buffer of earlier real results, each
+    weighted by the truncated importance weight c (see ``fnas.agent.buffer``). The EMA
+    baseline follows the fresh samples only (it estimates the current policy's reward).
     """
 
     name = "ppo"
 
-    def __init__(self, space: FactorizedSpace, seed: int, cfg: PPOConfig | None = None) -> None:
+    def __init__(self, space: FactorizedSpace, seed: int, cfg: PPOConfig | None = None,
+                 replay: ReplayConfig | None = None) -> None:
         super().__init__(space, seed)
         self.cfg = cfg or PPOConfig()
+        self.buffer = ExperienceBuffer(len(space.sizes), replay) if replay is not None else None
+        self.iteration = 0
+        self._replay_idx: torch.Tensor | None = None
+        self._real: list[bool] | None = None
         self._gen = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the controller's own init, the caller's RNG untouched
@@ -37,12 +49,24 @@ class PPOStrategy(Strategy):
         self.baseline: float | None = None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def fresh_count(self, n: int) -> int:
+        return n - (self.buffer.replay_count(n) if self.buffer is not None else 0)
+
     def ask(self, n: int) -> list[Proposal]:
+        """The fresh part of a batch of ``n``: all of it without a buffer, else ``n`` minus
+        the replayed share (chosen here, so that a resumed search replays the same ones)."""
+        k = self.buffer.replay_count(n) if self.buffer is not None else 0
+        self._replay_idx = self.buffer.sample(k, self._gen) if k else None
         with single_thread():
-            actions, logp = self.policy.sample(n, self._gen)  # (n, T) each
+            actions, logp = self.policy.sample(n - k, self._gen)  # (n - k, T) each
         self._pending = (actions, logp)
+        self._real = None
         return [Proposal(self.space.decode(a.tolist()), tuple(a.tolist()), float(lp.sum()))
                 for a, lp in zip(actions, logp, strict=True)]
+
+    def observe(self, evaluations: Sequence[Any]) -> None:
+        """Remember which of the batch are real results: only those enter the buffer."""
+        self._real = [ev.status == "ok" and not ev.predicted for ev in evaluations]
 
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         assert self._pending is not None, "tell() without a matching ask()"
@@ -51,16 +75,66 @@ class PPOStrategy(Strategy):
         r = torch.tensor(list(rewards), dtype=torch.float32)
         if self.baseline is None:
             self.baseline = float(r.mean())
-        advantages = r - self.baseline
+        baseline = self.baseline
         d = self.cfg.baseline_decay
         self.baseline = d * self.baseline + (1 - d) * float(r.mean())
         with single_thread():
-            stats = ppo_update(self.policy, self.optimizer, actions, logp, advantages, self.cfg,
-                               self._gen)
-        self._pending = None
+            b_actions, b_logp, b_r, b_w, stats = self._with_replay(actions, logp, r)
+            stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
+                                    b_r - baseline, self.cfg, self._gen, b_w))
+        self._end_batch(actions, logp, rewards)
         stats["controller/baseline"] = self.baseline
         stats["controller/mean_reward"] = float(r.mean())
         return stats
+
+    # ---- experience replay ------------------------------------------------------------------
+    def _with_replay(self, actions: torch.Tensor, logp: torch.Tensor, rewards: torch.Tensor,
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                dict[str, Any]]:
+        """The update's batch: the fresh samples (weight 1) followed by the replayed ones,
+        whose old log-probs are the current policy's (the PPO ratio's reference) and whose
+        weights are the truncated importance weights. ``rewards`` are in the caller's units;
+        replayed rewards come back raw (``_replay_rewards`` maps them)."""
+        n = actions.shape[0]
+        w = torch.ones(n)
+        if self._replay_idx is None or self.buffer is None:
+            return actions, logp, rewards, w, {}
+        buf, idx = self.buffer, self._replay_idx
+        r_actions = buf.decisions[idx]
+        with torch.no_grad():
+            r_logp, _ = self.policy.evaluate(r_actions)  # pi_old: the policy before this update
+        c = correction_weights(r_logp.sum(1).double(), buf.logp[idx], buf.cfg.c_max,
+                               buf.cfg.correction).float()
+        r_rewards = self._replay_rewards(buf.rewards[idx].float())
+        age = (self.iteration - buf.iterations[idx]).float()
+        qs = torch.quantile(c, torch.tensor([0.1, 0.5, 0.9])).tolist()
+        stats: dict[str, Any] = {
+            "replay/n": float(len(idx)), "replay/size": float(len(buf)),
+            "replay/c_mean": float(c.mean()), "replay/c_min": float(c.min()),
+            "replay/c_p10": qs[0], "replay/c_p50": qs[1], "replay/c_p90": qs[2],
+            "replay/c_truncated": float((c >= buf.cfg.c_max * (1 - 1e-6)).float().mean()),
+            "replay/age_mean": float(age.mean()),
+            "replay/c": [round(float(x), 6) for x in c],  # the whole distribution, per update
+        }
+        return (torch.cat([actions, r_actions]), torch.cat([logp, r_logp]),
+                torch.cat([rewards, r_rewards]), torch.cat([w, c]), stats)
+
+    def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
+        """Replayed rewards in the units the update uses (raw for vanilla PPO)."""
+        return raw
+
+    def _end_batch(self, actions: torch.Tensor, logp: torch.Tensor,
+                   rewards: Sequence[float]) -> None:
+        """After the update: the batch's real results enter the buffer."""
+        if self.buffer is not None:
+            real = self._real if self._real is not None else [True] * len(rewards)
+            keep = [i for i, ok in enumerate(real) if ok]
+            self.buffer.add(actions[keep].tolist(), [float(rewards[i]) for i in keep],
+                            logp[keep].sum(1).double().tolist(), self.iteration)
+        self.iteration += 1
+        self._pending = None
+        self._replay_idx = None
+        self._real = None
 
     def log_prob(self, decisions: Sequence[int]) -> float:
         """log pi(decisions) under the current policy."""
@@ -73,7 +147,10 @@ class PPOStrategy(Strategy):
         opt_t, opt_meta = optimizer_state(self.optimizer, "optim")
         tensors.update(opt_t)
         tensors["rng.torch"] = self._gen.get_state()
-        return tensors, {"baseline": self.baseline, "optim": opt_meta}
+        if self.buffer is not None:
+            tensors.update(self.buffer.state())
+        return tensors, {"baseline": self.baseline, "optim": opt_meta,
+                         "iteration": self.iteration}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.policy.load_state_dict({k[len("policy."):]: v for k, v in tensors.items()
@@ -81,3 +158,6 @@ class PPOStrategy(Strategy):
         load_optimizer_state(self.optimizer, "optim", tensors, meta["optim"])
         self._gen.set_state(tensors["rng.torch"])
         self.baseline = meta["baseline"]
+        self.iteration = int(meta.get("iteration", 0))
+        if self.buffer is not None and "buffer.rewards" in tensors:
+            self.buffer.load_state(tensors)

@@ -49,8 +49,9 @@ class Strategy(ABC):
     """Base class: ``ask(n)`` then ``tell(proposals, rewards)``, alternately.
 
     Contract:
-        - ``ask`` is called with n >= 1 and returns exactly n proposals; it may only be
-          followed by ``tell`` with those proposals (in order) and one reward each.
+        - ``ask`` is called with n >= 1 and returns exactly ``fresh_count(n)`` proposals
+          (n, unless the strategy replays part of its batch); it may only be followed by
+          ``tell`` with those proposals (in order) and one reward each.
         - All randomness comes from generators seeded by ``seed`` in ``__init__``.
         - ``state()`` after ``tell`` and ``load_state()`` on a fresh instance with the same
           space, seed and config reproduce the rest of the search exactly.
@@ -64,7 +65,12 @@ class Strategy(ABC):
 
     @abstractmethod
     def ask(self, n: int) -> list[Proposal]:
-        """Propose ``n`` architectures."""
+        """Propose the fresh part of a batch of ``n``: ``fresh_count(n)`` architectures."""
+
+    def fresh_count(self, n: int) -> int:
+        """How many of a batch of ``n`` :meth:`ask` samples afresh (the rest of the update's
+        batch comes from the strategy's memory, e.g. an experience buffer). No side effects."""
+        return n
 
     @abstractmethod
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:

@@ -1,0 +1,148 @@
+"""The experience buffer: real results replayed in later PPO updates, with an off-policy weight.
+
+FNAS's third saving (DESIGN.md, loop steps 1 and 5). Real results are expensive, so each one
+feeds more than one policy update: a share of every PPO batch (default one half) is replayed
+from a buffer of earlier *real* results (trained, or served from the cache; never predicted).
+Each entry keeps what the correction needs:
+
+- the decision vector and its real reward;
+- ``log mu_b(a)``, the log-probability of the whole architecture under the policy that first
+  sampled it (the behaviour policy);
+- the iteration it came from (its age, for the logs).
+
+A replayed sample's PPO loss is multiplied by the truncated importance weight
+
+    c = min(c_max, pi_old(a) / mu_b(a)),   computed as exp(min(log c_max, log pi_old - log mu_b))
+
+where ``pi_old`` is the policy before this update (the one the PPO ratio is taken against).
+A sample the policy has moved away from gets a small weight; truncation at ``c_max`` (1 by
+default, as Retrace) bounds the variance. With ``correction=False``, c = 1: replay without the
+correction, for the ablation.
+
+The buffer keeps its entries as tensors, so that it is saved in the resumable checkpoint
+(safetensors) and a resumed search replays exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from fnas.errors import ConfigError
+
+__all__ = ["ReplayConfig", "ExperienceBuffer", "correction_weights"]
+
+SAMPLING = ("uniform", "prioritized")
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Experience replay settings (each switchable on its own for ablations)."""
+
+    share: float = 0.5
+    """Share of every PPO batch replayed from the buffer; the rest is freshly sampled (and
+    evaluated). 0.5 with batch 8: 4 new architectures and 4 replayed ones per update."""
+    capacity: int = 1024
+    """Entries kept; the oldest go first."""
+    sampling: str = "uniform"
+    """``uniform``, or ``prioritized``: rank-based, P(i) proportional to rank(i) ** -alpha, the
+    best reward ranked 1 (Schaul et al. 2016's rank variant: insensitive to reward scale)."""
+    alpha: float = 0.7
+    """Prioritisation exponent (``prioritized`` only; 0 is uniform)."""
+    correction: bool = True
+    """Weight replayed samples by c = min(c_max, pi_old / mu_b); off: c = 1."""
+    c_max: float = 1.0
+    """Truncation of the importance weight."""
+
+    def __post_init__(self) -> None:
+        checks = [(0 <= self.share < 1, "share (in [0, 1))"), (self.capacity >= 1, "capacity"),
+                  (self.sampling in SAMPLING, f"sampling (one of {SAMPLING})"),
+                  (self.alpha >= 0, "alpha"), (self.c_max > 0, "c_max")]
+        for ok, what in checks:
+            if not ok:
+                name = what.split(" ")[0]
+                raise ConfigError(f"replay {name}={getattr(self, name)!r} is out of range: "
+                                  f"{what}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReplayConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown replay settings {sorted(unknown)}: expected some of "
+                              f"{sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def correction_weights(logp_old: torch.Tensor, logp_behaviour: torch.Tensor, c_max: float,
+                       enabled: bool = True) -> torch.Tensor:
+    """c = min(c_max, pi_old(a) / mu_b(a)) per sample, from whole-architecture log-probs,
+    in log space (the ratio of two products of ~50 probabilities under- or overflows)."""
+    if not enabled:
+        return torch.ones_like(logp_old)
+    return torch.exp(torch.clamp(logp_old - logp_behaviour, max=math.log(c_max)))
+
+
+class ExperienceBuffer:
+    """A FIFO of real results: decisions (N, T), reward, log mu_b and iteration per entry."""
+
+    def __init__(self, num_decisions: int, cfg: ReplayConfig | None = None) -> None:
+        self.cfg = cfg or ReplayConfig()
+        self.T = int(num_decisions)
+        self.decisions = torch.zeros(0, self.T, dtype=torch.long)
+        self.rewards = torch.zeros(0, dtype=torch.float64)
+        self.logp = torch.zeros(0, dtype=torch.float64)
+        self.iterations = torch.zeros(0, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return int(self.rewards.shape[0])
+
+    def add(self, decisions: Sequence[Sequence[int]], rewards: Sequence[float],
+            logp_behaviour: Sequence[float], iteration: int) -> None:
+        """Append real results (oldest entries are dropped beyond the capacity)."""
+        if not len(rewards):
+            return
+        d = torch.as_tensor([list(x) for x in decisions], dtype=torch.long).reshape(-1, self.T)
+        n = d.shape[0]
+        self.decisions = torch.cat([self.decisions, d])[-self.cfg.capacity:]
+        self.rewards = torch.cat([self.rewards, torch.as_tensor(rewards, dtype=torch.float64)]
+                                 )[-self.cfg.capacity:]
+        self.logp = torch.cat([self.logp, torch.as_tensor(logp_behaviour, dtype=torch.float64)]
+                              )[-self.cfg.capacity:]
+        self.iterations = torch.cat([self.iterations, torch.full((n,), int(iteration))]
+                                    )[-self.cfg.capacity:]
+
+    def replay_count(self, n: int) -> int:
+        """How many of a PPO batch of ``n`` to replay: the configured share, at most what the
+        buffer holds, and never all of it (at least one fresh sample per batch)."""
+        return max(0, min(int(math.floor(n * self.cfg.share)), len(self), n - 1))
+
+    def sample(self, k: int, generator: torch.Generator) -> torch.Tensor:
+        """``k`` distinct entry indices (uniform or rank-prioritised), drawn with ``generator``."""
+        if k <= 0:
+            return torch.zeros(0, dtype=torch.long)
+        if self.cfg.sampling == "uniform" or self.cfg.alpha == 0:
+            return torch.randperm(len(self), generator=generator)[:k]
+        # rank 1 = best reward; ties broken by recency (later entries rank first)
+        order = torch.argsort(self.rewards + 1e-12 * torch.arange(len(self)), descending=True)
+        ranks = torch.empty(len(self), dtype=torch.float64)
+        ranks[order] = torch.arange(1, len(self) + 1, dtype=torch.float64)
+        p = ranks.pow(-self.cfg.alpha)
+        return torch.multinomial(p / p.sum(), k, replacement=False, generator=generator)
+
+    # ---- persistence (tensors for the safetensors checkpoint) -------------------------------
+    def state(self, prefix: str = "buffer.") -> dict[str, torch.Tensor]:
+        return {f"{prefix}decisions": self.decisions, f"{prefix}rewards": self.rewards,
+                f"{prefix}logp": self.logp, f"{prefix}iterations": self.iterations}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], prefix: str = "buffer.") -> None:
+        self.decisions = tensors[f"{prefix}decisions"].to(torch.long).reshape(-1, self.T)
+        self.rewards = tensors[f"{prefix}rewards"].to(torch.float64)
+        self.logp = tensors[f"{prefix}logp"].to(torch.float64)
+        self.iterations = tensors[f"{prefix}iterations"].to(torch.long)
