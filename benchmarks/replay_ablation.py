@@ -25,6 +25,7 @@ Command (from the repository root; ``--data`` defaults to ../shared/data):
 
     python benchmarks/replay_ablation.py                    # all six variants, 20 seeds
     python benchmarks/replay_ablation.py --variants ppo,ppo+replay --seeds 4 --budget 200
+    python benchmarks/replay_ablation.py --variants fnas --merge RESULTS/replay_ablation.json
 
 Writes ``benchmarks/results/replay_ablation.json`` (summary, per-seed results, curves on a
 log grid of queries, per-update entropy and replay weights) and ``replay_ablation.png``
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnas.search.bench import BenchConfig, queries_to_target, run_bench, summarize
+from fnas.search.bench import BenchConfig, queries_to_target, run_bench
 from fnas.search.evaluators import MacroTableEvaluator
 
 HERE = Path(__file__).parent
@@ -77,6 +78,23 @@ def _compact(run: dict, budget: int, targets: set[str], table) -> dict:
             "best_on_grid": [round(best[q - 1], 5) for q in _grid(budget)] if best else [],
             "updates": {k: [None if v is None else round(float(v), 4) for v in vals]
                         for k, vals in u.items()}}
+
+
+def _summary(runs: list[dict]) -> dict:
+    """Queries to target (median, IQR by nearest rank, a miss counting as infinity, success
+    rate, per seed) and final regret (median, IQR) of one variant's runs."""
+    q = np.array([np.inf if r["queries_to_target"] is None else r["queries_to_target"]
+                  for r in runs], dtype=float)
+    pct = {p: float(np.percentile(q, p, method="nearest")) for p in (25, 50, 75)}
+    reg = np.array([r["final_regret"] for r in runs])
+    return {"runs": len(runs),
+            "queries_to_target": {"median": pct[50], "q25": pct[25], "q75": pct[75],
+                                  "success_rate": float(np.isfinite(q).mean()),
+                                  "per_seed": [r["queries_to_target"] for r in runs]},
+            "final_regret": {"median": float(np.median(reg)),
+                             "q25": float(np.percentile(reg, 25)),
+                             "q75": float(np.percentile(reg, 75))},
+            "seconds_per_run": float(np.median([r["seconds"] for r in runs]))}
 
 
 def _plot(out: dict, path: Path, table) -> None:
@@ -145,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--jobs", type=int, default=0, help="parallel runs (0: one per core)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--merge", default=None, metavar="JSON",
+                    help="keep the other variants' runs from an earlier replay_ablation.json")
     args = ap.parse_args(argv)
     if not os.path.isfile(args.data):
         print(f"replay_ablation: no NAS-Bench-Macro table at {args.data} (see "
@@ -170,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<20} queries to target {s['median']} [{s['q25']}, {s['q75']}]  "
               f"success {s['success_rate']:.0%}  ({time.time() - t:.0f} s)", flush=True)
         runs += res["runs"]
-    base = BenchConfig(bench="macro", strategies=("ppo",), seeds=args.seeds,
-                       budget=args.budget, batch=8, data=args.data)
-    summary = summarize(base, runs, tuple(labels))
-    for e in summary.values():
-        e["queries_to_target"].pop("per_seed", None)
+    runs = [_compact(r, args.budget, targets, table) for r in runs]
+    if args.merge:  # variants measured by an earlier invocation (same budget and seeds)
+        prev = json.loads(Path(args.merge).read_text())
+        if prev["config"]["budget"] != args.budget or prev["config"]["seeds"] != args.seeds:
+            print(f"replay_ablation: {args.merge} used another budget or seed count",
+                  file=sys.stderr)
+            return 2
+        runs = [r for r in prev["runs"] if r["variant"] not in labels] + runs
+        labels = [v for v in VARIANTS if any(r["variant"] == v for r in runs)]
+    summary = {v: _summary([r for r in runs if r["variant"] == v]) for v in labels}
     ratios = {}
     for a, b in (("ppo+replay", "ppo"), ("ppo+replay-nocorr", "ppo"),
                  ("fnas", "fnas-noreplay"), ("fnas+replay-nocorr", "fnas-noreplay")):
@@ -189,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"budget": args.budget, "seeds": args.seeds, "batch": 8, "noisy": False,
                    "target_delta": 0.2, "max_samples": 5 * args.budget,
                    "variants": {k: VARIANTS[k] for k in labels}, "query_grid": _grid(args.budget)},
-        "summary": summary, "median_ratios": ratios,
-        "runs": [_compact(r, args.budget, targets, table) for r in runs],
+        "summary": summary, "median_ratios": ratios, "runs": runs,
     }
     os.makedirs(args.out, exist_ok=True)
     js = Path(args.out) / "replay_ablation.json"
