@@ -123,7 +123,7 @@ def _plot(out: dict, path: Path, table) -> None:
                 continue
             q = np.array(u["n_trained"], dtype=float)
             e = np.array(u["losses/entropy"], dtype=float)
-            ent.append(np.interp(xs, q, e, right=np.nan))
+            ent.append(np.interp(xs, q, e))  # a run that stopped keeps its last entropy
         if ent:
             axes[1].plot(xs, np.nanmedian(np.array(ent), 0), ls=ls, color=line.get_color(),
                          label=name)
@@ -131,11 +131,12 @@ def _plot(out: dict, path: Path, table) -> None:
         if cs and "nocorr" not in name:
             n = min(len(c) for c in cs)
             c = np.array([[np.nan if v is None else v for v in c[:n]] for c in cs])
-            axes[2].plot(np.arange(n), np.nanmedian(c, 0), color=line.get_color(),
+            axes[2].plot(np.arange(1, n + 1), np.nanmedian(c, 0), color=line.get_color(),
                          label=f"{name}: mean c per update")
             p10 = [r["updates"]["replay/c_p10"][:n] for r in runs]
             p10 = np.array([[np.nan if v is None else v for v in x] for x in p10])
-            axes[2].plot(np.arange(n), np.nanmedian(p10, 0), color=line.get_color(), lw=0.8,
+            axes[2].plot(np.arange(1, n + 1), np.nanmedian(p10, 0), color=line.get_color(),
+                         lw=0.8,
                          ls=":", label=f"{name}: 10th percentile of c")
     axes[0].axhline(table.best_acc, color="k", lw=0.8, ls="--")
     axes[0].axhline(table.best_acc - 0.2, color="gray", lw=0.8, ls=":",
@@ -145,7 +146,8 @@ def _plot(out: dict, path: Path, table) -> None:
                 title="NAS-Bench-Macro: median and IQR over seeds")
     axes[1].set(xscale="log", xlabel="real queries", ylabel="policy entropy (nats/decision)",
                 title="policy entropy (median over seeds)")
-    axes[2].set(xlabel="update", ylabel="replay weight c", ylim=(0, 1.05), xscale="symlog",
+    axes[2].set(xlabel="update (the first replays nothing)", ylabel="replay weight c",
+                ylim=(0, 1.05), xscale="log",
                 title="off-policy weight of replayed samples (median over seeds)")
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
