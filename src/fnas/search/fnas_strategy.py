@@ -107,9 +107,10 @@ class FNASConfig:
     decision: DecisionConfig = DecisionConfig()
     critic_cfg: CriticConfig = CriticConfig()
     imagined: int = 4
-    """Extra PPO updates per iteration, once the critic is trusted, on fresh batches scored by
-    the critic alone (only confident samples, spread <= tau; nothing recorded): model-based
-    updates, beyond the paper. 0 disables them."""
+    """Extra PPO updates per batch of real results, once the critic is trusted, on fresh
+    batches scored by the critic alone (only confident samples, spread <= tau; nothing
+    recorded): model-based updates, beyond the paper. With replay, whose batches are part
+    replayed, an update gets a proportional share (4 x 4/8 = 2). 0 disables them."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FNASConfig:
@@ -302,7 +303,7 @@ class FNASStrategy(PPOStrategy):
                 advantages = b_z.unsqueeze(1) - values
                 stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
                                         advantages, self.cfg, self._gen, b_w))
-                for _ in range(self.fcfg.imagined if self.trusted else 0):
+                for _ in range(self._n_imagined(len(rewards), len(b_z))):
                     self._imagined_update(len(b_z))
             self._end_batch(actions, logp, rewards)
             stats["controller/mean_reward"] = float(np.mean(rewards))
@@ -315,6 +316,15 @@ class FNASStrategy(PPOStrategy):
                       float(self.critic.n_points), **{f"decide/{k}": float(v)
                                                       for k, v in self.counts.items()}})
         return stats
+
+    def _n_imagined(self, n_fresh: int, n_batch: int) -> int:
+        """Imagined updates after this real one: ``imagined`` per batch of real queries. With
+        replay a batch holds only ``n_fresh`` new results, so there are more updates per real
+        query; scaling keeps the imagined updates per real query as configured (unscaled,
+        replay + imagined updates collapsed the policy early: benchmarks/README.md)."""
+        if not self.trusted or self.fcfg.imagined == 0:
+            return 0
+        return int(round(self.fcfg.imagined * n_fresh / n_batch))
 
     def _imagined_update(self, n: int) -> None:
         """One PPO update on n fresh samples that the critic scores with confidence."""
