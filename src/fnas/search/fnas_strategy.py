@@ -30,6 +30,11 @@ With the critic on (DESIGN.md, loop steps 2, 3, 5, 6):
 - **Learn.** Every real result of this experiment trains the critic (predictions never do);
   earlier experiments' real results pre-train it, each normalised by its own mean and std.
 
+With the experience buffer (``replay``; see ``PPOStrategy``), the update's batch also holds
+replayed real results, normalised with the current normalisation and given the critic's
+prefix values as baseline like the fresh ones, each weighted by its truncated importance
+weight; imagined updates are scaled by the share of new results (``_n_imagined``).
+
 Errors, spreads and tau are in units of this experiment's reward standard deviation,
 estimated from its first ``norm_after`` real results and then frozen so that the critic's
 targets do not drift. With the critic off this is exactly the vanilla PPO strategy.
