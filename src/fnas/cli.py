@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
 
     s = sub.add_parser("search", help="run (or resume) an architecture search")
+    s.add_argument("--config", default=None, metavar="FILE",
+                   help="search settings from a JSON or TOML file (flags override it)")
     s.add_argument("--space", choices=["mnas"], default=None, help="search space (mnas)")
     s.add_argument("--task", default=None, help="digits | mnist5k | cifar10:PATH | folder:PATH")
     s.add_argument("--strategy", choices=["fnas", "ppo", "rea", "random"], default=None,

@@ -14,8 +14,9 @@ from fnas.knowledge.store import Evaluation, Store
 
 __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
-_NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "target_latency",
-                 "target_macs", "hard", "seed", "name", "knowledge", "knowledge_as",
+_NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "device",
+                 "target_latency", "target_macs", "hard", "seed", "name", "knowledge",
+                 "knowledge_as",
                  "no_critic", "imagined", "pool", "pool_epochs", "replay", "replay_share",
                  "replay_capacity", "replay_sampling", "correction", "c_max")
 
@@ -23,7 +24,12 @@ _NEW_RUN_ONLY = ("space", "task", "strategy", "batch", "epochs", "device", "targ
 def _config_from_args(args: argparse.Namespace):
     from fnas.search import SearchConfig
 
-    cfg = SearchConfig()
+    if args.config is not None:
+        from fnas.search.config_io import load_config
+
+        cfg = load_config(args.config)  # flags given as well override the file
+    else:
+        cfg = SearchConfig()
     task = cfg.task
     if args.task is not None:
         task = replace(task, dataset=args.task)
@@ -31,21 +37,22 @@ def _config_from_args(args: argparse.Namespace):
         task = replace(task, epochs=args.epochs)
     if args.device is not None:
         task = replace(task, device=args.device)
-    reward = reward_from_args(args)
+    given = args.target_latency or args.target_macs or args.hard
+    reward = reward_from_args(args) if given or args.config is None else cfg.reward
     overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                                "knowledge", "knowledge_as", "pool",
                                                "pool_epochs", "replay")
                  if getattr(args, k) is not None}
     replay = replay_from_args(args)
     if replay:
-        overrides["replay_cfg"] = replay
+        overrides["replay_cfg"] = {**cfg.replay_cfg, **replay}
     fnas = {}
     if args.no_critic:
         fnas["critic"] = False
     if args.imagined is not None:
         fnas["imagined"] = args.imagined
     if fnas:
-        overrides["fnas"] = fnas
+        overrides["fnas"] = {**cfg.fnas, **fnas}
     return replace(cfg, task=task, reward=reward, **overrides)
 
 

@@ -171,10 +171,16 @@ class SearchConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}  # drop store extras
-        return cls(**{**d, "task": TaskConfig(**d["task"]), "reward": RewardConfig(**d["reward"]),
-                      "ppo": PPOConfig(**d["ppo"])})
+    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> SearchConfig:
+        """From a dict, each field type-checked (``fnas.search.config_io``); ``strict``
+        refuses unknown keys (a stored config has extras, a user's file must not).
+
+        Raises:
+            ConfigError: a bad value, in one line.
+        """
+        from fnas.search.config_io import search_config_from_dict
+
+        return search_config_from_dict(d, strict=strict)
 
 
 @dataclass

@@ -1,0 +1,127 @@
+"""Fuzzing the inputs a user writes: architecture strings and search configs (hypothesis).
+
+No input may raise anything but the project's own errors (``FnasError``); a config file that
+is loaded fine must be a valid ``SearchConfig``; the CLI answers a bad one in one line.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fnas.errors import ConfigError, FnasError
+from fnas.search import SearchConfig
+from fnas.search.config_io import load_config, search_config_from_dict
+from fnas.space import ArchSpec
+
+FUZZ = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# Tokens of real block strings, so that the fuzzer reaches past the first token.
+TOKENS = ["ir", "ds", "cn", "r1", "r3", "r0", "r-1", "k3", "k5", "k4", "k99", "s1", "s2", "s0",
+          "e1", "e3", "e6", "e0", "c16", "c0", "c-3", "c99999999999", "se0.25", "se2", "sex",
+          "noskip", "skip", "poolskip", "hs", "relu", "", "_", "|", "x", "1e9", "nan"]
+block = st.lists(st.sampled_from(TOKENS), min_size=0, max_size=9).map("_".join)
+arch_text = st.one_of(st.text(max_size=80),
+                      st.lists(block, min_size=0, max_size=10).map(" | ".join))
+
+
+@FUZZ
+@given(arch_text)
+def test_architecture_parser_raises_only_its_own_errors(text):
+    try:
+        spec = ArchSpec.parse(text)
+    except FnasError as e:
+        assert "\n" not in str(e).strip()
+        return
+    assert ArchSpec.parse(spec.to_str()) == spec  # whatever parses round-trips
+
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
+json_value = st.recursive(json_leaf, lambda c: st.one_of(
+    st.lists(c, max_size=3), st.dictionaries(st.text(max_size=8), c, max_size=3)), max_leaves=8)
+FIELDS = list(SearchConfig.__dataclass_fields__)
+SUB = {"task": ["dataset", "epochs", "batch_size", "lr", "max_samples", "device", "bogus"],
+       "reward": ["metric", "target", "mode", "failure_reward"],
+       "ppo": ["lr", "hidden", "clip_coef", "update_epochs"],
+       "fnas": ["critic", "imagined", "decision", "critic_cfg", "nope"],
+       "replay_cfg": ["share", "capacity", "sampling", "correction", "c_max"],
+       "rea": ["population", "sample_size"]}
+plausible = {"strategy": st.sampled_from(["fnas", "ppo", "rea", "random", "x"]),
+             "space": st.sampled_from(["mnas", "macro", "y"]),
+             "budget": st.integers(-2, 100), "batch": st.integers(-1, 16),
+             "replay": st.sampled_from(["auto", "on", "off", 1]),
+             "pool": st.sampled_from(["auto", "on", "off", None])}
+config_dict = st.fixed_dictionaries({}, optional={
+    **{f: plausible.get(f, json_value) for f in FIELDS if f not in SUB},
+    **{f: st.one_of(json_value, st.dictionaries(st.sampled_from(keys), json_value, max_size=4))
+       for f, keys in SUB.items()},
+})
+
+
+@FUZZ
+@given(st.one_of(config_dict, json_value))
+def test_config_loader_raises_only_config_errors(d):
+    try:
+        cfg = search_config_from_dict(d)
+    except ConfigError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert isinstance(cfg, SearchConfig)
+    assert search_config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from([".json", ".toml"]))
+def test_config_files_of_random_bytes_are_refused_cleanly(tmp_path_factory, raw, suffix):
+    p = tmp_path_factory.mktemp("cfg") / f"c{suffix}"
+    p.write_bytes(raw)
+    try:
+        load_config(p)
+    except ConfigError:
+        pass
+
+
+def test_config_file_round_trip_and_typos(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"strategy": "ppo", "budget": 12, "task": {"epochs": 2},
+                             "replay": "on", "replay_cfg": {"share": 0.25}}))
+    cfg = load_config(p)
+    assert (cfg.strategy, cfg.budget, cfg.task.epochs, cfg.replay_cfg) == \
+        ("ppo", 12, 2, {"share": 0.25})
+    for bad, needle in (({"budjet": 3}, "budjet"), ({"task": {"epochs": "2"}}, "epochs"),
+                        ({"budget": 1.5}, "budget"), ({"fnas": {"imagine": 2}}, "imagine"),
+                        ({"rea": {"pop": 3}}, "pop")):
+        p.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=needle):
+            load_config(p)
+    if sys.version_info >= (3, 11):
+        t = tmp_path / "c.toml"
+        t.write_text('strategy = "rea"\nbudget = 8\n[task]\nepochs = 1\n')
+        assert load_config(t).task.epochs == 1
+
+
+def test_cli_config_file_bad_and_overridden(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"budget": -4}')
+    p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--config", str(bad),
+                        "--store", str(tmp_path / "s")], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "budget" in p.stderr
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("runs/*"))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"strategy": "random", "budget": 2, "batch": 2,
+                                "task": {"epochs": 1, "latency_repeats": 0},
+                                "reward": {"metric": "macs", "target": 1e6}}))
+    p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--config", str(good),
+                        "--budget", "3", "--store", str(tmp_path / "s"), "--no-progress",
+                        "--name", "c"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, "-m", "fnas.cli", "show", "c", "--json", "--store",
+                        str(tmp_path / "s")], capture_output=True, text=True)
+    out = json.loads(p.stdout)
+    assert out["budget"] == 3 and out["config"]["reward"]["target"] == 1e6  # flag > file
+    assert out["config"]["task"]["epochs"] == 1 and out["strategy"] == "random"
