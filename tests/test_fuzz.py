@@ -111,7 +111,10 @@ def test_cli_config_file_bad_and_overridden(tmp_path):
     p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--config", str(bad),
                         "--store", str(tmp_path / "s")], capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "budget" in p.stderr
-    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("runs/*"))
+    assert not (tmp_path / "s").exists()  # a bad config touches nothing
+    p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--resume", "r",
+                        "--store", str(tmp_path / "none")], capture_output=True, text=True)
+    assert p.returncode == 2 and "no fnas store" in p.stderr and not (tmp_path / "none").exists()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"strategy": "random", "budget": 2, "batch": 2,
                                 "task": {"epochs": 1, "latency_repeats": 0},

@@ -71,7 +71,9 @@ def _print_top(best: list[Evaluation], file=sys.stdout) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from fnas.search import resume_search, run_search
 
-    store = Store(args.store)
+    # Validate everything before touching the store; resuming never creates one.
+    cfg = _config_from_args(args) if args.resume is None else None
+    store = Store(args.store, create=args.resume is None)
     try:
         if args.resume is not None:
             given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
@@ -87,7 +89,6 @@ def cmd_search(args: argparse.Namespace) -> int:
                       f" --resume {args.resume}", file=sys.stderr)
                 return 130
         else:
-            cfg = _config_from_args(args)
             name = args.name or (f"{cfg.strategy}-{cfg.task.dataset.split(':', 1)[0]}"
                                  f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
             try:
