@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default=None, help="run name (default: strategy-task-seed-time)")
     s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
+    s.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where rollouts run: here (local) or as Ray tasks (ray)")
+    s.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="ray: an existing cluster (default: start a local Ray)")
+    s.add_argument("--parallel", type=_positive_int, default=2, metavar="N",
+                   help="ray: rollouts in flight at once (2)")
+    s.add_argument("--retries", type=_nonneg_int, default=1, metavar="N",
+                   help="ray: re-runs of a rollout whose worker died (1)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     b = sub.add_parser("bench", help="compare strategies over seeds on a benchmark")

@@ -70,10 +70,18 @@ def _print_top(best: list[Evaluation], file=sys.stdout) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from fnas.search import resume_search, run_search
+    from fnas.search.executors import make_executor
 
     # Validate everything before touching the store; resuming never creates one.
     cfg = _config_from_args(args) if args.resume is None else None
-    store = Store(args.store, create=args.resume is None)
+    if args.executor == "local" and (args.ray_address or args.parallel != 2):
+        raise ConfigError("--ray-address and --parallel apply to --executor ray")
+    executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
+    try:
+        store = Store(args.store, create=args.resume is None)
+    except BaseException:
+        executor.close()
+        raise
     try:
         if args.resume is not None:
             given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
@@ -83,7 +91,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                     f"--{given[0].replace('_', '-')} (only --budget and --store apply)")
             try:
                 out = resume_search(store, args.resume, budget=args.budget,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, executor=executor)
             except KeyboardInterrupt:
                 print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
                       f" --resume {args.resume}", file=sys.stderr)
@@ -92,7 +100,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             name = args.name or (f"{cfg.strategy}-{cfg.task.dataset.split(':', 1)[0]}"
                                  f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
             try:
-                out = run_search(store, cfg, name=name, progress=not args.no_progress)
+                out = run_search(store, cfg, name=name, progress=not args.no_progress,
+                                 executor=executor)
             except KeyboardInterrupt:
                 print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
                       f" --resume {name}", file=sys.stderr)
@@ -105,6 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_top(out.best)
         print(f"details: fnas show {exp.name} --store {args.store}")
     finally:
+        executor.close()
         store.close()
     return 0
 

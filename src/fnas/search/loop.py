@@ -232,11 +232,13 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
 
 def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
                evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
-               progress: bool = True, stop_after: int | None = None) -> SearchOutcome:
+               progress: bool = True, stop_after: int | None = None,
+               executor: Any = None) -> SearchOutcome:
     """Start a new search recorded in ``store``.
 
     ``stop_after`` stops after that many iterations (as a kill would, minus the kill), leaving
-    the experiment resumable.
+    the experiment resumable. ``executor`` (``fnas.search.executors``) runs the rollouts;
+    None runs them here, one after the other.
 
     Raises:
         ConfigError: bad configuration. StoreError: the name is taken, or the store fails.
@@ -248,7 +250,7 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
                                   task_signature(cfg, evaluator), config, cfg.budget)
     _pretrain(store, exp, cfg, space, strategy, evaluator)
-    return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after)
+    return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after, executor)
 
 
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
@@ -307,8 +309,10 @@ def _pretrain(store: Store, exp: Experiment, cfg: SearchConfig, space: Factorize
 
 def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
                   evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
-                  progress: bool = True, stop_after: int | None = None) -> SearchOutcome:
-    """Continue a stopped search from its last checkpoint; ``budget`` may extend it.
+                  progress: bool = True, stop_after: int | None = None,
+                  executor: Any = None) -> SearchOutcome:
+    """Continue a stopped search from its last checkpoint; ``budget`` may extend it (any
+    executor: rollouts that were in flight when it stopped run again).
 
     Raises:
         StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
@@ -331,12 +335,13 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         tensors, meta = ckpt
         strategy.load_state(tensors, meta["strategy"])
         loop_state = meta["loop"]
-    return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after)
+    return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after,
+                 executor)
 
 
 def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
           strategy: Strategy, loop_state: dict[str, Any], progress: bool,
-          stop_after: int | None) -> SearchOutcome:
+          stop_after: int | None, executor: Any = None) -> SearchOutcome:
     from tqdm.auto import tqdm
 
     e_pool = pool_epochs(cfg, evaluator)
@@ -381,22 +386,34 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             timers["store"] += time.perf_counter() - t
             if runner is not None:
                 runner.begin_batch(existing.values())
-            evals = []
             for slot, p in enumerate(proposals):
                 ev = existing.get(slot)
                 if ev is not None and ev.arch_key != p.spec.key:
                     raise StoreError(f"run {exp.name!r}: recorded slot {slot} of iteration "
                                      f"{iteration} holds another architecture; cannot resume")
-                if ev is None:
-                    ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed, timers,
-                                   verdicts[slot], runner)
-                evals.append(ev)
+
+            def done(ev: Evaluation) -> None:
+                nonlocal n_trained, best
                 n_trained += ev.trained
                 if ev.status == "ok" and not ev.predicted:
                     best = max(best, ev.reward)
                 if ev.trained or not by_trained:
                     bar.update(1)
                 bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
+
+            if executor is None or getattr(executor, "parallel", 1) <= 1 and \
+                    getattr(executor, "name", "local") == "local":
+                evals = []
+                for slot, p in enumerate(proposals):
+                    ev = existing.get(slot)
+                    if ev is None:
+                        ev = _evaluate(store, exp, evaluator, p, iteration, slot, cfg.seed,
+                                       timers, verdicts[slot], runner)
+                    evals.append(ev)
+                    done(ev)
+            else:
+                evals = _evaluate_parallel(store, exp, evaluator, proposals, verdicts, existing,
+                                           iteration, cfg.seed, timers, runner, executor, done)
             t = time.perf_counter()
             strategy.observe(evals)
             metrics = strategy.tell(proposals, [e.reward for e in evals])
@@ -443,18 +460,75 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
 
 
-def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
-              seed: int, timers: dict[str, float], verdict: Verdict | None = None,
-              runner: Any = None) -> Evaluation:
-    """Reuse a stored result for this task, predict, or train; record the evaluation."""
-    verdict = verdict or Verdict()
-    rollout = None
-    key = p.spec.key
-    base = dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=key,
+def _evaluate_parallel(store: Store, exp: Experiment, evaluator: Evaluator, proposals: list,
+                       verdicts: list, existing: dict[int, Evaluation], iteration: int,
+                       seed: int, timers: dict[str, float], runner: Any, executor: Any,
+                       done: Any) -> list[Evaluation]:
+    """One batch through a parallel executor: cached and predicted results first, then every
+    training in flight at once, each recorded as it completes (the driver is the only
+    writer); a repeat of an architecture trained in this same batch waits for it and is
+    then served from the cache, as in the sequential path."""
+    from fnas.search.executors import RolloutJob
+
+    evals: list[Evaluation | None] = [None] * len(proposals)
+    jobs, later, meta = [], [], {}
+    first_of: dict[str, int] = {}
+    for slot, p in enumerate(proposals):
+        ev = existing.get(slot)
+        if ev is None:
+            ev = _settle(store, exp, evaluator, p, iteration, slot, timers, verdicts[slot])
+            if ev is not None:
+                done(ev)
+        if ev is not None:
+            evals[slot] = ev
+            continue
+        if p.spec.key in first_of:
+            later.append(slot)
+            continue
+        first_of[p.spec.key] = slot
+        rs = _rollout_seed(seed, iteration, slot)
+        if runner is not None:
+            pool_s = runner.seconds
+            init, epochs, fields, stats = runner.prepare(evaluator, p.spec, rs)
+            timers["pool"] += runner.seconds - pool_s
+            jobs.append(RolloutJob(slot, p.spec, rs, init, epochs, train=True))
+        else:
+            fields, stats = {}, None
+            jobs.append(RolloutJob(slot, p.spec, rs))
+        meta[slot] = (fields, stats)
+    t = time.perf_counter()
+    for job, rollout in executor.run(evaluator, jobs):
+        slot = job.slot
+        fields, stats = meta[slot]
+        ev = _record_trained(store, exp, proposals[slot], iteration, slot, job.seed,
+                             rollout.result, verdicts[slot], fields, timers)
+        evals[slot] = ev
+        timers["train"] += rollout.result.train_seconds
+        if runner is not None:
+            pool_s = runner.seconds
+            runner.record(proposals[slot].spec, rollout, ev, stats)
+            timers["pool"] += runner.seconds - pool_s
+        done(ev)
+    timers["evaluate"] += time.perf_counter() - t
+    for slot in later:  # now a cached result (or retrained if its twin failed transiently)
+        evals[slot] = _evaluate(store, exp, evaluator, proposals[slot], iteration, slot, seed,
+                                timers, verdicts[slot], runner)
+        done(evals[slot])
+    return evals  # type: ignore[return-value]
+
+
+def _base(exp: Experiment, p, iteration: int, slot: int) -> dict[str, Any]:
+    return dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=p.spec.key,
                 arch=p.spec.to_str(), decisions=p.decisions, task_signature=exp.task_signature,
                 behaviour_logp=p.logp)
+
+
+def _settle(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
+            timers: dict[str, float], verdict: Verdict) -> Evaluation | None:
+    """Record a cached or predicted result; None if ``p`` must be trained."""
+    base = _base(exp, p, iteration, slot)
     t = time.perf_counter()
-    prior = store.lookup_trained(exp.task_signature, key)
+    prior = store.lookup_trained(exp.task_signature, p.spec.key)
     timers["store"] += time.perf_counter() - t
     if prior is None and verdict.action == "predict":
         ev = Evaluation(**base, reward=float(verdict.mean), status="ok",
@@ -466,26 +540,50 @@ def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration:
                         accuracy=prior.accuracy, latency_ms=prior.latency_ms, macs=prior.macs,
                         params=prior.params, seed=prior.seed, cached=True, epochs=prior.epochs)
     else:
-        rs = _rollout_seed(seed, iteration, slot)
-        t = time.perf_counter()
-        extra: dict[str, Any] = {}
-        if runner is not None:
-            pool_s = runner.seconds
-            rollout, extra = runner.train(evaluator, p.spec, rs)
-            r = rollout.result
-            timers["pool"] += runner.seconds - pool_s
-            t += runner.seconds - pool_s  # the pool's share is not the rollout's
-        else:
-            r = evaluator.evaluate(p.spec, rs)
-        timers["evaluate"] += time.perf_counter() - t
-        timers["train"] += r.train_seconds
-        ev = Evaluation(**base, reward=r.reward, status=r.status, message=r.message,
-                        accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
-                        params=r.params, train_seconds=r.train_seconds, seed=rs, trained=True,
-                        audited=verdict.action == "audit", epochs=r.epochs or None, **extra)
+        return None
     t = time.perf_counter()
     ev = store.add_evaluation(ev)
     timers["store"] += time.perf_counter() - t
+    return ev
+
+
+def _record_trained(store: Store, exp: Experiment, p, iteration: int, slot: int, rs: int,
+                    r: Any, verdict: Verdict, extra: dict[str, Any],
+                    timers: dict[str, float]) -> Evaluation:
+    ev = Evaluation(**_base(exp, p, iteration, slot), reward=r.reward, status=r.status,
+                    message=r.message, accuracy=r.accuracy, latency_ms=r.latency_ms,
+                    macs=r.macs, params=r.params, train_seconds=r.train_seconds, seed=rs,
+                    trained=True, audited=verdict.action == "audit", epochs=r.epochs or None,
+                    **extra)
+    t = time.perf_counter()
+    ev = store.add_evaluation(ev)
+    timers["store"] += time.perf_counter() - t
+    return ev
+
+
+def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
+              seed: int, timers: dict[str, float], verdict: Verdict | None = None,
+              runner: Any = None) -> Evaluation:
+    """Reuse a stored result for this task, predict, or train here; record the evaluation."""
+    verdict = verdict or Verdict()
+    ev = _settle(store, exp, evaluator, p, iteration, slot, timers, verdict)
+    if ev is not None:
+        return ev
+    rs = _rollout_seed(seed, iteration, slot)
+    t = time.perf_counter()
+    extra: dict[str, Any] = {}
+    rollout = None
+    if runner is not None:
+        pool_s = runner.seconds
+        rollout, extra = runner.train(evaluator, p.spec, rs)
+        r = rollout.result
+        timers["pool"] += runner.seconds - pool_s
+        t += runner.seconds - pool_s  # the pool's share is not the rollout's
+    else:
+        r = evaluator.evaluate(p.spec, rs)
+    timers["evaluate"] += time.perf_counter() - t
+    timers["train"] += r.train_seconds
+    ev = _record_trained(store, exp, p, iteration, slot, rs, r, verdict, extra, timers)
     if rollout is not None:
         pool_s = runner.seconds
         runner.record(p.spec, rollout, ev)

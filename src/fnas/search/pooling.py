@@ -58,28 +58,36 @@ class PoolRunner:
         self.seconds += time.perf_counter() - t
         return self.snapshot
 
-    def train(self, evaluator: Any, spec: Any, seed: int) -> tuple[Rollout, dict[str, Any]]:
-        """Train ``spec`` from the batch snapshot; the rollout and the evaluation's pool fields."""
+    def prepare(self, evaluator: Any, spec: Any, seed: int
+                ) -> tuple[dict, int, dict[str, Any], Any]:
+        """What a training of ``spec`` needs from the batch snapshot, for this process or a
+        remote worker: ``(initial weights, epochs, the evaluation's pool fields, InitStats)``."""
         assert self.snapshot is not None, "begin_batch() first"
         t = time.perf_counter()
         init, stats = self.snapshot.init_weights(spec, in_chans=evaluator.in_chans,
                                                  num_classes=evaluator.num_classes, seed=seed)
         self.seconds += time.perf_counter() - t
         epochs = self.pool_epochs if stats.hits else evaluator.epochs
-        rollout = evaluator.train(spec, seed, init, epochs)
         fields = {"pool_snapshot": self.snapshot.id, "pool_hit_ratio": stats.hit_ratio,
                   "pool_coverage": stats.coverage}
+        return init, epochs, fields, stats
+
+    def train(self, evaluator: Any, spec: Any, seed: int) -> tuple[Rollout, dict[str, Any]]:
+        """Train ``spec`` from the batch snapshot; the rollout and the evaluation's pool fields."""
+        init, epochs, fields, stats = self.prepare(evaluator, spec, seed)
+        rollout = evaluator.train(spec, seed, init, epochs)
         self._stats = stats
         return rollout, fields
 
-    def record(self, spec: Any, rollout: Rollout, ev: Evaluation) -> None:
-        """Pool the trained weights of a successful rollout (never raises for pool trouble)."""
+    def record(self, spec: Any, rollout: Rollout, ev: Evaluation, stats: Any = None) -> None:
+        """Pool the trained weights of a successful rollout (never raises for pool trouble);
+        ``stats``: its ``InitStats`` (default: those of the last :meth:`train`)."""
         if not rollout.result.ok or not rollout.weights:
             return
         t = time.perf_counter()
         try:
             self.pool.add(spec, rollout.weights, task=self.task, epochs=rollout.result.epochs,
-                          source_eval=ev.id, init=self._stats)
+                          source_eval=ev.id, init=stats if stats is not None else self._stats)
         except FnasError as e:
             warnings.warn(f"pool: weights of {spec.key} not pooled: {e}", PoolWarning,
                           stacklevel=2)

@@ -1,0 +1,189 @@
+"""Where rollouts run: in this process (``local``, the default) or as Ray tasks (``ray``).
+
+A rollout is pure: an evaluator (its task and reward settings), an architecture, a seed, and
+for a pool-initialised training its initial weights and epochs go in; a ``RolloutResult`` and,
+if it trained, the trained weights come out. The driver (the search loop) alone writes the
+store and the pool.
+
+``RayExecutor`` keeps up to ``parallel`` rollouts in flight and hands results back as they
+complete. A rollout that raises, diverges or runs out of memory is reported by the rollout
+itself (status ``error``, ``nan``, ``oom``, with the penalty reward). A Ray worker that dies is
+retried ``retries`` times by Ray, then reported as failed (status ``error``); the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fnas.errors import ConfigError
+from fnas.tasks.rollout import Rollout, RolloutResult
+
+__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor",
+           "EXECUTORS"]
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """One rollout to run: ``train`` (weights in and out) or a plain ``evaluate``."""
+
+    slot: int
+    spec: Any
+    seed: int
+    init_weights: dict | None = field(default=None, repr=False)
+    epochs: int | None = None
+    train: bool = False
+
+
+def run_job(evaluator: Any, job: RolloutJob) -> Rollout:
+    """Run one job with ``evaluator`` (in this process)."""
+    if job.train:
+        return evaluator.train(job.spec, job.seed, job.init_weights, job.epochs)
+    return Rollout(evaluator.evaluate(job.spec, job.seed))
+
+
+def _failed(evaluator: Any, job: RolloutJob, message: str) -> Rollout:
+    """A failed rollout: status ``error``, the penalty reward, a one-line message."""
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", message).split())[:300]
+    return Rollout(RolloutResult(arch=job.spec.to_str(), key=job.spec.key, status="error",
+                                 message=text, reward=evaluator.reward.failure_reward,
+                                 seed=job.seed))
+
+
+class Executor:
+    """Runs jobs; ``run`` yields ``(job, rollout)`` pairs as they complete."""
+
+    name = "base"
+    parallel = 1
+
+    def run(self, evaluator: Any, jobs: Sequence[RolloutJob]) -> Iterator[tuple[RolloutJob,
+                                                                                 Rollout]]:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027
+        """Release what the executor holds."""
+
+
+class LocalExecutor(Executor):
+    """In this process, one after the other, in order."""
+
+    name = "local"
+
+    def run(self, evaluator, jobs):
+        for job in jobs:
+            yield job, run_job(evaluator, job)
+
+
+def _ray_rollout(evaluator: Any, job: RolloutJob, threads: int) -> Rollout:
+    import torch
+
+    torch.set_num_threads(threads)  # one core per task: no oversubscription
+    return run_job(evaluator, job)
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an unreachable cluster (``ray.init`` would wait minutes)."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot reach Ray at {address}: "
+                          f"{getattr(e, 'strerror', None) or e}") from None
+
+
+class RayExecutor(Executor):
+    """Rollouts as Ray tasks on a local Ray (started here) or an existing cluster.
+
+    Args:
+        address: a cluster's address (``ray://host:10001`` or ``host:6379``); None starts a
+            local Ray with ``parallel`` CPUs (or joins one already running in this process).
+        parallel: rollouts in flight at once.
+        retries: times Ray re-runs the task of a worker that died before it is reported failed.
+        cpus_per_rollout: CPUs each rollout reserves (and torch threads it uses).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, parallel: int = 2, retries: int = 1,
+                 cpus_per_rollout: int = 1) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'fnas[ray]' "
+                              "(or pip install 'ray>=2.9')") from None
+        if parallel < 1 or retries < 0 or cpus_per_rollout < 1:
+            raise ConfigError(f"ray executor: parallel={parallel}, retries={retries}, "
+                              f"cpus_per_rollout={cpus_per_rollout} out of range")
+        self.ray = ray
+        self.parallel, self.retries, self.cpus = int(parallel), int(retries), cpus_per_rollout
+        self._owns = False
+        if address and address != "auto":
+            _probe(address)
+        if not ray.is_initialized():
+            try:
+                kw: dict[str, Any] = {"address": address} if address else {
+                    "num_cpus": self.parallel * cpus_per_rollout}
+                ray.init(include_dashboard=False, logging_level=logging.ERROR,
+                         log_to_driver=False, **kw)
+            except Exception as e:  # noqa: BLE001 - Ray raises many types; one line for all
+                raise ConfigError(f"cannot start or reach Ray"
+                                  f"{' at ' + address if address else ''}: "
+                                  f"{' '.join(str(e).split())[:200]}") from None
+            self._owns = True
+        self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=self.retries)(
+            _ray_rollout)
+        self._evaluator_ref: tuple[int, Any] | None = None
+
+    def _ref(self, evaluator: Any) -> Any:
+        if self._evaluator_ref is None or self._evaluator_ref[0] != id(evaluator):
+            self._evaluator_ref = (id(evaluator), self.ray.put(evaluator))
+        return self._evaluator_ref[1]
+
+    def run(self, evaluator, jobs):
+        ray = self.ray
+        ev_ref = self._ref(evaluator)
+        todo = list(jobs)
+        inflight: dict[Any, RolloutJob] = {}
+        while todo or inflight:
+            while todo and len(inflight) < self.parallel:
+                job = todo.pop(0)
+                inflight[self._task.remote(ev_ref, job, self.cpus)] = job
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in done:
+                job = inflight.pop(ref)
+                try:
+                    rollout = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # the rollout itself raised
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    rollout = _failed(evaluator, job, f"{type(cause).__name__}: {cause}")
+                except ray.exceptions.RayError as e:  # the worker died, retries exhausted
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                    rollout = _failed(evaluator, job, f"ray worker failed ({type(e).__name__})"
+                                      f": {first}")
+                yield job, rollout
+
+    def close(self) -> None:
+        if self._owns and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def make_executor(name: str, address: str | None = None, parallel: int = 2,
+                  retries: int = 1) -> Executor:
+    """``local`` or ``ray`` (see :class:`RayExecutor`).
+
+    Raises:
+        ConfigError: unknown name, Ray missing or unreachable.
+    """
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address, parallel, retries)
+    raise ConfigError(f"unknown executor {name!r}: expected one of {list(EXECUTORS)}")
