@@ -36,7 +36,7 @@ def test_search_smoke_then_runs_and_show(tmp_path):
     assert "search overhead" in p.stdout and "2 replayed samples" in p.stdout
 
 
-def test_kill_minus_nine_then_resume_completes_budget(tmp_path):
+def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     store = tmp_path / "k"
     cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "8", "--store", str(store),
            "--name", "killed"]
@@ -65,6 +65,18 @@ def test_kill_minus_nine_then_resume_completes_budget(tmp_path):
     status = con.execute("SELECT status FROM experiments").fetchone()[0]
     con.close()
     assert len(rows) == 8 and len(set(rows)) == 8 and status == "done"
+    # the same search uninterrupted (its own store: no shared cache) records the same results
+    p = fnas(*SEARCH, "--budget", "8", "--store", str(tmp_path / "u"), "--name", "whole")
+    assert p.returncode == 0, p.stderr
+
+    def results(path):
+        con = sqlite3.connect(path / "fnas.db")
+        out = con.execute("SELECT iteration, slot, arch_key, reward, trained, cached "
+                          "FROM evaluations ORDER BY iteration, slot").fetchall()
+        con.close()
+        return out
+
+    assert results(store) == results(tmp_path / "u")
 
 
 def test_search_bad_input_is_one_line(tmp_path):
@@ -83,3 +95,27 @@ def test_search_bad_input_is_one_line(tmp_path):
         assert p.returncode == 2, (args, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, args
+
+
+def test_runs_and_show_work_while_a_search_writes(tmp_path):
+    store = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "10",
+                             "--store", str(store), "--name", "busy"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, n = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None and n < 1:
+        try:
+            con = sqlite3.connect(store / "fnas.db")
+            n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.2)
+    assert proc.poll() is None, "the search finished before it could be read"
+    for args in (("runs", "--store", str(store)), ("show", "busy", "--store", str(store)),
+                 ("show", "busy", "--json", "--store", str(store))):
+        p = fnas(*args)
+        assert p.returncode == 0 and "busy" in p.stdout, p.stderr
+    assert proc.wait(timeout=600) == 0
+    p = fnas("show", "busy", "--json", "--store", str(store))
+    assert json.loads(p.stdout)["summary"]["evaluated"] == 10
