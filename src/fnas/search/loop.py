@@ -401,8 +401,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     bar.update(1)
                 bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
 
-            if executor is None or getattr(executor, "parallel", 1) <= 1 and \
-                    getattr(executor, "name", "local") == "local":
+            if executor is None or executor.name == "local":  # in order, here
                 evals = []
                 for slot, p in enumerate(proposals):
                     ev = existing.get(slot)
