@@ -38,10 +38,11 @@ def test_search_smoke_then_runs_and_show(tmp_path):
 
 def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     store = tmp_path / "k"
-    # Pool off: a kill between recording an evaluation and pooling its weights loses those
-    # weights, so later batches would start from another pool (a known gap, README: Executors).
+    # The default fnas search: critic, pool and replay buffer all on. An evaluation and its
+    # pool entries are committed together, so the resumed run starts every batch from the
+    # same pool as the uninterrupted one.
     cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "8", "--store", str(store),
-           "--name", "killed", "--pool", "off"]
+           "--name", "killed"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = store / "fnas.db"
     deadline = time.time() + 300
@@ -68,18 +69,23 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     con.close()
     assert len(rows) == 8 and len(set(rows)) == 8 and status == "done"
     # the same search uninterrupted (its own store: no shared cache) records the same results
-    p = fnas(*SEARCH, "--budget", "8", "--store", str(tmp_path / "u"), "--name", "whole",
-             "--pool", "off")
+    p = fnas(*SEARCH, "--budget", "8", "--store", str(tmp_path / "u"), "--name", "whole")
     assert p.returncode == 0, p.stderr
 
     def results(path):
         con = sqlite3.connect(path / "fnas.db")
-        out = con.execute("SELECT iteration, slot, arch_key, reward, trained, cached "
-                          "FROM evaluations ORDER BY iteration, slot").fetchall()
+        out = con.execute("SELECT iteration, slot, arch_key, reward, trained, cached, "
+                          "predicted, pool_snapshot, pool_hit_ratio FROM evaluations "
+                          "ORDER BY iteration, slot").fetchall()
+        pool = con.execute("SELECT e.iteration, e.slot, p.stage, p.sha256 FROM pool_entries p "
+                           "JOIN evaluations e ON e.id = p.source_eval ORDER BY p.id").fetchall()
         con.close()
-        return out
+        return out, pool
 
-    assert results(store) == results(tmp_path / "u")
+    killed, whole = results(store), results(tmp_path / "u")
+    assert killed[1], "no weights were pooled"
+    assert any(r[8] for r in whole[0]), "no training started from the pool"
+    assert killed == whole
 
 
 def test_search_bad_input_is_one_line(tmp_path):

@@ -230,3 +230,49 @@ def test_real_rollouts_through_the_pool(pool):
                      init_weights=fresh_state_dict(second, IN, NC, seed=1))
     r4 = run_rollout(second, task, RewardConfig(), seed=1)
     assert r3.result.train_losses == r4.result.train_losses
+
+
+def _eval_of(store: Store, spec: ArchSpec, slot: int):
+    from fnas.knowledge import Evaluation
+
+    exp = store.get_experiment("x") if any(e.name == "x" for e in store.list_experiments()) \
+        else store.create_experiment("x", "fnas", 0, "s", "t", {}, 8)
+    return Evaluation(experiment_id=exp.id, iteration=0, slot=slot, arch_key=spec.key,
+                      arch=spec.to_str(), decisions=(), task_signature="t", reward=0.5,
+                      status="ok", trained=True)
+
+
+def test_an_evaluation_and_its_pool_entries_are_committed_together(pool):
+    from fnas.search.pooling import PoolRunner
+    from fnas.tasks.rollout import Rollout, RolloutResult
+
+    store, spec = pool.store, sample(9)
+    runner = PoolRunner(store, SPACE.signature, "t", 1)
+    ok = RolloutResult(arch=spec.to_str(), key=spec.key, status="ok", message="", reward=0.5,
+                       epochs=1)
+    then = runner.stage(spec, Rollout(ok, trained(spec, 9)), None)
+    assert then is not None and pool.entries() == []  # files written, no rows yet
+
+    def killed(db, eval_id):  # dies after inserting the rows, before the commit
+        then(db, eval_id)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.add_evaluation(_eval_of(store, spec, 0), killed)
+    assert store.evaluations(1) == [] and pool.entries() == []  # neither row, not one alone
+    ev = store.add_evaluation(_eval_of(store, spec, 0), then)
+    entries = pool.entries()
+    assert len(entries) == len(spec.blocks) and {e.source_eval for e in entries} == {ev.id}
+    # pool trouble inside the transaction keeps the evaluation, without entries, and warns
+    other = sample(10)
+    then = runner.stage(other, Rollout(ok, trained(other, 10)), None)
+    store._db.execute("CREATE TRIGGER full BEFORE INSERT ON pool_entries "
+                      "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    with pytest.warns(PoolWarning, match="disk trouble"):
+        ev2 = store.add_evaluation(_eval_of(store, other, 1), then)
+    assert [e.id for e in store.evaluations(1)] == [ev.id, ev2.id]
+    assert len(pool.entries()) == len(spec.blocks)
+    # a failed rollout has nothing to pool
+    bad = RolloutResult(arch=spec.to_str(), key=spec.key, status="nan", message="", reward=-1)
+    assert runner.stage(spec, Rollout(bad, None), None) is None
+    runner.close()

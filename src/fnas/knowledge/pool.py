@@ -209,12 +209,34 @@ class Pool:
         ``weights`` is the trained state dict (``Rollout.weights``); ``task`` the task
         signature; ``epochs`` this training's epochs; ``init`` the report of the
         initialisation it started from, so each entry records the epochs it has seen in total.
+        (:meth:`stage` then :meth:`insert` do the same in two steps, the rows inside a
+        caller's transaction.)
 
         Raises:
             ConfigError: no weights, or they do not match ``spec`` or are not finite (names the
                 first bad tensor); nothing is written then.
             InvalidArchitecture: ``spec`` is a malformed string.
             StoreError: the database or the pool folder cannot be written.
+        """
+        staged = self.stage(spec, weights, task=task, epochs=epochs, init=init)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self.insert(self._db, staged, source_eval)
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"pool entries not recorded in {self.store.path}: {e}") from None
+        return [_entry(self._db.execute(
+            "SELECT * FROM pool_entries WHERE space=? AND stage=? AND sha256=?",
+            (self.space, r[1], r[4])).fetchone()) for r in staged]
+
+    def stage(self, spec: ArchSpec | str, weights: Mapping[str, torch.Tensor] | None, *,
+              task: str, epochs: int, init: InitStats | None = None) -> list[tuple]:
+        """Check ``weights`` and write their block files (content-addressed, atomic); return
+        the rows for :meth:`insert`. Files before rows: a kill leaves at worst an orphan file.
+
+        Raises: as :meth:`add`.
         """
         if isinstance(spec, str):
             spec = ArchSpec.parse(spec)
@@ -236,21 +258,17 @@ class Pool:
             self._write(sha, data)
             params = sum(t.numel() for k, t in tensors.items() if not is_buffer(k))
             rows.append((self.space, i, b.to_str(), c, sha, len(data), params, spec.key,
-                         source_eval, task, epochs, epochs + inherited.get(i, 0), now))
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO pool_entries (space, stage, block, in_chs, sha256, nbytes,"
-                " params, arch_key, source_eval, task, epochs, total_epochs, created)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            self._db.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StoreError(f"pool entries not recorded in {self.store.path}: {e}") from None
-        return [_entry(self._db.execute(
-            "SELECT * FROM pool_entries WHERE space=? AND stage=? AND sha256=?",
-            (self.space, r[1], r[4])).fetchone()) for r in rows]
+                         task, epochs, epochs + inherited.get(i, 0), now))
+        return rows
+
+    @staticmethod
+    def insert(db: sqlite3.Connection, staged: list[tuple], source_eval: int | None) -> None:
+        """Insert :meth:`stage`'s rows with their source evaluation, in the caller's open
+        transaction on ``db`` (a connection to the store's database)."""
+        db.executemany(
+            "INSERT OR IGNORE INTO pool_entries (space, stage, block, in_chs, sha256, nbytes,"
+            " params, arch_key, task, epochs, total_epochs, created, source_eval)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [(*r, source_eval) for r in staged])
 
     def _write(self, sha: str, data: bytes) -> None:
         """Write ``data`` to its content address, atomically; repair a corrupted copy."""

@@ -9,7 +9,8 @@ Layout of ``--store DIR`` (default ``./fnas-store``)::
 Contract (Optuna ``BaseStorage`` style):
 
 - **Persistence.** Every write is its own transaction, committed before the method returns:
-  an evaluation recorded is on disk, and a kill -9 loses at most the rollouts in flight.
+  an evaluation recorded is on disk, and a kill -9 loses at most the rollouts in flight. An
+  evaluation and its pool entries share one transaction (``add_evaluation(ev, then=...)``).
 - **Concurrency.** One writer (the search driver) at a time per experiment; any number of
   readers (``fnas runs``/``fnas show`` while a search runs) thanks to WAL.
 - **Atomicity.** Each method is atomic; nothing is ever deleted by the search.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,11 +280,17 @@ class Store:
         self._db.execute(f"UPDATE experiments SET {', '.join(sets)} WHERE id=?", (*vals, exp_id))
 
     # ---- evaluations ------------------------------------------------------------------------
-    def add_evaluation(self, ev: Evaluation) -> Evaluation:
+    def add_evaluation(self, ev: Evaluation,
+                       then: Callable[[sqlite3.Connection, int], None] | None = None
+                       ) -> Evaluation:
         """Record one evaluation; committed when this returns.
 
+        ``then(connection, evaluation_id)``, if given, runs inside the same transaction, so
+        rows that belong with the evaluation (its pool entries) are committed with it or not
+        at all: a kill -9 never leaves one without the other.
+
         Raises:
-            StoreError: (experiment, iteration, slot) is already recorded.
+            StoreError: (experiment, iteration, slot) is already recorded; nothing is written.
         """
         row = {c: getattr(ev, c) for c in _EVAL_COLUMNS}
         row["decisions"] = json.dumps(list(ev.decisions))
@@ -291,13 +298,22 @@ class Store:
         for f in EVAL_FLAGS:
             row[f] = int(bool(row[f]))
         cols = ", ".join(row)
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             cur = self._db.execute(
                 f"INSERT INTO evaluations ({cols}) VALUES ({', '.join('?' * len(row))})",
                 tuple(row.values()),
             )
+            if then is not None:
+                then(self._db, int(cur.lastrowid))
+            self._db.execute("COMMIT")
         except sqlite3.IntegrityError as e:
+            self._db.execute("ROLLBACK")
             raise StoreError(f"evaluation not recorded: {e}") from None
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
         return self._to_eval(self._db.execute("SELECT * FROM evaluations WHERE id=?",
                                               (cur.lastrowid,)).fetchone())
 

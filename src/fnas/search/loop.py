@@ -499,14 +499,15 @@ def _evaluate_parallel(store: Store, exp: Experiment, evaluator: Evaluator, prop
     for job, rollout in executor.run(evaluator, jobs):
         slot = job.slot
         fields, stats = meta[slot]
-        ev = _record_trained(store, exp, proposals[slot], iteration, slot, job.seed,
-                             rollout.result, verdicts[slot], fields, timers)
-        evals[slot] = ev
-        timers["train"] += rollout.result.train_seconds
+        then = None
         if runner is not None:
             pool_s = runner.seconds
-            runner.record(proposals[slot].spec, rollout, ev, stats)
+            then = runner.stage(proposals[slot].spec, rollout, stats)
             timers["pool"] += runner.seconds - pool_s
+        ev = _record_trained(store, exp, proposals[slot], iteration, slot, job.seed,
+                             rollout.result, verdicts[slot], fields, timers, then)
+        evals[slot] = ev
+        timers["train"] += rollout.result.train_seconds
         done(ev)
     timers["evaluate"] += time.perf_counter() - t
     for slot in later:  # now a cached result (or retrained if its twin failed transiently)
@@ -548,14 +549,15 @@ def _settle(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: i
 
 def _record_trained(store: Store, exp: Experiment, p, iteration: int, slot: int, rs: int,
                     r: Any, verdict: Verdict, extra: dict[str, Any],
-                    timers: dict[str, float]) -> Evaluation:
+                    timers: dict[str, float], then: Any = None) -> Evaluation:
+    """Record a training's evaluation (and, through ``then``, its pool entries with it)."""
     ev = Evaluation(**_base(exp, p, iteration, slot), reward=r.reward, status=r.status,
                     message=r.message, accuracy=r.accuracy, latency_ms=r.latency_ms,
                     macs=r.macs, params=r.params, train_seconds=r.train_seconds, seed=rs,
                     trained=True, audited=verdict.action == "audit", epochs=r.epochs or None,
                     **extra)
     t = time.perf_counter()
-    ev = store.add_evaluation(ev)
+    ev = store.add_evaluation(ev, then)
     timers["store"] += time.perf_counter() - t
     return ev
 
@@ -571,20 +573,17 @@ def _evaluate(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration:
     rs = _rollout_seed(seed, iteration, slot)
     t = time.perf_counter()
     extra: dict[str, Any] = {}
-    rollout = None
+    then = None
     if runner is not None:
         pool_s = runner.seconds
-        rollout, extra = runner.train(evaluator, p.spec, rs)
+        rollout, extra, stats = runner.train(evaluator, p.spec, rs)
         r = rollout.result
-        timers["pool"] += runner.seconds - pool_s
         t += runner.seconds - pool_s  # the pool's share is not the rollout's
+        timers["evaluate"] += time.perf_counter() - t
+        then = runner.stage(p.spec, rollout, stats)
+        timers["pool"] += runner.seconds - pool_s
     else:
         r = evaluator.evaluate(p.spec, rs)
-    timers["evaluate"] += time.perf_counter() - t
+        timers["evaluate"] += time.perf_counter() - t
     timers["train"] += r.train_seconds
-    ev = _record_trained(store, exp, p, iteration, slot, rs, r, verdict, extra, timers)
-    if rollout is not None:
-        pool_s = runner.seconds
-        runner.record(p.spec, rollout, ev)
-        timers["pool"] += runner.seconds - pool_s
-    return ev
+    return _record_trained(store, exp, p, iteration, slot, rs, r, verdict, extra, timers, then)

@@ -4,7 +4,8 @@ For every batch the loop takes one :class:`~fnas.knowledge.PoolSnapshot`. Each a
 of the batch that is really trained starts from the snapshot's closest blocks
 (:meth:`~fnas.knowledge.PoolSnapshot.init_weights`) and trains for ``pool_epochs`` (default
 E/2) when any block was initialised, E otherwise. Its trained weights go back into the pool as
-soon as it finishes, so a kill loses none of them; but the rest of the batch still reads the
+soon as it finishes, in the transaction that records its evaluation, so a kill loses none of
+them and never separates the two; but the rest of the batch still reads the
 snapshot taken before the batch, so the effect is exactly that of updating the pool between
 batches (DESIGN.md's fairness rule). The snapshot id is recorded with each evaluation, with
 the hit ratio, the coverage and the epochs trained; a resumed batch rebuilds the same snapshot
@@ -16,9 +17,10 @@ search goes on without that entry; missing or corrupted files are skipped by the
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fnas.errors import FnasError
@@ -72,24 +74,42 @@ class PoolRunner:
                   "pool_coverage": stats.coverage}
         return init, epochs, fields, stats
 
-    def train(self, evaluator: Any, spec: Any, seed: int) -> tuple[Rollout, dict[str, Any]]:
-        """Train ``spec`` from the batch snapshot; the rollout and the evaluation's pool fields."""
+    def train(self, evaluator: Any, spec: Any, seed: int
+              ) -> tuple[Rollout, dict[str, Any], Any]:
+        """Train ``spec`` from the batch snapshot, here: the rollout, the evaluation's pool
+        fields and the ``InitStats`` (for :meth:`stage`)."""
         init, epochs, fields, stats = self.prepare(evaluator, spec, seed)
-        rollout = evaluator.train(spec, seed, init, epochs)
-        self._stats = stats
-        return rollout, fields
+        return evaluator.train(spec, seed, init, epochs), fields, stats
 
-    def record(self, spec: Any, rollout: Rollout, ev: Evaluation, stats: Any = None) -> None:
-        """Pool the trained weights of a successful rollout (never raises for pool trouble);
-        ``stats``: its ``InitStats`` (default: those of the last :meth:`train`)."""
+    def stage(self, spec: Any, rollout: Rollout, stats: Any
+              ) -> Callable[[sqlite3.Connection, int], None] | None:
+        """Write the block files of a successful rollout and return what inserts their rows,
+        for :meth:`Store.add_evaluation`'s ``then``: the evaluation and its pool entries are
+        committed together, so a kill -9 between them cannot lose the weights of a recorded
+        evaluation (a resumed run would then start later batches from another pool). None
+        for a failed rollout. Pool trouble never raises: it warns, and the evaluation is
+        recorded without its entries."""
         if not rollout.result.ok or not rollout.weights:
-            return
+            return None
         t = time.perf_counter()
         try:
-            self.pool.add(spec, rollout.weights, task=self.task, epochs=rollout.result.epochs,
-                          source_eval=ev.id, init=stats if stats is not None else self._stats)
+            staged = self.pool.stage(spec, rollout.weights, task=self.task,
+                                     epochs=rollout.result.epochs, init=stats)
         except FnasError as e:
             warnings.warn(f"pool: weights of {spec.key} not pooled: {e}", PoolWarning,
                           stacklevel=2)
+            return None
         finally:
             self.seconds += time.perf_counter() - t
+
+        def insert(db: sqlite3.Connection, eval_id: int) -> None:
+            db.execute("SAVEPOINT pool")
+            try:
+                Pool.insert(db, staged, eval_id)
+                db.execute("RELEASE pool")
+            except sqlite3.DatabaseError as e:  # the evaluation is kept without its entries
+                db.execute("ROLLBACK TO pool")
+                db.execute("RELEASE pool")
+                warnings.warn(f"pool: weights of {spec.key} not pooled: {e}", PoolWarning,
+                              stacklevel=2)
+        return insert
