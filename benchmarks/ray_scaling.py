@@ -13,9 +13,13 @@ measurement) by each setup, with the same rollout seeds:
 Reported: wall seconds (after 2 warm-up rollouts per setup, one per Ray worker, not timed;
 Ray's start-up is timed apart), rollouts per hour, the speed-up of ``ray-2`` over ``local``
 (target >= 1.7), and Ray's overhead per rollout = (wall of ``ray-1`` - wall of
-``local-1t``) / rollouts.
+``local-1t``) / rollouts. Also, per setup, the workers' utilisation (training seconds /
+(workers x wall)), and for ``ray-2`` the share of worker time a batch barrier leaves idle:
+the rollouts' own training seconds scheduled greedily in order on 2 workers (as the executor
+does), 1 - sum / (2 x makespan). The 8 rollouts are one batch.
 
-    python benchmarks/ray_scaling.py          # results/ray_scaling.json
+    python benchmarks/ray_scaling.py             # results/ray_scaling.json
+    python benchmarks/ray_scaling.py --rederive  # recompute the derived figures, no re-timing
 """
 
 from __future__ import annotations
@@ -44,6 +48,26 @@ def _time(executor, evaluator, jobs) -> tuple[float, list[dict]]:
     return time.perf_counter() - t, rows
 
 
+def _makespan(seconds: list[float], workers: int) -> float:
+    """Finish time of ``seconds`` handed in order to the first free of ``workers``."""
+    free = [0.0] * workers
+    for s in seconds:
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
+
+
+def derived(res: dict[str, dict]) -> dict[str, object]:
+    """Utilisation per setup and the idle share of a batch barrier on 2 workers."""
+    util = {}
+    for name, r in res.items():
+        workers = 2 if name == "ray-2" else 1
+        util[name] = sum(x["train_seconds"] for x in r["rollouts"]) / (workers * r["wall_seconds"])
+    secs = [x["train_seconds"] for x in sorted(res["ray-2"]["rollouts"], key=lambda x: x["slot"])]
+    return {"utilisation": util,
+            "barrier_idle_share_ray2": 1 - sum(secs) / (2 * _makespan(secs, 2))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rollouts", type=int, default=8)
@@ -51,7 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--rederive", action="store_true",
+                    help="recompute the derived figures of the existing JSON (no re-timing)")
     a = ap.parse_args(argv)
+    if a.rederive:
+        path = Path(a.out) / "ray_scaling.json"
+        out = json.loads(path.read_text())
+        out["derived"] = derived(out["results"])
+        out["derived"]["rederived"] = time.strftime("%Y-%m-%d %H:%M")
+        path.write_text(json.dumps(out, indent=1))
+        print(json.dumps(out["derived"], indent=1))
+        return 0
     import ray
 
     task = TaskConfig(dataset=a.dataset, epochs=a.epochs, latency_repeats=0)
@@ -95,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                        "default_threads": default_threads},
            "config": vars(a), "results": res, "speedup_ray2_over_local": speedup,
            "ray_overhead_seconds_per_rollout": overhead,
-           "same_accuracies_local1t_vs_ray1": same}
+           "same_accuracies_local1t_vs_ray1": same, "derived": derived(res)}
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "ray_scaling.json").write_text(json.dumps(out, indent=1))
     print(f"ray-2 / local: {speedup:.2f}x (target >= 1.7); Ray overhead per rollout "

@@ -88,12 +88,14 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, local_ray):
     assert "\n" not in got[0].message
     assert got[1].status == "nan" and got[1].reward == -1.0
     assert got[2].status == "ok" and os.path.exists(tmp_path / "died-once")  # retried
+    assert "after 1 retry" in got[2].message and "worker died" in got[2].message  # visible
     assert got[3].status == "ok"
     # no retries: the dead worker is reported as a failed rollout, not an exception
     os.remove(tmp_path / "died-once")
     ex0 = RayExecutor(parallel=2, retries=0)
     got = {job.slot: r.result for job, r in ex0.run(ev, jobs[2:3])}
-    assert got[2].status == "error" and "worker" in got[2].message.lower()
+    assert got[2].status == "error" and "worker failed 1 time(s)" in got[2].message
+    assert "\n" not in got[2].message
 
 
 def test_ray_missing_or_unreachable_is_one_line(tmp_path, monkeypatch):

@@ -276,3 +276,29 @@ def test_an_evaluation_and_its_pool_entries_are_committed_together(pool):
     bad = RolloutResult(arch=spec.to_str(), key=spec.key, status="nan", message="", reward=-1)
     assert runner.stage(spec, Rollout(bad, None), None) is None
     runner.close()
+
+
+def test_entries_are_ordered_by_batch_and_slot_not_by_completion(pool):
+    """Parallel rollouts finish in any order; ties go to the freshest entry, so the order must
+    be the batch's slot order for a search to be reproducible under Ray."""
+    from dataclasses import replace
+
+    from fnas.search.pooling import PoolRunner
+    from fnas.tasks.rollout import Rollout, RolloutResult
+
+    store = pool.store
+    runner = PoolRunner(store, SPACE.signature, "t", 1)
+    specs = [sample(11), sample(12), sample(13)]
+    ok = RolloutResult(arch="", key="", status="ok", message="", reward=0.5, epochs=1)
+    for slot in (1, 0):  # batch 1 (empty snapshot 0): slot 1 finishes first
+        ev = replace(_eval_of(store, specs[slot], slot), pool_snapshot=0)
+        store.add_evaluation(ev, runner.stage(specs[slot], Rollout(ok, trained(specs[slot],
+                                                                                   slot)), None))
+    snap_id = pool.snapshot().id
+    ev = replace(_eval_of(store, specs[2], 0), iteration=1, pool_snapshot=snap_id)
+    store.add_evaluation(ev, runner.stage(specs[2], Rollout(ok, trained(specs[2], 2)), None))
+    keys = [e.arch_key for e in pool.entries(stage=0)]
+    assert keys == [specs[0].key, specs[1].key, specs[2].key]
+    ids = [e.id for e in pool.entries(stage=0)]
+    assert ids[0] > ids[1]  # recorded in the other order
+    runner.close()

@@ -175,15 +175,25 @@ class Pool:
         self.close()
 
     def entries(self, stage: int | None = None, upto: int | None = None) -> list[PoolEntry]:
-        """This space's entries in insertion order (optionally one stage, ids <= ``upto``)."""
-        q, args = "SELECT * FROM pool_entries WHERE space=?", [self.space]
+        """This space's entries, oldest first (optionally one stage, ids <= ``upto``).
+
+        "Oldest first" is by batch, then slot: the entries of one search batch come after
+        everything its snapshot held and are ordered by their evaluation's slot, not by when
+        each training finished. Parallel rollouts complete in any order, and ties in the
+        similarity go to the freshest entry, so this keeps a search reproducible under Ray.
+        An entry without a source evaluation counts as one batch of its own.
+        """
+        q = ("SELECT p.* FROM pool_entries p LEFT JOIN evaluations ev ON ev.id = p.source_eval"
+             " WHERE p.space=?")
+        args: list[Any] = [self.space]
         if stage is not None:
-            q += " AND stage=?"
+            q += " AND p.stage=?"
             args.append(stage)
         if upto is not None:
-            q += " AND id<=?"
+            q += " AND p.id<=?"
             args.append(upto)
-        return [_entry(r) for r in self._db.execute(q + " ORDER BY id", args)]
+        q += " ORDER BY COALESCE(ev.pool_snapshot, p.id - 1), COALESCE(ev.slot, 0), p.id"
+        return [_entry(r) for r in self._db.execute(q, args)]
 
     def snapshot(self, upto: int | None = None) -> PoolSnapshot:
         """The pool as it is now (or as it was when its last id was ``upto``), frozen."""

@@ -7,8 +7,10 @@ store and the pool.
 
 ``RayExecutor`` keeps up to ``parallel`` rollouts in flight and hands results back as they
 complete. A rollout that raises, diverges or runs out of memory is reported by the rollout
-itself (status ``error``, ``nan``, ``oom``, with the penalty reward). A Ray worker that dies is
-retried ``retries`` times by Ray, then reported as failed (status ``error``); the search goes on.
+itself (status ``error``, ``nan``, ``oom``, with the penalty reward). A rollout whose Ray worker
+(or node) dies is submitted again, up to ``retries`` times, then reported as failed (status
+``error``); each retry is counted in the rollout's message, so it shows in the store. The
+search goes on in every case.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fnas.errors import ConfigError
@@ -106,7 +108,7 @@ class RayExecutor(Executor):
         address: a cluster's address (``ray://host:10001`` or ``host:6379``); None starts a
             local Ray with ``parallel`` CPUs (or joins one already running in this process).
         parallel: rollouts in flight at once.
-        retries: times Ray re-runs the task of a worker that died before it is reported failed.
+        retries: times a rollout whose worker died is run again before it is reported failed.
         cpus_per_rollout: CPUs each rollout reserves (and torch threads it uses).
     """
 
@@ -138,8 +140,9 @@ class RayExecutor(Executor):
                                   f"{' at ' + address if address else ''}: "
                                   f"{' '.join(str(e).split())[:200]}") from None
             self._owns = True
-        self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=self.retries)(
-            _ray_rollout)
+        # fnas re-submits after a worker death itself (not Ray's max_retries), so that every
+        # retry is counted and shows in the evaluation's message
+        self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=0)(_ray_rollout)
         self._evaluator_ref: tuple[int, Any] | None = None
 
     def _ref(self, evaluator: Any) -> Any:
@@ -152,6 +155,7 @@ class RayExecutor(Executor):
         ev_ref = self._ref(evaluator)
         todo = list(jobs)
         inflight: dict[Any, RolloutJob] = {}
+        deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
         while todo or inflight:
             while todo and len(inflight) < self.parallel:
                 job = todo.pop(0)
@@ -159,15 +163,29 @@ class RayExecutor(Executor):
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 job = inflight.pop(ref)
+                died = deaths.setdefault(job.slot, [])
                 try:
                     rollout = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:  # the rollout itself raised
                     cause = e.cause if getattr(e, "cause", None) is not None else e
                     rollout = _failed(evaluator, job, f"{type(cause).__name__}: {cause}")
-                except ray.exceptions.RayError as e:  # the worker died, retries exhausted
+                except ray.exceptions.RayError as e:  # the worker (or its node) died
                     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                    rollout = _failed(evaluator, job, f"ray worker failed ({type(e).__name__})"
-                                      f": {first}")
+                    died.append(f"{type(e).__name__}: {first}")
+                    if len(died) <= self.retries:
+                        todo.insert(0, job)  # run it again, first in line
+                        continue
+                    rollout = _failed(evaluator, job, f"ray worker failed {len(died)} "
+                                      f"time(s), no retry left: {died[-1]}")
+                else:
+                    if died:  # succeeded on a later attempt: say so in the record
+                        n = len(died)
+                        note = (f"ok after {n} {'retry' if n == 1 else 'retries'}: worker died "
+                                f"({died[-1][:120]})")
+                        msg = f"{rollout.result.message}; {note}" if rollout.result.message \
+                            else note
+                        rollout = Rollout(replace(rollout.result, message=msg),
+                                          rollout.weights)
                 yield job, rollout
 
     def close(self) -> None:
