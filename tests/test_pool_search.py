@@ -112,10 +112,10 @@ def test_pool_stats_cli(tmp_path):
 
 def test_a_v1_store_gains_the_pool_columns_and_keeps_its_rows(tmp_path):
     db = sqlite3.connect(tmp_path / "fnas.db")
-    from fnas.knowledge.store import _ADDED_V2, _SCHEMA, SCHEMA_VERSION
+    from fnas.knowledge.store import _ADDED, _SCHEMA, SCHEMA_VERSION
 
     v1 = _SCHEMA
-    for name, kind in _ADDED_V2:
+    for name, kind in _ADDED:
         v1 = v1.replace(f"    {name} {kind},\n", "")
     db.executescript(v1)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -131,5 +131,6 @@ def test_a_v1_store_gains_the_pool_columns_and_keeps_its_rows(tmp_path):
     store = Store(tmp_path)
     [ev] = store.evaluations(1)
     assert ev.reward == 0.5 and ev.pool_snapshot is None and ev.epochs is None
+    assert ev.predicted_reward is None and ev.predicted_spread is None
     version = store._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert version[0] == str(SCHEMA_VERSION)  # v1 -> the current schema in one step

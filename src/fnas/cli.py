@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from fnas.cli_report import add_report_parser
 from fnas.errors import ConfigError, FnasError
 
 __all__ = ["main", "build_parser"]
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--top", type=_positive_int, default=5)
     w.add_argument("--store", default="fnas-store")
     w.add_argument("--json", action="store_true")
+    add_report_parser(sub)
     return p
 
 
@@ -287,11 +289,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from fnas.cli_pool import cmd_pool
+    from fnas.cli_report import cmd_report  # noqa: I001 (kept with the other commands)
     from fnas.cli_search import cmd_bench, cmd_runs, cmd_search, cmd_show
 
     args = build_parser().parse_args(argv)
     commands = {"inspect": _cmd_inspect, "train": _cmd_train, "search": cmd_search,
-                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench, "pool": cmd_pool}
+                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench, "pool": cmd_pool,
+                "report": cmd_report}
     try:
         if args.command not in commands:
             raise ConfigError(f"unknown command {args.command!r}")

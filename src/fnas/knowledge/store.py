@@ -32,7 +32,7 @@ from fnas.errors import StoreError
 
 __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
 """Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
 although the critic was confident); result reused from an earlier identical evaluation;
@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     pool_snapshot INTEGER,
     pool_hit_ratio REAL,
     pool_coverage REAL,
+    predicted_reward REAL,
+    predicted_spread REAL,
     UNIQUE (experiment_id, iteration, slot)
 );
 CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
@@ -98,9 +100,13 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 """
 # Schema v3 adds the ``updates`` table (one row per policy update); older stores gain it empty.
+# Schema v4 adds the critic's prediction to every evaluation it was asked about.
 _ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
              ("pool_coverage", "REAL"))
-"""Evaluation columns added in schema v2 (the knowledge pool); a v1 store gains them, NULL."""
+_ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
+_ADDED = _ADDED_V2 + _ADDED_V4
+"""Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
+older store gains them in place, NULL."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,12 @@ class Evaluation:
     """Share of its blocks initialised from the pool."""
     pool_coverage: float | None = None
     """Share of its block parameters copied from the pool."""
+    predicted_reward: float | None = None
+    """The critic's predicted reward for it (None: the critic was not asked, or before v4);
+    for a ``predicted`` evaluation this is its reward, for a trained one the prediction its
+    real reward can be checked against."""
+    predicted_spread: float | None = None
+    """The critic's ensemble spread for it, in reward units."""
     id: int | None = None
 
 
@@ -200,7 +212,7 @@ class Store:
                                  f"v{SCHEMA_VERSION}: upgrade fnas")
         self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
         have = {r[1] for r in self._db.execute("PRAGMA table_info(evaluations)")}
-        for name, kind in _ADDED_V2:  # migrate a v1 store in place: new columns, NULL
+        for name, kind in _ADDED:  # migrate an older store in place: new columns, NULL
             if name not in have:
                 self._db.execute(f"ALTER TABLE evaluations ADD COLUMN {name} {kind}")
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",

@@ -187,9 +187,10 @@ class FNASStrategy(PPOStrategy):
         mean, spread = self.critic.predict([list(p.decisions) for p in proposals])
         trusted = self.trusted
         out = []
+        sd = (self.norm or (0.0, 1.0))[1]  # verdicts carry reward units (tau is normalised)
         for m, s in zip(mean, spread, strict=True):
             m, s = float(m), float(s)
-            shadow = Verdict("train", self._from_norm(m), s)  # trained, but its error counts
+            shadow = Verdict("train", self._from_norm(m), s * sd)  # its error counts
             if not trusted or s > self.tau:
                 out.append(shadow)
                 continue
@@ -197,9 +198,9 @@ class FNASStrategy(PPOStrategy):
             if promising or self.streak >= self.dcfg.max_predicted_streak:
                 out.append(shadow)
             elif self._rng.random() < self.dcfg.audit_fraction:
-                out.append(Verdict("audit", self._from_norm(m), s))
+                out.append(Verdict("audit", self._from_norm(m), s * sd))
             else:
-                out.append(Verdict("predict", self._from_norm(m), s))
+                out.append(Verdict("predict", self._from_norm(m), s * sd))
             self.streak = self.streak + 1 if out[-1].action == "predict" else 0
         self._verdicts = out
         return out

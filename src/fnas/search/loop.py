@@ -517,22 +517,24 @@ def _evaluate_parallel(store: Store, exp: Experiment, evaluator: Evaluator, prop
     return evals  # type: ignore[return-value]
 
 
-def _base(exp: Experiment, p, iteration: int, slot: int) -> dict[str, Any]:
+def _base(exp: Experiment, p, iteration: int, slot: int,
+          verdict: Verdict | None = None) -> dict[str, Any]:
+    v = verdict or Verdict()
     return dict(experiment_id=exp.id, iteration=iteration, slot=slot, arch_key=p.spec.key,
                 arch=p.spec.to_str(), decisions=p.decisions, task_signature=exp.task_signature,
-                behaviour_logp=p.logp)
+                behaviour_logp=p.logp, predicted_reward=v.mean, predicted_spread=v.spread)
 
 
 def _settle(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: int, slot: int,
             timers: dict[str, float], verdict: Verdict) -> Evaluation | None:
     """Record a cached or predicted result; None if ``p`` must be trained."""
-    base = _base(exp, p, iteration, slot)
+    base = _base(exp, p, iteration, slot, verdict)
     t = time.perf_counter()
     prior = store.lookup_trained(exp.task_signature, p.spec.key)
     timers["store"] += time.perf_counter() - t
     if prior is None and verdict.action == "predict":
         ev = Evaluation(**base, reward=float(verdict.mean), status="ok",
-                        message=f"predicted by the critic (spread {verdict.spread:.3f})",
+                        message=f"predicted by the critic (spread {verdict.spread:.4f})",
                         predicted=True)
     elif prior is not None:
         reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
@@ -551,7 +553,7 @@ def _record_trained(store: Store, exp: Experiment, p, iteration: int, slot: int,
                     r: Any, verdict: Verdict, extra: dict[str, Any],
                     timers: dict[str, float], then: Any = None) -> Evaluation:
     """Record a training's evaluation (and, through ``then``, its pool entries with it)."""
-    ev = Evaluation(**_base(exp, p, iteration, slot), reward=r.reward, status=r.status,
+    ev = Evaluation(**_base(exp, p, iteration, slot, verdict), reward=r.reward, status=r.status,
                     message=r.message, accuracy=r.accuracy, latency_ms=r.latency_ms,
                     macs=r.macs, params=r.params, train_seconds=r.train_seconds, seed=rs,
                     trained=True, audited=verdict.action == "audit", epochs=r.epochs or None,

@@ -1,0 +1,32 @@
+"""``fnas report``: the HTML report of a run, or several runs compared."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_report_parser", "cmd_report"]
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("report", help="write a self-contained HTML report of a run (plots "
+                                      "embedded), or compare runs")
+    r.add_argument("run", nargs="?", default=None, help="run name or id")
+    r.add_argument("--compare", nargs="+", default=None, metavar="RUN",
+                   help="put these runs on the same axes instead")
+    r.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (./fnas-report-RUN.html, or ./fnas-compare.html)")
+    r.add_argument("--store", default="fnas-store", help="store directory (./fnas-store)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fnas.errors import ConfigError
+    from fnas.knowledge import Store
+    from fnas.report.html import write_report
+
+    if (args.run is None) == (args.compare is None):
+        raise ConfigError("name one run, or several after --compare (not both)")
+    refs = [args.run] if args.compare is None else list(args.compare)
+    with Store(args.store, create=False) as store:
+        path = write_report(store, refs, args.out)
+    print(f"report written to {path}")
+    return 0
