@@ -345,3 +345,25 @@ def test_weights_contradicting_flags_are_refused(trained, tmp_path):
                                    "spec", "--out", str(tmp_path / "x.json")),
                           "is not the architecture")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_spec_export_with_weights_carries_their_metadata(trained, tmp_path):
+    path, _ = trained
+    out = tmp_path / "w.json"
+    p = fnas_cli("export", "--weights", str(path), "--format", "spec", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    d, info = json.loads(out.read_text()), fnas.load(path).info
+    assert d["weights"]["sha256"] == info.sha256 and d["weights"]["accuracy"] == info.accuracy
+    assert (d["in_chans"], d["num_classes"], d["input_size"]) == (1, 10, 8)
+    assert d["key"] == info.key
+
+
+def test_onnx_without_the_export_extra_is_one_line(tmp_path):
+    out = tmp_path / "m.onnx"
+    code = ("import sys; sys.modules['onnxscript'] = None  # as if not installed\n"
+            "from fnas.cli import main\n"
+            f"sys.exit(main(['export', {ARCH!r}, '--format', 'onnx', '--out', {str(out)!r}]))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, env=ENV)
+    assert_one_line_error(p, "pip install 'fnas[export]'")
+    assert not out.exists() and p.stdout == ""
