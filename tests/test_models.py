@@ -367,3 +367,11 @@ def test_onnx_without_the_export_extra_is_one_line(tmp_path):
                        timeout=120, env=ENV)
     assert_one_line_error(p, "pip install 'fnas[export]'")
     assert not out.exists() and p.stdout == ""
+
+
+def test_failed_training_writes_no_weights(tmp_path):
+    out = tmp_path / "never.safetensors"
+    p = fnas_cli("train", ARCH, "--epochs", "1", "--batch", "5000", "--no-progress", "--out",
+                 str(out))
+    assert p.returncode == 1 and "nothing written" in p.stderr, p
+    assert not out.exists() and list(tmp_path.iterdir()) == []

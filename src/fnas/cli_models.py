@@ -105,8 +105,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.close()
     res = rollout.result
     if not res.ok:
-        print(f"fnas train: rollout {res.status}: {res.message} (nothing written)",
-              file=sys.stderr)
+        if args.json:  # as before weights files existed: the failed result, exit 1
+            print(json.dumps({**res.to_dict(), "weights": None, "source": target.source},
+                             indent=2))
+        else:
+            print(f"fnas train: rollout {res.status}: {res.message} (nothing written)",
+                  file=sys.stderr)
         return 1
     task_fields = {k: v for k, v in asdict(task).items() if k not in ("device", "latency_repeats")}
     info = save_model(out, rollout.weights, ModelInfo(
