@@ -58,10 +58,12 @@ def test_bad_input_is_one_line(args, needle):
     assert_one_line_error(fnas(*args), needle)
 
 
-def test_train_smoke_on_digits():
+def test_train_smoke_on_digits(tmp_path):
+    weights = tmp_path / "m.safetensors"
     p = fnas("train", "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24 | cn_r1_k1_s1_c64", "--epochs", "4",
-             "--target-macs", "0.1", "--json")
+             "--target-macs", "0.1", "--json", "--out", str(weights))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
+    assert out["weights"] == str(weights) and weights.is_file()
     assert out["status"] == "ok" and out["accuracy"] > 0.6
     assert out["macs"] > 0.1e6 and out["reward"] < out["accuracy"]  # over target: penalised

@@ -1,1 +1,46 @@
-"""fnas: fast sampling-based neural architecture search (FNAS)."""
+"""fnas: fast sampling-based neural architecture search (FNAS).
+
+``fnas.build`` and ``fnas.load`` are the entry points for using a found architecture; they
+import torch on first call, so ``import fnas`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fnas.nn.builder import Net
+    from fnas.space.spec import ArchSpec
+
+__all__ = ["build", "load"]
+
+
+def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,
+          in_chans: int = 3) -> Net:
+    """A freshly initialised ``nn.Module`` for ``arch``: a block string, a name
+    (``mnasnet_a1``, ``mnasnet_b1``, ``mobilenetv2_100``, ``mnas_default``) or an ArchSpec.
+
+    Seed torch (``torch.manual_seed``) first for a reproducible initialisation.
+
+    Raises:
+        InvalidArchitecture: a bad block string or an unknown name (one line naming it).
+        ConfigError: a size is not a positive integer, or no ``mnas_default`` variant exists
+            for ``input_size``.
+    """
+    from fnas.nn.builder import build as _build
+
+    return _build(arch, num_classes=num_classes, input_size=input_size, in_chans=in_chans)
+
+
+def load(path, device="cpu") -> Net:
+    """The trained ``nn.Module`` of a model file written by ``fnas train``, in eval mode.
+
+    Reads safetensors only (never pickle); ``model.info`` holds the file's metadata
+    (architecture, task, accuracy, input normalisation...).
+
+    Raises:
+        ModelError: the file is missing, truncated, corrupted or not an fnas model file.
+    """
+    from fnas.nn.weights import load as _load
+
+    return _load(path, device=device)

@@ -105,9 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--latency", action="store_true", help="also measure CPU batch-1 latency")
     i.add_argument("--json", action="store_true", help="machine-readable output")
 
-    t = sub.add_parser("train", help="train one architecture on a proxy task and score it")
-    t.add_argument("arch", help="block string or name (mnas_default picks the task's variant)")
-    t.add_argument("--task", default="digits", help="digits | mnist5k | cifar10:PATH | folder:PATH")
+    t = sub.add_parser("train", help="train one architecture, score it, save its weights")
+    t.add_argument("arch", help="block string, name (mnas_default picks the task's variant) "
+                                "or RUN:RANK (the RANK-th best of run RUN in --store)")
+    t.add_argument("--task", default=None,
+                   help="digits | mnist5k | cifar10:PATH | folder:PATH (digits; RUN:RANK: "
+                        "the run's)")
     t.add_argument("--epochs", type=_positive_int, default=5)
     t.add_argument("--batch", type=_positive_int, default=64)
     t.add_argument("--lr", type=_positive_float, default=0.1)
@@ -120,7 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-macs", type=_positive_float, metavar="M",
                    help="target multiply-adds, in millions")
     t.add_argument("--hard", action="store_true", help="hard constraint (alpha=0, beta=-1)")
+    t.add_argument("--out", default=None, metavar="FILE",
+                   help="weights file (./fnas-<arch key>.safetensors)")
+    t.add_argument("--store", default="fnas-store", help="store of RUN:RANK (./fnas-store)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="export an architecture: ONNX, TorchScript or JSON spec")
+    x.add_argument("arch", nargs="?", default=None,
+                   help="block string, name or RUN:RANK (optional with --weights)")
+    x.add_argument("--format", required=True, choices=["onnx", "torchscript", "spec"])
+    x.add_argument("--weights", default=None, metavar="FILE",
+                   help="trained weights from 'fnas train' (default: fresh init, --seed)")
+    x.add_argument("--out", default=None, metavar="PATH",
+                   help="output file (./fnas-<arch key>.onnx|.pt|.json)")
+    x.add_argument("--input-size", type=_positive_int, default=None,
+                   help="input H = W (the weights' size, the run's, or 224)")
+    x.add_argument("--classes", type=_positive_int, default=None,
+                   help="classifier outputs (the weights', the run's, or 1000)")
+    x.add_argument("--in-chans", type=_positive_int, default=None,
+                   help="input channels (the weights', the run's, or 3)")
+    x.add_argument("--seed", type=int, default=0, help="seed of a fresh initialisation (0)")
+    x.add_argument("--store", default="fnas-store", help="store of RUN:RANK (./fnas-store)")
 
     s = sub.add_parser("search", help="run (or resume) an architecture search")
     s.add_argument("--config", default=None, metavar="FILE",
@@ -261,41 +285,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from fnas.space import resolve_arch
-    from fnas.tasks import TaskConfig, load_dataset, run_rollout
-
-    task = TaskConfig(dataset=args.task, epochs=args.epochs, batch_size=args.batch, lr=args.lr,
-                      max_samples=args.max_samples, image_size=args.image_size,
-                      device=args.device)
-    reward = reward_from_args(args)
-    data = load_dataset(task.dataset, val_fraction=task.val_fraction, split_seed=task.split_seed,
-                        max_samples=task.max_samples, image_size=task.image_size)
-    spec = resolve_arch(args.arch, data.image_size)
-    res = run_rollout(spec, task, reward, args.seed, return_weights=False).result
-    if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
-    elif res.ok:
-        print(f"arch      {res.arch}")
-        print(f"accuracy  {res.accuracy:.4f} on {data.y_val.shape[0]} held-out images "
-              f"({data.name}, {task.epochs} epochs, seed {args.seed})")
-        print(f"latency   {res.latency_ms:.2f} ms   params {_human(res.params)}   "
-              f"MACs {_human(res.macs)}")
-        print(f"reward    {res.reward:.4f}   training {res.train_seconds:.1f} s")
-    else:
-        print(f"fnas train: rollout {res.status}: {res.message}", file=sys.stderr)
-    return 0 if res.ok else 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from fnas.cli_models import cmd_export, cmd_train
     from fnas.cli_pool import cmd_pool
-    from fnas.cli_report import cmd_report  # noqa: I001 (kept with the other commands)
+    from fnas.cli_report import cmd_report
     from fnas.cli_search import cmd_bench, cmd_runs, cmd_search, cmd_show
 
     args = build_parser().parse_args(argv)
-    commands = {"inspect": _cmd_inspect, "train": _cmd_train, "search": cmd_search,
-                "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench, "pool": cmd_pool,
-                "report": cmd_report}
+    commands = {"inspect": _cmd_inspect, "train": cmd_train, "export": cmd_export,
+                "search": cmd_search, "runs": cmd_runs, "show": cmd_show, "bench": cmd_bench,
+                "pool": cmd_pool, "report": cmd_report}
     try:
         if args.command not in commands:
             raise ConfigError(f"unknown command {args.command!r}")

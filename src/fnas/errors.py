@@ -7,7 +7,8 @@ it never shows a traceback for a :class:`FnasError`.
 
 from __future__ import annotations
 
-__all__ = ["FnasError", "InvalidArchitecture", "ConfigError", "StoreError", "TaskError"]
+__all__ = ["FnasError", "InvalidArchitecture", "ConfigError", "StoreError", "TaskError",
+           "ModelError"]
 
 
 class FnasError(Exception):
@@ -28,3 +29,8 @@ class StoreError(FnasError):
 
 class TaskError(FnasError):
     """A dataset or task cannot be loaded (missing file, wrong format, missing extra)."""
+
+
+class ModelError(FnasError):
+    """A model file cannot be read or written: missing, truncated or corrupted weights, not an
+    fnas model file, or an export whose optional dependency is not installed."""

@@ -9,7 +9,7 @@ from fnas.nn.blocks import (
     SqueezeExcite,
     make_layer,
 )
-from fnas.nn.builder import Net, block_prefix, build_model
+from fnas.nn.builder import Net, block_prefix, build, build_model
 from fnas.nn.transfer import (
     BlockTransfer,
     SimilarityWeights,
@@ -20,6 +20,6 @@ from fnas.nn.transfer import (
 )
 
 __all__ = ["LAYER_TYPES", "ConvLayer", "DepthwiseSeparable", "InvertedResidual", "PoolShortcut",
-           "SqueezeExcite", "make_layer", "Net", "block_prefix", "build_model", "BlockTransfer",
-           "SimilarityWeights", "block_distance", "fresh_state_dict", "rank_candidates",
-           "transfer_block"]
+           "SqueezeExcite", "make_layer", "Net", "block_prefix", "build", "build_model",
+           "BlockTransfer", "SimilarityWeights", "block_distance", "fresh_state_dict",
+           "rank_candidates", "transfer_block"]

@@ -11,10 +11,12 @@ import math
 import torch
 from torch import nn
 
+from fnas.errors import ConfigError, InvalidArchitecture
 from fnas.nn.blocks import make_layer
+from fnas.space.mnas import resolve_arch
 from fnas.space.spec import ArchSpec
 
-__all__ = ["Net", "build_model", "block_prefix"]
+__all__ = ["Net", "build", "build_model", "block_prefix"]
 
 
 def block_prefix(index: int) -> str:
@@ -25,9 +27,15 @@ def block_prefix(index: int) -> str:
 class Net(nn.Module):
     """Blocks in order, global average pool, linear classifier."""
 
-    def __init__(self, spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000) -> None:
+    def __init__(self, spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000,
+                 input_size: int | None = None) -> None:
         super().__init__()
         self.spec = spec
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        # Metadata only (exports trace at this size): pooling makes the network size-agnostic.
+        self.input_size = input_size
+        self.info = None  # a ModelInfo when the weights come from a model file (fnas.load)
         blocks, chs = [], in_chans
         for b, skips in zip(spec.blocks, spec.layer_skips(in_chans), strict=True):
             layers = []
@@ -64,6 +72,31 @@ class Net(nn.Module):
         return self.classifier(x)  # (N, num_classes)
 
 
-def build_model(spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000) -> Net:
+def build_model(spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000,
+                input_size: int | None = None) -> Net:
     """Build ``spec`` for ``in_chans``-channel input and ``num_classes`` outputs."""
-    return Net(spec, in_chans, num_classes)
+    return Net(spec, in_chans, num_classes, input_size)
+
+
+def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,
+          in_chans: int = 3) -> Net:
+    """A freshly initialised network (``fnas.build``): a block string, a name such as
+    ``mnasnet_a1`` or ``mnas_default`` (the space variant of ``input_size``), or an ArchSpec.
+
+    Initialisation draws from torch's global RNG: seed it with ``torch.manual_seed`` first for
+    a reproducible model. ``input_size`` picks the ``mnas_default`` variant and is recorded
+    on the module (``model.input_size``); the network itself accepts any input size.
+
+    Raises:
+        InvalidArchitecture: ``arch`` is neither a known name nor a valid block string.
+        ConfigError: ``num_classes``, ``input_size`` or ``in_chans`` is not a positive integer,
+            or ``mnas_default`` has no variant for ``input_size``.
+    """
+    for name, v in (("num_classes", num_classes), ("input_size", input_size),
+                    ("in_chans", in_chans)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name}={v!r}: expected a positive integer")
+    if not isinstance(arch, (str, ArchSpec)):
+        raise InvalidArchitecture(f"expected a block string, a name or an ArchSpec, got {arch!r}")
+    spec = arch if isinstance(arch, ArchSpec) else resolve_arch(arch, input_size)
+    return build_model(spec, in_chans, num_classes, input_size)
