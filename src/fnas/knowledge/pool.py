@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as st_save
 
+from fnas._io import atomic_write_bytes
 from fnas.errors import ConfigError, StoreError
 from fnas.knowledge.snapshot import (
     BlockInit,
@@ -286,13 +286,7 @@ class Pool:
         try:
             if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha:
                 return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write_bytes(path, data)
         except OSError as e:
             raise StoreError(f"cannot write pool file {path}: {e.strerror or e}") from None
 

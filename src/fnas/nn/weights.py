@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fnas._io import atomic_write_bytes
 from fnas.errors import FnasError, ModelError
 from fnas.nn.builder import Net, build_model
 from fnas.space.spec import ArchSpec
@@ -154,16 +154,9 @@ def save_model(path: str | Path, model: nn.Module | Mapping[str, torch.Tensor],
     # own writer creates it 0600).
     blob = save(tensors, metadata={"fnas": json.dumps(info.to_dict(), sort_keys=True)})
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, blob)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ModelError(f"cannot write model file {path}: {e.strerror or e}") from None
     return info
 
