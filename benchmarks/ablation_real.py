@@ -25,8 +25,10 @@ What it runs (every search is the real ``fnas`` loop with real training, MnasNet
    random         random                          random search
    ============== ========= ====== ====== =================================================
 
-   Each run trains ``--trainings`` architectures (twice as many where the pool halves the
-   epochs, so that every run lasts at least the vanilla compute); batch ``--batch``; reward the
+   Each run trains ``--trainings`` (48) architectures (twice as many where the pool halves the
+   epochs, so that every run lasts at least the vanilla compute): 48 leaves room for the
+   critic, which trusts itself after 24 real results (8 with kept knowledge); batch
+   ``--batch`` (8), ``--epochs`` E = 2 (a pool-initialised training: 1); reward the
    MnasNet soft reward on multiply-adds with target ``--target-macs`` (analytic, so the compute
    of a run does not depend on latency measurements on a shared machine).
 3. **Compute** of a run after each evaluation: its rollouts' training seconds so far (torch at
@@ -50,7 +52,7 @@ kept in ``--out/ablation_real_runs/``, the source store in ``--work``):
 
 Commands (from the repository root):
 
-    python benchmarks/ablation_real.py                 # 8 variants x 3 seeds, about 2.5 h here
+    python benchmarks/ablation_real.py                 # 8 variants x 3 seeds, about 3.2 h here
     python benchmarks/ablation_real.py --quick         # a 2-minute smoke test of every step
     python benchmarks/ablation_real.py --summarise     # recompute summary/plot from the runs
 
@@ -104,7 +106,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--trainings", type=int, default=32,
+    ap.add_argument("--trainings", type=int, default=48,
                     help="real trainings per run (x2 where the pool halves the epochs)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--dataset", default="mnist5k")
