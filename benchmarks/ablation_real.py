@@ -157,6 +157,8 @@ def source_store(a: argparse.Namespace) -> Path:
     path = Path(a.work) / "source"
     if (path / "DONE").is_file():
         return path
+    # the source is deterministic (fixed seeds, CPU, 2 threads): a rebuilt one must match the
+    # fingerprint a resumed benchmark's earlier runs used, else their runs are not comparable
     shutil.rmtree(path, ignore_errors=True)
     torch.set_num_threads(2)
     cfg = SearchConfig(strategy="fnas", budget=a.source_budget, batch=a.batch, seed=1000,
@@ -168,7 +170,29 @@ def source_store(a: argparse.Namespace) -> Path:
               f"{out.stats['best_reward']:.4f}, pool of {out.stats.get('pool/rollouts')} "
               "rollouts", flush=True)
     (path / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M"))
+    fp = source_fingerprint(path)
+    fp_file = Path(a.out) / "ablation_real_source.json"
+    if fp_file.is_file():
+        old = json.loads(fp_file.read_text())
+        if old["sha256"] != fp["sha256"]:
+            sys.exit(f"ablation_real: the rebuilt source differs from {fp_file} (best "
+                     f"{fp['best']} vs {old['best']}): finished runs used the old one; "
+                     "move ablation_real_runs/ away to start over")
+    else:
+        fp_file.write_text(json.dumps(fp, indent=1))
     return path
+
+
+def source_fingerprint(path: Path) -> dict[str, Any]:
+    """What identifies the source experiment: its evaluations' architectures and rewards."""
+    import hashlib
+
+    con = sqlite3.connect(path / "fnas.db")
+    rows = con.execute("SELECT iteration, slot, arch_key, round(reward, 6) FROM evaluations "
+                       "ORDER BY iteration, slot").fetchall()
+    con.close()
+    return {"evaluations": len(rows), "best": max(r[3] for r in rows),
+            "sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}
 
 
 def _copy_store(src: Path, dst: Path) -> None:
