@@ -327,7 +327,47 @@ def summarise(a: argparse.Namespace, runs: list[dict[str, Any]],
     for row in table.values():
         m = row["compute_to_target_median"]
         row["ratio_to_ppo"] = (ref / m) if (ref and m) else None
-    return {"budget_compute": budget, "target_reward": target, "table": table}
+    return {"budget_compute": budget, "target_reward": target, "table": table,
+            "mechanics": _mechanics(runs, budget), "difficulty": _difficulty(runs, target)}
+
+
+def _mechanics(runs: list[dict[str, Any]], budget: float) -> dict[str, Any]:
+    """What each part did inside C, per variant (medians over seeds): the evidence for which
+    part contributes what."""
+    out = {}
+    for v in VARIANTS:
+        rs = [r for r in runs if r["variant"] == v]
+        if not rs:
+            continue
+        rows = []
+        for r in rs:
+            c = r["curve"]
+            inside = [i for i, comp in enumerate(c["compute"]) if comp <= budget]
+            fl = [c["flags"][i] for i in inside]
+            trained = sum("t" in f for f in fl)
+            rows.append({"samples": len(inside), "trained": trained,
+                         "predicted": sum("p" in f for f in fl),
+                         "cached": sum("c" in f for f in fl),
+                         "audited": sum("a" in f for f in fl),
+                         "train_s_per_training": r["train_seconds"] / max(1, r["trainings"]),
+                         "overhead_s": r["overhead_seconds"]})
+        out[v] = {k: float(np.median([x[k] for x in rows])) for k in rows[0]}
+    return out
+
+
+def _difficulty(runs: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
+    """How hard T is: the share of random search's trained samples that reach it, and so the
+    chance that n uniform samples contain one (n = vanilla PPO's trainings)."""
+    rs = [r for r in runs if r["variant"] == "random"]
+    rewards = [x for r in rs for x, f in zip(r["curve"]["reward"], r["curve"]["flags"],
+                                             strict=True) if "t" in f]
+    base = [r["trainings"] for r in runs if r["variant"] == "ppo"]
+    if not rewards or not base:
+        return None
+    p = sum(x >= target - 1e-12 for x in rewards) / len(rewards)
+    n = int(np.median(base))
+    return {"random_samples": len(rewards), "share_reaching_target": p, "n": n,
+            "chance_n_uniform_samples_reach": 1 - (1 - p) ** n}
 
 
 def _table_md(summary: dict[str, Any]) -> str:
@@ -352,6 +392,21 @@ def _table_md(summary: dict[str, Any]) -> str:
             f"{'-' if ratio is None else f'{ratio:.2f}x'} | "
             f"{rng(row['best_reward_within_budget'], '{:.4f}')} | "
             f"{rng(row['retrained_accuracy'], '{:.4f}')} |")
+    mech = summary.get("mechanics") or {}
+    if mech:
+        lines += ["", "What each part did within C (medians over seeds):", "",
+                  "| variant | samples | real trainings | critic predictions | audits |"
+                  " cache hits | training s per training | search overhead, s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for v, m in mech.items():
+            lines.append(f"| {v} | {m['samples']:.0f} | {m['trained']:.0f} | "
+                         f"{m['predicted']:.0f} | {m['audited']:.0f} | {m['cached']:.0f} | "
+                         f"{m['train_s_per_training']:.1f} | {m['overhead_s']:.0f} |")
+    d = summary.get("difficulty")
+    if d:
+        lines += ["", f"How hard T is: {d['share_reaching_target']:.1%} of random search's "
+                  f"{d['random_samples']} trained samples reach it, so {d['n']} uniform samples "
+                  f"contain one with probability {d['chance_n_uniform_samples_reach']:.0%}."]
     return "\n".join(lines) + "\n"
 
 
