@@ -67,7 +67,8 @@ def test_a_variant_that_reaches_t_in_fewer_than_half_its_runs_has_no_speedup(ab)
     rea = s["table"]["rea"]
     assert rea["reached"] == 1 and rea["compute_to_target_median"] is None
     assert rea["ratio_to_ppo"] is None
-    assert "not reached" in ab._table_md(s).split("| rea |")[1].split("\n")[0]
+    row = ab._table_md(s).split("| rea |")[1].split("\n")[0]
+    assert "> 20 [1, > 20]" in row        # a censored median, the miss shown as past C
 
 
 def test_a_critic_prediction_is_never_a_reached_reward(ab):
