@@ -90,3 +90,15 @@ def test_difficulty_is_the_share_of_random_samples_at_or_above_t(ab):
     assert d["n"] == 4
     assert d["chance_n_uniform_samples_reach"] == pytest.approx(1 - (2 / 3) ** 4)
     assert math.isfinite(d["chance_n_uniform_samples_reach"])
+
+
+def test_a_retrained_best_keeps_the_cost_factor_it_had_in_the_search(ab):
+    ppo = [run("ppo", s, [(5, 0.5, "t"), (10, 0.9, "t")]) for s in range(3)]
+    for r in ppo:
+        r["curve"]["accuracy"] = [0.5, 0.75]        # arch 1: reward 0.9 at accuracy 0.75
+    retrained = {f"ppo-{s}-1": {"accuracy": 0.8} for s in range(3)}
+    row = ab.summarise(argparse.Namespace(), ppo, retrained)["table"]["ppo"]
+    assert row["retrained_accuracy"]["median"] == pytest.approx(0.8)
+    assert row["retrained_reward"]["median"] == pytest.approx(0.8 * 0.9 / 0.75)
+    with pytest.raises(ValueError, match="no accuracy"):
+        ab._cost_factor(ppo[0], "not-in-the-run")
