@@ -27,7 +27,7 @@ What it runs (every search is the real ``fnas`` loop with real training, MnasNet
 
    Each run trains ``--trainings`` (48) architectures (twice as many where the pool halves the
    epochs, meant to give every run about the vanilla compute; full fnas, whose critic also
-   skips trainings, ended its runs at 534-626 s against vanilla's 807 s in the committed
+   skips trainings, ended its runs at 534-646 s against vanilla's 807 s in the committed
    results, which shortens its "best reward within C" but not its compute to T): 48 leaves
    room for the critic, which trusts itself after 24 real results (8 with kept knowledge); batch
    ``--batch`` (8), ``--epochs`` E = 2 (a pool-initialised training: 1); reward the
