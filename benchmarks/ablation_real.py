@@ -27,9 +27,9 @@ What it runs (every search is the real ``fnas`` loop with real training, MnasNet
 
    Each run trains ``--trainings`` (48) architectures (twice as many where the pool halves the
    epochs, meant to give every run about the vanilla compute; full fnas, whose critic also
-   skips trainings, ended its runs at 534-646 s against vanilla's 807 s in the committed
-   results, which shortens its "best reward within C" but not its compute to T): 48 leaves
-   room for the critic, which trusts itself after 24 real results (8 with kept knowledge); batch
+   skips trainings, can end before C, which shortens its "best reward within C" but not its
+   compute to T): 48 leaves room for the critic, which trusts itself after 24 real results
+   (8 with kept knowledge); batch
    ``--batch`` (8), ``--epochs`` E = 2 (a pool-initialised training: 1); reward the
    MnasNet soft reward on multiply-adds with target ``--target-macs`` (analytic, so the compute
    of a run does not depend on latency measurements on a shared machine).
@@ -324,13 +324,12 @@ def summarise(a: argparse.Namespace, runs: list[dict[str, Any]],
         reached = [x for x in reach if x is not None]
         med = float(np.median([x if x is not None else math.inf for x in reach]))
         bests = [_best_within(r, budget) for r in rs]
-        acc = [retrained[arch]["accuracy"] for _, arch in bests
-               if arch in retrained and retrained[arch]["accuracy"] is not None]
+        kept = [(r, arch) for r, (_, arch) in zip(rs, bests, strict=True)
+                if arch in retrained and retrained[arch]["accuracy"] is not None]
+        acc = [retrained[arch]["accuracy"] for _, arch in kept]
         # the same objective the search optimised, on the longer training: the accuracy times
         # the architecture's cost factor (its reward / accuracy in the run: MACs are analytic)
-        rew = [retrained[arch]["accuracy"] * _cost_factor(r, arch)
-               for r, (_, arch) in zip(rs, bests, strict=True)
-               if arch in retrained and retrained[arch]["accuracy"] is not None]
+        rew = [retrained[arch]["accuracy"] * _cost_factor(r, arch) for r, arch in kept]
         table[v] = {"runs": len(rs), "reached": len(reached),
                     "compute_to_target": _spread(reached),
                     "compute_to_target_median": med if math.isfinite(med) else None,
@@ -346,7 +345,31 @@ def summarise(a: argparse.Namespace, runs: list[dict[str, Any]],
         m = row["compute_to_target_median"]
         row["ratio_to_ppo"] = (ref / m) if (ref and m) else None
     return {"budget_compute": budget, "target_reward": target, "table": table,
-            "mechanics": _mechanics(runs, budget), "difficulty": _difficulty(runs, target)}
+            "mechanics": _mechanics(runs, budget), "difficulty": _difficulty(runs, target),
+            "per_run": _per_run(runs, budget)}
+
+
+def _per_run(runs: list[dict[str, Any]], budget: float) -> dict[str, Any]:
+    """Per run, within C: samples, predictions, cache hits, samples per compute second, the
+    training at which its final best came, and how many positions sampled the same
+    architecture as vanilla PPO with the same seed (how far the variant's policy moved)."""
+    ppo = {r["seed"]: r["curve"]["arch"] for r in runs if r["variant"] == "ppo"}
+    out = {}
+    for r in runs:
+        c = r["curve"]
+        inside = [i for i, comp in enumerate(c["compute"]) if comp <= budget]
+        fl = [c["flags"][i] for i in inside]
+        final = c["best"][inside[-1]]
+        at = next(i for i in inside if c["best"][i] == final)
+        same = (sum(x == y for x, y in zip(ppo[r["seed"]], c["arch"], strict=False))
+                if r["variant"] != "ppo" and r["seed"] in ppo else None)
+        out[f"{r['variant']}-s{r['seed']}"] = {
+            "samples": len(inside), "predicted": sum("p" in f for f in fl),
+            "cached": sum("c" in f for f in fl),
+            "samples_per_compute_s": len(inside) / c["compute"][inside[-1]],
+            "best": final, "best_at_training": c["trained"][at],
+            "same_arch_as_ppo_at_same_position": same}
+    return out
 
 
 def _mechanics(runs: list[dict[str, Any]], budget: float) -> dict[str, Any]:
@@ -427,7 +450,8 @@ def _table_md(summary: dict[str, Any]) -> str:
             f"{rng(row.get('retrained_reward'), '{:.4f}')} |")
     mech = summary.get("mechanics") or {}
     if mech:
-        lines += ["", "What each part did within C (medians over seeds):", "",
+        lines += ["", "What each part did within C (medians over seeds; the last two columns:"
+                  " whole run):", "",
                   "| variant | samples | real trainings | critic predictions | audits |"
                   " cache hits | training s per training | search overhead, s |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
