@@ -29,11 +29,13 @@ def test_search_smoke_then_runs_and_show(tmp_path):
     assert out["status"] == "done" and out["summary"]["evaluated"] == 4
     assert len(out["top"]) <= 2 and out["config"]["reward"]["target"] == 1e6
     assert out["stats"]["wall"] > out["stats"]["train"] > 0
-    # fnas replays by default: batch 2 = 2 fresh, then 1 fresh + 1 replayed, twice
-    assert [u["n_done"] for u in out["updates"]] == [2, 3, 4]
-    assert [u.get("replay/n") for u in out["updates"]] == [None, 1.0, 1.0]
+    # fnas screens (after 8 warm-up results) and replays by default: batch 2 = 2 trained
+    # picks, and from the second update on 1 replayed result joins them
+    assert [u["n_done"] for u in out["updates"]] == [2, 4]
+    assert [u.get("replay/n") for u in out["updates"]] == [None, 1.0]
     p = fnas("show", "smoke", "--store", store)
-    assert "search overhead" in p.stdout and "2 replayed samples" in p.stdout
+    assert "search overhead" in p.stdout and "1 replayed samples" in p.stdout
+    assert "stopped   budget spent" in p.stdout
 
 
 def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):

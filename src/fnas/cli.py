@@ -92,6 +92,36 @@ def replay_from_args(args: argparse.Namespace) -> dict:
     return out
 
 
+def _screen_args(p: argparse.ArgumentParser) -> None:
+    """fnas's screening flags (``FNASConfig.acquisition`` and ``ScreenConfig``)."""
+    p.add_argument("--acquisition", choices=["ucb", "ts", "ei", "off"], default=None,
+                   help="fnas: how the critic picks what is trained among screened "
+                        "candidates (ucb); off: the first design's veto rule")
+    p.add_argument("--candidates", type=_positive_int, default=None, metavar="N",
+                   help="fnas: policy samples the critic screens per round (512)")
+    p.add_argument("--mutants", type=_nonneg_int, default=None, metavar="M",
+                   help="fnas: mutants of the best real results screened per round (128)")
+    p.add_argument("--policy", choices=["learn", "frozen"], default=None,
+                   help="fnas: the PPO controller proposes (learn) or uniform samples "
+                        "(frozen, an ablation)")
+
+
+def fnas_from_args(args: argparse.Namespace, base: dict | None = None) -> dict:
+    """The ``SearchConfig.fnas`` settings the flags give, over ``base``."""
+    f = dict(base or {})
+    if getattr(args, "no_critic", None):
+        f["critic"] = False
+    if args.imagined is not None:
+        f["imagined"] = args.imagined
+    if args.acquisition is not None:
+        f["acquisition"] = args.acquisition
+    screen = {k: getattr(args, k) for k in ("candidates", "mutants", "policy")
+              if getattr(args, k) is not None}
+    if screen:
+        f["screen"] = {**f.get("screen", {}), **screen}
+    return f
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fnas", description="Fast sampling-based neural architecture search.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -165,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pool-epochs", type=_positive_int, default=None, metavar="E",
                    help="epochs of a pool-initialised training (half of --epochs)")
     s.add_argument("--imagined", type=_nonneg_int, default=None, metavar="N",
-                   help="fnas: extra PPO updates per iteration on confident critic "
-                        "predictions (4; 0: off)")
+                   help="fnas: extra PPO updates per round on critic-scored samples "
+                        "(2 with screening, 4 with --acquisition off; 0: none)")
+    _screen_args(s)
     _replay_args(s, default_none=True)
     s.add_argument("--budget", type=_positive_int, default=None,
                    help="architectures to sample (32); with --resume, a new total")
@@ -210,8 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queries of each knowledge-source search (200)")
     b.add_argument("--knowledge-as", choices=["measurements", "rewards"],
                    default="measurements", help="what the source teaches (measurements)")
-    b.add_argument("--imagined", type=_nonneg_int, default=4, metavar="N",
-                   help="fnas: extra PPO updates per iteration on confident predictions (4)")
+    b.add_argument("--imagined", type=_nonneg_int, default=None, metavar="N",
+                   help="fnas: extra PPO updates per round on critic-scored samples "
+                        "(2 with screening, 4 with --acquisition off)")
+    _screen_args(b)
+    b.add_argument("--source-invert", action="store_true",
+                   help="macro transfer: the source measures 1 - accuracy (misleading)")
     _replay_args(b, default_none=True)
     b.add_argument("--label", default=None,
                    help="name the runs LABEL instead of the strategy (one strategy only)")

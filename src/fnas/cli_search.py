@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 
-from fnas.cli import _human, replay_from_args, reward_from_args
+from fnas.cli import _human, fnas_from_args, replay_from_args, reward_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Evaluation, Store
 
@@ -17,7 +17,8 @@ __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 _NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "device",
                  "target_latency", "target_macs", "hard", "seed", "name", "knowledge",
                  "knowledge_as",
-                 "no_critic", "imagined", "pool", "pool_epochs", "replay", "replay_share",
+                 "no_critic", "imagined", "acquisition", "candidates", "mutants", "policy",
+                 "pool", "pool_epochs", "replay", "replay_share",
                  "replay_capacity", "replay_sampling", "correction", "c_max")
 
 
@@ -46,13 +47,9 @@ def _config_from_args(args: argparse.Namespace):
     replay = replay_from_args(args)
     if replay:
         overrides["replay_cfg"] = {**cfg.replay_cfg, **replay}
-    fnas = {}
-    if args.no_critic:
-        fnas["critic"] = False
-    if args.imagined is not None:
-        fnas["imagined"] = args.imagined
-    if fnas:
-        overrides["fnas"] = {**cfg.fnas, **fnas}
+    fnas = fnas_from_args(args, cfg.fnas)
+    if fnas != cfg.fnas:
+        overrides["fnas"] = fnas
     return replace(cfg, task=task, reward=reward, **overrides)
 
 
@@ -108,9 +105,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                 return 130
         exp = out.experiment
         s = store.summary(exp.id)
+        screened = out.stats.get("last/screen/total_screened")
         print(f"run {exp.name} ({exp.status}): {s['evaluated']} architectures, "
               f"{s['trained']} trained, {s['cached']} cached, {s['failed']} failed, "
-              f"{s['train_seconds']:.0f} s training")
+              f"{s['train_seconds']:.0f} s training"
+              + (f"; the critic screened out {screened:.0f} more" if screened else ""))
+        if out.stats.get("stop_reason") == "max_samples":
+            print(f"note: stopped at the sample cap before the budget was spent "
+                  f"({out.stats['n_done']} samples)")
         _print_top(out.best)
         print(f"details: fnas show {exp.name} --store {args.store}")
     finally:
@@ -171,6 +173,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"replay    {len(ups)} updates, {sum(int(u['replay/n']) for u in rep)} "
                   f"replayed samples, weight c median {np.median(c):.3f} "
                   f"[p10 {np.percentile(c, 10):.3f}, p90 {np.percentile(c, 90):.3f}]")
+        scr = [u for u in ups if "screen/screened" in u]
+        if scr:
+            print(f"screening {sum(int(u['screen/screened']) for u in scr)} screened by the "
+                  f"critic, {s['trained']} trained "
+                  f"({cfg.get('fnas', {}).get('acquisition', 'ucb')}; "
+                  f"{sum(int(u['screen/warmup']) for u in scr)} warm-up rounds), policy "
+                  f"entropy {scr[-1].get('controller/entropy', float('nan')):.3f} per decision")
+        if st.get("stop_reason"):
+            why = {"budget": "budget spent", "max_samples": "sample cap reached (max_samples) "
+                   "before the budget was spent", "stopped": "stopped before its budget"}
+            print(f"stopped   {why.get(st['stop_reason'], st['stop_reason'])}")
         if st.get("wall"):
             print(f"time      {st['wall']:.1f} s wall, {st.get('train', 0):.1f} s training, "
                   f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
@@ -190,7 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
                       source_flops=args.source_flops * 1e6 if args.source_flops else None,
                       source_budget=args.source_budget, knowledge_as=args.knowledge_as,
-                      fnas={"imagined": args.imagined}, replay=args.replay or "auto",
+                      fnas=fnas_from_args(args), source_invert=args.source_invert,
+                      replay=args.replay or "auto",
                       replay_cfg=replay_from_args(args), label=args.label)
     result = run_bench(cfg, progress=not args.no_progress)
     stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"

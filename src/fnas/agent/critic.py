@@ -246,6 +246,14 @@ class EnsembleCritic:
         out = self._members(x, np.full(x.shape[0], len(self.sizes)), value=False)
         return out.mean(0), out.std(0, ddof=1)
 
+    def predict_members(self, decisions: Any) -> np.ndarray:
+        """Each reward net's prediction (K, n) of full architectures (Thompson sampling draws
+        one member). Zeros with no data. Raises ``ValueError`` like :meth:`predict`."""
+        x = self._check(decisions)
+        if self.n_points == 0:
+            return np.zeros((self.cfg.members, x.shape[0]))
+        return self._members(x, np.full(x.shape[0], len(self.sizes)), value=False)
+
     def prefix_values(self, decisions: Any) -> np.ndarray:
         """(n, T): column t is the ensemble-mean value E[r | a_<t] (t = 0: the empty prefix).
 

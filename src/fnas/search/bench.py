@@ -67,6 +67,9 @@ class BenchConfig:
     The source shares nothing through the cache and its queries are not counted."""
     source_budget: int = 200
     """Queries of each knowledge-source search."""
+    source_invert: bool = False
+    """``macro`` transfer: the source measures 1 - accuracy (a task that ranks the table upside
+    down): misleading knowledge, which the run must judge and forget."""
     fnas: dict = field(default_factory=dict)
     """Settings of the ``fnas`` strategy (``SearchConfig.fnas``), e.g. ``{"imagined": 4}``."""
     knowledge_as: str = "measurements"
@@ -105,7 +108,7 @@ def _macro(cfg: BenchConfig) -> tuple[Evaluator, str]:
 
 def _macro_source(cfg: BenchConfig, store: Store, seed: int) -> None:
     ev = MacroTableEvaluator(cfg.data, RewardConfig("macs", cfg.source_flops), noisy=cfg.noisy,
-                             tag="source")
+                             tag="source", invert=cfg.source_invert)
     scfg = SearchConfig(space="macro", strategy="fnas", budget=cfg.source_budget,
                         batch=cfg.batch, seed=1000 + seed, budget_counts="trained",
                         checkpoint=False, max_samples=5 * cfg.source_budget, knowledge="none")

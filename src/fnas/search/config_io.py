@@ -107,13 +107,14 @@ def _check_strategy_settings(cfg) -> None:
 
     if not isinstance(cfg.fnas, dict) or not isinstance(cfg.rea, dict):
         raise ConfigError("config settings fnas and rea must be tables")
-    for key in ("decision", "critic_cfg"):
+    for key in ("decision", "critic_cfg", "screen"):
         if not isinstance(cfg.fnas.get(key, {}), dict):
             raise ConfigError(f"config setting fnas.{key} must be a table")
-    unknown = sorted(set(cfg.fnas) - {"critic", "imagined", "decision", "critic_cfg"})
+    allowed = {"critic", "imagined", "acquisition", "screen", "decision", "critic_cfg"}
+    unknown = sorted(set(cfg.fnas) - allowed)
     if unknown:
         raise ConfigError(f"unknown fnas setting(s) {unknown}: expected some of "
-                          "['critic', 'critic_cfg', 'decision', 'imagined']")
+                          f"{sorted(allowed)}")
     FNASConfig.from_dict(cfg.fnas)
     if cfg.rea:
         REAConfig(**cfg.rea)

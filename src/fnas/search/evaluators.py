@@ -113,7 +113,7 @@ class MacroTableEvaluator(Evaluator):
     """
 
     def __init__(self, path: str, reward: RewardConfig | None = None, noisy: bool = False,
-                 tag: str = "") -> None:
+                 tag: str = "", invert: bool = False) -> None:
         self.table = load_macro_table(str(path))
         self.reward = reward or RewardConfig()
         if self.reward.target is not None and self.reward.metric != "macs":
@@ -122,7 +122,11 @@ class MacroTableEvaluator(Evaluator):
         self.input_size = 32
         # ``tag`` separates the cache of benchmark runs that must not share results (a
         # knowledge-source experiment teaches only through the critic, never by the cache).
-        self.signature = f"macro|{self.table.path}|noisy={noisy}|{tag}"
+        # ``invert`` reports 1 - accuracy: a task that ranks the table upside down, the
+        # misleading knowledge source of the transfer benchmarks.
+        self.invert = invert
+        self.signature = f"macro|{self.table.path}|noisy={noisy}|{tag}" + (
+            "|inverted" if invert else "")
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         key = spec.key
@@ -132,6 +136,8 @@ class MacroTableEvaluator(Evaluator):
                                  self.reward.failure_reward)
         acc = e.test_acc[int(np.random.default_rng(seed).integers(3))] if self.noisy else e.mean_acc
         acc /= 100.0
+        if self.invert:
+            acc = 1.0 - acc
         r = mnas_reward(acc, e.flops, self.reward)
         return RolloutResult(key, key, "ok", "", r, acc, None, e.flops, e.params, 0.0, 0, seed)
 

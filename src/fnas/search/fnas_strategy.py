@@ -51,11 +51,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from fnas.agent.acquisition import ACQUISITIONS
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.errors import ConfigError
 from fnas.search.ppo import PPOStrategy, single_thread
+from fnas.search.screening import ScreenConfig
 from fnas.search.strategy import Proposal, Verdict
 from fnas.space.factorized import FactorizedSpace
 
@@ -111,15 +113,37 @@ class FNASConfig:
     """Uncertainty-aware critic + decision module (off: vanilla PPO)."""
     decision: DecisionConfig = DecisionConfig()
     critic_cfg: CriticConfig = CriticConfig()
-    imagined: int = 4
-    """Extra PPO updates per batch of real results, once the critic is trusted, on fresh
-    batches scored by the critic alone (only confident samples, spread <= tau; nothing
-    recorded): model-based updates, beyond the paper. With replay, whose batches are part
-    replayed, an update gets a proportional share (4 x 4/8 = 2). 0 disables them."""
+    acquisition: str = "ucb"
+    """How the critic chooses what is trained: ``ucb``, ``ts`` (Thompson sampling) or ``ei``
+    (expected improvement) screen many candidates and train the best B
+    (``fnas.search.screening``); ``off`` is the first design's veto rule below."""
+    screen: ScreenConfig = ScreenConfig()
+    imagined: int | None = None
+    """Extra PPO updates per batch of real results on batches the critic alone scores
+    (nothing recorded; beyond the paper). Screening (default 2): on the round's screened
+    policy candidates. Veto rule (``off``, default 4): once the critic is trusted, on fresh
+    samples it scores confidently; with replay an update gets a proportional share
+    (4 x 4/8 = 2). 0 disables them."""
+
+    def __post_init__(self) -> None:
+        if self.acquisition not in (*ACQUISITIONS, "off"):
+            raise ConfigError(f"acquisition={self.acquisition!r}: expected one of "
+                              f"{', '.join((*ACQUISITIONS, 'off'))}")
+        if self.imagined is not None and self.imagined < 0:
+            raise ConfigError(f"imagined={self.imagined} must be >= 0")
+
+    @property
+    def n_imagined(self) -> int:
+        if self.imagined is not None:
+            return self.imagined
+        return 4 if self.acquisition == "off" else 2
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FNASConfig:
-        return cls(critic=d.get("critic", True), imagined=int(d.get("imagined", 4)),
+        im = d.get("imagined")
+        return cls(critic=d.get("critic", True), imagined=None if im is None else int(im),
+                   acquisition=d.get("acquisition", "ucb"),
+                   screen=ScreenConfig(**d.get("screen", {})),
                    decision=DecisionConfig(**d.get("decision", {})),
                    critic_cfg=CriticConfig(**d.get("critic_cfg", {})))
 
@@ -206,7 +230,9 @@ class FNASStrategy(PPOStrategy):
         return out
 
     def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
-        mu, sd = self.norm or (0.0, 1.0)  # normalised now: the calibration may have moved it
+        if not self.fcfg.critic or self.critic.n_points == 0 or self.norm is None:
+            return raw  # the update's fresh rewards are raw too (vanilla PPO's tell)
+        mu, sd = self.norm  # normalised now: the calibration may have moved it
         return (raw - mu) / sd
 
     def observe(self, evaluations: Sequence[Any]) -> None:
@@ -328,9 +354,9 @@ class FNASStrategy(PPOStrategy):
         replay a batch holds only ``n_fresh`` new results, so there are more updates per real
         query; scaling keeps the imagined updates per real query as configured (unscaled,
         replay + imagined updates collapsed the policy early: benchmarks/README.md)."""
-        if not self.trusted or self.fcfg.imagined == 0:
+        if not self.trusted or self.fcfg.n_imagined == 0:
             return 0
-        return int(round(self.fcfg.imagined * n_fresh / n_batch))
+        return int(round(self.fcfg.n_imagined * n_fresh / n_batch))
 
     def _imagined_update(self, n: int) -> None:
         """One PPO update on n fresh samples that the critic scores with confidence."""

@@ -68,9 +68,13 @@ def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
 
 def _fnas(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
     from fnas.search.fnas_strategy import FNASConfig, FNASStrategy
+    from fnas.search.screening import ScreeningStrategy
 
-    return FNASStrategy(space, cfg.seed, cfg.ppo, FNASConfig.from_dict(cfg.fnas),
-                        replay_config(cfg))
+    f = FNASConfig.from_dict(cfg.fnas)
+    if not f.critic or f.acquisition == "off":  # vanilla PPO, or the first design's veto rule
+        return FNASStrategy(space, cfg.seed, cfg.ppo, f, replay_config(cfg))
+    return ScreeningStrategy(space, cfg.seed, cfg.ppo, f.critic_cfg, f.screen, f.acquisition,
+                             f.n_imagined, replay_config(cfg))
 
 
 def _random(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
@@ -256,9 +260,11 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
                      which: str = "all", rescore: Any = None,
                      ) -> tuple[list[tuple[tuple[int, ...], float]], list[str]]:
-    """Real results of earlier experiments with the same decisions, each experiment's rewards
-    normalised by its own mean and std (so that tasks of different accuracy levels teach the
-    same ranking). Returns ``(knowledge, experiment names)``.
+    """Real results of earlier experiments with the same decisions, each distinct architecture
+    of an experiment once (its first real result; a cached repeat is no new evidence), each
+    experiment's rewards turned into rank-Gaussian scores within that experiment (so that
+    tasks of different accuracy levels and heavy low tails teach the same ranking). Returns
+    ``(knowledge, experiment names)``.
 
     ``rescore(accuracy, latency_ms, macs) -> reward`` (this search's reward, e.g.
     :meth:`Evaluator.rescore`) re-scores every stored measurement first: a run that optimised
@@ -268,6 +274,8 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
     Raises:
         StoreError: ``which`` names an unknown run. ConfigError: it names an incompatible one.
     """
+    from fnas.agent.acquisition import rank_gauss
+
     if which == "none":
         return [], []
     if which == "all":
@@ -281,8 +289,12 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
                                   "this search")
     knowledge, names = [], []
     for e in exps:
-        rows = [ev for ev in store.evaluations(e.id)
-                if ev.status == "ok" and not ev.predicted and (ev.trained or ev.cached)]
+        rows, seen = [], set()
+        for ev in store.evaluations(e.id):
+            if ev.status == "ok" and not ev.predicted and (ev.trained or ev.cached) \
+                    and ev.arch_key not in seen:
+                seen.add(ev.arch_key)
+                rows.append(ev)
         if len(rows) < 2:
             continue
         r = np.array([ev.reward for ev in rows])
@@ -291,8 +303,8 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
                 r = np.array([rescore(ev.accuracy, ev.latency_ms, ev.macs) for ev in rows])
             except ConfigError:  # a metric this reward needs was not recorded by that run
                 pass
-        mu, sd = float(r.mean()), float(max(r.std(), 1e-6))
-        knowledge += [(ev.decisions, float((x - mu) / sd)) for ev, x in zip(rows, r, strict=True)]
+        knowledge += [(ev.decisions, float(z)) for ev, z in zip(rows, rank_gauss(r),
+                                                                 strict=True)]
         names.append(e.name)
     return knowledge, names
 
@@ -399,7 +411,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     best = max(best, ev.reward)
                 if ev.trained or not by_trained:
                     bar.update(1)
-                bar.set_postfix(best=f"{best:.4f}" if best > float("-inf") else "-")
+                bar.set_postfix(_postfix(best, strategy, n_trained))
 
             if executor is None or executor.name == "local":  # in order, here
                 evals = []
@@ -452,11 +464,26 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
         keep.update({"pool/rollouts": len(pooled), "pool/hit_ratio": float(np.mean(
             [e.pool_hit_ratio for e in pooled])) if pooled else 0.0, "pool/coverage": float(
             np.mean([e.pool_coverage for e in pooled])) if pooled else 0.0})
-    done = (n_trained if by_trained else n_done) >= cfg.budget or n_done >= cfg.sample_cap
+    spent = (n_trained if by_trained else n_done) >= cfg.budget
+    done = spent or n_done >= cfg.sample_cap
+    # why it stopped: a budget counted in trainings can end at the sample cap instead (a
+    # policy that only resamples known architectures), which the user must be told
+    reason = "budget" if spent else "max_samples" if done else "stopped"
     stats = {**keep, **timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
-             "best_reward": best, **{f"last/{k}": v for k, v in metrics.items()}}
+             "best_reward": best, "stop_reason": reason,
+             **{f"last/{k}": v for k, v in metrics.items()}}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
+
+
+def _postfix(best: float, strategy: Strategy, n_trained: int) -> dict[str, str]:
+    """The progress bar's postfix: best real reward, and what the critic screened out."""
+    out = {"best": f"{best:.4f}" if best > float("-inf") else "-"}
+    screened = getattr(strategy, "screened_total", None)
+    if screened is not None:
+        out["screened"] = str(screened)
+        out["trained"] = str(n_trained)
+    return out
 
 
 def _evaluate_parallel(store: Store, exp: Experiment, evaluator: Evaluator, proposals: list,

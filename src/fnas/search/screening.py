@@ -1,0 +1,482 @@
+"""The ``fnas`` strategy: the uncertainty-aware critic screens candidates and picks what is trained.
+
+One round (DESIGN.md loop step 2, revised), with B the batch:
+
+1. **Warm-up.** Until ``n_init`` real results (0 when the critic was pre-trained on earlier
+   runs: knowledge screens from the first batch), train B distinct, not yet evaluated samples
+   of the policy.
+2. **Candidates.** ``candidates`` policy samples, plus ``mutants`` one- or two-decision
+   mutants of the top real results of this run and of the knowledge. Deduplicated; everything
+   already evaluated in this run is dropped. If too few are left: more policy samples, then
+   mutants, then uniform samples (each fallback is counted and recorded).
+3. **Screen.** The ensemble critic gives each candidate a mean and a spread; the acquisition
+   (UCB ``mean + kappa * spread``, Thompson sampling or expected improvement) picks B to train.
+   The rest are screened out: counted per round, never recorded as results.
+4. **Learn.** The critic's targets are a rank-Gaussian transform of this run's real rewards,
+   recomputed every round (knowledge points keep the transform of their own experiment); the
+   refit is warm-started.
+5. **Controller.** One PPO update on the trained batch (advantage: target minus the critic's
+   prefix value, centred; with the experience buffer, replayed real results join it with
+   their truncated importance weights), then ``imagined`` updates on the round's screened
+   policy candidates (advantage: critic mean minus its batch mean). The entropy coefficient
+   has a floor: an epoch that finds the policy's entropy per decision under
+   ``entropy_floor`` x that of the uniform policy ascends the entropy instead, so the policy
+   keeps proposing unseen candidates until the budget is spent.
+6. **Knowledge is judged.** A pre-trained critic ranks the first batch; once ``judge_after``
+   of its picks have real results it must rank them (Kendall tau >= ``judge_min_rank``), or
+   it forgets the knowledge and is refitted on this run's results alone.
+
+NOTE: the picks are chosen by the critic from the policy's samples, so the PPO update on
+them is off-policy in a way no importance weight corrects (their selection probability is
+unknown); their log-probabilities at pick time are the ratio's reference and the behaviour
+probabilities stored in the experience buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, mutants, rank_gauss
+from fnas.agent.buffer import ReplayConfig
+from fnas.agent.critic import CriticConfig, EnsembleCritic
+from fnas.agent.ppo import PPOConfig, ppo_update
+from fnas.errors import ConfigError
+from fnas.search.ppo import PPOStrategy, single_thread
+from fnas.search.strategy import Proposal, Verdict
+from fnas.space.factorized import FactorizedSpace
+
+__all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """How the critic screens candidates (``FNASConfig.screen``)."""
+
+    n_init: int = 8
+    """Real results trained from policy samples before screening starts (0 with knowledge)."""
+    candidates: int = 512
+    """Policy samples scored by the critic per round."""
+    mutants: int = 128
+    """Mutants of the top real results (this run's and the knowledge's) added per round."""
+    mutant_two: float = 0.3
+    """Share of mutants that change two decisions (the rest change one)."""
+    parents: int = 8
+    """How many top real results (of this run, and of the knowledge) mutants come from."""
+    kappa: float = 1.0
+    """UCB's weight on the spread."""
+    policy: str = "learn"
+    """``learn`` (the PPO controller proposes) or ``frozen`` (uniform samples, no learning:
+    the ablation that asks what the controller adds)."""
+    entropy_floor: float = 0.6
+    """The policy's entropy per decision is held at or above this share of the uniform
+    policy's (``ppo_update``'s ``min_entropy``): it keeps proposing unseen candidates."""
+    imagined_batch: int = 64
+    """Screened policy candidates per imagined update."""
+    judge_after: int = 8
+    """Picks of a pre-trained critic with real results before it is judged."""
+    judge_min_rank: float = 0.4
+    """Kendall tau a pre-trained critic needs on them to keep its knowledge."""
+
+    def __post_init__(self) -> None:
+        checks = [(self.n_init >= 0, "n_init"), (self.candidates >= 1, "candidates"),
+                  (self.mutants >= 0, "mutants"), (0 <= self.mutant_two <= 1, "mutant_two"),
+                  (self.parents >= 1, "parents"), (self.kappa >= 0, "kappa"),
+                  (self.policy in ("learn", "frozen"), "policy"),
+                  (0 <= self.entropy_floor <= 1, "entropy_floor"),
+                  (self.imagined_batch >= 2, "imagined_batch"),
+                  (self.judge_after >= 3, "judge_after"),
+                  (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
+        for ok, name in checks:
+            if not ok:
+                raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range")
+
+
+@dataclass
+class ScreenState:
+    """Everything the screening strategy learns besides tensors; JSON in the checkpoint."""
+
+    seen: list[list[int]] = field(default_factory=list)
+    """Decision vectors evaluated in this run (real results, failures too)."""
+    seen_keys: list[str] = field(default_factory=list)
+    """Their architecture keys (two decision vectors may build one network)."""
+    own: list[tuple[list[int], float]] = field(default_factory=list)
+    """This run's distinct successful real results: (decisions, reward)."""
+    n_knowledge: int = 0
+    """Critic points from earlier runs (the first points of its data)."""
+    knowledge: str = "none"
+    """none | pending | kept | forgotten."""
+    knowledge_parents: list[list[int]] = field(default_factory=list)
+    """The knowledge's top architectures (mutant parents while it is trusted)."""
+    judge: list[tuple[float, float]] = field(default_factory=list)
+    """(critic mean, real reward) of a pre-trained critic's picks, until judged."""
+    picks: list[tuple[float, float]] = field(default_factory=list)
+    """(critic mean, real reward) of every screened pick: the running rank check."""
+    totals: dict[str, int] = field(default_factory=dict)
+    """Cumulative counts: screened, trained picks, candidates by origin, fallbacks."""
+
+    def to_meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, d: dict[str, Any]) -> ScreenState:
+        s = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        s.own = [(list(x), float(r)) for x, r in s.own]
+        s.judge = [(float(a), float(b)) for a, b in s.judge]
+        s.picks = [(float(a), float(b)) for a, b in s.picks]
+        return s
+
+
+class ScreeningStrategy(PPOStrategy):
+    """PPO controller proposes, the ensemble critic screens, the acquisition picks B to train."""
+
+    name = "fnas"
+
+    def __init__(self, space: FactorizedSpace, seed: int, ppo: PPOConfig | None,
+                 critic_cfg: CriticConfig, screen: ScreenConfig, acquisition: str,
+                 imagined: int, replay: ReplayConfig | None = None) -> None:
+        super().__init__(space, seed, ppo, replay)
+        if acquisition not in ACQUISITIONS:
+            raise ConfigError(f"acquisition {acquisition!r}: expected one of "
+                              f"{ACQUISITIONS + ('off',)}")
+        self.scfg, self.acquisition, self.imagined = screen, acquisition, imagined
+        self.critic_cfg = critic_cfg
+        self.critic = EnsembleCritic(space.sizes, critic_cfg, seed + 7919)
+        self._rng = np.random.default_rng([seed, 7920])
+        self.st = ScreenState()
+        self._seen: set[tuple[int, ...]] = set()
+        self._seen_keys: set[str] = set()
+        self._round: dict[str, Any] = {}
+        self._batch: list[Any] = []
+        self._refits = 1  # critic fits after this round's results (more after forgetting)
+        self._h_uniform = float(np.mean(np.log(np.asarray(space.sizes, dtype=np.float64))))
+
+    # ---- knowledge --------------------------------------------------------------------------
+    def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
+        if not knowledge:
+            return 0
+        x = [list(d) for d, _ in knowledge]
+        y = [float(r) for _, r in knowledge]
+        self.critic.add(x, y)
+        with single_thread():
+            for _ in range(5):
+                self.critic.fit()
+        top = np.argsort(-np.asarray(y), kind="stable")[: self.scfg.parents]
+        self.st.knowledge_parents = [x[int(i)] for i in top]
+        self.st.n_knowledge, self.st.knowledge = len(y), "pending"
+        return len(y)
+
+    # ---- sampling ---------------------------------------------------------------------------
+    @property
+    def screened_total(self) -> int:
+        return int(self.st.totals.get("screened", 0))
+
+    def fresh_count(self, n: int) -> int:
+        return n  # replayed results join the update on top of the B trained picks
+
+    def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n samples (n, T) and their log-probabilities (n,) under the proposing policy."""
+        if self.scfg.policy == "frozen":
+            sizes = torch.tensor(self.space.sizes)
+            a = (torch.rand(n, len(self.space.sizes), generator=self._gen) * sizes).long()
+            return a.numpy(), self._logp(a.numpy())
+        with single_thread():
+            a, lp = self.policy.sample(n, self._gen)
+        return a.numpy(), lp.sum(1).double().numpy()
+
+    def _logp(self, x: np.ndarray) -> np.ndarray:
+        if self.scfg.policy == "frozen":
+            return np.full(len(x), -float(np.log(np.asarray(self.space.sizes, float)).sum()))
+        with torch.no_grad(), single_thread():
+            lp, _ = self.policy.evaluate(torch.as_tensor(x, dtype=torch.long))
+        return lp.sum(1).double().numpy()
+
+    def _unseen(self, x: np.ndarray) -> np.ndarray:
+        """Rows of x not yet evaluated, first occurrence of each, in order."""
+        keep, here = [], set()
+        for i, row in enumerate(map(tuple, x.tolist())):
+            if row not in self._seen and row not in here:
+                here.add(row)
+                keep.append(i)
+        return np.asarray(keep, dtype=np.int64)
+
+    def _parents(self) -> np.ndarray:
+        own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
+        p = [d for d, _ in own]
+        if self.st.knowledge in ("pending", "kept"):
+            p += self.st.knowledge_parents
+        return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))
+
+    def _candidates(self, n_pick: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Unseen candidates (m, T), their origin codes (m,), and the round's counts."""
+        c = self.scfg
+        warm = self.st.knowledge == "none" or self.st.knowledge == "forgotten"
+        warm = warm and len(self.st.own) < c.n_init
+        counts: dict[str, int] = {}
+        x, _ = self._policy_samples(c.candidates)
+        origin = np.zeros(len(x), dtype=np.int64)  # 0 policy, 1 mutant, 2 uniform
+        counts["candidates_policy"] = len(x)
+        if not warm and c.mutants:
+            mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
+            x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
+            counts["candidates_mutant"] = len(mx)
+        keep = self._unseen(x)
+        steps = [("fallback_more", lambda: (self._policy_samples(4 * c.candidates)[0], 0)),
+                 ("fallback_mutants", lambda: (mutants(self._parents(), self.space.sizes,
+                                                       max(c.mutants, 4 * n_pick), self._rng,
+                                                       c.mutant_two), 1)),
+                 ("fallback_uniform", lambda: (np.stack([self._rng.integers(s, size=4 * c.
+                                                         candidates) for s in self.space.sizes],
+                                                        1), 2))]
+        for name, more in steps:
+            if len(keep) >= n_pick:
+                break
+            mx, code = more()
+            counts[name] = 1
+            x = np.concatenate([x, mx])
+            origin = np.concatenate([origin, np.full(len(mx), code)])
+            keep = self._unseen(x)
+        if len(keep) < n_pick:
+            counts["exhausted"] = 1  # (almost) every architecture has been evaluated
+        return x[keep], origin[keep], counts
+
+    def ask(self, n: int) -> list[Proposal]:
+        t0 = time.perf_counter()
+        k = self.buffer.replay_count(n) if self.buffer is not None else 0
+        self._replay_idx = self.buffer.sample(k, self._gen) if k else None
+        x, origin, counts = self._candidates(n)
+        warm = (self.st.knowledge in ("none", "forgotten") and len(self.st.own) < self.scfg.n_init)
+        ref = self._ref()
+        rows: list[int] = []
+        info: list[tuple[float, float, float]] = []
+        if len(x) and not warm:
+            mean, spread = self.critic.predict(x)
+            members = self.critic.predict_members(x) if self.acquisition == "ts" else None
+            best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
+                if ref is not None else None
+            order, score = acquire(self.acquisition, mean, spread, members, len(x), self._rng,
+                                   kappa=self.scfg.kappa, best=best)
+            cand = [(int(i), (float(mean[i]), float(spread[i]), float(s)))
+                    for i, s in zip(order, score, strict=True)]
+        else:  # warm-up: the policy's own order
+            cand = [(i, (math.nan, math.nan, math.nan)) for i in range(len(x))]
+        specs = []
+        for i, inf in cand:
+            if len(rows) == n:
+                break
+            spec = self.space.decode(x[i].tolist())
+            if spec.key in self._seen_keys and len(x) - len(rows) > n:
+                continue  # another decision vector of a network already evaluated
+            rows.append(i)
+            specs.append(spec)
+            info.append(inf)
+        while len(rows) < n:  # the space is exhausted: repeat (served from the cache)
+            d = self.st.seen[int(self._rng.integers(len(self.st.seen)))] if self.st.seen \
+                else list(self.space.sample(self._rng))
+            x = np.concatenate([x, np.asarray([d])])
+            origin = np.concatenate([origin, [3]])
+            rows.append(len(x) - 1)
+            specs.append(self.space.decode(d))
+            info.append((math.nan, math.nan, math.nan))
+        picks = x[rows]
+        logp = self._logp(picks)
+        actions = torch.as_tensor(picks, dtype=torch.long)
+        with torch.no_grad(), single_thread():
+            lp_t, _ = self.policy.evaluate(actions)  # per decision: PPO's ratio reference
+        self._pending = (actions, lp_t)
+        self._real = None
+        counts["screened"] = max(0, len(x) - n) if not warm else 0
+        self._round = {"counts": counts, "info": info, "origin": origin[rows].tolist(),
+                       "policy_x": x[origin == 0][: 4 * self.scfg.imagined_batch],
+                       "ref": ref, "warm": warm, "score_ms": 1e3 * (time.perf_counter() - t0)}
+        return [Proposal(s, tuple(int(v) for v in d), float(lp))
+                for s, d, lp in zip(specs, picks.tolist(), logp, strict=True)]
+
+    def _ref(self) -> RankGauss | None:
+        g = RankGauss([r for _, r in self.st.own])
+        return g if g.ok else None
+
+    def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
+        """Every pick is trained; its verdict carries the critic's mean and spread in reward
+        units (through this run's rank-Gaussian map), for the record."""
+        ref = self._round.get("ref")
+        out = []
+        for m, s, _ in self._round.get("info", [(math.nan,) * 3] * len(proposals)):
+            if ref is None or math.isnan(m):
+                out.append(Verdict("train"))
+                continue
+            lo, mid, hi = ref.inverse([m - s, m, m + s])
+            out.append(Verdict("train", float(mid), float(max(hi - lo, 0.0) / 2)))
+        return out
+
+    # ---- learning ---------------------------------------------------------------------------
+    def observe(self, evaluations: Sequence[Any]) -> None:
+        super().observe(evaluations)
+        for ev in evaluations:
+            key = tuple(int(d) for d in ev.decisions)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.st.seen.append(list(key))
+            if ev.arch_key not in self._seen_keys:
+                self._seen_keys.add(ev.arch_key)
+                self.st.seen_keys.append(ev.arch_key)
+        self._batch = list(evaluations)
+
+    def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
+        assert self._pending is not None, "tell() without a matching ask()"
+        actions, logp = self._pending
+        rnd, st = self._round, self.st
+        t0 = time.perf_counter()
+        errs = []
+        new_x, known = [], {tuple(d) for d, _ in st.own}
+        for ev, (m, _, _) in zip(self._batch, rnd["info"], strict=True):
+            if ev.status != "ok" or ev.predicted:
+                continue
+            if not math.isnan(m):
+                st.picks.append((m, float(ev.reward)))
+                if st.knowledge == "pending":
+                    st.judge.append((m, float(ev.reward)))
+                if rnd["ref"] is not None:
+                    errs.append(abs(float(rnd["ref"](ev.reward)) - m))
+            key = tuple(int(d) for d in ev.decisions)
+            if key not in known:
+                known.add(key)
+                st.own.append((list(key), float(ev.reward)))
+                new_x.append(list(key))
+        stats: dict[str, Any] = {}
+        if st.knowledge == "pending" and len(st.judge) >= self.scfg.judge_after:
+            self._judge(stats)
+        if new_x:  # new points get placeholder targets, then every own target is recomputed
+            self.critic.add(new_x, np.zeros(len(new_x)))
+        with single_thread():
+            if st.own:
+                x, y = self.critic.points()
+                y[st.n_knowledge:] = rank_gauss([r for _, r in st.own])
+                self.critic.retarget(y)
+                for _ in range(self._refits):
+                    stats.update(self.critic.fit())
+        self._refits = 1
+        fit_ms = 1e3 * (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stats.update(self._update(actions, logp, rewards, rnd))
+        self._end_batch(actions, logp, rewards)
+        upd_ms = 1e3 * (time.perf_counter() - t0)
+        for k, v in rnd["counts"].items():
+            st.totals[k] = st.totals.get(k, 0) + int(v)
+        st.totals["trained"] = st.totals.get("trained", 0) + sum(
+            int(ev.trained) for ev in self._batch)
+        tau = _kendall(st.picks[-64:])
+        stats.update({f"screen/{k}": float(v) for k, v in rnd["counts"].items()})
+        stats.update({f"screen/total_{k}": float(v) for k, v in st.totals.items()})
+        stats.update({
+            "screen/pick_mean": [_r(m) for m, _, _ in rnd["info"]],
+            "screen/pick_spread": [_r(s) for _, s, _ in rnd["info"]],
+            "screen/pick_score": [_r(a) for _, _, a in rnd["info"]],
+            "screen/pick_origin": [("policy", "mutant", "uniform", "repeat")[o]
+                                   for o in rnd["origin"]],
+            "screen/pick_reward": [_r(float(r)) for r in rewards],
+            "screen/warmup": float(rnd["warm"]),
+            "critic/pick_error": float(np.mean(errs)) if errs else math.nan,
+            "critic/pick_tau": tau, "critic/points": float(self.critic.n_points),
+            "critic/knowledge_kept": float(st.knowledge == "kept"),
+            "critic/knowledge_forgotten": float(st.knowledge == "forgotten"),
+            "controller/mean_reward": float(np.mean(rewards)),
+            "time/score_ms": rnd["score_ms"], "time/fit_ms": fit_ms, "time/update_ms": upd_ms})
+        self._round, self._batch = {}, []
+        return stats
+
+    def _judge(self, stats: dict[str, Any]) -> None:
+        """Keep a pre-trained critic's knowledge if it ranked its picks, else forget it."""
+        st = self.st
+        tau = _kendall(st.judge)
+        stats["critic/judge_tau"] = tau
+        st.judge = []
+        if not math.isnan(tau) and tau >= self.scfg.judge_min_rank:
+            st.knowledge = "kept"
+            return
+        st.knowledge = "forgotten"
+        x, y = self.critic.points()
+        self.critic = EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + 1)
+        if len(x) > st.n_knowledge:  # this run's points; the caller retargets and refits
+            self.critic.add(x[st.n_knowledge:], y[st.n_knowledge:])
+        st.n_knowledge = 0
+        self._refits = 3
+
+    def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
+                rnd: dict[str, Any]) -> dict[str, Any]:
+        """PPO on the trained picks (+ replay), then imagined updates; entropy held."""
+        if self.scfg.policy == "frozen":
+            return {}
+        ref = self._ref()
+        z = torch.as_tensor(ref(np.asarray(rewards)) if ref is not None
+                            else np.zeros(len(rewards)), dtype=torch.float32)
+        cfg = self.cfg
+        with single_thread():
+            b_actions, b_logp, b_z, b_w, stats = self._with_replay(actions, logp, z)
+            values = torch.as_tensor(self.critic.prefix_values(b_actions.numpy()),
+                                     dtype=torch.float32)  # (B, T): V(a_<t)
+            adv = b_z.unsqueeze(1) - values
+            floor = self.scfg.entropy_floor * self._h_uniform
+            stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
+                                    adv - adv.mean(), cfg, self._gen, b_w, floor))
+            px = rnd["policy_x"]
+            for _ in range(self.imagined if len(px) >= 2 else 0):
+                pick = torch.randperm(len(px), generator=self._gen)[: self.scfg.imagined_batch]
+                a = torch.as_tensor(px[pick.numpy()], dtype=torch.long)
+                with torch.no_grad():
+                    lp, _ = self.policy.evaluate(a)
+                mean, _ = self.critic.predict(a.numpy())
+                m = torch.as_tensor(mean, dtype=torch.float32)
+                ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), cfg, self._gen,
+                           min_entropy=floor)
+            with torch.no_grad():
+                _, ent = self.policy.evaluate(actions)
+        stats["controller/entropy"] = float(ent.mean())
+        stats["controller/entropy_floor"] = floor
+        return stats
+
+    def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
+        ref = self._ref()
+        if ref is None:
+            return torch.zeros_like(raw)
+        return torch.as_tensor(ref(raw.numpy()), dtype=torch.float32)
+
+    # ---- persistence ------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super().state()
+        c_t, c_meta = self.critic.state()
+        tensors.update(c_t)
+        meta["screen"] = {"critic": c_meta, "rng": self._rng.bit_generator.state,
+                          "state": self.st.to_meta()}
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super().load_state(tensors, meta)
+        s = meta["screen"]
+        self.critic.load_state({k: v for k, v in tensors.items() if k.startswith("critic.")},
+                               s["critic"])
+        self._rng.bit_generator.state = s["rng"]
+        self.st = ScreenState.from_meta(s["state"])
+        self._seen = {tuple(d) for d in self.st.seen}
+        self._seen_keys = set(self.st.seen_keys)
+
+
+def _kendall(pairs: Sequence[tuple[float, float]]) -> float:
+    if len(pairs) < 3:
+        return math.nan
+    from scipy.stats import kendalltau
+
+    a, b = np.asarray(pairs, dtype=np.float64).T
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(kendalltau(a, b)[0])
+
+
+def _r(v: float) -> float | None:
+    return None if math.isnan(v) else round(float(v), 5)
