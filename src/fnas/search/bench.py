@@ -169,11 +169,14 @@ def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     final = {k[len("last/"):]: v for k, v in out.stats.items()
              if k.startswith("last/") and not isinstance(v, list)}
     keys = ("n_trained", "losses/entropy", "replay/n", "replay/c_mean", "replay/c_p10",
-            "replay/c_p50", "replay/c_p90")  # per update, columnar (entropy and replay curves)
+            "replay/c_p50", "replay/c_p90", "controller/entropy", "screen/screened",
+            "critic/pick_tau", "time/fit_ms", "time/score_ms", "time/update_ms",
+            )  # per update, columnar (entropy, replay and screening curves)
     upd = {k: [u.get(k) for u in updates] for k in keys
            if any(k in u for u in updates)}
     return {"strategy": cfg.label or strategy, "seed": seed,
             "seconds": time.perf_counter() - t0, "samples": samples, "history": history,
+            "stop_reason": out.stats.get("stop_reason"),
             "final_stats": final, "updates": upd}
 
 
