@@ -43,8 +43,11 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     # The default fnas search: critic, pool and replay buffer all on. An evaluation and its
     # pool entries are committed together, so the resumed run starts every batch from the
     # same pool as the uninterrupted one.
+    # Screening from the second batch on (n_init 2), so the kill lands in a screening round.
+    conf = tmp_path / "screen.json"
+    conf.write_text(json.dumps({"fnas": {"screen": {"n_init": 2, "candidates": 64}}}))
     cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "8", "--store", str(store),
-           "--name", "killed"]
+           "--name", "killed", "--config", str(conf)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = store / "fnas.db"
     deadline = time.time() + 300
@@ -71,14 +74,15 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     con.close()
     assert len(rows) == 8 and len(set(rows)) == 8 and status == "done"
     # the same search uninterrupted (its own store: no shared cache) records the same results
-    p = fnas(*SEARCH, "--budget", "8", "--store", str(tmp_path / "u"), "--name", "whole")
+    p = fnas(*SEARCH, "--budget", "8", "--store", str(tmp_path / "u"), "--name", "whole",
+             "--config", str(conf))
     assert p.returncode == 0, p.stderr
 
     def results(path):
         con = sqlite3.connect(path / "fnas.db")
         out = con.execute("SELECT iteration, slot, arch_key, reward, trained, cached, "
-                          "predicted, pool_snapshot, pool_hit_ratio FROM evaluations "
-                          "ORDER BY iteration, slot").fetchall()
+                          "predicted, pool_snapshot, pool_hit_ratio, predicted_reward "
+                          "FROM evaluations ORDER BY iteration, slot").fetchall()
         pool = con.execute("SELECT e.iteration, e.slot, p.stage, p.sha256 FROM pool_entries p "
                            "JOIN evaluations e ON e.id = p.source_eval ORDER BY p.id").fetchall()
         con.close()
@@ -87,6 +91,7 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed, whole = results(store), results(tmp_path / "u")
     assert killed[1], "no weights were pooled"
     assert any(r[8] for r in whole[0]), "no training started from the pool"
+    assert all(r[9] is not None for r in whole[0][2:]), "the critic picked the later batches"
     assert killed == whole
 
 

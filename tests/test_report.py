@@ -68,8 +68,9 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     s = Store(root)
     reward = RewardConfig(metric="macs", target=2e6)
-    # fnas: critic, pool and replay on; a small critic warm-up so that it predicts early
-    run_search(s, SearchConfig(budget=10, batch=2, task=TASK, reward=reward, seed=0),
+    # fnas: critic, pool and replay on; a short warm-up so that it screens from update 3
+    run_search(s, SearchConfig(budget=10, batch=2, task=TASK, reward=reward, seed=0,
+                               fnas={"screen": {"n_init": 4, "candidates": 64}}),
                name="full", progress=False)
     run_search(s, SearchConfig(strategy="random", budget=4, batch=2, task=TASK, reward=reward,
                                seed=1), name="rand", progress=False)
@@ -89,10 +90,13 @@ def test_report_of_a_real_run_is_self_contained_html(store, tmp_path):
     assert str(out) in p.stdout
     page = parse(out)
     for section in ("Best-so-far reward", "Accuracy against cost", "Top architectures",
-                    "Policy entropy", "Critic", "Knowledge pool", "Replay buffer", "Config"):
+                    "Policy entropy", "Screening", "Critic", "Knowledge pool", "Replay buffer",
+                    "Config"):
         assert section in page.h2, (section, page.h2)
     alts = {i["alt"] for i in page.images}
-    assert {"best so far", "pareto", "entropy", "pool", "replay"} <= alts
+    assert {"best so far", "pareto", "entropy", "screening", "critic", "pool", "replay"} <= alts
+    n = sum(u["screen/screened"] for u in load_run(store, "full").updates)
+    assert n > 0 and f"screened {n:.0f}, trained 10" in out.read_text()
     text = out.read_text()
     run = load_run(store, "full")
     assert run.top[0].arch in text  # the best architecture's block string, in the table

@@ -183,12 +183,18 @@ def plot_pareto(runs: Sequence[RunData]) -> str:
 
 
 def plot_entropy(run: RunData) -> str | None:
-    ups = [u for u in run.updates if "losses/entropy" in u]
+    key = "controller/entropy" if any("controller/entropy" in u for u in run.updates) \
+        else "losses/entropy"  # screening measures it after its updates
+    ups = [u for u in run.updates if key in u]
     if not ups:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot([u["iteration"] + 1 for u in ups], [u["losses/entropy"] for u in ups], marker=".")
+    ax.plot([u["iteration"] + 1 for u in ups], [u[key] for u in ups], marker=".")
+    floor = ups[-1].get("controller/entropy_floor")
+    if floor is not None:
+        ax.axhline(floor, c="k", ls=":", lw=1, label="entropy floor")
+        ax.legend(fontsize=8)
     ax.set_xlabel("policy update")
     ax.set_ylabel("mean entropy per decision (nats)")
     ax.grid(alpha=0.3)
@@ -211,8 +217,10 @@ def plot_critic(run: RunData) -> str | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     p, r, s, a = (np.array(x) for x in zip(*pairs, strict=True))
+    picked = "picked by the acquisition" if screened(run) is not None \
+        else "trained (uncertain or promising)"
     for mask, label, marker in ((a, "audited (confident, trained anyway)", "o"),
-                                (~a, "trained (uncertain or promising)", "x")):
+                                (~a, picked, "x")):
         if mask.any():
             ax.errorbar(p[mask], r[mask], xerr=s[mask], fmt=marker, ms=5, alpha=0.7,
                         elinewidth=0.8, label=label)
@@ -223,6 +231,38 @@ def plot_critic(run: RunData) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Critic against the truth")
+    return _png(fig)
+
+
+def screened(run: RunData) -> int | None:
+    """Candidates the critic scored and did not train, over the run (None: no screening)."""
+    ups = [u for u in run.updates if "screen/screened" in u]
+    return int(sum(u["screen/screened"] for u in ups)) if ups else None
+
+
+def plot_screening(run: RunData) -> str | None:
+    ups = [u for u in run.updates if "screen/screened" in u]
+    if not ups:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
+    x = [u["n_trained"] for u in ups]
+    ax[0].bar(x, [u["screen/screened"] for u in ups], width=max(1.0, 0.8 * (x[0] or 1)),
+              label="screened out")
+    ax[0].set_xlabel("real trainings so far")
+    ax[0].set_ylabel("candidates per round")
+    ax[0].set_title("What the critic screened out per round")
+    ax[0].grid(alpha=0.3)
+    tau = [(u["n_trained"], u.get("critic/pick_tau")) for u in ups]
+    tau = [(n, t) for n, t in tau if t is not None and not np.isnan(t)]
+    if tau:
+        ax[1].plot(*zip(*tau, strict=True), marker=".")
+    ax[1].axhline(0, c="k", lw=0.8)
+    ax[1].set_xlabel("real trainings so far")
+    ax[1].set_ylabel("Kendall tau")
+    ax[1].set_title("Critic's ranking of its own picks (last 64)")
+    ax[1].grid(alpha=0.3)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -337,6 +377,8 @@ def _summary_rows(run: RunData) -> list[tuple[str, str]]:
             ("real trainings", str(s["trained"])), ("cached", str(s["cached"])),
             ("predicted by the critic", str(n_pred)), ("audits", str(n_aud)),
             ("failed", str(s["failed"])), ("best real reward", _fmt(s["best_reward"])),
+            *([("screened out by the critic", str(screened(run)))]
+              if screened(run) is not None else []),
             ("training seconds", _fmt(s["train_seconds"], 1))]
     if st.get("wall"):
         rows.append(("wall seconds (search)", _fmt(float(st["wall"]), 1)))
@@ -388,6 +430,13 @@ def render_report(store: Store, run: RunData) -> str:
             "<h2>Policy entropy</h2>",
             _img(plot_entropy(run), "entropy", "This strategy keeps no policy (no updates)."),
             "<h2>Critic</h2>"]
+    n_scr = screened(run)
+    if n_scr is not None:
+        acq = exp.config.get("fnas", {}).get("acquisition", "ucb")
+        body.insert(-1, f'<h2>Screening</h2><p class="muted">screened {n_scr}, trained '
+                        f"{run.summary['trained']}: the critic scored every candidate and "
+                        f"the acquisition ({_e(acq)}) picked what was trained.</p>"
+                    + _img(plot_screening(run), "screening", ""))
     if pairs:
         err = float(np.mean([abs(p - r) for p, r, _, _ in pairs]))
         aud = [abs(p - r) for p, r, _, a in pairs if a]

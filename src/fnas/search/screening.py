@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -289,10 +289,11 @@ class ScreeningStrategy(PPOStrategy):
             specs.append(self.space.decode(d))
             info.append((math.nan, math.nan, math.nan))
         picks = x[rows]
-        logp = self._logp(picks)
         actions = torch.as_tensor(picks, dtype=torch.long)
         with torch.no_grad(), single_thread():
             lp_t, _ = self.policy.evaluate(actions)  # per decision: PPO's ratio reference
+        logp = self._logp(picks) if self.scfg.policy == "frozen" else \
+            lp_t.sum(1).double().numpy()
         self._pending = (actions, lp_t)
         self._real = None
         counts["screened"] = max(0, len(x) - n) if not warm else 0
@@ -439,6 +440,8 @@ class ScreeningStrategy(PPOStrategy):
             stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
                                     adv - adv.mean(), cfg, self._gen, b_w, floor))
             px = rnd["policy_x"]
+            # imagined batches are fresh and 8x larger: 4 epochs each (CleanRL's default)
+            icfg = replace(cfg, update_epochs=min(cfg.update_epochs, 4))
             for _ in range(self.imagined if len(px) >= 2 else 0):
                 pick = torch.randperm(len(px), generator=self._gen)[: self.scfg.imagined_batch]
                 a = torch.as_tensor(px[pick.numpy()], dtype=torch.long)
@@ -446,7 +449,7 @@ class ScreeningStrategy(PPOStrategy):
                     lp, _ = self.policy.evaluate(a)
                 mean, _ = self.critic.predict(a.numpy())
                 m = torch.as_tensor(mean, dtype=torch.float32)
-                ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), cfg, self._gen,
+                ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), icfg, self._gen,
                            min_entropy=floor)
             with torch.no_grad():
                 _, ent = self.policy.evaluate(actions)
