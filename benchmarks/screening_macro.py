@@ -65,6 +65,11 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "abl-ei": ("fnas", {"budget": ABL, "fnas": {"acquisition": "ei"}}, "expected improvement"),
     "abl-off": ("fnas", {"budget": ABL, "fnas": {"acquisition": "off"}},
                 "the first design: the critic only vetoes the policy's samples"),
+    "ppo+replay": ("ppo", {"budget": ABL, "replay": "on"},
+                   "vanilla PPO with the experience buffer (corrected), the replay_ablation row"),
+    "ppo+replay-nocorr": ("ppo", {"budget": ABL, "replay": "on",
+                                  "replay_cfg": {"correction": False}},
+                          "vanilla PPO with the buffer, c = 1"),
     "abl-ts-noisy": ("fnas", {"budget": ABL, "noisy": True, "fnas": {"acquisition": "ts"}},
                      "Thompson sampling, one training seed per query"),
 }

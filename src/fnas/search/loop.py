@@ -429,6 +429,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             strategy.observe(evals)
             metrics = strategy.tell(proposals, [e.reward for e in evals])
             timers["update"] += time.perf_counter() - t
+            bar.set_postfix(_postfix(best, strategy, n_trained))  # this round's screening too
             n_done += n
             t = time.perf_counter()
             store.add_update(exp.id, iteration, metrics, n_done=n_done, n_trained=n_trained)

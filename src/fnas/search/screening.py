@@ -345,9 +345,10 @@ class ScreeningStrategy(PPOStrategy):
         actions, logp = self._pending
         rnd, st = self._round, self.st
         t0 = time.perf_counter()
-        errs = []
+        errs: list[float] = []  # per pick: |its target under the round's map - the mean|
         new_x, known = [], {tuple(d) for d, _ in st.own}
         for ev, (m, _, _) in zip(self._batch, rnd["info"], strict=True):
+            errs.append(math.nan)
             if ev.status != "ok" or ev.predicted:
                 continue
             if not math.isnan(m):
@@ -355,7 +356,7 @@ class ScreeningStrategy(PPOStrategy):
                 if st.knowledge == "pending":
                     st.judge.append((m, float(ev.reward)))
                 if rnd["ref"] is not None:
-                    errs.append(abs(float(rnd["ref"](ev.reward)) - m))
+                    errs[-1] = abs(float(rnd["ref"](ev.reward)) - m)
             key = tuple(int(d) for d in ev.decisions)
             if key not in known:
                 known.add(key)
@@ -396,7 +397,9 @@ class ScreeningStrategy(PPOStrategy):
                                    for o in rnd["origin"]],
             "screen/pick_reward": [_r(float(r)) for r in rewards],
             "screen/warmup": float(rnd["warm"]),
-            "critic/pick_error": float(np.mean(errs)) if errs else math.nan,
+            "screen/pick_error": [_r(e) for e in errs],
+            "critic/pick_error": float(np.nanmean(errs)) if not np.isnan(errs).all()
+            else math.nan,
             "critic/pick_tau": tau, "critic/points": float(self.critic.n_points),
             "critic/knowledge_kept": float(st.knowledge == "kept"),
             "critic/knowledge_forgotten": float(st.knowledge == "forgotten"),
