@@ -206,8 +206,11 @@ def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
         out = _search(Store(tmp_path / acq), acq, budget=24, fnas={"acquisition": acq})
         assert out.stats["n_trained"] == 24
     with pytest.raises(ConfigError, match="acquisition"):
-        SearchConfig(fnas={"acquisition": "greedy"}).from_dict(
-            {"fnas": {"acquisition": "greedy"}})
+        SearchConfig.from_dict({"fnas": {"acquisition": "greedy"}})
+    with pytest.raises(ConfigError, match="candidates"):
+        SearchConfig.from_dict({"fnas": {"screen": {"candidates": 0}}})
+    with pytest.raises(ConfigError, match="candidatez"):
+        SearchConfig.from_dict({"fnas": {"screen": {"candidatez": 3}}}, strict=True)
 
 
 def test_a_stopped_screening_search_resumes_exactly(tmp_path):
