@@ -264,10 +264,14 @@ class ScreeningStrategy(PPOStrategy):
             members = self.critic.predict_members(x) if self.acquisition == "ts" else None
             best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
                 if ref is not None else None
-            order, score = acquire(self.acquisition, mean, spread, members, len(x), self._rng,
+            k = min(len(x), 4 * n)  # room for picks skipped as another vector's network
+            order, score = acquire(self.acquisition, mean, spread, members, k, self._rng,
                                    kappa=self.scfg.kappa, best=best)
             cand = [(int(i), (float(mean[i]), float(spread[i]), float(s)))
                     for i, s in zip(order, score, strict=True)]
+            taken = set(order.tolist())  # then the rest by mean, should all of those be taken
+            cand += [(int(i), (float(mean[i]), float(spread[i]), float(mean[i])))
+                     for i in np.argsort(-mean, kind="stable") if int(i) not in taken]
         else:  # warm-up: the policy's own order
             cand = [(i, (math.nan, math.nan, math.nan)) for i in range(len(x))]
         specs = []
