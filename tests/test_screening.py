@@ -14,6 +14,7 @@ from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
 from fnas.search.evaluators import Evaluator
 from fnas.search.loop import resume_search
+from fnas.search.screening import ScreenConfig
 from fnas.space import macro_space
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.tasks.rollout import RolloutResult
@@ -112,8 +113,9 @@ def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
         assert len(u["screen/pick_mean"]) == 8 and None not in u["screen/pick_mean"]
         scores = u["screen/pick_score"]
         assert scores == sorted(scores, reverse=True)  # UCB order
+        kappa = ScreenConfig().kappa
         assert np.allclose(scores, np.array(u["screen/pick_mean"])
-                           + np.array(u["screen/pick_spread"]), atol=1e-4)
+                           + kappa * np.array(u["screen/pick_spread"]), atol=1e-4)
         assert set(u["screen/pick_origin"]) <= {"policy", "mutant"}
         assert {"time/fit_ms", "time/score_ms", "time/update_ms", "critic/pick_tau",
                 "controller/entropy"} <= set(u)
