@@ -301,6 +301,7 @@ def test_a_second_resume_of_a_live_run_is_refused_and_a_dead_lease_is_taken(tmp_
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        assert store.get_experiment("r").status == "running"  # a live process holds it
         ev = SyntheticEvaluator(SPACE, TARGET)
         with pytest.raises(StoreError, match=f"pid {holder.pid}") as e:
             resume_search(store, "r", evaluator=ev, space=SPACE, progress=False)
@@ -308,7 +309,9 @@ def test_a_second_resume_of_a_live_run_is_refused_and_a_dead_lease_is_taken(tmp_
     finally:
         holder.kill()
         holder.wait()
-    # its owner died (kill -9): the lease is taken over at once on the same host
+    # its owner died (kill -9): the run reads interrupted, and its lease is taken over at once
+    assert store.get_experiment("r").status == "interrupted"
+    assert [e.status for e in store.list_experiments()] == ["interrupted"]
     out = resume_search(store, "r", evaluator=SyntheticEvaluator(SPACE, TARGET), space=SPACE,
                         progress=False)
     assert out.experiment.status == "done"

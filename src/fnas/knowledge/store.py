@@ -26,7 +26,8 @@ Contract (Optuna ``BaseStorage`` style):
 - **Leases.** A process that runs a search holds the run's lease (a ``leases`` row with a
   heartbeat); a second search or resume of the same run is refused while the lease is live.
   A lease whose owner died (same host: its pid is gone; elsewhere: no heartbeat for
-  :data:`LEASE_TTL` seconds) is taken over.
+  :data:`LEASE_TTL` seconds) is taken over. A ``running`` run without a live lease reads as
+  ``interrupted`` (its process died: kill -9, or a disk too full to record even that).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -498,7 +499,22 @@ class Store:
             row = self._db.execute("SELECT * FROM experiments WHERE name=?", (str(ref),)).fetchone()
         if row is None:
             raise StoreError(f"no experiment {ref!r} in {self.root} (see 'fnas runs')")
-        return self._to_experiment(row)
+        return self._alive(self._to_experiment(row))
+
+    def _alive(self, exp: Experiment) -> Experiment:
+        """``running`` only while a live process holds the run's lease: a run whose process
+        died (kill -9, or a full disk that refused even its status) reads ``interrupted``."""
+        if exp.status != "running":
+            return exp
+        try:
+            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
+                                   "experiment_id=?", (exp.id,)).fetchone()
+        except sqlite3.OperationalError:  # no leases table: no process ever held one
+            row = None
+        if row is not None and (row["owner"] == _OWNER or not self._lease_dead(
+                row["host"], row["pid"], row["heartbeat"], time.time())):
+            return exp
+        return replace(exp, status="interrupted")
 
     @staticmethod
     def _to_experiment(row: sqlite3.Row) -> Experiment:
@@ -527,8 +543,8 @@ class Store:
 
     @_db_errors
     def list_experiments(self) -> list[Experiment]:
-        return [self._to_experiment(r)
-                for r in self._db.execute("SELECT * FROM experiments ORDER BY id")]
+        rows = self._db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
+        return [self._alive(self._to_experiment(r)) for r in rows]
 
     @_db_errors
     def update_experiment(self, exp_id: int, *, status: str | None = None,
