@@ -431,3 +431,34 @@ def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus():
 
 def test_errors_are_fnas_errors():
     assert issubclass(StoreError, FnasError) and issubclass(ModelError, FnasError)
+
+
+# ---- minor: pool stats, the export check -------------------------------------------------------
+
+def test_pool_stats_counts_corrupted_files(tmp_path):
+    from fnas.knowledge import Pool, pool_stats
+    from fnas.nn import build_model
+
+    store = Store(tmp_path / "s")
+    spec = SPACE.decode(SPACE.sample(np.random.default_rng(1)))
+    with Pool(store, SPACE.signature) as pool:
+        pool.add(spec, build_model(spec, 1, 10).state_dict(), task="t", epochs=1)
+    files = sorted((tmp_path / "s" / "pool").rglob("*.safetensors"))
+    _flip(files[0])
+    files[1].unlink()
+    st = pool_stats(store)
+    assert (st.missing, st.corrupted, st.files) == (1, 1, len(spec.blocks))
+    store.close()
+    with Store(tmp_path / "s", readonly=True) as ro:  # and read-only, as fnas pool stats does
+        assert pool_stats(ro).corrupted == 1
+
+
+def test_export_check_is_relative_plus_absolute_like_assert_close():
+    from fnas.report.export import compare_outputs
+
+    want = torch.tensor([[12.0, -8.0, 0.5], [3.0, 0.0, -20.0]])
+    assert compare_outputs(want + 2.6e-4, want).ok  # the trained model's 0.000259 on logits ~10
+    assert not compare_outputs(want + 0.05, want).ok  # a real export bug
+    small = torch.tensor([[1e-3, -2e-3]])
+    assert compare_outputs(small + 5e-5, small).ok and not compare_outputs(small + 1e-3, small).ok
+    assert not compare_outputs(want + float("nan"), want).ok
