@@ -73,6 +73,8 @@ BAD_FLAGS = [
     (["search", "--device", "cuda"], "no CUDA device"),
     (["train", "mnas_default", "--device", "cuda"], "no CUDA device"),
     (["train", "mnas_default", "--batch", "1000000000", "--task", "digits"], "exceeds"),
+    (["search", "--task", "cifar10:/nonexistent"], "not found"),
+    (["search", "--task", "bogus"], "bad dataset spec"),
     (["bench", "--strategies", ","], "names no strategy"),
     (["inspect", "ir_r999999999_k3_s1_e6_c24"], "layers must be 1..32"),
     (["inspect", "ir_r1_k3_s1_e6_c\u0662\u0664"], "unknown option"),

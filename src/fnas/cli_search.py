@@ -82,6 +82,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ConfigError("--ray-address and --parallel apply to --executor ray")
     if cfg is not None and args.executor == "local":
         check_device(cfg.task.device)
+    evaluator = None
+    if cfg is not None:  # the task's data too (a bad path, a minibatch larger than the data)
+        from fnas.search.evaluators import ProxyEvaluator
+
+        evaluator = ProxyEvaluator(cfg.task, cfg.reward)
     executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
     try:
         if cfg is not None:
@@ -112,7 +117,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                  f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
             try:
                 out = run_search(store, cfg, name=name, progress=not args.no_progress,
-                                 executor=executor)
+                                 executor=executor, evaluator=evaluator)
             except KeyboardInterrupt:
                 print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
                       f" --resume {name}", file=sys.stderr)
