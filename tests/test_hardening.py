@@ -236,6 +236,7 @@ def test_damaged_rows_are_one_store_error_naming_the_run_and_field(tmp_path, sql
     store._db.execute(sql)
     with pytest.raises(StoreError, match=needle) as e:
         exp = store.get_experiment("r")
+        store.summary(exp.id)  # fnas runs
         store.evaluations(exp.id)
         store.top(exp.id)
         store.updates(exp.id)

@@ -656,6 +656,11 @@ class Store:
             " FROM evaluations WHERE experiment_id=?", (exp_id,),
         ).fetchone()
         n, trained, cached, failed, secs, best = row
+        for field, v in (("reward", best), ("train_seconds", secs), ("trained", trained),
+                         ("cached", cached)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise StoreError(f"run id {exp_id}: field {field!r} holds {v!r:.40} in an "
+                                 "evaluation (the store is damaged)")
         return {"evaluated": n, "trained": trained or 0, "cached": cached or 0,
                 "failed": failed or 0, "train_seconds": secs or 0.0, "best_reward": best}
 
