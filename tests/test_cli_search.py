@@ -97,6 +97,9 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_search_bad_input_is_one_line(tmp_path):
     store = str(tmp_path / "e")
+    from fnas.knowledge import Store
+
+    Store(store).close()  # an empty store (a refused search creates none: issue 18)
     cases = [
         (["search", "--task", "nope", "--store", store], "nope"),
         (["search", "--batch", "1", "--store", store], "batch"),

@@ -128,3 +128,143 @@ def test_cli_config_file_bad_and_overridden(tmp_path):
     out = json.loads(p.stdout)
     assert out["budget"] == 3 and out["config"]["reward"]["target"] == 1e6  # flag > file
     assert out["config"]["task"]["epochs"] == 1 and out["strategy"] == "random"
+
+
+# ---- the store, checkpoints, pool files and model files, damaged at random ------------------
+# Byte flips and truncations of real files; whatever the damage, the readers raise fnas's own
+# errors (or read on), and every case runs under a time limit (SIGALRM): nothing may hang.
+
+import contextlib  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+FILE_FUZZ = settings(max_examples=40, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                            HealthCheck.too_slow])
+CASE_SECONDS = 20
+
+
+@contextlib.contextmanager
+def time_limit(seconds=CASE_SECONDS):
+    def stop(signum, frame):
+        raise TimeoutError(f"a fuzz case ran past {seconds} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    """A store with a checkpointed, stopped run, a pool of two architectures and a model file."""
+    from fnas.knowledge import Pool, Store
+    from fnas.nn import build_model
+    from fnas.nn.weights import ModelInfo, save_model
+    from fnas.search import SyntheticEvaluator, run_search
+    from fnas.space import mnas_space
+
+    space = mnas_space(8)
+    target = space.encode(space.decode(space.sample(np.random.default_rng(5))))
+    root = tmp_path_factory.mktemp("fuzz") / "s"
+    with Store(root) as store:
+        run_search(store, SearchConfig(strategy="ppo", budget=6, batch=2, knowledge="none"),
+                   name="r", evaluator=SyntheticEvaluator(space, target), space=space,
+                   progress=False, stop_after=1)
+        with Pool(store, space.signature) as pool:
+            for seed in (1, 2):
+                spec = space.decode(space.sample(np.random.default_rng(seed)))
+                torch.manual_seed(seed)
+                pool.add(spec, build_model(spec, 1, 10).state_dict(), task="t", epochs=1)
+    spec = space.decode(space.sample(np.random.default_rng(3)))
+    model = build_model(spec, 1, 10, 8)
+    save_model(root.parent / "m.safetensors", model, ModelInfo(spec.to_str(), spec.key, 1, 10, 8))
+    return root, space, target
+
+
+def _damage(data: bytes, flips, cut) -> bytes:
+    b = bytearray(data)
+    for pos, val in flips:
+        if b:
+            b[pos % len(b)] ^= val or 1
+    if cut is not None:
+        b = b[:cut % (len(b) + 1)]
+    return bytes(b)
+
+
+damage = st.tuples(st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)),
+                            min_size=0, max_size=8),
+                   st.one_of(st.none(), st.integers(0, 2**31)))
+
+
+def _read_everything(root, space, target):
+    """What the readers and a resume do with a store: fnas's errors only."""
+    from fnas.knowledge import Pool, Store, pool_stats
+    from fnas.search import SyntheticEvaluator, resume_search
+
+    with Store(root, readonly=True) as store:
+        for e in store.list_experiments():
+            store.evaluations(e.id)
+            store.top(e.id)
+            store.summary(e.id)
+            store.updates(e.id)
+        pool_stats(store)
+    with Store(root) as store:
+        with Pool(store, space.signature) as pool:
+            snap = pool.snapshot()
+            with warnings_ignored():
+                for e in snap.entries:
+                    snap.load(e)
+        resume_search(store, "r", evaluator=SyntheticEvaluator(space, target), space=space,
+                      progress=False, stop_after=1)
+
+
+@contextlib.contextmanager
+def warnings_ignored():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@FILE_FUZZ
+@given(st.sampled_from(["db", "checkpoint", "pool"]), damage)
+def test_damaged_store_files_give_only_fnas_errors(real_store, tmp_path_factory, which, dmg):
+    root, space, target = real_store
+    work = tmp_path_factory.mktemp("case") / "s"
+    shutil.copytree(root, work)
+    if which == "db":
+        victim = work / "fnas.db"
+    elif which == "checkpoint":
+        victim = work / "runs" / "r" / "checkpoint.safetensors"
+    else:
+        victim = sorted((work / "pool").rglob("*.safetensors"))[0]
+    victim.write_bytes(_damage(victim.read_bytes(), *dmg))
+    with time_limit():
+        try:
+            _read_everything(work, space, target)
+        except FnasError as e:
+            assert str(e) and "\n" not in str(e).strip()
+
+
+@FILE_FUZZ
+@given(damage)
+def test_damaged_model_files_give_only_model_errors(real_store, tmp_path_factory, dmg):
+    import fnas
+    from fnas.errors import ModelError
+
+    root, _, _ = real_store
+    p = tmp_path_factory.mktemp("m") / "m.safetensors"
+    p.write_bytes(_damage((root.parent / "m.safetensors").read_bytes(), *dmg))
+    with time_limit():
+        try:
+            fnas.load(p)
+        except ModelError as e:
+            assert str(e) and "\n" not in str(e).strip()

@@ -16,6 +16,7 @@ import torch
 
 import fnas
 from fnas.errors import ConfigError, InvalidArchitecture, ModelError
+from fnas.report.export import compare_outputs
 from fnas.space import arch_cost, resolve_arch
 from fnas.tasks import evaluate, load_dataset
 
@@ -228,7 +229,7 @@ def test_onnx_export_matches_pytorch_under_onnxruntime(trained, tmp_path):
         with torch.no_grad():
             want = model(x[:batch]).numpy()
         assert got.shape == (batch, 10)
-        assert np.abs(got - want).max() <= 1e-4
+        assert compare_outputs(torch.from_numpy(got), torch.from_numpy(want)).ok
 
 
 def test_onnx_export_fresh_init_is_the_stated_seed(tmp_path):
@@ -371,7 +372,12 @@ def test_onnx_without_the_export_extra_is_one_line(tmp_path):
 
 def test_failed_training_writes_no_weights(tmp_path):
     out = tmp_path / "never.safetensors"
+    p = fnas_cli("train", ARCH, "--epochs", "1", "--lr", "1e30", "--max-samples", "200",
+                 "--batch", "32", "--no-progress", "--out", str(out))  # diverges: a failed run
+    assert p.returncode == 1 and "nothing written" in p.stderr, p
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    # a minibatch larger than the data is bad input, refused before training (issue 18)
     p = fnas_cli("train", ARCH, "--epochs", "1", "--batch", "5000", "--no-progress", "--out",
                  str(out))
-    assert p.returncode == 1 and "nothing written" in p.stderr, p
+    assert p.returncode == 2 and "exceeds" in p.stderr, p
     assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +40,17 @@ def _int_at_least(lo: int, what: str):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return v
     return parse
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer in [0, 2**32 - 1]."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32 - 1], got {text!r:.40}")
+    return v
 
 
 _positive_int = _int_at_least(1, "a positive integer")
@@ -146,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, default=0.1)
     t.add_argument("--max-samples", type=_positive_int, default=None)
     t.add_argument("--image-size", type=_positive_int, default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--target-latency", type=_positive_float, metavar="MS")
@@ -173,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier outputs (the weights', the run's, or 1000)")
     x.add_argument("--in-chans", type=_positive_int, default=None,
                    help="input channels (the weights', the run's, or 3)")
-    x.add_argument("--seed", type=int, default=0, help="seed of a fresh initialisation (0)")
+    x.add_argument("--seed", type=_seed, default=0, help="seed of a fresh initialisation (0)")
     x.add_argument("--store", default="fnas-store", help="store of RUN:RANK (./fnas-store)")
 
     s = sub.add_parser("search", help="run (or resume) an architecture search")
@@ -209,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-macs", type=_positive_float, metavar="M", help="in millions")
     s.add_argument("--hard", action="store_true", default=None,
                    help="hard constraint (alpha=0, beta=-1)")
-    s.add_argument("--seed", type=int, default=None, help="seed (0)")
+    s.add_argument("--seed", type=_seed, default=None, help="seed (0)")
     s.add_argument("--name", default=None, help="run name (default: strategy-task-seed-time)")
     s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
@@ -288,9 +301,11 @@ def reward_from_args(args: argparse.Namespace):
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from fnas.nn.builder import check_model_size
     from fnas.space import arch_cost, resolve_arch
 
     spec = resolve_arch(args.arch, args.input_size)
+    check_model_size(spec, args.in_chans, args.classes, args.input_size)
     cost = arch_cost(spec, args.input_size, args.in_chans, args.classes)
     out = {"arch": spec.to_str(), "key": spec.key, **cost.to_dict()}
     if args.latency:
@@ -333,13 +348,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command not in commands:
             raise ConfigError(f"unknown command {args.command!r}")
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is met inside the try
+        return code
     except FnasError as e:
-        print(f"fnas {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"fnas {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as e:  # a damaged store met past the checks
+        print(f"fnas {args.command}: error: store database: {_one_line(str(e))}",
+              file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # 'fnas show ... | head': the reader left; no traceback
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except KeyboardInterrupt:
         print(f"fnas {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    """A message as one printable line (control characters escaped)."""
+    text = " ".join(text.split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

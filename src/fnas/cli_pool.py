@@ -13,7 +13,7 @@ __all__ = ["cmd_pool"]
 def cmd_pool(args: argparse.Namespace) -> int:
     from fnas.knowledge.pool import pool_stats
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, create=False, readonly=True) as store:
         st = pool_stats(store)
         recent = store.recent_pooled(args.recent)
     hit = sum(e.pool_hit_ratio or 0.0 for e in recent) / len(recent) if recent else None
@@ -24,7 +24,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
         return 0
     print(f"pool of {args.store}: {st.entries} entries in {st.files} files, "
           f"{st.disk_bytes / 2**20:.1f} MiB on disk"
-          + (f", {st.missing} files MISSING" if st.missing else ""))
+          + (f", {st.missing} files MISSING" if st.missing else "")
+          + (f", {st.corrupted} files CORRUPTED (skipped by searches)" if st.corrupted else ""))
     if recent:
         print(f"last {len(recent)} pool-initialised rollouts: hit ratio {hit:.3f}, "
               f"coverage {cov:.3f} (share of block parameters copied)")

@@ -21,12 +21,18 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from fnas.errors import ConfigError
     from fnas.knowledge import Store
-    from fnas.report.html import write_report
 
     if (args.run is None) == (args.compare is None):
         raise ConfigError("name one run, or several after --compare (not both)")
+    try:
+        import matplotlib  # noqa: F401 - a declared dependency; a broken install is one line
+    except ImportError:
+        raise ConfigError("fnas report draws its plots with matplotlib, which is not "
+                          "installed: pip install matplotlib") from None
+    from fnas.report.html import write_report
+
     refs = [args.run] if args.compare is None else list(args.compare)
-    with Store(args.store, create=False) as store:
+    with Store(args.store, create=False, readonly=True) as store:
         path = write_report(store, refs, args.out)
     print(f"report written to {path}")
     return 0

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from fnas.cli import _human, fnas_from_args, replay_from_args, reward_from_args
 from fnas.errors import ConfigError
-from fnas.knowledge.store import Evaluation, Store
+from fnas.knowledge.store import Evaluation, Store, check_run_name
 
 __all__ = ["cmd_search", "cmd_runs", "cmd_show", "cmd_bench"]
 
@@ -53,7 +53,8 @@ def _config_from_args(args: argparse.Namespace):
     return replace(cfg, task=task, reward=reward, **overrides)
 
 
-def _print_top(best: list[Evaluation], file=sys.stdout) -> None:
+def _print_top(best: list[Evaluation], file=None) -> None:
+    file = file or sys.stdout  # looked up now: sys.stdout may have been replaced since import
     if not best:
         print("no successful evaluation yet", file=file)
         return
@@ -68,17 +69,32 @@ def _print_top(best: list[Evaluation], file=sys.stdout) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from fnas.search import resume_search, run_search
     from fnas.search.executors import make_executor
+    from fnas.tasks.trainer import check_device
 
     # Validate everything before touching the store; resuming never creates one.
     cfg = _config_from_args(args) if args.resume is None else None
+    if args.name is not None:
+        check_run_name(args.name)
     if args.executor == "local" and (args.ray_address or args.parallel != 2):
         raise ConfigError("--ray-address and --parallel apply to --executor ray")
+    if cfg is not None and args.executor == "local":
+        check_device(cfg.task.device)
+    evaluator = None
+    if cfg is not None:  # the task's data too (a bad path, a minibatch larger than the data)
+        from fnas.search.evaluators import ProxyEvaluator
+
+        evaluator = ProxyEvaluator(cfg.task, cfg.reward)
     executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
     try:
+        if cfg is not None:
+            executor_check = getattr(executor, "check_device", None)
+            if executor_check is not None:
+                executor_check(cfg.task.device)
         store = Store(args.store, create=args.resume is None)
     except BaseException:
         executor.close()
         raise
+    old_sigterm = _sigterm_as_interrupt()
     try:
         if args.resume is not None:
             given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
@@ -98,7 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                  f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
             try:
                 out = run_search(store, cfg, name=name, progress=not args.no_progress,
-                                 executor=executor)
+                                 executor=executor, evaluator=evaluator)
             except KeyboardInterrupt:
                 print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
                       f" --resume {name}", file=sys.stderr)
@@ -118,11 +134,38 @@ def cmd_search(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         store.close()
+        _restore_sigterm(old_sigterm)
     return 0
 
 
+def _sigterm_as_interrupt():
+    """SIGTERM stops a search as Ctrl-C does: the run is marked ``interrupted``, resumable.
+    Returns the handler it replaced (None off the main thread, where none is installed)."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(old) -> None:
+    import signal
+
+    if old is not None:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _shown(name: str) -> str:
+    """A run name as printed in a table: control characters (from a damaged row) escaped."""
+    return name if name.isprintable() else repr(name)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with Store(args.store, create=False, readonly=True) as store:
         exps = store.list_experiments()
         if not exps:
             print(f"no runs in {args.store}")
@@ -132,14 +175,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for e in exps:
             s = store.summary(e.id)
             best = f"{s['best_reward']:.4f}" if s["best_reward"] is not None else "-"
-            created = datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
-            print(f"{e.id:>3}  {e.name:<36}  {e.status:<11}  {s['evaluated']:>4}/{e.budget:<4}  "
+            try:
+                created = datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
+            except (OverflowError, OSError, ValueError):  # a damaged row
+                created = "?"
+            print(f"{e.id:>3}  {_shown(e.name):<36}  {_shown(e.status):<11}  "
+                  f"{s['evaluated']:>4}/{e.budget:<4}  "
                   f"{s['trained']:>7}  {best:>7}  {created}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with Store(args.store, create=False) as store:
+    with Store(args.store, create=False, readonly=True) as store:
         exp = store.get_experiment(args.run)
         s = store.summary(exp.id)
         best = store.top(exp.id, args.top)
@@ -153,12 +200,13 @@ def cmd_show(args: argparse.Namespace) -> int:
                               "top": [e.__dict__ for e in best]}, indent=2, default=list))
             return 0
         cfg = exp.config
-        print(f"run       {exp.name} (id {exp.id}, {exp.status})")
-        print(f"strategy  {exp.strategy}, seed {exp.seed}, batch {cfg['batch']}, "
-              f"budget {exp.budget}")
-        print(f"task      {cfg['task']['dataset']}, {cfg['task']['epochs']} epochs, "
-              f"reward {cfg['reward']['metric']} target {cfg['reward']['target']} "
-              f"({cfg['reward']['mode']})")
+        task, rew = cfg.get("task", {}), cfg.get("reward", {})
+        print(f"run       {_shown(exp.name)} (id {exp.id}, {_shown(exp.status)})")
+        print(f"strategy  {_shown(exp.strategy)}, seed {exp.seed}, batch "
+              f"{cfg.get('batch', '?')}, budget {exp.budget}")
+        print(f"task      {task.get('dataset', '?')}, {task.get('epochs', '?')} epochs, "
+              f"reward {rew.get('metric', '?')} target {rew.get('target', '?')} "
+              f"({rew.get('mode', '?')})")
         print(f"progress  {s['evaluated']} evaluated, {s['trained']} trained, "
               f"{s['cached']} cached, {s['failed']} failed")
         if st.get("pool/rollouts"):
@@ -196,6 +244,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from fnas.tasks import TaskConfig
 
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    if not strategies:
+        raise ConfigError(f"--strategies {args.strategies!r:.40} names no strategy: give some "
+                          "of random,rea,ppo,fnas, comma-separated")
     if args.jobs < 0:
         raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
     cfg = BenchConfig(bench=args.bench, strategies=strategies, seeds=args.seeds,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS pool_entries (
 CREATE INDEX IF NOT EXISTS pool_by_stage ON pool_entries (space, stage, id);
 """
 _FORMAT = "fnas-pool-entry/1"
+_SHA = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -95,18 +97,23 @@ class PoolStats:
     """Bytes of the referenced files present on disk."""
     missing: int
     """Referenced files absent from disk."""
+    corrupted: int = 0
+    """Referenced files present whose bytes do not hash to their name (searches skip them)."""
     per_space: dict[str, int] = field(default_factory=dict)
     per_stage: dict[tuple[str, int], int] = field(default_factory=dict)
     per_config: dict[tuple[str, int, str], int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"entries": self.entries, "files": self.files, "disk_bytes": self.disk_bytes,
-                "missing": self.missing, "per_space": dict(self.per_space),
+                "missing": self.missing, "corrupted": self.corrupted,
+                "per_space": dict(self.per_space),
                 "per_stage": [[s, i, n] for (s, i), n in sorted(self.per_stage.items())],
                 "per_config": [[s, i, b, n] for (s, i, b), n in sorted(self.per_config.items())]}
 
 
 def _connect(store: Store) -> sqlite3.Connection:
+    if getattr(store, "readonly", False):
+        raise StoreError(f"the pool cannot be written through a read-only store {store.root}")
     try:
         db = sqlite3.connect(store.path, timeout=30.0, isolation_level=None)
         db.row_factory = sqlite3.Row
@@ -116,20 +123,43 @@ def _connect(store: Store) -> sqlite3.Connection:
     return db
 
 
+def _rows(store: Store, q: str, args: tuple) -> list[PoolEntry]:
+    """Pool rows read through the store's own connection (read-only stores too); none if the
+    store has no pool table yet."""
+    db = store._db
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                      "name='pool_entries'").fetchone() is None:
+            return []
+        out = []
+        for r in db.execute(q, args):
+            d = dict(r)
+            for k, kind in (("id", int), ("space", str), ("stage", int), ("block", str),
+                            ("sha256", str), ("nbytes", int)):
+                if isinstance(d.get(k), bool) or not isinstance(d.get(k), kind):
+                    raise StoreError(f"pool entry {d.get('id')!r}: field {k!r} holds "
+                                     f"{d.get(k)!r:.40} (the store is damaged)")
+            out.append(_entry(r))
+        return out
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"pool table in {store.path} is unusable: "
+                         f"{' '.join(str(e).split())}") from None
+
+
 def _entry(row: sqlite3.Row) -> PoolEntry:
-    return PoolEntry(**dict(row))
+    d = dict(row)
+    if not isinstance(d.get("sha256"), str) or not _SHA.fullmatch(d["sha256"]):
+        raise StoreError(f"pool entry {d.get('id')!r}: field 'sha256' holds "
+                         f"{d.get('sha256')!r:.40}, not a sha256 (the store is damaged)")
+    return PoolEntry(**d)
 
 
 def pool_stats(store: Store, space: str | None = None) -> PoolStats:
     """Entries per space, stage and config, and disk use, of one space or all."""
-    db = _connect(store)
-    try:
-        q, args = "SELECT * FROM pool_entries", ()
-        if space is not None:
-            q, args = q + " WHERE space=?", (space,)
-        rows = [_entry(r) for r in db.execute(q + " ORDER BY id", args)]
-    finally:
-        db.close()
+    q, args = "SELECT * FROM pool_entries", ()
+    if space is not None:
+        q, args = q + " WHERE space=?", (space,)
+    rows = _rows(store, q + " ORDER BY id", args)
     per_space: dict[str, int] = {}
     per_stage: dict[tuple[str, int], int] = {}
     per_config: dict[tuple[str, int, str], int] = {}
@@ -138,14 +168,22 @@ def pool_stats(store: Store, space: str | None = None) -> PoolStats:
         per_stage[(e.space, e.stage)] = per_stage.get((e.space, e.stage), 0) + 1
         k = (e.space, e.stage, e.block)
         per_config[k] = per_config.get(k, 0) + 1
-    disk = missing = 0
+    disk = missing = corrupted = 0
     shas = {e.sha256 for e in rows}
     for sha in shas:
         try:
-            disk += entry_path(store.root, sha).stat().st_size
+            path = entry_path(store.root, sha)
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(chunk)
+            disk += path.stat().st_size
         except OSError:
             missing += 1
-    return PoolStats(len(rows), len(shas), disk, missing, per_space, per_stage, per_config)
+            continue
+        corrupted += h.hexdigest() != sha
+    return PoolStats(len(rows), len(shas), disk, missing, corrupted, per_space, per_stage,
+                     per_config)
 
 
 class Pool:

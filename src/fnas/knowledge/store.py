@@ -14,23 +14,121 @@ Contract (Optuna ``BaseStorage`` style):
 - **Concurrency.** One writer (the search driver) at a time per experiment; any number of
   readers (``fnas runs``/``fnas show`` while a search runs) thanks to WAL.
 - **Atomicity.** Each method is atomic; nothing is ever deleted by the search.
-- **Errors.** A missing, corrupted or newer-schema database raises :class:`StoreError` with one
-  line naming the file; nothing already recorded is modified.
+- **Errors.** A missing, empty (0-byte), corrupted or newer-schema database raises
+  :class:`StoreError` with one line naming the file; so does a row whose JSON or types were
+  damaged (the message names the run and the field). Nothing already recorded is modified.
+- **Readers.** ``Store(root, readonly=True)`` opens the database read-only (SQLite's
+  ``mode=ro``), never creates, migrates or writes anything, and so works on a store the user
+  may not write (``fnas runs``, ``show``, ``report``, ``pool stats``, ``export``).
+- **Names.** A run name is 1-100 characters of ``[A-Za-z0-9._-]``, not all digits (a name
+  must never read as a run id), not starting with ``.`` or ``-``, without ``..``: it names a
+  folder under ``runs/`` and must not escape it (:func:`check_run_name`).
+- **Leases.** A process that runs a search holds the run's lease (a ``leases`` row with a
+  heartbeat); a second search or resume of the same run is refused while the lease is live.
+  A lease whose owner died (same host: its pid is gone; elsewhere: no heartbeat for
+  :data:`LEASE_TTL` seconds) is taken over. A ``running`` run without a live lease reads as
+  ``interrupted`` (its process died: kill -9, or a disk too full to record even that).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import re
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fnas.errors import StoreError
 
-__all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION"]
+__all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION",
+           "check_run_name", "LEASE_TTL", "MAX_NAME_LENGTH"]
+
+MAX_NAME_LENGTH = 100
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+LEASE_TTL = 60.0
+"""Seconds without a heartbeat after which another host's lease is considered dead."""
+_HEARTBEAT = 5.0
+_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def check_run_name(name: Any) -> str:
+    """``name`` if it is a safe run name (see the module's contract), else a one-line
+    :class:`StoreError` saying what is wrong."""
+    if not isinstance(name, str):
+        raise StoreError(f"run name must be a string, got {type(name).__name__}")
+    shown = repr(name[:40] + ("..." if len(name) > 40 else ""))
+    if not name:
+        raise StoreError("run name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise StoreError(f"run name {shown} has {len(name)} characters; at most "
+                         f"{MAX_NAME_LENGTH}")
+    if not _NAME.fullmatch(name) or not name.isascii():
+        raise StoreError(f"run name {shown} may only hold letters, digits, '.', '_' and '-'")
+    if name.isdigit():
+        raise StoreError(f"run name {shown} is all digits: it would read as a run id")
+    if name[0] in ".-" or ".." in name:
+        raise StoreError(f"run name {shown} must not start with '.' or '-' or hold '..'")
+    return name
+
+
+def _db_errors(fn: Callable) -> Callable:
+    """A store method whose SQLite failure (a damaged file, a full disk, a lock held too
+    long) surfaces as one :class:`StoreError` line naming the database."""
+    @functools.wraps(fn)
+    def wrapper(self: Store, *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(self, *args, **kw)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as e:
+            why = " ".join(str(e).split())
+            hint = "; free disk space, then resume" if "full" in why else ""
+            raise StoreError(f"store database {self.path}: {why}{hint}") from None
+        except (UnicodeDecodeError, OverflowError, RecursionError) as e:  # damaged rows
+            raise StoreError(f"store database {self.path} holds a damaged row "
+                             f"({type(e).__name__})") from None
+    return wrapper
+
+
+def _json_field(text: Any, what: str, kind: type = dict) -> Any:
+    """A JSON column parsed and type-checked, or a StoreError naming ``what``."""
+    if not isinstance(text, str):
+        raise StoreError(f"{what} is not JSON text (a {type(text).__name__}): the store is "
+                         "damaged")
+    try:
+        v = json.loads(text)
+    except (ValueError, RecursionError):
+        raise StoreError(f"{what} is not valid JSON: the store is damaged") from None
+    if not isinstance(v, kind):
+        raise StoreError(f"{what} is a JSON {type(v).__name__}, not a {kind.__name__}: the "
+                         "store is damaged")
+    return v
+
+
+_EXP_TYPES = {"id": int, "name": str, "strategy": str, "seed": int, "space_signature": str,
+              "task_signature": str, "status": str, "budget": int, "created": (int, float),
+              "updated": (int, float)}
+_CONFIG_TABLES = ("task", "reward", "ppo", "fnas", "rea", "replay_cfg")
+_CONFIG_INTS = ("budget", "batch", "seed")
+_CONFIG_STRS = ("space", "strategy", "knowledge", "knowledge_as", "pool", "replay",
+                "budget_counts", "decision_signature")
+_EVAL_NUMS = ("reward", "accuracy", "latency_ms", "train_seconds", "behaviour_logp",
+              "pool_hit_ratio", "pool_coverage", "predicted_reward", "predicted_spread",
+              "created")
+_EVAL_INTS = ("experiment_id", "iteration", "slot", "macs", "params", "seed", "epochs",
+              "pool_snapshot", "id")
+_EVAL_STRS = ("arch_key", "arch", "task_signature", "status", "message")
+_EVAL_REQUIRED = ("reward", "train_seconds", "experiment_id", "iteration", "slot", "seed",
+                  "created") + _EVAL_STRS
 
 SCHEMA_VERSION = 4
 EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
@@ -181,35 +279,69 @@ class Store:
         StoreError: the database cannot be opened, is not an fnas store, or is corrupted.
     """
 
-    def __init__(self, root: str | Path, create: bool = True) -> None:
+    def __init__(self, root: str | Path, create: bool = True, readonly: bool = False) -> None:
         self.root = Path(root)
         self.path = self.root / "fnas.db"
-        if not create and not self.path.is_file():
+        self.readonly = bool(readonly)
+        self._leases: dict[int, threading.Event] = {}
+        if (not create or readonly) and not self.path.is_file():
             raise StoreError(f"no fnas store at {self.root} (no fnas.db there)")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                raise StoreError(f"store database {self.path} is empty (0 bytes), not an fnas "
+                                 "store: remove it, or point --store elsewhere")
+            if readonly:
+                self._db = self._connect_ro()
+            else:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
             self._check_schema()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"store database {self.path} is unreadable: {e}") from None
+            raise StoreError(f"store database {self.path} is unreadable: "
+                             f"{' '.join(str(e).split())}") from None
         except OSError as e:
             raise StoreError(f"cannot open store {self.root}: {e.strerror or e}") from None
+
+    def _connect_ro(self) -> sqlite3.Connection:
+        """A read-only connection (``mode=ro``). A WAL database in a folder this process may
+        not write (no ``-shm`` to create) is opened ``immutable`` instead: nobody can be
+        writing it then."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        for extra in ("", "&immutable=1"):
+            db = sqlite3.connect(uri + extra, uri=True, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            try:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+                if extra or os.access(self.root, os.W_OK):
+                    raise
+        raise AssertionError("unreachable")
 
     def _check_schema(self) -> None:
         q = "SELECT name FROM sqlite_master WHERE type='table'"
         tables = {r[0] for r in self._db.execute(q)}
         if tables and "meta" not in tables:
             raise StoreError(f"{self.path} is a SQLite database but not an fnas store")
+        if self.readonly and "experiments" not in tables:
+            raise StoreError(f"{self.path} is not an fnas store (no experiments table)")
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            try:
+                version = int(row[0]) if row else 0
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.path} has a damaged schema version {row[0]!r}") from None
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has schema v{version}; this fnas reads up to "
                                  f"v{SCHEMA_VERSION}: upgrade fnas")
+        self._tables = tables
+        if self.readonly:  # a reader never migrates: older stores are read as they are
+            return
         self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
         have = {r[1] for r in self._db.execute("PRAGMA table_info(evaluations)")}
         for name, kind in _ADDED:  # migrate an older store in place: new columns, NULL
@@ -219,6 +351,11 @@ class Store:
                          (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
+        for exp_id in list(self._leases):
+            try:
+                self.release_lease(exp_id)
+            except StoreError:
+                pass
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -228,12 +365,100 @@ class Store:
         self.close()
 
     def run_dir(self, name: str) -> Path:
-        """Folder for one run's files (checkpoints); created on demand."""
-        d = self.root / "runs" / name
-        d.mkdir(parents=True, exist_ok=True)
+        """Folder for one run's files (checkpoints); created on demand.
+
+        Raises:
+            StoreError: the name would lead outside ``runs/`` (a damaged or forged row).
+        """
+        runs = self.root / "runs"
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") \
+                or Path(name).is_absolute():
+            raise StoreError(f"run name {name[:60]!r} cannot name a folder under {runs}")
+        d = runs / name
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create run folder {d}: {e.strerror or e}") from None
         return d
 
+    # ---- leases -----------------------------------------------------------------------------
+    def _lease_table(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS leases (experiment_id INTEGER PRIMARY KEY,"
+                         " owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+                         " heartbeat REAL NOT NULL)")
+
+    @staticmethod
+    def _lease_dead(host: str, pid: int, heartbeat: float, now: float) -> bool:
+        if host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, OverflowError, ValueError):
+                pass
+        return now - float(heartbeat) > LEASE_TTL
+
+    @_db_errors
+    def acquire_lease(self, exp_id: int, name: str = "") -> None:
+        """Take the run's lease (this process now runs it) and keep it alive from a heartbeat
+        thread until :meth:`release_lease` or :meth:`close`.
+
+        Raises:
+            StoreError: another live process holds it (names its pid and host).
+        """
+        if exp_id in self._leases:
+            return
+        self._lease_table()
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
+                                   "experiment_id=?", (exp_id,)).fetchone()
+            if row is not None and row["owner"] != _OWNER and \
+                    not self._lease_dead(row["host"], row["pid"], row["heartbeat"], now):
+                raise StoreError(f"run {name or exp_id!r} is being run or resumed by pid "
+                                 f"{row['pid']} on {row['host']} (heartbeat "
+                                 f"{max(0.0, now - row['heartbeat']):.0f} s ago); wait for it "
+                                 "to finish or stop it first")
+            self._db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
+                             (exp_id, _OWNER, socket.gethostname(), os.getpid(), now))
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        stop = threading.Event()
+        self._leases[exp_id] = stop
+        threading.Thread(target=self._heartbeat, args=(exp_id, stop), daemon=True,
+                         name=f"fnas-lease-{exp_id}").start()
+
+    def _heartbeat(self, exp_id: int, stop: threading.Event) -> None:
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while not stop.wait(_HEARTBEAT):
+                try:
+                    db.execute("UPDATE leases SET heartbeat=? WHERE experiment_id=? AND owner=?",
+                               (time.time(), exp_id, _OWNER))
+                except sqlite3.Error:
+                    pass  # a busy or full disk: the next beat tries again
+        finally:
+            db.close()
+
+    @_db_errors
+    def release_lease(self, exp_id: int) -> None:
+        """Give the run's lease back (a no-op if this process does not hold it)."""
+        stop = self._leases.pop(exp_id, None)
+        if stop is None:
+            return
+        stop.set()
+        self._db.execute("DELETE FROM leases WHERE experiment_id=? AND owner=?",
+                         (exp_id, _OWNER))
+
     # ---- experiments ------------------------------------------------------------------------
+    @_db_errors
     def create_experiment(
         self, name: str, strategy: str, seed: int, space_signature: str, task_signature: str,
         config: Mapping[str, Any], budget: int,
@@ -241,8 +466,9 @@ class Store:
         """Insert a new experiment (status ``running``).
 
         Raises:
-            StoreError: the name is taken.
+            StoreError: the name is taken, or not a safe run name (:func:`check_run_name`).
         """
+        check_run_name(name)
         now = time.time()
         try:
             cur = self._db.execute(
@@ -256,28 +482,71 @@ class Store:
                              ) from None
         return self.get_experiment(cur.lastrowid)
 
+    @_db_errors
     def get_experiment(self, ref: int | str) -> Experiment:
         """By id or name.
 
         Raises:
             StoreError: no such experiment.
         """
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = self._db.execute("SELECT * FROM experiments WHERE id=?", (int(ref),)).fetchone()
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()
+                                    and len(ref) < 19):
+            row = self._db.execute("SELECT * FROM experiments WHERE id=?",
+                                   (int(ref) if abs(int(ref)) < 2**63 else -1,)).fetchone()
         else:
             row = None
         if row is None:
             row = self._db.execute("SELECT * FROM experiments WHERE name=?", (str(ref),)).fetchone()
         if row is None:
             raise StoreError(f"no experiment {ref!r} in {self.root} (see 'fnas runs')")
+        return self._alive(self._to_experiment(row))
+
+    def _alive(self, exp: Experiment) -> Experiment:
+        """``running`` only while a live process holds the run's lease: a run whose process
+        died (kill -9, or a full disk that refused even its status) reads ``interrupted``."""
+        if exp.status != "running":
+            return exp
+        try:
+            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
+                                   "experiment_id=?", (exp.id,)).fetchone()
+        except sqlite3.OperationalError:  # no leases table: no process ever held one
+            row = None
+        if row is not None and (row["owner"] == _OWNER or not self._lease_dead(
+                row["host"], row["pid"], row["heartbeat"], time.time())):
+            return exp
+        return replace(exp, status="interrupted")
+
+    @staticmethod
+    def _to_experiment(row: sqlite3.Row) -> Experiment:
         d = dict(row)
-        d["config"], d["stats"] = json.loads(d["config"]), json.loads(d["stats"])
+        name = d.get("name")
+        run = f"run {name!r}" if isinstance(name, str) else f"run id {d.get('id')}"
+        for k, kind in _EXP_TYPES.items():
+            if isinstance(d.get(k), bool) or not isinstance(d.get(k), kind):
+                raise StoreError(f"{run}: field {k!r} holds {d.get(k)!r:.40} (the store is "
+                                 "damaged)")
+        for k in ("created", "updated"):  # a time any reader can format
+            if not 0 <= d[k] < 1e11:
+                raise StoreError(f"{run}: field {k!r} holds {d[k]!r:.40}, not a time (the "
+                                 "store is damaged)")
+        d["config"] = cfg = _json_field(d["config"], f"{run}: field 'config'")
+        d["stats"] = _json_field(d.get("stats", "{}"), f"{run}: field 'stats'")
+        for k in _CONFIG_TABLES:
+            if k in cfg and not isinstance(cfg[k], dict):
+                raise StoreError(f"{run}: field 'config.{k}' is not a table (the store is "
+                                 "damaged)")
+        for k, kind in [(k, int) for k in _CONFIG_INTS] + [(k, str) for k in _CONFIG_STRS]:
+            if k in cfg and (isinstance(cfg[k], bool) or not isinstance(cfg[k], kind)):
+                raise StoreError(f"{run}: field 'config.{k}' holds {cfg[k]!r:.40} (the store "
+                                 "is damaged)")
         return Experiment(**d)
 
+    @_db_errors
     def list_experiments(self) -> list[Experiment]:
-        ids = [r[0] for r in self._db.execute("SELECT id FROM experiments ORDER BY id")]
-        return [self.get_experiment(i) for i in ids]
+        rows = self._db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
+        return [self._alive(self._to_experiment(r)) for r in rows]
 
+    @_db_errors
     def update_experiment(self, exp_id: int, *, status: str | None = None,
                           stats: Mapping[str, Any] | None = None,
                           budget: int | None = None) -> None:
@@ -292,6 +561,7 @@ class Store:
         self._db.execute(f"UPDATE experiments SET {', '.join(sets)} WHERE id=?", (*vals, exp_id))
 
     # ---- evaluations ------------------------------------------------------------------------
+    @_db_errors
     def add_evaluation(self, ev: Evaluation,
                        then: Callable[[sqlite3.Connection, int], None] | None = None
                        ) -> Evaluation:
@@ -329,6 +599,7 @@ class Store:
         return self._to_eval(self._db.execute("SELECT * FROM evaluations WHERE id=?",
                                               (cur.lastrowid,)).fetchone())
 
+    @_db_errors
     def evaluations(self, exp_id: int, iteration: int | None = None) -> list[Evaluation]:
         """An experiment's evaluations in recording order (optionally one iteration's)."""
         q, args = "SELECT * FROM evaluations WHERE experiment_id=?", [exp_id]
@@ -337,6 +608,7 @@ class Store:
             args.append(iteration)
         return [self._to_eval(r) for r in self._db.execute(q + " ORDER BY id", args)]
 
+    @_db_errors
     def lookup_trained(self, task_signature: str, arch_key: str,
                        statuses: Iterable[str] = ("ok", "nan", "invalid")) -> Evaluation | None:
         """The earliest *trained* evaluation of ``arch_key`` on this task in any experiment.
@@ -352,12 +624,14 @@ class Store:
         ).fetchone()
         return self._to_eval(row) if row else None
 
+    @_db_errors
     def recent_pooled(self, limit: int = 100) -> list[Evaluation]:
         """The last ``limit`` trainings, in any run, that started from a pool snapshot."""
         rows = self._db.execute("SELECT * FROM evaluations WHERE pool_snapshot IS NOT NULL "
                                 "AND trained=1 ORDER BY id DESC LIMIT ?", (int(limit),))
         return [self._to_eval(r) for r in rows]
 
+    @_db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
         """Best ``k`` distinct architectures of an experiment by reward (real results only)."""
         rows = self._db.execute(
@@ -373,6 +647,7 @@ class Store:
                 break
         return out
 
+    @_db_errors
     def summary(self, exp_id: int) -> dict[str, Any]:
         """Counts (evaluated, trained, cached, failed) and the best real reward of a run."""
         row = self._db.execute(
@@ -381,10 +656,16 @@ class Store:
             " FROM evaluations WHERE experiment_id=?", (exp_id,),
         ).fetchone()
         n, trained, cached, failed, secs, best = row
+        for field, v in (("reward", best), ("train_seconds", secs), ("trained", trained),
+                         ("cached", cached)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise StoreError(f"run id {exp_id}: field {field!r} holds {v!r:.40} in an "
+                                 "evaluation (the store is damaged)")
         return {"evaluated": n, "trained": trained or 0, "cached": cached or 0,
                 "failed": failed or 0, "train_seconds": secs or 0.0, "best_reward": best}
 
     # ---- policy updates ---------------------------------------------------------------------
+    @_db_errors
     def add_update(self, exp_id: int, iteration: int, metrics: Mapping[str, Any], *,
                    n_done: int, n_trained: int) -> None:
         """Record one policy update's metrics (a resumed iteration replaces its row)."""
@@ -392,18 +673,41 @@ class Store:
                          (exp_id, int(iteration), int(n_done), int(n_trained),
                           json.dumps(dict(metrics), sort_keys=True), time.time()))
 
+    @_db_errors
     def updates(self, exp_id: int) -> list[dict[str, Any]]:
         """An experiment's updates in order: ``iteration``, ``n_done`` (samples so far),
         ``n_trained`` (real trainings so far) and the strategy's metrics, flattened."""
+        if "updates" not in self._tables and self.readonly:
+            return []  # a store older than v3, read as it is
         rows = self._db.execute("SELECT * FROM updates WHERE experiment_id=? ORDER BY iteration",
                                 (exp_id,))
-        return [{"iteration": r["iteration"], "n_done": r["n_done"],
-                 "n_trained": r["n_trained"], **json.loads(r["metrics"])} for r in rows]
+        out = []
+        for r in rows:
+            what = f"run id {exp_id}, update {r['iteration']!r}: field 'metrics'"
+            out.append({"iteration": r["iteration"], "n_done": r["n_done"],
+                        "n_trained": r["n_trained"], **_json_field(r["metrics"], what)})
+        return out
 
     @staticmethod
     def _to_eval(row: sqlite3.Row) -> Evaluation:
-        d = dict(row)
-        d["decisions"] = tuple(json.loads(d["decisions"]))
+        d = {k: v for k, v in dict(row).items() if k in Evaluation.__dataclass_fields__}
+        what = f"run id {d.get('experiment_id')!r}, evaluation {d.get('id')!r}"
+
+        def bad(k: str) -> StoreError:
+            return StoreError(f"{what}: field {k!r} holds {d.get(k)!r:.40} (the store is "
+                              "damaged)")
+
+        for k in _EVAL_NUMS + _EVAL_INTS + _EVAL_STRS:
+            v = d.get(k)
+            if v is None and k not in _EVAL_REQUIRED:
+                continue
+            kind = str if k in _EVAL_STRS else int if k in _EVAL_INTS else (int, float)
+            if isinstance(v, bool) or not isinstance(v, kind):
+                raise bad(k)
+        dec = _json_field(d.get("decisions"), f"{what}: field 'decisions'", list)
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in dec):
+            raise bad("decisions")
+        d["decisions"] = tuple(dec)
         for f in EVAL_FLAGS:
             d[f] = bool(d[f])
         return Evaluation(**d)

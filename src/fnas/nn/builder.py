@@ -72,9 +72,45 @@ class Net(nn.Module):
         return self.classifier(x)  # (N, num_classes)
 
 
+MAX_PARAMS = 500_000_000
+"""Most parameters fnas builds a network with (2 GB of float32): a bigger one is refused before
+any allocation (a forged model file or string must not exhaust memory)."""
+MAX_IN_CHANS = 256
+MAX_CLASSES = 100_000
+
+
+def check_model_size(spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000,
+                     input_size: int | None = None) -> None:
+    """Refuse, in one line and before any allocation, sizes beyond fnas's documented limits.
+
+    Raises:
+        ConfigError: in_chans, num_classes or input_size out of range, or more than
+            :data:`MAX_PARAMS` parameters.
+    """
+    from fnas.space.cost import arch_cost
+    from fnas.tasks.trainer import MAX_IMAGE_SIZE
+
+    for name, v, hi in (("in_chans", in_chans, MAX_IN_CHANS),
+                        ("num_classes", num_classes, MAX_CLASSES),
+                        ("input_size", input_size, MAX_IMAGE_SIZE)):
+        if v is None and name == "input_size":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ConfigError(f"{name}={v!r:.40}: expected an integer in [1, {hi}]")
+    params = arch_cost(spec, 32, in_chans, num_classes).params
+    if params > MAX_PARAMS:
+        raise ConfigError(f"architecture {spec.key} has {params:,} parameters; fnas builds at "
+                          f"most {MAX_PARAMS:,}")
+
+
 def build_model(spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000,
                 input_size: int | None = None) -> Net:
-    """Build ``spec`` for ``in_chans``-channel input and ``num_classes`` outputs."""
+    """Build ``spec`` for ``in_chans``-channel input and ``num_classes`` outputs.
+
+    Raises:
+        ConfigError: beyond the size limits (:func:`check_model_size`); nothing is allocated.
+    """
+    check_model_size(spec, in_chans, num_classes, input_size)
     return Net(spec, in_chans, num_classes, input_size)
 
 

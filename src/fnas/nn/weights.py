@@ -31,7 +31,7 @@ from torch import nn
 
 from fnas._io import atomic_write_bytes
 from fnas.errors import FnasError, ModelError
-from fnas.nn.builder import Net, build_model
+from fnas.nn.builder import Net, build_model, check_model_size
 from fnas.space.spec import ArchSpec
 
 __all__ = ["FORMAT", "ModelInfo", "save_model", "read_info", "load", "fnas_version"]
@@ -120,7 +120,19 @@ class ModelInfo:
             if v is None and known[name].default is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, types[name]):
-                raise ModelError(f"{where}: metadata field {name!r} has a bad value {v!r}")
+                raise ModelError(f"{where}: metadata field {name!r} has a bad value {v!r:.60}")
+        from fnas.nn.builder import MAX_CLASSES, MAX_IN_CHANS
+        from fnas.tasks.trainer import MAX_IMAGE_SIZE
+
+        for name, hi in (("in_chans", MAX_IN_CHANS), ("num_classes", MAX_CLASSES),
+                         ("input_size", MAX_IMAGE_SIZE)):
+            if not 1 <= d[name] <= hi:
+                raise ModelError(f"{where}: metadata field {name!r} is {d[name]}, outside "
+                                 f"[1, {hi}]")
+        for k in ("mean", "std"):
+            if d.get(k) is not None and not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in d[k]):
+                raise ModelError(f"{where}: metadata field {k!r} must be a list of numbers")
         out = dict(d)
         for k in ("mean", "std"):
             if out.get(k) is not None:
@@ -207,19 +219,20 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Net:
 
     info = read_info(path)
     p, f = _open(path)
-    try:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        why = " ".join(str(e).split())[:120]
-        raise ModelError(f"{p}: tensors unreadable ({why})") from None
-    if _digest(tensors) != info.sha256:
-        raise ModelError(f"{p} is corrupted: its tensors do not match the recorded sha256")
-    try:
+    try:  # the architecture first: within fnas's size limits before anything is read or built
         spec = ArchSpec.parse(info.arch)
+        check_model_size(spec, info.in_chans, info.num_classes, info.input_size)
     except FnasError as e:
         raise ModelError(f"{p}: bad architecture in its metadata: {e}") from None
     if spec.key != info.key:
         raise ModelError(f"{p}: architecture key {spec.key} differs from the recorded {info.key}")
+    try:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as e:
+        why = " ".join(str(e).split())[:120]
+        raise ModelError(f"{p}: tensors unreadable ({type(e).__name__} {why})") from None
+    if _digest(tensors) != info.sha256:
+        raise ModelError(f"{p} is corrupted: its tensors do not match the recorded sha256")
     with torch.random.fork_rng(devices=[]):  # the fresh init is overwritten: spare the caller
         model = build_model(spec, info.in_chans, info.num_classes, info.input_size)
     try:

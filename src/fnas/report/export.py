@@ -23,7 +23,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from fnas.space.spec import ArchSpec, BlockSpec
 
 __all__ = ["SPEC_FORMAT", "ONNX_OPSET", "spec_dict", "spec_from_dict", "export_spec",
            "export_onnx", "export_torchscript", "check_onnx", "check_torchscript",
+           "compare_outputs", "Match",
            "example_input", "info_metadata", "require_onnx"]
 
 SPEC_FORMAT = "fnas-spec/1"
@@ -188,9 +189,46 @@ def _reference(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
+RTOL, ATOL = 1e-3, 1e-4
+"""Tolerances of an export check: float32 kernels of another engine (or another op order)
+promise agreement relative to the outputs, not an absolute 1e-4 on logits of any size."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """How an exported model's outputs compare with PyTorch's (``torch.testing.assert_close``
+    style: element-wise ``|got - want| <= atol * max(1, scale) + rtol * |want|``)."""
+
+    max_abs: float
+    """Largest absolute difference."""
+    scale: float
+    """Largest absolute reference output (the absolute tolerance scales with it)."""
+    worst: float
+    """Largest difference as a share of its allowance; <= 1 passes."""
+    rtol: float = RTOL
+    atol: float = ATOL
+
+    @property
+    def ok(self) -> bool:
+        return self.worst <= 1.0
+
+
+def compare_outputs(got: torch.Tensor, want: torch.Tensor, rtol: float = RTOL,
+                    atol: float = ATOL) -> Match:
+    """Compare two output tensors with a relative plus an absolute tolerance."""
+    got, want = got.detach().double().cpu(), want.detach().double().cpu()
+    diff = (got - want).abs()
+    scale = float(want.abs().max()) if want.numel() else 0.0
+    allowed = atol * max(1.0, scale) + rtol * want.abs()
+    worst = float((diff / allowed).max()) if diff.numel() else 0.0
+    if not torch.isfinite(diff).all():
+        worst = float("inf")
+    return Match(float(diff.max()) if diff.numel() else 0.0, scale, worst, rtol, atol)
+
+
 def check_onnx(path: str | Path, model: nn.Module, input_size: int | None = None,
-               batch: int = 3) -> float | None:
-    """Max absolute difference between onnxruntime's and PyTorch's outputs on a seeded batch;
+               batch: int = 3) -> Match | None:
+    """onnxruntime's outputs compared with PyTorch's on a seeded batch (:func:`compare_outputs`);
     ``None`` when onnxruntime is not installed."""
     try:
         import onnxruntime as ort
@@ -204,12 +242,12 @@ def check_onnx(path: str | Path, model: nn.Module, input_size: int | None = None
     except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
         why = " ".join(str(e).split())[:200]
         raise ModelError(f"onnxruntime cannot run {path}: {why}") from None
-    return float((torch.from_numpy(out) - _reference(model, x)).abs().max())
+    return compare_outputs(torch.from_numpy(out), _reference(model, x))
 
 
 def check_torchscript(path: str | Path, model: nn.Module, input_size: int | None = None,
-                      batch: int = 3) -> float:
-    """Max absolute difference between the saved TorchScript module and ``model``."""
+                      batch: int = 3) -> Match:
+    """The saved TorchScript module's outputs compared with ``model``'s."""
     in_chans, size = _model_shape(model, input_size)
     x = example_input(in_chans, size, batch)
     with warnings.catch_warnings():
@@ -217,7 +255,7 @@ def check_torchscript(path: str | Path, model: nn.Module, input_size: int | None
         loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         out = loaded(x)
-    return float((out - _reference(model, x)).abs().max())
+    return compare_outputs(out, _reference(model, x))
 
 
 def info_metadata(info: Any | None, spec: ArchSpec) -> dict[str, str]:

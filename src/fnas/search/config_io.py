@@ -115,6 +115,14 @@ def _check_strategy_settings(cfg) -> None:
     if unknown:
         raise ConfigError(f"unknown fnas setting(s) {unknown}: expected some of "
                           f"{sorted(allowed)}")
+    imagined = cfg.fnas.get("imagined")
+    if imagined is not None and (isinstance(imagined, bool) or not isinstance(imagined, int)
+                                 or imagined < 0):
+        raise ConfigError(f"config setting fnas.imagined={imagined!r:.40}: expected an "
+                          "integer >= 0 (as --imagined)")
+    if not isinstance(cfg.fnas.get("critic", True), bool):
+        raise ConfigError(f"config setting fnas.critic={cfg.fnas['critic']!r:.40}: expected "
+                          "true or false")
     FNASConfig.from_dict(cfg.fnas)
     if cfg.rea:
         REAConfig(**cfg.rea)

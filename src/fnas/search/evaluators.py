@@ -34,6 +34,8 @@ class Evaluator(ABC):
     """Base class of evaluators."""
 
     signature: str = ""
+    """Everything that determines a result; must be non-empty (a search refuses an empty
+    one: two custom tasks would silently share cached results)."""
     reward: RewardConfig = RewardConfig()
     trains: bool = False
     """Whether :meth:`train` exists (weights are trained, so the knowledge pool applies)."""
@@ -51,7 +53,9 @@ class Evaluator(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not train weights")
 
     def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
-        """This evaluator's reward for stored metrics."""
+        """This evaluator's reward for stored metrics. (A cached result recorded without an
+        accuracy, from an evaluator that fills only ``reward``, keeps its recorded reward: the
+        search does not call this for it.)"""
         if accuracy is None:
             return self.reward.failure_reward
         return mnas_reward(accuracy, latency_ms if self.reward.metric == "latency" else macs,
@@ -66,6 +70,9 @@ class ProxyEvaluator(Evaluator):
         data = load_dataset(task.dataset, val_fraction=task.val_fraction,
                             split_seed=task.split_seed, max_samples=task.max_samples,
                             image_size=task.image_size)
+        if task.batch_size > data.y_train.shape[0]:
+            raise ConfigError(f"task batch_size={task.batch_size} exceeds the "
+                              f"{data.y_train.shape[0]} training images of {data.name}")
         self.input_size, self.in_chans = data.image_size, data.in_chans
         self.num_classes = data.num_classes
         self.signature = f"proxy|{data.signature}|{task.signature}"

@@ -15,7 +15,9 @@ search goes on in every case.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -101,6 +103,40 @@ def _probe(address: str, timeout: float = 5.0) -> None:
                           f"{getattr(e, 'strerror', None) or e}") from None
 
 
+@contextlib.contextmanager
+def _loopback_only(ray: Any, enabled: bool = True) -> Iterator[None]:
+    """Make a local ``ray.init`` bind every Ray server (GCS, raylet, workers) to 127.0.0.1.
+
+    ``_node_ip_address="127.0.0.1"`` alone is not enough: on Linux Ray swaps a loopback node
+    address for the machine's routable one, and its gRPC servers then listen on all
+    interfaces. Ray keeps the loopback address when its ``ENABLE_RAY_CLUSTER`` switch is off
+    (its default on macOS and Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so it is
+    turned off for the duration of the start, then restored.
+    """
+    if not enabled:
+        yield
+        return
+    var = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    old_env = os.environ.get(var)
+    os.environ[var] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # a Ray without the switch: the address argument is all there is
+        ray_constants = None
+    old_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if ray_constants is not None and old_flag is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old_env
+        if ray_constants is not None and old_flag is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = old_flag
+
+
 class RayExecutor(Executor):
     """Rollouts as Ray tasks on a local Ray (started here) or an existing cluster.
 
@@ -131,10 +167,15 @@ class RayExecutor(Executor):
             _probe(address)
         if not ray.is_initialized():
             try:
+                # A local Ray listens on the loopback interface only: Ray has no
+                # authentication, so it must not be reachable from the network. Joining a
+                # cluster is explicit (``address``); securing that cluster is the user's.
                 kw: dict[str, Any] = {"address": address} if address else {
-                    "num_cpus": self.parallel * cpus_per_rollout}
-                ray.init(include_dashboard=False, logging_level=logging.ERROR,
-                         log_to_driver=False, **kw)
+                    "num_cpus": self.parallel * cpus_per_rollout,
+                    "_node_ip_address": "127.0.0.1"}
+                with _loopback_only(ray, enabled=not address):
+                    ray.init(include_dashboard=False, logging_level=logging.ERROR,
+                             log_to_driver=False, **kw)
             except Exception as e:  # noqa: BLE001 - Ray raises many types; one line for all
                 raise ConfigError(f"cannot start or reach Ray"
                                   f"{' at ' + address if address else ''}: "
@@ -145,6 +186,25 @@ class RayExecutor(Executor):
         self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=0)(_ray_rollout)
         self._evaluator_ref: tuple[int, Any] | None = None
 
+    def _gpus_per_rollout(self, device: str) -> float:
+        """GPUs each rollout requests: 0 on CPU; on CUDA the cluster's GPUs shared by the
+        rollouts in flight (at most 1 each), so that Ray gives every task a visible GPU.
+
+        Raises:
+            ConfigError: the device is CUDA and the cluster has no GPU.
+        """
+        if not str(device).startswith("cuda"):
+            return 0.0
+        gpus = float(self.ray.cluster_resources().get("GPU", 0.0))
+        if gpus <= 0:
+            raise ConfigError(f"device {device!r}: the Ray cluster has no GPU "
+                              "(ray.cluster_resources() lists none); use --device cpu")
+        return min(1.0, gpus / self.parallel)
+
+    def check_device(self, device: str) -> None:
+        """Refuse, in one line, a device the cluster cannot provide."""
+        self._gpus_per_rollout(device)
+
     def _ref(self, evaluator: Any) -> Any:
         if self._evaluator_ref is None or self._evaluator_ref[0] != id(evaluator):
             self._evaluator_ref = (id(evaluator), self.ray.put(evaluator))
@@ -153,13 +213,15 @@ class RayExecutor(Executor):
     def run(self, evaluator, jobs):
         ray = self.ray
         ev_ref = self._ref(evaluator)
+        gpus = self._gpus_per_rollout(getattr(getattr(evaluator, "task", None), "device", "cpu"))
+        task = self._task.options(num_gpus=gpus) if gpus else self._task
         todo = list(jobs)
         inflight: dict[Any, RolloutJob] = {}
         deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
         while todo or inflight:
             while todo and len(inflight) < self.parallel:
                 job = todo.pop(0)
-                inflight[self._task.remote(ev_ref, job, self.cpus)] = job
+                inflight[task.remote(ev_ref, job, self.cpus)] = job
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 job = inflight.pop(ref)

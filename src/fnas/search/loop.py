@@ -147,6 +147,9 @@ class SearchConfig:
                 f"unknown strategy {self.strategy!r}: expected one of {sorted(STRATEGIES)}")
         if self.budget < 1:
             raise ConfigError(f"budget={self.budget} must be >= 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed <= 2**32 - 1:
+            raise ConfigError(f"seed={self.seed!r:.40} must be an integer in [0, 2**32 - 1]")
         if self.batch < 2:
             raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
         if self.pool not in ("auto", "on", "off"):
@@ -217,6 +220,10 @@ def pool_epochs(cfg: SearchConfig, evaluator: Evaluator) -> int | None:
 def task_signature(cfg: SearchConfig, evaluator: Evaluator) -> str:
     """The evaluator's signature, marked when the pool shortens trainings: pool-initialised
     results share the cache only with runs that use the pool the same way."""
+    if not isinstance(evaluator.signature, str) or not evaluator.signature.strip():
+        raise ConfigError(f"evaluator {type(evaluator).__name__} has an empty signature: set "
+                          "its .signature to name everything that determines its results "
+                          "(runs with equal signatures share cached results)")
     e = pool_epochs(cfg, evaluator)
     return evaluator.signature + ("" if e is None else f"|pool:e{e}")
 
@@ -251,10 +258,37 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     kind = cfg.task.dataset.split(":", 1)[0]
     name = name or f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
+    _check_new_run(store, cfg, space, name, executor)  # nothing is written before this
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
                                   task_signature(cfg, evaluator), config, cfg.budget)
+    store.acquire_lease(exp.id, exp.name)
     _pretrain(store, exp, cfg, space, strategy, evaluator)
     return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after, executor)
+
+
+def _check_device(device: str, executor: Any) -> None:
+    """The task's device is usable where the rollouts run (here, or on the Ray cluster)."""
+    if executor is not None and hasattr(executor, "check_device"):
+        executor.check_device(device)
+    else:
+        from fnas.tasks.trainer import check_device
+
+        check_device(device)
+
+
+def _check_new_run(store: Store, cfg: SearchConfig, space: FactorizedSpace, name: str,
+                   executor: Any) -> None:
+    """Everything a new run needs, checked before its row is created (no phantom run)."""
+    from fnas.knowledge.store import check_run_name
+
+    check_run_name(name)
+    _check_device(cfg.task.device, executor)
+    if cfg.knowledge not in ("none", "all"):
+        for r in (r.strip() for r in cfg.knowledge.split(",") if r.strip()):
+            e = store.get_experiment(r)
+            if e.config.get("decision_signature") != space.decision_signature:
+                raise ConfigError(f"run {e.name!r} searched other decisions: it cannot teach "
+                                  "this search")
 
 
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
@@ -330,7 +364,12 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
     """
     exp = store.get_experiment(ref)
-    cfg = SearchConfig.from_dict(exp.config)
+    try:
+        cfg = SearchConfig.from_dict(exp.config)
+    except ConfigError as e:
+        raise StoreError(f"run {exp.name!r}: field 'config' is unusable: {e}") from None
+    _check_device(cfg.task.device, executor)
+    store.acquire_lease(exp.id, exp.name)
     if budget is not None:
         cfg = replace(cfg, budget=budget)
         store.update_experiment(exp.id, budget=budget)
@@ -339,16 +378,61 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
             task_signature(cfg, evaluator) != exp.task_signature:
         raise StoreError(f"run {exp.name!r} was recorded with another space or task "
                          "(data or training settings changed); start a new run instead")
-    ckpt = load_checkpoint(store.run_dir(exp.name))
-    loop_state: dict[str, Any] = {}
-    if ckpt is None:  # killed before its first update: pre-train again, as at the start
+    loop_state = _restore(store, exp, strategy)
+    if loop_state is None:  # killed before its first update: pre-train again, as at the start
+        loop_state = {}
         _pretrain(store, exp, cfg, space, strategy, evaluator)
-    else:
-        tensors, meta = ckpt
-        strategy.load_state(tensors, meta["strategy"])
-        loop_state = meta["loop"]
     return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after,
                  executor)
+
+
+def _restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
+    """Restore ``strategy`` from the run's checkpoint; its loop counters, or None without one.
+    A damaged checkpoint, or one that does not fit the run, refuses the resume in one line
+    before anything is recorded; a run left ``running`` by a crash is then ``interrupted``."""
+    try:
+        ckpt = load_checkpoint(store.run_dir(exp.name))
+        if ckpt is None:
+            return None
+        tensors, meta = ckpt
+        loop_state = _checked_loop_state(exp, meta)
+        try:
+            strategy.load_state(tensors, meta["strategy"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            why = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+            raise StoreError(f"run {exp.name!r}: its checkpoint does not fit the run "
+                             f"(field 'strategy': {why}); remove "
+                             f"{store.run_dir(exp.name)}/checkpoint.* to restart the run from "
+                             "its recorded evaluations") from None
+        return loop_state
+    except StoreError:
+        if store.get_experiment(exp.id).status == "running":
+            store.update_experiment(exp.id, status="interrupted")
+        raise
+
+
+def _checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
+    """A checkpoint's loop counters, type-checked, or a StoreError naming the field."""
+    def bad(field: str) -> StoreError:
+        return StoreError(f"run {exp.name!r}: its checkpoint's field {field!r} is damaged or "
+                          "belongs to another run; remove the checkpoint to restart the run "
+                          "from its recorded evaluations")
+    if not isinstance(meta, dict) or not isinstance(meta.get("strategy"), dict):
+        raise bad("strategy")
+    loop = meta.get("loop")
+    if not isinstance(loop, dict):
+        raise bad("loop")
+    if loop.get("experiment", exp.id) != exp.id:
+        raise bad("loop.experiment")
+    for k in ("iteration", "n_done", "n_trained"):
+        v = loop.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31:
+            raise bad(f"loop.{k}")
+    timers = loop.get("timers", {})
+    if not isinstance(timers, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in timers.values()):
+        raise bad("loop.timers")
+    return loop
 
 
 def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
@@ -442,7 +526,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             if cfg.checkpoint:
                 tensors, meta = strategy.state()
                 loop = {"iteration": iteration, "n_done": n_done, "n_trained": n_trained,
-                        "timers": timers}
+                        "timers": timers, "experiment": exp.id}
                 save_checkpoint(store.run_dir(exp.name), tensors,
                                 {"strategy": meta, "loop": loop})
             timers["checkpoint"] += time.perf_counter() - t
@@ -452,13 +536,20 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                      **{f"last/{k}": v for k, v in metrics.items()}}
             store.update_experiment(exp.id, stats=stats)
             timers["store"] += time.perf_counter() - t
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (the CLI turns it into this)
         store.update_experiment(exp.id, status="interrupted")
+        raise
+    except (StoreError, OSError, ConfigError):  # a full disk, a damaged file: resumable
+        try:
+            store.update_experiment(exp.id, status="interrupted")
+        except StoreError:
+            pass  # the disk may be too full even for that; resume works all the same
         raise
     finally:
         bar.close()
         if runner is not None:
             runner.close()
+        store.release_lease(exp.id)
     timers["wall"] += time.perf_counter() - t_wall
     if runner is not None:
         pooled = [e for e in store.evaluations(exp.id) if e.pool_snapshot is not None]
@@ -565,7 +656,10 @@ def _settle(store: Store, exp: Experiment, evaluator: Evaluator, p, iteration: i
                         message=f"predicted by the critic (spread {verdict.spread:.4f})",
                         predicted=True)
     elif prior is not None:
-        reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
+        if prior.accuracy is None and prior.status == "ok":
+            reward = prior.reward  # nothing to re-score from: keep the recorded reward
+        else:
+            reward = evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
         ev = Evaluation(**base, reward=reward, status=prior.status, message=prior.message,
                         accuracy=prior.accuracy, latency_ms=prior.latency_ms, macs=prior.macs,
                         params=prior.params, seed=prior.seed, cached=True, epochs=prior.epochs)

@@ -30,6 +30,14 @@ skip       ``ir``/``ds`` default to an identity shortcut (``noskip`` removes it)
            the channels change (fnas's reading of MnasNet's "pooling" skip op).
 =========  ===========================================================================
 
+**Limits.** Strings are checked against fixed limits before anything is built, so that a
+string (or a model file's metadata) cannot make fnas allocate without bound: at most
+:data:`MAX_BLOCKS` (64) blocks, :data:`MAX_REPEATS` (32) layers per block and
+:data:`MAX_LAYERS` (256) in all, kernels up to :data:`MAX_KERNEL` (15), up to
+:data:`MAX_CHANNELS` (4096) output channels, expansion up to :data:`MAX_EXPANSION` (16), and
+only ASCII digits. (The image size, up to 1024, is the task's: ``fnas.tasks.MAX_IMAGE_SIZE``;
+``fnas.nn.build_model`` also refuses a network of more than ``MAX_PARAMS`` parameters.)
+
 An identity shortcut only applies to layers whose input and output shapes match. The
 canonical string puts tokens in the order above and omits defaults, so
 ``ArchSpec.parse(s).to_str() == s`` for every canonical ``s``. :attr:`ArchSpec.key` hashes the
@@ -45,18 +53,29 @@ from dataclasses import dataclass, replace
 
 from fnas.errors import InvalidArchitecture
 
-__all__ = ["BlockSpec", "ArchSpec", "OPS", "ACTS", "SKIPS"]
+__all__ = ["BlockSpec", "ArchSpec", "OPS", "ACTS", "SKIPS", "MAX_BLOCKS", "MAX_REPEATS",
+           "MAX_LAYERS", "MAX_KERNEL", "MAX_CHANNELS", "MAX_EXPANSION", "MAX_ARCH_CHARS"]
+
+MAX_BLOCKS = 64
+MAX_REPEATS = 32
+MAX_LAYERS = 256
+MAX_KERNEL = 15
+MAX_CHANNELS = 4096
+MAX_EXPANSION = 16.0
+MAX_ARCH_CHARS = 8192
+"""Longest architecture string parsed (64 blocks of long tokens fit well within it)."""
 
 OPS = ("ir", "ds", "cn")
 ACTS = {"re": "relu", "r6": "relu6", "sw": "swish", "hs": "hard_swish"}
 SKIPS = ("id", "none", "pool")
 _DEFAULT_SKIP = {"ir": "id", "ds": "id", "cn": "none"}
-_NUM = r"(?:\d+(?:\.\d+)?)"
+_NUM = r"(?:[0-9]{1,12}(?:\.[0-9]{1,12})?)"  # ASCII digits only: int("٣") would parse
 
 
 _PATTERNS = [
-    ("repeats", r"r(\d+)", int), ("kernel", r"k(\d+)", int), ("stride", r"s(\d+)", int),
-    ("exp", rf"e({_NUM})", float), ("out_chs", r"c(\d+)", int),
+    ("repeats", r"r([0-9]{1,12})", int), ("kernel", r"k([0-9]{1,12})", int),
+    ("stride", r"s([0-9]{1,12})", int), ("exp", rf"e({_NUM})", float),
+    ("out_chs", r"c([0-9]{1,12})", int),
     ("se", rf"se({_NUM})", float), ("act", r"n(re|r6|sw|hs)", str),
 ]
 _SKIP_TOKENS = {"noskip": "none", "skip": "id", "poolskip": "pool"}
@@ -113,16 +132,20 @@ class BlockSpec:
         if self.op not in OPS:
             raise InvalidArchitecture(f"unknown op {self.op!r} {where}: expected one of {OPS}")
         checks = [
-            (self.repeats >= 1, f"r{self.repeats}", "layers must be >= 1"),
+            (1 <= self.repeats <= MAX_REPEATS, f"r{self.repeats}",
+             f"layers must be 1..{MAX_REPEATS}"),
             (self.kernel >= 1 and self.kernel % 2 == 1, f"k{self.kernel}", "kernel must be odd"),
+            (self.kernel <= MAX_KERNEL, f"k{self.kernel}", f"kernel must be <= {MAX_KERNEL}"),
             (1 <= self.stride <= 4, f"s{self.stride}", "stride must be 1..4"),
-            (self.out_chs >= 1, f"c{self.out_chs}", "channels must be >= 1"),
+            (1 <= self.out_chs <= MAX_CHANNELS, f"c{self.out_chs}",
+             f"channels must be 1..{MAX_CHANNELS}"),
             (0.0 <= self.se < 1.0, f"se{_fmt_num(self.se)}", "SE ratio must be in [0, 1)"),
             (self.skip in SKIPS, self.skip, f"skip must be one of {SKIPS}"),
             (self.act in ACTS, f"n{self.act}", f"activation must be one of {tuple(ACTS)}"),
         ]
         if self.op == "ir":
-            checks.append((self.exp >= 1.0, f"e{_fmt_num(self.exp)}", "expansion must be >= 1"))
+            checks.append((1.0 <= self.exp <= MAX_EXPANSION, f"e{_fmt_num(self.exp)}",
+                           f"expansion must be in [1, {MAX_EXPANSION:g}]"))
         else:
             checks.append((self.exp == 1.0, f"e{_fmt_num(self.exp)}", f"{self.op} takes e1 only"))
         for ok, token, why in checks:
@@ -202,6 +225,12 @@ class ArchSpec:
         if not self.blocks:
             raise InvalidArchitecture("an architecture needs at least one block")
         object.__setattr__(self, "blocks", tuple(self.blocks))
+        if len(self.blocks) > MAX_BLOCKS:
+            raise InvalidArchitecture(f"{len(self.blocks)} blocks: an architecture has at most "
+                                      f"{MAX_BLOCKS}")
+        if self.num_layers > MAX_LAYERS:
+            raise InvalidArchitecture(f"{self.num_layers} layers: an architecture has at most "
+                                      f"{MAX_LAYERS}")
 
     @classmethod
     def parse(cls, text: str) -> ArchSpec:
@@ -212,7 +241,13 @@ class ArchSpec:
         """
         if not isinstance(text, str) or not text.strip():
             raise InvalidArchitecture("empty architecture string")
+        if len(text) > MAX_ARCH_CHARS:
+            raise InvalidArchitecture(f"architecture string of {len(text)} characters: at "
+                                      f"most {MAX_ARCH_CHARS}")
         parts = [p.strip() for p in text.split("|")]
+        if len(parts) > MAX_BLOCKS:
+            raise InvalidArchitecture(f"{len(parts)} blocks: an architecture has at most "
+                                      f"{MAX_BLOCKS}")
         for i, p in enumerate(parts):
             if not p:
                 raise InvalidArchitecture(f"empty block at position {i} in {text.strip()!r}")

@@ -126,8 +126,8 @@ def load_dataset(
     if not 0 <= seed < 2**32:
         raise ConfigError(f"split_seed must be in [0, 2**32), got {split_seed!r}")
     size = None if image_size is None else _as_int("image_size", image_size)
-    if size is not None and size < 1:
-        raise ConfigError(f"image_size must be >= 1, got {image_size!r}")
+    if size is not None and not 1 <= size <= 1024:  # fnas.tasks.trainer.MAX_IMAGE_SIZE
+        raise ConfigError(f"image_size must be in [1, 1024], got {image_size!r}")
     source = _resolve(kind, path)
     cap = None if max_samples is None else _as_int("max_samples", max_samples)
     if cap is not None and cap < 2 * source.num_classes:

@@ -20,7 +20,37 @@ from torch import nn
 from fnas.errors import ConfigError
 from fnas.tasks.datasets import Dataset
 
-__all__ = ["TaskConfig", "TrainingDiverged", "train_model", "evaluate"]
+__all__ = ["TaskConfig", "TrainingDiverged", "train_model", "evaluate", "check_device",
+           "MAX_IMAGE_SIZE", "MAX_SEED"]
+
+MAX_IMAGE_SIZE = 1024
+"""Largest input height = width fnas builds or trains at (``image_size``, ``--input-size``)."""
+MAX_SEED = 2**32 - 1
+"""Seeds are in ``[0, MAX_SEED]`` (numpy's ``SeedSequence`` and torch both take them)."""
+
+
+def check_seed(seed: object, what: str = "seed") -> int:
+    """``seed`` if it is an integer in ``[0, MAX_SEED]``, else a one-line ConfigError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{what}={seed!r:.40} must be an integer in [0, 2**32 - 1]")
+    return seed
+
+
+def check_device(device: str) -> None:
+    """Refuse, in one line, a CUDA device this process cannot see (before anything runs)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r} is not a torch device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA device is visible "
+                              "(torch.cuda.is_available() is False); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA "
+                              "device(s) are visible")
+    elif dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise ConfigError(f"device {device!r}: fnas trains on cpu or cuda")
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,10 @@ class TaskConfig:
             (0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)"),
             (0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)"),
             (self.latency_repeats >= 0, "latency_repeats", "must be >= 0"),
+            (self.image_size is None or 1 <= self.image_size <= MAX_IMAGE_SIZE, "image_size",
+             f"must be in [1, {MAX_IMAGE_SIZE}]"),
+            (self.max_samples is None or self.max_samples >= 1, "max_samples", "must be >= 1"),
+            (0 <= self.split_seed <= MAX_SEED, "split_seed", "must be in [0, 2**32 - 1]"),
         ]
         for ok, name, why in checks:
             if not ok:
