@@ -64,6 +64,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
                            "frozen uniform policy with mutants (mutants alone)"),
     "abl-no-mutants": ("fnas", {"budget": ABL, "fnas": {"screen": {"mutants": 0}}},
                        "learning policy, no mutants"),
+    "abl-ucb-kappa1": ("fnas", {"budget": ABL, "fnas": {"screen": {"kappa": 1.0}}},
+                       "UCB with kappa 1 (the default is 0.5)"),
     "abl-ts": ("fnas", {"budget": ABL, "fnas": {"acquisition": "ts"}}, "Thompson sampling"),
     "abl-ei": ("fnas", {"budget": ABL, "fnas": {"acquisition": "ei"}}, "expected improvement"),
     "abl-off": ("fnas", {"budget": ABL, "fnas": {"acquisition": "off"}},
