@@ -61,7 +61,8 @@ def one_run(variant: str, seed: int, budget: int, epochs: int, work: str) -> dic
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
-        out = run_search(store, cfg, name=f"{variant}-s{seed}", progress=False)
+        name = f"{variant.replace('+', '_')}-s{seed}"  # run names take no "+"
+        out = run_search(store, cfg, name=name, progress=False)
         rows = store.evaluations(out.experiment.id)
         ups = store.updates(out.experiment.id)
         store.close()
