@@ -103,6 +103,8 @@ def compact(name: str, result: dict, table) -> dict:
             "final_regret": round(table.best_acc - table.entries[h["arch"][inc]].mean_acc, 4),
             "queries_made": len(h["query"]), "samples": r["samples"],
             "stop_reason": r.get("stop_reason"), "seconds": round(r["seconds"], 1),
+            "totals": {k[len("screen/total_"):]: v for k, v in r.get("final_stats", {}).items()
+                       if k.startswith("screen/total_")},
             "curves": {k: v[::every] for k, v in u.items()
                        if k in ("n_trained", "controller/entropy", "losses/entropy",
                                 "screen/screened", "critic/pick_tau")},
