@@ -32,6 +32,7 @@ Contract (as :class:`~fnas.knowledge.Store`):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -117,8 +118,9 @@ def _connect(store: Store) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(store.path, timeout=30.0, isolation_level=None)
         db.row_factory = sqlite3.Row
+        db.text_factory = lambda b: b.decode("utf-8", "replace")  # a damaged store's text
         db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
         raise StoreError(f"pool table in {store.path} is unusable: {e}") from None
     return db
 
@@ -141,7 +143,7 @@ def _rows(store: Store, q: str, args: tuple) -> list[PoolEntry]:
                                      f"{d.get(k)!r:.40} (the store is damaged)")
             out.append(_entry(r))
         return out
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
         raise StoreError(f"pool table in {store.path} is unusable: "
                          f"{' '.join(str(e).split())}") from None
 
@@ -151,6 +153,10 @@ def _entry(row: sqlite3.Row) -> PoolEntry:
     if not isinstance(d.get("sha256"), str) or not _SHA.fullmatch(d["sha256"]):
         raise StoreError(f"pool entry {d.get('id')!r}: field 'sha256' holds "
                          f"{d.get('sha256')!r:.40}, not a sha256 (the store is damaged)")
+    names = {f.name for f in dataclasses.fields(PoolEntry)}
+    if set(d) != names:  # a damaged schema renames or drops columns
+        raise StoreError(f"pool entry {d.get('id')!r}: columns {sorted(set(d) ^ names)} do "
+                         "not match the pool table's (the store is damaged)")
     return PoolEntry(**d)
 
 

@@ -296,11 +296,12 @@ class Store:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self._db.row_factory = sqlite3.Row
+                self._db.text_factory = _text
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
             self._check_schema()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # damaged text too
             raise StoreError(f"store database {self.path} is unreadable: "
                              f"{' '.join(str(e).split())}") from None
         except OSError as e:
@@ -314,6 +315,7 @@ class Store:
         for extra in ("", "&immutable=1"):
             db = sqlite3.connect(uri + extra, uri=True, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
+            db.text_factory = _text
             try:
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                 return db
@@ -711,3 +713,9 @@ class Store:
         for f in EVAL_FLAGS:
             d[f] = bool(d[f])
         return Evaluation(**d)
+
+
+def _text(b: bytes) -> str:
+    """Text columns of a damaged store decode with replacement characters (the row checks then
+    refuse the value in one line) instead of raising UnicodeDecodeError."""
+    return b.decode("utf-8", "replace")
