@@ -75,6 +75,21 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "ppo+replay-nocorr": ("ppo", {"budget": ABL, "replay": "on",
                                   "replay_cfg": {"correction": False}},
                           "vanilla PPO with the buffer, c = 1"),
+    "abl-c64": ("fnas", {"budget": ABL, "fnas": {"screen": {"candidates": 64, "mutants": 0}}},
+                "learning policy, 64 candidates a round, no mutants (a space 100x larger)"),
+    "abl-c64-frozen": ("fnas", {"budget": ABL, "fnas": {"screen": {
+        "candidates": 64, "mutants": 0, "policy": "frozen"}}},
+                       "frozen uniform policy, 64 candidates a round, no mutants"),
+    "abl-c64-first": ("fnas", {"budget": ABL, "fnas": {"screen": {
+        "candidates": 64, "mutants": 0, "novelty": False}}},
+                      "learning policy, first objective, 64 candidates, no mutants"),
+    "abl-no-mutants-first": ("fnas", {"budget": ABL, "fnas": {"screen": {
+        "mutants": 0, "novelty": False}}},
+                             "learning policy, first objective (unseen candidates' critic "
+                             "mean), no mutants"),
+    "fnas-first": ("fnas", {"fnas": {"screen": {"novelty": False}}},
+                   "fnas with the controller's first objective (the default until "
+                   "2026-11-30)"),
     "abl-ts-noisy": ("fnas", {"budget": ABL, "noisy": True, "fnas": {"acquisition": "ts"}},
                      "Thompson sampling, one training seed per query"),
 }

@@ -98,6 +98,45 @@ def test_the_entropy_floor_holds_the_policy_open():
     assert 0.5 < ents[0.6] < 0.8  # with it, it stays near the floor
 
 
+def test_the_novelty_objective_steers_the_policy_off_what_it_has_seen():
+    """Imagined updates reward unseen candidates by their UCB score and give evaluated ones the
+    batch's lowest: the policy moves its mass off an evaluated favourite, which the first
+    objective (critic mean, unseen candidates only) never does."""
+    import torch
+
+    from fnas.agent.critic import CriticConfig
+    from fnas.search.screening import ScreeningStrategy
+
+    space = FactorizedSpace("toy4", [Decision(f"d{i}", (0, 1, 2)) for i in range(4)],
+                            lambda c: _Toy(tuple(c[f"d{i}"] for i in range(4))))
+    best = (2, 2, 2, 2)
+    grid = np.array(np.meshgrid(*[range(3)] * 4, indexing="ij")).reshape(4, -1).T
+    y = (grid == 2).sum(1) + 0.1 * grid.sum(1)  # the critic's favourite: best
+    logp_best = {}
+    for novelty in (False, True):
+        s = ScreeningStrategy(space, 0, PPOConfig(update_epochs=4), CriticConfig(steps=300),
+                              ScreenConfig(novelty=novelty, entropy_floor=0.0), "ucb", 2)
+        s.critic.add(grid.tolist(), y.tolist())
+        s.critic.fit()
+        s._seen.add(best)
+        r = s._imagined_reward(np.array([best, (0, 0, 0, 0), (2, 2, 2, 1)]))
+        if novelty:
+            assert r[0] == pytest.approx(min(r[1:]))  # seen: the batch's lowest score
+        else:
+            assert r[0] > r[2] > r[1]  # the critic's mean, seen or not
+        for _ in range(40):
+            a, _ = s.policy.sample(64, s._gen)
+            with torch.no_grad():
+                lp, _ = s.policy.evaluate(a)
+            m = torch.as_tensor(s._imagined_reward(a.numpy()), dtype=torch.float32)
+            ppo_update(s.policy, s.optimizer, a, lp, m - m.mean(), s.cfg, s._gen)
+        with torch.no_grad():
+            lp, _ = s.policy.evaluate(torch.tensor([best]))
+        logp_best[novelty] = float(lp.sum())
+    assert logp_best[False] > np.log(0.3)  # the first objective piles onto the seen favourite
+    assert logp_best[True] < logp_best[False] - 1.0  # the novelty objective leaves it
+
+
 # ---- a search ---------------------------------------------------------------------------------
 def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
     store = Store(tmp_path)

@@ -79,7 +79,13 @@ class ScreenConfig:
     """The policy's entropy per decision is held at or above this share of the uniform
     policy's (``ppo_update``'s ``min_entropy``): it keeps proposing unseen candidates."""
     imagined_batch: int = 64
-    """Screened policy candidates per imagined update."""
+    """Policy samples per imagined update."""
+    novelty: bool = True
+    """The imagined updates' objective. True: the round's policy samples, rewarded by their
+    UCB score (critic mean + ``kappa`` x spread) when not yet evaluated and by the batch's
+    lowest score when already evaluated: the controller is rewarded for proposing candidates
+    that the critic rates highly *and* has not seen. False (the first design): only the
+    unseen samples, rewarded by the critic's mean."""
     judge_after: int = 8
     """Picks of a pre-trained critic with real results before it is judged."""
     judge_min_rank: float = 0.0
@@ -225,6 +231,7 @@ class ScreeningStrategy(PPOStrategy):
         warm = self._warm
         counts: dict[str, int] = {}
         x, _ = self._policy_samples(c.candidates)
+        self._drawn = x  # the policy's own samples, seen ones included: imagined updates
         origin = np.zeros(len(x), dtype=np.int64)  # 0 policy, 1 mutant, 2 uniform
         counts["candidates_policy"] = len(x)
         if not warm and c.mutants:
@@ -303,7 +310,8 @@ class ScreeningStrategy(PPOStrategy):
         self._real = None
         counts["screened"] = max(0, len(x) - n) if not warm else 0
         self._round = {"counts": counts, "info": info, "origin": origin[rows].tolist(),
-                       "policy_x": x[origin == 0][: 4 * self.scfg.imagined_batch],
+                       "policy_x": self._drawn[: 4 * self.scfg.imagined_batch]
+                       if self.scfg.novelty else x[origin == 0][: 4 * self.scfg.imagined_batch],
                        "ref": ref, "warm": warm, "score_ms": 1e3 * (time.perf_counter() - t0)}
         return [Proposal(s, tuple(int(v) for v in d), float(lp))
                 for s, d, lp in zip(specs, picks.tolist(), logp, strict=True)]
@@ -455,8 +463,7 @@ class ScreeningStrategy(PPOStrategy):
                 a = torch.as_tensor(px[pick.numpy()], dtype=torch.long)
                 with torch.no_grad():
                     lp, _ = self.policy.evaluate(a)
-                mean, _ = self.critic.predict(a.numpy())
-                m = torch.as_tensor(mean, dtype=torch.float32)
+                m = torch.as_tensor(self._imagined_reward(a.numpy()), dtype=torch.float32)
                 ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), icfg, self._gen,
                            min_entropy=floor)
             with torch.no_grad():
@@ -464,6 +471,18 @@ class ScreeningStrategy(PPOStrategy):
         stats["controller/entropy"] = float(ent.mean())
         stats["controller/entropy_floor"] = floor
         return stats
+
+    def _imagined_reward(self, x: np.ndarray) -> np.ndarray:
+        """What an imagined update rewards (``ScreenConfig.novelty``)."""
+        mean, spread = self.critic.predict(x)
+        if not self.scfg.novelty:
+            return mean
+        score = mean + self.scfg.kappa * spread
+        seen = np.fromiter((tuple(r) in self._seen for r in x.tolist()), bool, len(x))
+        if seen.all():
+            return np.zeros(len(x))
+        score[seen] = score[~seen].min()
+        return score
 
     def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
         ref = self._ref()
