@@ -13,7 +13,9 @@ the proposal mechanism differs):
 - ``learn+mutants``: the default: PPO controller samples plus mutants of the best results;
 - ``learn``: the PPO controller's samples only;
 - ``frozen+mutants``: uniform samples plus mutants (mutants alone do the local search);
-- ``frozen``: uniform samples only (screening without any learning proposal).
+- ``frozen``: uniform samples only (screening without any learning proposal);
+- ``learn+mutants-first``, ``learn-first``: the learning policy with the controller's first
+  objective (``ScreenConfig.novelty=False``).
 
 Task: scikit-learn's digits (8x8), the MnasNet space's 8x8 variant, 2 epochs per training,
 batch 4, 32 real trainings per run (8 warm-up, then 6 screened rounds), seeds 0-2; runs in
@@ -43,6 +45,10 @@ VARIANTS = {
     "learn": {"mutants": 0},
     "frozen+mutants": {"policy": "frozen"},
     "frozen": {"policy": "frozen", "mutants": 0},
+    # the controller's first objective (critic mean of unseen samples; the default until
+    # 2026-11-30), kept to show what the novelty objective changed
+    "learn+mutants-first": {"novelty": False},
+    "learn-first": {"mutants": 0, "novelty": False},
 }
 
 
