@@ -1,7 +1,8 @@
 """fnas: fast sampling-based neural architecture search (FNAS).
 
-``fnas.build`` and ``fnas.load`` are the entry points for using a found architecture; they
-import torch on first call, so ``import fnas`` stays light.
+``fnas.create_search`` runs a search from Python (``fnas.api``); ``fnas.build`` and
+``fnas.load`` are the entry points for using a found architecture. They import torch on first
+use, so ``import fnas`` stays light.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ if TYPE_CHECKING:
     from fnas.nn.builder import Net
     from fnas.space.spec import ArchSpec
 
-__all__ = ["build", "load"]
+__all__ = ["build", "load", "create_search", "make_space", "register_space", "Search",
+           "ObjectiveEvaluator"]
+
+_API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEvaluator",
+        "Choices", "ObjectiveError"}
+
+
+def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first use
+    if name in _API:
+        from fnas import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fnas' has no attribute {name!r}")
 
 
 def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,

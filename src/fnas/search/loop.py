@@ -138,6 +138,9 @@ class SearchConfig:
     replay_cfg: dict = field(default_factory=dict)
     """Replay settings (``ReplayConfig`` fields: share, capacity, sampling, alpha, correction,
     c_max); empty means its defaults."""
+    objective: str | None = None
+    """What scores architectures when it is not the proxy task ``task`` (the objective's
+    signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:

@@ -17,8 +17,10 @@ One round (DESIGN.md loop step 2, revised), with B the batch:
    refit is warm-started.
 5. **Controller.** One PPO update on the trained batch (advantage: target minus the critic's
    prefix value, centred; with the experience buffer, replayed real results join it with
-   their truncated importance weights), then ``imagined`` updates on the round's screened
-   policy candidates (advantage: critic mean minus its batch mean). The entropy coefficient
+   their truncated importance weights), then ``imagined`` updates on the round's policy
+   samples. Their objective rewards what screening needs from a proposer: a sample not yet
+   evaluated earns its UCB score, one already evaluated earns the batch's lowest score
+   (``novelty``; advantage: that reward minus its batch mean). The entropy coefficient
    has a floor: an epoch that finds the policy's entropy per decision under
    ``entropy_floor`` x that of the uniform policy ascends the entropy instead, so the policy
    keeps proposing unseen candidates until the budget is spent.

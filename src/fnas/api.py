@@ -1,0 +1,390 @@
+"""The Python API: a search you drive from Python, on your own space and objective.
+
+::
+
+    import fnas
+
+    def train_and_score(arch):            # your training: an architecture -> accuracy
+        ...
+        return accuracy                    # or {"accuracy": ..., "latency_ms": ...}
+
+    search = fnas.create_search(store="runs/", name="my-search", space="mnas",
+                                objective=train_and_score, load_if_exists=True)
+    search.optimize(budget=64)             # resumes where it stopped if it exists
+    search.best, search.trials_dataframe()
+
+Modelled on Optuna's ``create_study(...).optimize(objective)``. The objective is wrapped into
+an :class:`~fnas.search.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); everything else
+(the store, the cache, checkpoints, resume, the strategies) is the one ``fnas search`` uses.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from fnas.errors import ConfigError, FnasError
+from fnas.search.evaluators import Evaluator
+from fnas.search.loop import (
+    SPACES,
+    STRATEGIES,
+    SearchConfig,
+    SearchOutcome,
+    resume_search,
+    run_search,
+)
+from fnas.space.factorized import Decision, FactorizedSpace
+from fnas.tasks.reward import RewardConfig
+from fnas.tasks.rollout import RolloutResult
+
+__all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "create_search",
+           "make_space", "register_space"]
+
+_METRICS = ("accuracy", "reward", "latency_ms", "macs", "params")
+
+
+class ObjectiveError(FnasError):
+    """An objective returned something that is not a result, or raised."""
+
+
+class Choices(Mapping):
+    """An architecture of a space made by :func:`make_space` without ``decode``: the chosen
+    value of each decision (a read-only mapping), with the ``key`` and ``to_str()`` the store
+    records."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._v = dict(values)
+        self.key = ",".join(f"{k}={v!r}" for k, v in self._v.items())
+
+    def __getitem__(self, k: str) -> Any:
+        return self._v[k]
+
+    def __iter__(self):
+        return iter(self._v)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choices) and other.key == self.key
+
+    def to_str(self) -> str:
+        return self.key
+
+    def __repr__(self) -> str:
+        return f"Choices({self._v!r})"
+
+
+def make_space(name: str, decisions: Mapping[str, Sequence[Any]],
+               decode: Callable[[Mapping[str, Any]], Any] | None = None,
+               meta: Mapping[str, Any] | None = None) -> FactorizedSpace:
+    """A search space from ``{decision name: choices}``, in the order the controller samples.
+
+    Without ``decode`` an architecture is a :class:`Choices` mapping (decision -> value), which
+    the objective turns into a network itself; with it, ``decode(values)`` must return an
+    object with a ``key`` attribute and a ``to_str()`` method (an
+    :class:`~fnas.space.ArchSpec`, for instance).
+
+    Raises:
+        InvalidArchitecture: a decision without choices or with a repeated choice.
+        ConfigError: no decisions, or a bad name.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("a space needs a non-empty name")
+    if not decisions:
+        raise ConfigError(f"space {name!r} has no decisions")
+    ds = [Decision(str(k), tuple(v)) for k, v in decisions.items()]
+    return FactorizedSpace(name, ds, decode or Choices, meta=meta)
+
+
+def register_space(name: str, space: FactorizedSpace | Callable[..., FactorizedSpace]) -> None:
+    """Make a space reachable by name (``SearchConfig(space=name)``, ``fnas search --space``,
+    resume): a :class:`FactorizedSpace`, or a factory taking the task's input size.
+
+    Raises:
+        ConfigError: the name is taken by another space, or ``space`` is neither.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("a space needs a non-empty name")
+    if isinstance(space, FactorizedSpace):
+        factory = _Fixed(space)
+    elif callable(space):
+        factory = space
+    else:
+        raise ConfigError(f"register_space({name!r}): expected a FactorizedSpace or a factory, "
+                          f"got {type(space).__name__}")
+    old = SPACES.get(name)
+    if old is not None and not (isinstance(old, _Fixed) and isinstance(factory, _Fixed)
+                                and old.space.signature == factory.space.signature):
+        if old is not factory:
+            raise ConfigError(f"space name {name!r} is taken (registered spaces: "
+                              f"{sorted(SPACES)}); pick another name")
+    SPACES[name] = factory
+
+
+class _Fixed:
+    """A registered space object: the same space whatever the input size."""
+
+    def __init__(self, space: FactorizedSpace) -> None:
+        self.space = space
+
+    def __call__(self, input_size: int = 224) -> FactorizedSpace:
+        return self.space
+
+
+class ObjectiveEvaluator(Evaluator):
+    """A plain function as an evaluator: ``objective(arch)`` or ``objective(arch, seed)``
+    returns the accuracy (a float; higher is better) or a dict of metrics with ``accuracy``
+    and optionally ``reward``, ``latency_ms``, ``macs``, ``params``.
+
+    Its :attr:`signature`, which keys the result cache, is the function's qualified name plus
+    your ``version`` tag: change the tag when the function's results change, and two
+    objectives never share cached results.
+
+    Args:
+        objective: the function.
+        version: your tag for this version of it.
+        reward: a cost target (``RewardConfig``) to combine accuracy with latency or MACs, as
+            MnasNet's reward does; default: the reward is the accuracy (or the dict's
+            ``reward``).
+        catch: exception types that make an architecture a failed result (recorded, reward
+            ``reward.failure_reward``) instead of stopping the search, as Optuna's ``catch``.
+    """
+
+    def __init__(self, objective: Callable[..., Any], version: str | int | None = None,
+                 reward: RewardConfig | None = None,
+                 catch: tuple[type[BaseException], ...] = ()) -> None:
+        if not callable(objective):
+            raise ConfigError(f"objective must be a function, got {type(objective).__name__}")
+        self.objective, self.catch = objective, tuple(catch)
+        self.reward = reward or RewardConfig()
+        qual = getattr(objective, "__qualname__", type(objective).__qualname__)
+        self.name = f"{getattr(objective, '__module__', '?')}.{qual}"
+        self.signature = f"objective:{self.name}" + ("" if version is None else f"@{version}")
+        try:
+            params = inspect.signature(objective).parameters.values()
+            self._with_seed = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                  for p in params) >= 2 or any(p.kind == p.VAR_POSITIONAL
+                                                               for p in params)
+        except (TypeError, ValueError):
+            self._with_seed = False
+
+    def evaluate(self, spec: Any, seed: int) -> RolloutResult:
+        import time
+
+        t0 = time.perf_counter()
+        try:
+            out = self.objective(spec, seed) if self._with_seed else self.objective(spec)
+        except self.catch as e:  # noqa: B030  (a tuple of exception types; () catches nothing)
+            msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            return RolloutResult(spec.to_str(), spec.key, "failed", msg,
+                                 self.reward.failure_reward, seed=seed,
+                                 train_seconds=time.perf_counter() - t0)
+        m = self._metrics(out)
+        reward = m.get("reward")
+        if reward is None:
+            reward = self.rescore(m["accuracy"], m.get("latency_ms"), m.get("macs"))
+        return RolloutResult(spec.to_str(), spec.key, "ok", "", float(reward), m["accuracy"],
+                             m.get("latency_ms"), m.get("macs"), m.get("params"),
+                             time.perf_counter() - t0, 0, seed)
+
+    def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
+        if accuracy is not None and self.reward.target is None:
+            return float(accuracy)
+        return super().rescore(accuracy, latency_ms, macs)
+
+    def _metrics(self, out: Any) -> dict[str, Any]:
+        if isinstance(out, Mapping):
+            unknown = sorted(set(out) - set(_METRICS))
+            if unknown or ("accuracy" not in out and "reward" not in out):
+                raise ObjectiveError(
+                    f"objective {self.name} returned a dict with keys {sorted(out)}: expected "
+                    f"'accuracy' (and optionally {', '.join(_METRICS[1:])})")
+            m = dict(out)
+        else:
+            m = {"accuracy": out}
+        for k, v in m.items():
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if v is not None and not ok:
+                raise ObjectiveError(f"objective {self.name} returned {k}={v!r:.60}: expected a "
+                                     "finite number")
+        m.setdefault("accuracy", m.get("reward"))
+        m["accuracy"] = float(m["accuracy"])
+        return m
+
+
+class Search:
+    """One search recorded in a store: run it with :meth:`optimize`, read it with
+    :attr:`best`, :meth:`trials` and :meth:`trials_dataframe`. Made by :func:`create_search`.
+    """
+
+    def __init__(self, store: Any, name: str, config: SearchConfig,
+                 evaluator: Evaluator | None, space: FactorizedSpace | None) -> None:
+        self.store, self.name, self.config = store, name, config
+        self.evaluator, self.space = evaluator, space
+        self.outcome: SearchOutcome | None = None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the run has been started (it is in the store)."""
+        from fnas.errors import StoreError
+
+        try:
+            self.store.get_experiment(self.name)
+            return True
+        except StoreError:
+            return False
+
+    def optimize(self, budget: int | None = None, *, progress: bool = True,
+                 stop_after: int | None = None) -> SearchOutcome:
+        """Run the search until its total ``budget`` (default: the configured one) is spent;
+        a search that exists resumes from its last checkpoint, and a larger ``budget``
+        extends a finished one. ``stop_after`` stops after that many rounds (resumable).
+
+        Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
+        resumable; so does an exception the objective raises (unless listed in ``catch``).
+        """
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                                   or budget < 1):
+            raise ConfigError(f"budget={budget!r} must be a positive integer")
+        kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
+                  stop_after=stop_after)
+        try:
+            if self.exists:
+                self.outcome = resume_search(self.store, self.name, budget=budget, **kw)
+            else:
+                cfg = self.config if budget is None else replace(self.config, budget=budget)
+                self.outcome = run_search(self.store, cfg, name=self.name, **kw)
+        except (KeyboardInterrupt, FnasError):
+            raise
+        except Exception:
+            self._interrupted()
+            raise
+        return self.outcome
+
+    def _interrupted(self) -> None:
+        try:
+            exp = self.store.get_experiment(self.name)
+            if exp.status == "running":
+                self.store.update_experiment(exp.id, status="interrupted")
+        except FnasError:
+            pass
+
+    @property
+    def experiment(self) -> Any:
+        return self.store.get_experiment(self.name)
+
+    @property
+    def best(self) -> Any:
+        """The best really evaluated result (an ``Evaluation``: ``arch``, ``reward``,
+        ``accuracy``...), or None before any."""
+        top = self.store.top(self.experiment.id, 1)
+        return top[0] if top else None
+
+    def trials(self) -> list[Any]:
+        """Every evaluation of the run, in order."""
+        return self.store.evaluations(self.experiment.id)
+
+    def trials_dataframe(self) -> Any:
+        """The evaluations as a pandas DataFrame, one row each (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("trials_dataframe() needs pandas: pip install pandas") from None
+        rows = [{f.name: getattr(e, f.name) for f in fields(e)} for e in self.trials()]
+        return pd.DataFrame(rows)
+
+
+def create_search(store: str | Path | Any = "fnas-store", name: str | None = None,
+                  space: str | FactorizedSpace = "mnas",
+                  objective: Callable[..., Any] | Evaluator | None = None, *,
+                  load_if_exists: bool = False, version: str | int | None = None,
+                  strategy: str = "fnas", budget: int = 32, batch: int = 8, seed: int = 0,
+                  reward: RewardConfig | None = None,
+                  catch: tuple[type[BaseException], ...] = (),
+                  **settings: Any) -> Search:
+    """A search over ``space`` that scores architectures with ``objective``.
+
+    Args:
+        store: a store folder (created if missing) or an open ``fnas.knowledge.Store``.
+        name: the run's name (letters, digits, ``.``, ``_``, ``-``); default: from the
+            strategy, space and objective.
+        space: a registered space's name (``mnas``, ``macro``, or one from
+            :func:`register_space`) or a :class:`FactorizedSpace` (registered under its name,
+            so the run records it and resumes in this process).
+        objective: a function ``arch -> accuracy`` (or a dict of metrics; see
+            :class:`ObjectiveEvaluator`), or an ``Evaluator``. Default: the proxy task of
+            ``settings['task']`` (digits training for the MnasNet space).
+        load_if_exists: a run of that name continues instead of being refused.
+        version: your tag for the objective's current version (keys the result cache).
+        strategy: ``fnas`` (default), ``ppo``, ``rea``, ``random``, or a registered one.
+        budget, batch, seed: as in :class:`~fnas.search.loop.SearchConfig`.
+        reward: a cost target for the objective's accuracy (MnasNet's reward).
+        catch: exception types of the objective recorded as failed architectures.
+        **settings: any other :class:`~fnas.search.loop.SearchConfig` field
+            (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).
+
+    Raises:
+        ConfigError: a bad setting, an unknown space or strategy. StoreError: the name is
+            taken and ``load_if_exists`` is False, or the store is damaged.
+    """
+    from fnas.errors import StoreError
+    from fnas.knowledge import Store
+
+    if isinstance(space, FactorizedSpace):
+        register_space(space.name, space)
+        space_obj: FactorizedSpace | None = space
+        space_name = space.name
+    elif isinstance(space, str):
+        if space not in SPACES:
+            raise ConfigError(f"unknown space {space!r}: expected one of {sorted(SPACES)} or a "
+                              "FactorizedSpace (fnas.make_space)")
+        space_obj, space_name = None, space
+    else:
+        raise ConfigError(f"space: expected a name or a FactorizedSpace, got "
+                          f"{type(space).__name__}")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}: expected one of {sorted(STRATEGIES)}")
+    known = {f.name for f in fields(SearchConfig)}
+    bad = sorted(set(settings) - known)
+    if bad:
+        raise ConfigError(f"unknown setting(s) {bad}: expected SearchConfig fields "
+                          f"{sorted(known - {'space', 'strategy', 'budget', 'batch', 'seed'})}")
+    if isinstance(objective, Evaluator):
+        evaluator: Evaluator | None = objective
+        label = type(objective).__name__.lower()
+    elif objective is not None:
+        evaluator = ObjectiveEvaluator(objective, version, reward, catch)
+        label = getattr(objective, "__name__", "objective")
+    else:
+        evaluator, label = None, None
+    if evaluator is not None:
+        settings.setdefault("objective", getattr(evaluator, "signature", label))
+    cfg = SearchConfig(space=space_name, strategy=strategy, budget=budget, batch=batch,
+                       seed=seed, **settings)
+    st = store if isinstance(store, Store) else Store(Path(store))
+    if name is None:
+        kind = label or cfg.task.dataset.split(":", 1)[0]
+        name = _run_name(f"{strategy}-{space_name}-{kind}-s{seed}")
+    exists = True
+    try:
+        st.get_experiment(name)
+    except StoreError:
+        exists = False
+    if exists and not load_if_exists:
+        raise StoreError(f"run {name!r} already exists in {st.root}: pass load_if_exists=True "
+                         "to continue it, or another name")
+    return Search(st, name, cfg, evaluator, space_obj)
+
+
+def _run_name(raw: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw)[:100]
