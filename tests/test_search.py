@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fnas.errors import StoreError
+from fnas.errors import ConfigError, StoreError
 from fnas.knowledge import Store
 from fnas.search import (
     PPOStrategy,
@@ -181,3 +181,29 @@ def test_duplicate_run_name_and_changed_task(tmp_path):
     other = CountingEvaluator(SPACE, _target(seed=6))  # a different task signature
     with pytest.raises(StoreError, match="another space or task"):
         resume_search(store, "dup", budget=16, evaluator=other, space=SPACE, progress=False)
+
+
+def test_a_search_stops_when_its_seconds_are_spent_and_says_so(tmp_path):
+    import time
+
+    from fnas.search.evaluators import Evaluator
+    from fnas.space import macro_space
+
+    space = macro_space()
+
+    class Slow(Evaluator):
+        signature = "slow-synthetic"
+
+        def evaluate(self, spec, seed):
+            time.sleep(0.05)
+            return SyntheticEvaluator(space, (0,) * 8).evaluate(spec, seed)
+
+    store = Store(tmp_path)
+    cfg = SearchConfig(space="macro", strategy="random", budget=1000, batch=4,
+                       budget_seconds=0.5)
+    out = run_search(store, cfg, name="timed", evaluator=Slow(), space=space, progress=False)
+    assert out.stats["stop_reason"] == "seconds"
+    assert 4 <= out.stats["n_done"] < 1000
+    assert out.experiment.status == "done"
+    with pytest.raises(ConfigError, match="budget_seconds"):
+        SearchConfig(budget_seconds=0)

@@ -138,6 +138,9 @@ class SearchConfig:
     replay_cfg: dict = field(default_factory=dict)
     """Replay settings (``ReplayConfig`` fields: share, capacity, sampling, alpha, correction,
     c_max); empty means its defaults."""
+    budget_seconds: float | None = None
+    """Also stop once the search's compute is spent: its wall-clock seconds (trainings plus
+    the search's own overhead: sampling, critic, updates, store), summed over resumes."""
     objective: str | None = None
     """What scores architectures when it is not the proxy task ``task`` (the objective's
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
@@ -169,6 +172,11 @@ class SearchConfig:
             raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.budget_counts not in ("samples", "trained"):
             raise ConfigError(f"budget_counts={self.budget_counts!r}: 'samples' or 'trained'")
+        if self.budget_seconds is not None and not (
+                isinstance(self.budget_seconds, (int, float)) and not isinstance(
+                    self.budget_seconds, bool) and 0 < self.budget_seconds < float("inf")):
+            raise ConfigError(f"budget_seconds={self.budget_seconds!r:.40} must be a positive "
+                              "number of seconds")
 
     @property
     def sample_cap(self) -> int:
@@ -468,7 +476,8 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     metrics: dict[str, float] = {}
     try:
         while (n_trained if by_trained else n_done) < cfg.budget and n_done < cfg.sample_cap \
-                and (stop_after is None or iters_this_call < stop_after):
+                and (stop_after is None or iters_this_call < stop_after) \
+                and not _out_of_time(cfg, timers) and not getattr(strategy, "exhausted", False):
             n, left = cfg.batch, cfg.sample_cap - n_done
             while n > 1 and strategy.fresh_count(n) > left:  # the last batch may be smaller
                 n -= 1
@@ -560,15 +569,22 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             [e.pool_hit_ratio for e in pooled])) if pooled else 0.0, "pool/coverage": float(
             np.mean([e.pool_coverage for e in pooled])) if pooled else 0.0})
     spent = (n_trained if by_trained else n_done) >= cfg.budget
-    done = spent or n_done >= cfg.sample_cap
+    seconds = not spent and _out_of_time(cfg, timers)
+    exhausted = not spent and not seconds and getattr(strategy, "exhausted", False)
+    done = spent or seconds or exhausted or n_done >= cfg.sample_cap
     # why it stopped: a budget counted in trainings can end at the sample cap instead (a
     # policy that only resamples known architectures), which the user must be told
-    reason = "budget" if spent else "max_samples" if done else "stopped"
+    reason = "budget" if spent else "seconds" if seconds else "exhausted" if exhausted \
+        else "max_samples" if done else "stopped"
     stats = {**keep, **timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
              "best_reward": best, "stop_reason": reason,
              **{f"last/{k}": v for k, v in metrics.items()}}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
+
+
+def _out_of_time(cfg: SearchConfig, timers: dict[str, float]) -> bool:
+    return cfg.budget_seconds is not None and timers["wall"] >= cfg.budget_seconds
 
 
 def _postfix(best: float, strategy: Strategy, n_trained: int) -> dict[str, str]:

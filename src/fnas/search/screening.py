@@ -134,6 +134,8 @@ class ScreenState:
     """(critic mean, real reward) of every screened pick: the running rank check."""
     totals: dict[str, int] = field(default_factory=dict)
     """Cumulative counts: screened, trained picks, candidates by origin, fallbacks."""
+    exhausted: bool = False
+    """The last round found no unseen candidate at all: the space has been evaluated."""
 
     def to_meta(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +189,12 @@ class ScreeningStrategy(PPOStrategy):
         return len(y)
 
     # ---- sampling ---------------------------------------------------------------------------
+    @property
+    def exhausted(self) -> bool:
+        """Every architecture of the space has been evaluated: the last round found no unseen
+        candidate even among uniform samples (the search then stops: reason ``exhausted``)."""
+        return self.st.exhausted
+
     @property
     def screened_total(self) -> int:
         return int(self.st.totals.get("screened", 0))
@@ -258,6 +266,7 @@ class ScreeningStrategy(PPOStrategy):
             keep = self._unseen(x)
         if len(keep) < n_pick:
             counts["exhausted"] = 1  # (almost) every architecture has been evaluated
+        self.st.exhausted = len(keep) == 0 and len(self._seen_keys) > 0
         return x[keep], origin[keep], counts
 
     def ask(self, n: int) -> list[Proposal]:
