@@ -1,11 +1,14 @@
 """fnas: fast sampling-based neural architecture search (FNAS).
 
 ``fnas.build`` and ``fnas.load`` are the entry points for using a found architecture; they
-import torch on first call, so ``import fnas`` stays light.
+import torch on first call, so ``import fnas`` stays light. The search logs to the
+``fnas`` logger (one INFO line per evaluation and per policy update); it has only a
+``NullHandler`` until the application configures logging.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,6 +16,9 @@ if TYPE_CHECKING:
     from fnas.space.spec import ArchSpec
 
 __all__ = ["build", "load"]
+
+# a library adds no handler of its own: the application configures logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,
