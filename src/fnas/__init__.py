@@ -2,11 +2,14 @@
 
 ``fnas.create_search`` runs a search from Python (``fnas.api``); ``fnas.build`` and
 ``fnas.load`` are the entry points for using a found architecture. They import torch on first
-use, so ``import fnas`` stays light.
+use, so ``import fnas`` stays light. The search logs to the ``fnas`` logger (one INFO line
+per evaluation and per policy update); it has only a ``NullHandler`` until the application
+configures logging.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +29,9 @@ def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first
 
         return getattr(api, name)
     raise AttributeError(f"module 'fnas' has no attribute {name!r}")
+
+# a library adds no handler of its own: the application configures logging
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,

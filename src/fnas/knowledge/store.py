@@ -44,10 +44,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fnas.errors import StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION",
            "check_run_name", "LEASE_TTL", "MAX_NAME_LENGTH"]
@@ -665,6 +668,19 @@ class Store:
                                  "evaluation (the store is damaged)")
         return {"evaluated": n, "trained": trained or 0, "cached": cached or 0,
                 "failed": failed or 0, "train_seconds": secs or 0.0, "best_reward": best}
+
+    def to_dataframe(self, run: int | str | None = None) -> pd.DataFrame:
+        """A ``pandas.DataFrame`` with one row per evaluation of ``run`` (a name or id), or of
+        every run if None, in recording order; its columns (``run``, then the
+        :class:`Evaluation` fields) are listed in :mod:`fnas.knowledge.frame`.
+
+        Raises:
+            ImportError: pandas is not installed (``pip install pandas``).
+            StoreError: ``run`` is unknown, or a row is damaged.
+        """
+        from fnas.knowledge.frame import evaluations_frame
+
+        return evaluations_frame(self, run)
 
     # ---- policy updates ---------------------------------------------------------------------
     @_db_errors

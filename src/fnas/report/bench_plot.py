@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["best_so_far_matrix", "plot_bench"]
 
@@ -20,15 +23,17 @@ def best_so_far_matrix(runs: list[dict[str, Any]], budget: int) -> np.ndarray:
     return m
 
 
-def plot_bench(result: dict[str, Any], path: str) -> None:
-    """Write a PNG: x = queries (log), y = best reward so far; median line, IQR band."""
-    import matplotlib
+def plot_bench(result: dict[str, Any], path: str | None = None) -> Figure:
+    """The figure of a benchmark result: x = queries (log), y = best reward so far; median
+    line and IQR band per strategy. With ``path``, also written there as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The figure is not registered with pyplot (nothing to close, no display needed).
+    """
+    from matplotlib.figure import Figure
 
     cfg = result["config"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.subplots()
     x = np.arange(1, cfg["budget"] + 1)
     for s in dict.fromkeys(r["strategy"] for r in result["runs"]):  # labels, as run
         runs = [r for r in result["runs"] if r["strategy"] == s]
@@ -57,5 +62,6 @@ def plot_bench(result: dict[str, Any], path: str) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path)
+    return fig

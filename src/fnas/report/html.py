@@ -1,7 +1,9 @@
 """``fnas report``: one self-contained HTML file per run (or a comparison of runs).
 
-Everything is read from the store; nothing is recomputed or trained. Plots are drawn with
-matplotlib (Agg) and embedded as base64 PNG, so the file opens offline, alone, anywhere.
+Everything is read from the store; nothing is recomputed or trained. Each ``plot_*``
+function returns a matplotlib ``Figure`` (or None when the run recorded nothing to plot),
+drawn outside pyplot (no global state, no GUI backend); the report turns each one into PNG
+bytes (:func:`figure_png`) embedded as base64, so the file opens offline, alone, anywhere.
 
 A single run's report shows, where the run recorded it:
 
@@ -31,14 +33,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Evaluation, Experiment, Store
 
-__all__ = ["RunData", "load_run", "render_report", "write_report", "pareto_front"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["RunData", "load_run", "render_report", "render_compare", "write_report",
+           "pareto_front", "best_so_far", "figure_png", "plot_best", "plot_pareto",
+           "plot_entropy", "plot_critic", "plot_screening", "plot_pool", "plot_replay"]
 
 
 @dataclass
@@ -113,20 +120,20 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 
 # ---- plots --------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float], ncols: int = 1) -> tuple[Figure, Any]:
+    """A new Figure and its axes (one, or an array of ``ncols``), not registered with pyplot:
+    nothing to close, and no display needed."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, ncols)
 
 
-def _png(fig) -> str:
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes, cropped to its content, as the report embeds it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def _cost_label(run: RunData) -> str:
@@ -135,9 +142,9 @@ def _cost_label(run: RunData) -> str:
     return "latency (ms)"
 
 
-def plot_best(runs: Sequence[RunData]) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+def plot_best(runs: Sequence[RunData]) -> Figure:
+    """Best-so-far real reward against real trainings and against training seconds."""
+    fig, axes = _figure((10, 3.8), 2)
     for run in runs:
         n, s, y = best_so_far(run)
         if len(y):
@@ -151,12 +158,12 @@ def plot_best(runs: Sequence[RunData]) -> str:
     if axes[0].lines:  # a run with no real result draws no line, and needs no legend
         axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("Best-so-far reward")
-    return _png(fig)
+    return fig
 
 
-def plot_pareto(runs: Sequence[RunData]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def plot_pareto(runs: Sequence[RunData]) -> Figure:
+    """Every real evaluation as accuracy against cost, each run's Pareto front, the target."""
+    fig, ax = _figure((7, 4.5))
     metric = runs[0].metric
     for i, run in enumerate(runs):
         pts = [(cost_of(e, metric), e.accuracy) for e in run.real
@@ -179,17 +186,17 @@ def plot_pareto(runs: Sequence[RunData]) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Every real evaluation: accuracy against cost")
-    return _png(fig)
+    return fig
 
 
-def plot_entropy(run: RunData) -> str | None:
+def plot_entropy(run: RunData) -> Figure | None:
+    """The policy's entropy per update (None: no policy)."""
     key = "controller/entropy" if any("controller/entropy" in u for u in run.updates) \
         else "losses/entropy"  # screening measures it after its updates
     ups = [u for u in run.updates if key in u]
     if not ups:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = _figure((7, 3.2))
     ax.plot([u["iteration"] + 1 for u in ups], [u[key] for u in ups], marker=".")
     floor = ups[-1].get("controller/entropy_floor")
     if floor is not None:
@@ -199,7 +206,7 @@ def plot_entropy(run: RunData) -> str | None:
     ax.set_ylabel("mean entropy per decision (nats)")
     ax.grid(alpha=0.3)
     ax.set_title("Policy entropy per update")
-    return _png(fig)
+    return fig
 
 
 def critic_pairs(run: RunData) -> list[tuple[float, float, float, bool]]:
@@ -210,12 +217,12 @@ def critic_pairs(run: RunData) -> list[tuple[float, float, float, bool]]:
             and e.predicted_reward is not None]
 
 
-def plot_critic(run: RunData) -> str | None:
+def plot_critic(run: RunData) -> Figure | None:
+    """The critic's predictions against the real rewards (None: nothing to check)."""
     pairs = critic_pairs(run)
     if not pairs:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure((5.5, 5))
     p, r, s, a = (np.array(x) for x in zip(*pairs, strict=True))
     picked = "picked by the acquisition" if screened(run) is not None \
         else "trained (uncertain or promising)"
@@ -231,7 +238,7 @@ def plot_critic(run: RunData) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Critic against the truth")
-    return _png(fig)
+    return fig
 
 
 def screened(run: RunData) -> int | None:
@@ -240,12 +247,12 @@ def screened(run: RunData) -> int | None:
     return int(sum(u["screen/screened"] for u in ups)) if ups else None
 
 
-def plot_screening(run: RunData) -> str | None:
+def plot_screening(run: RunData) -> Figure | None:
+    """What the critic screened out per round, and its Kendall tau (None: no screening)."""
     ups = [u for u in run.updates if "screen/screened" in u]
     if not ups:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
+    fig, ax = _figure((11, 3.4), 2)
     x = [u["n_trained"] for u in ups]
     ax[0].bar(x, [u["screen/screened"] for u in ups], width=max(1.0, 0.8 * (x[0] or 1)),
               label="screened out")
@@ -263,15 +270,15 @@ def plot_screening(run: RunData) -> str | None:
     ax[1].set_title("Critic's ranking of its own picks (last 64)")
     ax[1].grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-def plot_pool(run: RunData) -> str | None:
+def plot_pool(run: RunData) -> Figure | None:
+    """The knowledge pool's hit ratio and coverage per training (None: pool off)."""
     pooled = [e for e in run.evals if e.trained and e.pool_hit_ratio is not None]
     if not pooled:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = _figure((7, 3.2))
     x = np.arange(1, len(pooled) + 1)
     ax.plot(x, [e.pool_hit_ratio for e in pooled], ".-", label="hit ratio (blocks initialised)")
     ax.plot(x, [e.pool_coverage or 0.0 for e in pooled], ".-",
@@ -282,15 +289,15 @@ def plot_pool(run: RunData) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Knowledge pool: hit ratio and coverage")
-    return _png(fig)
+    return fig
 
 
-def plot_replay(run: RunData) -> str | None:
+def plot_replay(run: RunData) -> Figure | None:
+    """The replay buffer's importance weights, all and per update (None: no replay)."""
     ups = [u for u in run.updates if u.get("replay/c")]
     if not ups:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, axes = _figure((10, 3.5), 2)
     allc = np.concatenate([np.asarray(u["replay/c"], dtype=float) for u in ups])
     axes[0].hist(allc, bins=30, color="C2")
     axes[0].set_xlabel("importance weight c = min(c_max, pi / mu_b)")
@@ -305,7 +312,7 @@ def plot_replay(run: RunData) -> str | None:
     axes[1].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    return _png(fig)
+    return fig
 
 
 # ---- HTML ---------------------------------------------------------------------------------
@@ -338,9 +345,10 @@ def _fmt(x: Any, nd: int = 4) -> str:
     return _e(x)
 
 
-def _img(b64: str | None, alt: str, missing: str) -> str:
-    if b64 is None:
+def _img(fig: Figure | None, alt: str, missing: str) -> str:
+    if fig is None:
         return f'<p class="note">{_e(missing)}</p>'
+    b64 = base64.b64encode(figure_png(fig)).decode("ascii")
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 

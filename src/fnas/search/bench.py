@@ -32,8 +32,8 @@ from fnas.search.loop import STRATEGIES, SearchConfig, run_search
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import TaskConfig
 
-__all__ = ["BenchConfig", "BENCHMARKS", "run_bench", "summarize", "queries_to_target",
-           "format_summary", "save_bench"]
+__all__ = ["BenchConfig", "BENCHMARKS", "run_bench", "one_run", "summarize",
+           "queries_to_target", "format_summary", "save_bench"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ BENCHMARKS: dict[str, Callable[[BenchConfig], tuple[Evaluator, str]]] = {
 """Benchmark factories: ``BenchConfig -> (evaluator, space name)``; register your own here."""
 
 
-def _one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
+def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     """One strategy x seed: a full search in a throwaway store; returns its query history."""
     import torch
 
@@ -194,11 +194,11 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
               unit="run") as bar:
         if jobs == 1:
             for s, seed in todo:
-                runs.append(_one_run(cfg, s, seed))
+                runs.append(one_run(cfg, s, seed))
                 bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(_one_run, cfg, s, seed) for s, seed in todo]
+                futures = [pool.submit(one_run, cfg, s, seed) for s, seed in todo]
                 for f in futures:
                     runs.append(f.result())
                     bar.update(1)

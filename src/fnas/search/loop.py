@@ -19,6 +19,7 @@ an uninterrupted one and nothing recorded is lost or duplicated.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -42,6 +43,9 @@ from fnas.tasks.trainer import TaskConfig
 
 __all__ = ["SearchConfig", "SearchOutcome", "run_search", "resume_search", "STRATEGIES",
            "SPACES", "replay_config"]
+
+logger = logging.getLogger(__name__)
+
 
 def replay_config(cfg: SearchConfig) -> ReplayConfig | None:
     """The experience buffer's settings in this search, or None if replay is off.
@@ -500,7 +504,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     raise StoreError(f"run {exp.name!r}: recorded slot {slot} of iteration "
                                      f"{iteration} holds another architecture; cannot resume")
 
-            def done(ev: Evaluation) -> None:
+            def done(ev: Evaluation, existing: dict[int, Evaluation] = existing) -> None:
                 nonlocal n_trained, best
                 n_trained += ev.trained
                 if ev.status == "ok" and not ev.predicted:
@@ -508,6 +512,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                 if ev.trained or not by_trained:
                     bar.update(1)
                 bar.set_postfix(_postfix(best, strategy, n_trained))
+                _log_evaluation(exp, ev, best, resumed=existing.get(ev.slot) is ev)
 
             if executor is None or executor.name == "local":  # in order, here
                 evals = []
@@ -530,6 +535,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             t = time.perf_counter()
             store.add_update(exp.id, iteration, metrics, n_done=n_done, n_trained=n_trained)
             timers["store"] += time.perf_counter() - t
+            _log_update(exp, iteration, n_done, n_trained, best, metrics)
             iteration += 1
             iters_this_call += 1
             t = time.perf_counter()
@@ -580,11 +586,40 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
              "best_reward": best, "stop_reason": reason,
              **{f"last/{k}": v for k, v in metrics.items()}}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
+    logger.info("run %s %s (%s): %d samples, %d trained, best reward %.4f", exp.name,
+                "done" if done else "stopped", reason, n_done, n_trained, best)
     return SearchOutcome(store.get_experiment(exp.id), store.top(exp.id, 5), stats)
 
 
 def _out_of_time(cfg: SearchConfig, timers: dict[str, float]) -> bool:
     return cfg.budget_seconds is not None and timers["wall"] >= cfg.budget_seconds
+
+
+_LOGGED = ("losses/entropy", "controller/entropy", "losses/approx_kl", "losses/clipfrac",
+           "screen/screened", "critic/pick_tau", "replay/n")
+"""Update metrics that the update's log line shows, where the strategy reports them."""
+
+
+def _log_evaluation(exp: Experiment, ev: Evaluation, best: float, resumed: bool) -> None:
+    """One INFO line per evaluation: where, how (trained, cached, predicted), reward, time."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    how = "trained" if ev.trained else "cached" if ev.cached else \
+        "predicted" if ev.predicted else "recorded"
+    logger.info("run %s eval %d.%d %s%s: reward %.4f (%s), best %.4f, %.2f s, %s", exp.name,
+                ev.iteration, ev.slot, how, " (recorded before the resume)" if resumed else "",
+                ev.reward, ev.status, best, ev.train_seconds, ev.arch)
+
+
+def _log_update(exp: Experiment, iteration: int, n_done: int, n_trained: int, best: float,
+                metrics: dict[str, Any]) -> None:
+    """One INFO line per policy update: its index, progress, best so far, key metrics."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    stats = "".join(f", {k} {float(v):.4g}" for k, v in metrics.items()
+                    if k in _LOGGED and isinstance(v, (int, float)) and not isinstance(v, bool))
+    logger.info("run %s update %d: %d samples, %d trained, best %.4f%s", exp.name, iteration,
+                n_done, n_trained, best, stats)
 
 
 def _postfix(best: float, strategy: Strategy, n_trained: int) -> dict[str, str]:

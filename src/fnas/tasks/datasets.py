@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from fnas.errors import ConfigError, TaskError
 
-__all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "DATASET_KINDS"]
+__all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
+           "DATASET_KINDS"]
 
 DATASET_KINDS = ("digits", "mnist5k", "cifar10", "folder")
 _PATH_KINDS = ("cifar10", "folder")
@@ -135,6 +136,12 @@ def load_dataset(
             f"max_samples={max_samples!r} is below 2 x {source.num_classes} classes of {spec!r}"
         )
     return _load_cached(source, float(val_fraction), seed, cap, size)
+
+
+def clear_dataset_cache() -> None:
+    """Forget the datasets :func:`load_dataset` memoised (the last 8 read), freeing their
+    tensors; the next call reads from the source again."""
+    _load_cached.cache_clear()
 
 
 def _as_int(name: str, value: object) -> int:

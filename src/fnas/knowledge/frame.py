@@ -1,0 +1,71 @@
+"""A store's evaluations as a pandas DataFrame (``Store.to_dataframe``); pandas is optional.
+
+Columns, in this order (one row per evaluation, in recording order, runs by id):
+
+- ``run``: the run's name; ``experiment_id``: its id.
+- ``iteration``, ``slot``: the batch (policy update) and the place in it.
+- ``arch``: the block string; ``arch_key``: its canonical key; ``decisions``: the decision
+  indices (a tuple of ints) in the run's space.
+- ``task_signature``: what the result depends on (runs with equal ones share the cache).
+- ``reward``; ``status`` (``ok``, ``nan``, ``invalid``, ``error``, ``oom``) and ``message``.
+- ``accuracy``, ``latency_ms``, ``macs``, ``params``: the measurements (missing: NA).
+- ``train_seconds``, ``seed``, ``epochs``: the training, where there was one.
+- ``behaviour_logp``: the log-probability the policy sampled it with (NA: no policy).
+- ``trained``, ``predicted``, ``audited``, ``cached``, ``replayed``: the flags
+  (:data:`~fnas.knowledge.store.EVAL_FLAGS`), booleans.
+- ``created``: when it was recorded (seconds since the epoch, as ``time.time()``).
+- ``pool_snapshot``, ``pool_hit_ratio``, ``pool_coverage``: the knowledge pool's share in
+  its initial weights (NA: pool off).
+- ``predicted_reward``, ``predicted_spread``: the critic's prediction, if it was asked.
+- ``id``: the evaluation's row id.
+
+Measurements are ``float64`` (missing: NaN); integer columns that may be missing (``macs``,
+``params``, ``epochs``, ``pool_snapshot``) use pandas' nullable ``Int64``; the column types
+are the same for an empty frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from fnas.knowledge.store import EVAL_FLAGS, Evaluation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fnas.knowledge.store import Store
+
+__all__ = ["COLUMNS", "evaluations_frame"]
+
+COLUMNS = ("run", *(f.name for f in fields(Evaluation)))
+"""The DataFrame's columns, in order."""
+_DTYPES = {**dict.fromkeys(("experiment_id", "iteration", "slot", "seed", "id"), "int64"),
+           **dict.fromkeys(("macs", "params", "epochs", "pool_snapshot"), "Int64"),
+           **dict.fromkeys(("reward", "accuracy", "latency_ms", "train_seconds",
+                            "behaviour_logp", "created", "pool_hit_ratio", "pool_coverage",
+                            "predicted_reward", "predicted_spread"), "float64"),
+           **dict.fromkeys(EVAL_FLAGS, "bool")}
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("Store.to_dataframe needs pandas: pip install pandas (or "
+                          "pip install 'fnas[pandas]')") from None
+    return pandas
+
+
+def evaluations_frame(store: Store, run: int | str | None = None) -> pd.DataFrame:
+    """One row per evaluation of ``run`` (a name or id), or of every run if None.
+
+    Raises:
+        ImportError: pandas is not installed (the message says how to install it).
+        StoreError: ``run`` is unknown, or a row is damaged.
+    """
+    pd = _pandas()
+    exps = store.list_experiments() if run is None else [store.get_experiment(run)]
+    rows = [(e.name, *(getattr(ev, c) for c in COLUMNS[1:]))
+            for e in exps for ev in store.evaluations(e.id)]
+    return pd.DataFrame.from_records(rows, columns=list(COLUMNS)).astype(_DTYPES)
