@@ -126,7 +126,7 @@ def test_bad_objectives_and_settings_fail_in_one_line_and_lose_nothing(tmp_path)
     caught = _search(tmp_path, "f", objective=lambda a: 1 / 0, strategy="random",
                      catch=(ZeroDivisionError,))
     caught.optimize(budget=4, progress=False)
-    assert {e.status for e in caught.trials()} == {"failed"}
+    assert {e.status for e in caught.trials()} == {"error"}
     assert "ZeroDivisionError" in caught.trials()[0].message
 
 

@@ -184,7 +184,7 @@ class ObjectiveEvaluator(Evaluator):
             out = self.objective(spec, seed) if self._with_seed else self.objective(spec)
         except self.catch as e:  # noqa: B030  (a tuple of exception types; () catches nothing)
             msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-            return RolloutResult(spec.to_str(), spec.key, "failed", msg,
+            return RolloutResult(spec.to_str(), spec.key, "error", msg,
                                  self.reward.failure_reward, seed=seed,
                                  train_seconds=time.perf_counter() - t0)
         m = self._metrics(out)
@@ -243,10 +243,15 @@ class Search:
             return False
 
     def optimize(self, budget: int | None = None, *, progress: bool = True,
-                 stop_after: int | None = None) -> SearchOutcome:
+                 stop_after: int | None = None, callbacks: Sequence[Any] = (),
+                 budget_seconds: float | None = None) -> SearchOutcome:
         """Run the search until its total ``budget`` (default: the configured one) is spent;
         a search that exists resumes from its last checkpoint, and a larger ``budget``
-        extends a finished one. ``stop_after`` stops after that many rounds (resumable).
+        extends a finished one. ``budget_seconds`` also stops it when that much compute
+        (wall seconds, over resumes) is spent. ``stop_after`` stops after that many rounds
+        (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
+        of each evaluation) run after each evaluation and update; one may raise
+        ``StopSearch``.
 
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).
@@ -255,12 +260,15 @@ class Search:
                                    or budget < 1):
             raise ConfigError(f"budget={budget!r} must be a positive integer")
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
-                  stop_after=stop_after)
+                  stop_after=stop_after, callbacks=tuple(callbacks))
         try:
             if self.exists:
-                self.outcome = resume_search(self.store, self.name, budget=budget, **kw)
+                self.outcome = resume_search(self.store, self.name, budget=budget,
+                                             budget_seconds=budget_seconds, **kw)
             else:
                 cfg = self.config if budget is None else replace(self.config, budget=budget)
+                if budget_seconds is not None:
+                    cfg = replace(cfg, budget_seconds=budget_seconds)
                 self.outcome = run_search(self.store, cfg, name=self.name, **kw)
         except (KeyboardInterrupt, FnasError):
             raise
@@ -293,13 +301,9 @@ class Search:
         return self.store.evaluations(self.experiment.id)
 
     def trials_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame, one row each (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("trials_dataframe() needs pandas: pip install pandas") from None
-        rows = [{f.name: getattr(e, f.name) for f in fields(e)} for e in self.trials()]
-        return pd.DataFrame(rows)
+        """The evaluations as a pandas DataFrame, one row each (``Store.to_dataframe``; needs
+        pandas)."""
+        return self.store.to_dataframe(self.name)
 
 
 def create_search(store: str | Path | Any = "fnas-store", name: str | None = None,

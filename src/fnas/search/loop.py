@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, StoreError
 from fnas.knowledge.store import Evaluation, Experiment, Store
+from fnas.search.callbacks import dispatch
 from fnas.search.checkpoint import load_checkpoint, save_checkpoint
 from fnas.search.evaluators import Evaluator, ProxyEvaluator
 from fnas.search.ppo import PPOStrategy
@@ -259,12 +261,14 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
 def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
                evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
                progress: bool = True, stop_after: int | None = None,
-               executor: Any = None) -> SearchOutcome:
+               executor: Any = None, callbacks: Sequence[Any] = ()) -> SearchOutcome:
     """Start a new search recorded in ``store``.
 
     ``stop_after`` stops after that many iterations (as a kill would, minus the kill), leaving
-    the experiment resumable. ``executor`` (``fnas.search.executors``) runs the rollouts;
-    None runs them here, one after the other.
+    the experiment resumable. ``callbacks`` (``fnas.search.callbacks``) run after each
+    evaluation and each update; one that raises ``StopSearch`` stops the search.
+    ``executor`` (``fnas.search.executors``) runs the rollouts; None runs them here, one
+    after the other.
 
     Raises:
         ConfigError: bad configuration. StoreError: the name is taken, or the store fails.
@@ -278,7 +282,8 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
                                   task_signature(cfg, evaluator), config, cfg.budget)
     store.acquire_lease(exp.id, exp.name)
     _pretrain(store, exp, cfg, space, strategy, evaluator)
-    return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after, executor)
+    return _loop(store, exp, cfg, evaluator, strategy, {}, progress, stop_after, executor,
+                 callbacks)
 
 
 def _check_device(device: str, executor: Any) -> None:
@@ -369,11 +374,13 @@ def _pretrain(store: Store, exp: Experiment, cfg: SearchConfig, space: Factorize
 
 
 def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
+                  budget_seconds: float | None = None,
                   evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
                   progress: bool = True, stop_after: int | None = None,
-                  executor: Any = None) -> SearchOutcome:
+                  executor: Any = None, callbacks: Sequence[Any] = ()) -> SearchOutcome:
     """Continue a stopped search from its last checkpoint; ``budget`` may extend it (any
-    executor: rollouts that were in flight when it stopped run again).
+    executor: rollouts that were in flight when it stopped run again); ``budget_seconds``
+    sets the run's compute limit (total wall seconds over resumes) for this call.
 
     Raises:
         StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
@@ -388,6 +395,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     if budget is not None:
         cfg = replace(cfg, budget=budget)
         store.update_experiment(exp.id, budget=budget)
+    if budget_seconds is not None:
+        cfg = replace(cfg, budget_seconds=budget_seconds)
     evaluator, space, strategy = _make(cfg, evaluator, space)
     if space.signature != exp.space_signature or \
             task_signature(cfg, evaluator) != exp.task_signature:
@@ -398,7 +407,7 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         loop_state = {}
         _pretrain(store, exp, cfg, space, strategy, evaluator)
     return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after,
-                 executor)
+                 executor, callbacks)
 
 
 def _restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
@@ -452,7 +461,8 @@ def _checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
 
 def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
           strategy: Strategy, loop_state: dict[str, Any], progress: bool,
-          stop_after: int | None, executor: Any = None) -> SearchOutcome:
+          stop_after: int | None, executor: Any = None,
+          callbacks: Sequence[Any] = ()) -> SearchOutcome:
     from tqdm.auto import tqdm
 
     e_pool = pool_epochs(cfg, evaluator)
@@ -477,10 +487,15 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                disable=not progress, unit="arch", dynamic_ncols=True)
     t_wall = time.perf_counter()
     iters_this_call = 0
+    stop_asked: str | None = None  # a callback's StopSearch message
+
+    def ask(message: str | None) -> None:
+        nonlocal stop_asked
+        stop_asked = stop_asked or message
     metrics: dict[str, float] = {}
     try:
         while (n_trained if by_trained else n_done) < cfg.budget and n_done < cfg.sample_cap \
-                and (stop_after is None or iters_this_call < stop_after) \
+                and (stop_after is None or iters_this_call < stop_after) and not stop_asked \
                 and not _out_of_time(cfg, timers) and not getattr(strategy, "exhausted", False):
             n, left = cfg.batch, cfg.sample_cap - n_done
             while n > 1 and strategy.fresh_count(n) > left:  # the last batch may be smaller
@@ -513,6 +528,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     bar.update(1)
                 bar.set_postfix(_postfix(best, strategy, n_trained))
                 _log_evaluation(exp, ev, best, resumed=existing.get(ev.slot) is ev)
+                ask(dispatch(callbacks, "on_evaluation", exp, ev))
 
             if executor is None or executor.name == "local":  # in order, here
                 evals = []
@@ -536,6 +552,7 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             store.add_update(exp.id, iteration, metrics, n_done=n_done, n_trained=n_trained)
             timers["store"] += time.perf_counter() - t
             _log_update(exp, iteration, n_done, n_trained, best, metrics)
+            ask(dispatch(callbacks, "on_update", exp, iteration, metrics))
             iteration += 1
             iters_this_call += 1
             t = time.perf_counter()
@@ -581,9 +598,10 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
     # why it stopped: a budget counted in trainings can end at the sample cap instead (a
     # policy that only resamples known architectures), which the user must be told
     reason = "budget" if spent else "seconds" if seconds else "exhausted" if exhausted \
-        else "max_samples" if done else "stopped"
+        else "max_samples" if done else "callback" if stop_asked else "stopped"
     stats = {**keep, **timers, "iteration": iteration, "n_done": n_done, "n_trained": n_trained,
              "best_reward": best, "stop_reason": reason,
+             **({"stop_message": stop_asked} if reason == "callback" else {}),
              **{f"last/{k}": v for k, v in metrics.items()}}
     store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
     logger.info("run %s %s (%s): %d samples, %d trained, best reward %.4f", exp.name,
