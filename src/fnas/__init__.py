@@ -1,18 +1,29 @@
 """fnas: fast sampling-based neural architecture search (FNAS).
 
-``fnas.build`` and ``fnas.load`` are the entry points for using a found architecture; they
-import torch on first call, so ``import fnas`` stays light.
+``fnas.build``, ``fnas.load``, ``fnas.train`` and ``fnas.export`` are the entry points for
+using a found architecture; they import torch on first call, so ``import fnas`` stays light.
 """
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
+
+from fnas.api import export, train
 
 if TYPE_CHECKING:
     from fnas.nn.builder import Net
     from fnas.space.spec import ArchSpec
 
-__all__ = ["build", "load"]
+__all__ = ["__version__", "build", "load", "train", "export"]
+
+_SOURCE_VERSION = "0.1.0.dev0"
+"""``pyproject.toml``'s version, for a source tree that is not installed (a test checks)."""
+
+try:
+    __version__ = _metadata.version("fnas")
+except _metadata.PackageNotFoundError:
+    __version__ = _SOURCE_VERSION
 
 
 def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,

@@ -1,0 +1,10 @@
+"""The library's one-call tasks: train an architecture, export it (``fnas.train``,
+``fnas.export``). The command line's ``fnas train`` and ``fnas export`` only parse and call these.
+"""
+
+from fnas.api.exporting import EXPORT_FORMATS, Exported, export
+from fnas.api.target import Target, resolve_target
+from fnas.api.training import Trained, train
+
+__all__ = ["EXPORT_FORMATS", "Exported", "export", "Target", "resolve_target", "Trained",
+           "train"]
