@@ -34,6 +34,10 @@ class Parser(argparse.ArgumentParser):
         self.populated()
         return super().parse_known_args(args, namespace)
 
+    def _parse_known_args(self, *args, **kwargs):  # the subparsers' path on some Pythons
+        self.populated()
+        return super()._parse_known_args(*args, **kwargs)
+
     def format_help(self) -> str:
         self.populated()
         return super().format_help()
