@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -43,7 +44,8 @@ class Trained:
 
 def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig | None = None,
           *, seed: int = 0, out: str | Path | None = None, store: str | Path = "fnas-store",
-          on_epoch: Callable[[int, float], None] | None = None, **task_fields: Any) -> Trained:
+          on_epoch: Callable[[int, float], None] | None = None, progress: bool = False,
+          **task_fields: Any) -> Trained:
     """Train ``arch`` once, score it with ``reward`` and save the weights to ``out``.
 
     Args:
@@ -57,6 +59,7 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
         out: the weights file (default ``./fnas-<arch key>.safetensors``).
         store: the store ``RUN:RANK`` is looked up in.
         on_epoch: called after each epoch with (epoch, held-out accuracy).
+        progress: show a progress bar (epochs, held-out accuracy) on stderr.
         **task_fields: :class:`~fnas.tasks.TaskConfig` fields over ``task`` (``epochs``,
             ``batch_size``, ``lr``, ``max_samples``, ``image_size``, ``device``...); a
             ``None`` value leaves the field as it is.
@@ -103,11 +106,23 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
     spec = resolve_arch(target.arch, data.image_size)
     out = out or Path(f"fnas-{spec.key}.safetensors")
 
-    def each_epoch(epoch: int, model) -> None:
-        on_epoch(epoch, evaluate(model, data.x_val, data.y_val))
+    from tqdm.auto import tqdm
 
-    rollout = run_rollout(spec, task, reward, seed, return_weights=True,
-                          on_epoch=each_epoch if on_epoch is not None else None)
+    bar = tqdm(total=task.epochs, desc="train", unit="epoch", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+
+    def each_epoch(epoch: int, model) -> None:
+        acc = evaluate(model, data.x_val, data.y_val)
+        bar.set_postfix(val_acc=f"{acc:.4f}")
+        bar.update()
+        if on_epoch is not None:
+            on_epoch(epoch, acc)
+
+    try:
+        rollout = run_rollout(spec, task, reward, seed, return_weights=True,
+                              on_epoch=each_epoch if progress or on_epoch else None)
+    finally:
+        bar.close()
     res = rollout.result
     done = Trained(res, None, None, target, task, data.name, int(data.y_val.shape[0]))
     if not res.ok:

@@ -53,29 +53,13 @@ def _arguments(t: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     import fnas
 
-    reward = reward_from_args(args)
-    bars = []  # opened at the first epoch: after every check, so an error stays one line
-
-    def on_epoch(epoch: int, val_acc: float) -> None:
-        if not bars:
-            bars.append(tqdm(total=args.epochs, desc="train", unit="epoch", file=sys.stderr,
-                             dynamic_ncols=True))
-        bars[0].set_postfix(val_acc=f"{val_acc:.4f}")
-        bars[0].update()
-
-    try:
-        done = fnas.train(args.arch, args.task, reward, seed=args.seed, out=args.out,
-                          store=args.store, on_epoch=None if args.no_progress else on_epoch,
-                          epochs=args.epochs, batch_size=args.batch, lr=args.lr,
-                          max_samples=args.max_samples, image_size=args.image_size,
-                          device=args.device)
-    finally:
-        for bar in bars:
-            bar.close()
+    done = fnas.train(args.arch, args.task, reward_from_args(args), seed=args.seed,
+                      out=args.out, store=args.store, progress=not args.no_progress,
+                      epochs=args.epochs, batch_size=args.batch, lr=args.lr,
+                      max_samples=args.max_samples, image_size=args.image_size,
+                      device=args.device)
     res, source = done.result, done.target.source
     if not done.ok:
         if args.json:  # as before weights files existed: the failed result, exit 1
