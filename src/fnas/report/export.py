@@ -20,6 +20,7 @@ decided at export time).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -184,8 +185,9 @@ def export_pt2(model: nn.Module, path: str | Path, input_size: int | None = None
         raise ModelError(f"torch.export failed: {type(e).__name__}: {why}") from None
     finally:
         model.train(was_training)
-    extra = dict(metadata or {})
-    return _atomic(Path(path), lambda p: torch.export.save(prog, p, extra_files=extra))
+    buf = io.BytesIO()  # a buffer: torch warns about an archive named other than *.pt2
+    torch.export.save(prog, buf, extra_files=dict(metadata or {}))
+    return _atomic(Path(path), lambda p: p.write_bytes(buf.getvalue()))
 
 
 @torch.no_grad()
@@ -264,7 +266,7 @@ def check_pt2(path: str | Path, model: nn.Module, input_size: int | None = None,
     in_chans, size = _model_shape(model, input_size)
     x = example_input(in_chans, size, batch)
     try:
-        loaded = torch.export.load(path).module()
+        loaded = torch.export.load(io.BytesIO(Path(path).read_bytes())).module()
         with torch.no_grad():
             out = loaded(x)
     except Exception as e:  # noqa: BLE001
