@@ -251,17 +251,19 @@ def test_onnx_export_fresh_init_is_the_stated_seed(tmp_path):
         assert np.abs(got - model(x).numpy()).max() <= 1e-4
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_torchscript_loads_without_fnas_and_matches(trained, tmp_path):
+def test_pt2_loads_without_fnas_and_matches(trained, tmp_path):
+    """``--format pt2``: a ``torch.export`` program that ``torch.export.load`` runs with no
+    fnas installed, at any batch size, carrying the model file's metadata."""
     path, _ = trained
-    out = tmp_path / "m.pt"
-    p = fnas_cli("export", "--weights", str(path), "--format", "torchscript", "--out", str(out))
+    out = tmp_path / "m.pt2"
+    p = fnas_cli("export", "--weights", str(path), "--format", "pt2", "--out", str(out))
     assert p.returncode == 0, p.stderr
+    assert "torch.export.load matches PyTorch" in p.stdout and p.stderr == ""  # no torch notes
     x = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     np.save(tmp_path / "x.npy", x.numpy())
     code = ("import sys; sys.modules['fnas'] = None\n"  # any fnas import would now fail
             "import numpy as np, torch\n"
-            f"m = torch.jit.load({str(out)!r})\n"
+            f"m = torch.export.load({str(out)!r}).module()\n"
             f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
             f"np.save({str(tmp_path / 'y.npy')!r}, m(x).detach().numpy())\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -270,9 +272,12 @@ def test_torchscript_loads_without_fnas_and_matches(trained, tmp_path):
     with torch.no_grad():
         want = fnas.load(path)(x).numpy()
     assert np.abs(np.load(tmp_path / "y.npy") - want).max() <= 1e-5
-    extra = {"fnas.key": ""}
-    torch.jit.load(str(out), _extra_files=extra)
-    assert extra["fnas.key"].decode() == fnas.load(path).info.key
+    extra = {"fnas.key": "", "fnas.model": ""}
+    prog = torch.export.load(out, extra_files=extra)
+    assert extra["fnas.key"] == fnas.load(path).info.key
+    assert json.loads(extra["fnas.model"])["sha256"] == fnas.load(path).info.sha256
+    with torch.no_grad():  # the batch is dynamic: 1 works too
+        assert prog.module()(x[:1]).shape == (1, 10)
 
 
 def test_spec_json_round_trips_to_the_same_key(tmp_path):
@@ -320,7 +325,8 @@ def test_run_rank_trains_and_exports_the_runs_best(searched, tmp_path):
     (["export", "r1:x", "--format", "spec"], "bad RUN:RANK"),
     (["export", "--format", "spec"], "give ARCH"),
     (["export", ARCH, "--format", "pdf"], "invalid choice"),
-    (["export", "resnet50", "--format", "torchscript"], "resnet50"),
+    (["export", "resnet50", "--format", "pt2"], "resnet50"),
+    (["export", ARCH, "--format", "torchscript"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, args, needle):
     store, _ = searched

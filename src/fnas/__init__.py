@@ -1,23 +1,26 @@
 """fnas: fast sampling-based neural architecture search (FNAS).
 
-``fnas.create_search`` runs a search from Python (``fnas.api``); ``fnas.build`` and
-``fnas.load`` are the entry points for using a found architecture. They import torch on first
-use, so ``import fnas`` stays light. The search logs to the ``fnas`` logger (one INFO line
-per evaluation and per policy update); it has only a ``NullHandler`` until the application
-configures logging.
+``fnas.create_search`` runs a search from Python (``fnas.api.search``); ``fnas.build``,
+``fnas.load``, ``fnas.train`` and ``fnas.export`` are the entry points for using a found
+architecture. They import torch on first use, so ``import fnas`` stays light. The search
+logs to the ``fnas`` logger (one INFO line per evaluation and per policy update); it has only
+a ``NullHandler`` until the application configures logging.
 """
 
 from __future__ import annotations
 
 import logging
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
+
+from fnas.api import export, train
 
 if TYPE_CHECKING:
     from fnas.nn.builder import Net
     from fnas.space.spec import ArchSpec
 
-__all__ = ["build", "load", "create_search", "make_space", "register_space", "Search",
-           "ObjectiveEvaluator"]
+__all__ = ["__version__", "build", "load", "train", "export", "create_search", "make_space",
+           "register_space", "Search", "ObjectiveEvaluator"]
 
 _API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEvaluator",
         "Choices", "ObjectiveError"}
@@ -25,13 +28,21 @@ _API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEva
 
 def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first use
     if name in _API:
-        from fnas import api
+        from fnas.api import search
 
-        return getattr(api, name)
+        return getattr(search, name)
     raise AttributeError(f"module 'fnas' has no attribute {name!r}")
 
 # a library adds no handler of its own: the application configures logging
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_SOURCE_VERSION = "0.1.0.dev0"
+"""``pyproject.toml``'s version, for a source tree that is not installed (a test checks)."""
+
+try:
+    __version__ = _metadata.version("fnas")
+except _metadata.PackageNotFoundError:
+    __version__ = _SOURCE_VERSION
 
 
 def build(arch: str | ArchSpec, num_classes: int = 1000, input_size: int = 224,

@@ -1,4 +1,4 @@
-"""Export a network for use outside fnas: a JSON spec, ONNX, or TorchScript.
+"""Export a network for use outside fnas: a JSON spec, ONNX, or a ``torch.export`` program.
 
 - **spec**: the block string and a JSON description (every block's fields, shapes, analytic
   params and multiply-adds). :func:`spec_from_dict` reads it back to the same architecture.
@@ -6,18 +6,21 @@
   ``[batch, C, H, W]`` with a dynamic batch and a fixed H = W, output ``logits``. Needs the
   ``export`` extra (``onnx`` and ``onnxscript``). :func:`check_onnx` compares onnxruntime's
   outputs with PyTorch's when ``onnxruntime`` is installed.
-- **torchscript**: ``torch.jit.trace`` at the given input size, saved with the fnas metadata
-  as an extra file; ``torch.jit.load`` reads it with no fnas installed.
+- **pt2**: ``torch.export.export`` with a dynamic batch at the given H = W, saved by
+  ``torch.export.save`` with the fnas metadata as extra files; ``torch.export.load`` reads it
+  with no fnas installed (``.module()`` is the runnable network).
 
 NOTE: the TorchScript-based ONNX exporter (``dynamo=False``) is lighter (no onnxscript) but
 cannot export a pooling shortcut whose output size is not a factor of its input size (the
 ``poolskip`` op on odd feature maps), and it needs ``onnx`` all the same; the dynamo exporter
-handles every op of the space. ``torch.jit.trace`` is deprecated upstream since torch 2.13 but
-still works; the traced graph fixes H = W (a pooling shortcut's branch is decided at trace time).
+handles every op of the space. TorchScript itself (``torch.jit.trace``) is deprecated upstream
+since torch 2.13: ``pt2`` replaces it. Both graphs fix H = W (a pooling shortcut's branch is
+decided at export time).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -35,7 +38,7 @@ from fnas.space.cost import arch_cost
 from fnas.space.spec import ArchSpec, BlockSpec
 
 __all__ = ["SPEC_FORMAT", "ONNX_OPSET", "spec_dict", "spec_from_dict", "export_spec",
-           "export_onnx", "export_torchscript", "check_onnx", "check_torchscript",
+           "export_onnx", "export_pt2", "check_onnx", "check_pt2",
            "compare_outputs", "Match",
            "example_input", "info_metadata", "require_onnx"]
 
@@ -159,24 +162,32 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int | None = Non
     return _atomic(Path(path), lambda p: prog.save(p, external_data=False))
 
 
-def export_torchscript(model: nn.Module, path: str | Path, input_size: int | None = None,
-                       metadata: Mapping[str, str] | None = None) -> Path:
-    """Trace ``model`` (eval mode) at ``input_size`` and save it; ``metadata`` becomes the
-    extra files of the archive (``torch.jit.load(p, _extra_files=...)`` reads them)."""
+def export_pt2(model: nn.Module, path: str | Path, input_size: int | None = None,
+               metadata: Mapping[str, str] | None = None) -> Path:
+    """Export ``model`` (eval mode) with ``torch.export`` (a dynamic batch, H = W fixed at
+    ``input_size``) and save it; ``metadata`` becomes the archive's extra files
+    (``torch.export.load(p, extra_files=...)`` reads them).
+
+    Raises:
+        ModelError: the exporter fails.
+    """
     in_chans, size = _model_shape(model, input_size)
+    x = example_input(in_chans, size, batch=2)  # not 1: a size-1 dim would be specialised
     was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # trace's deprecation and shape-branch notes
-            traced = torch.jit.trace(model, example_input(in_chans, size, batch=2))
-    except Exception as e:  # noqa: BLE001
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog = torch.export.export(model, (x,),
+                                       dynamic_shapes=({0: torch.export.Dim("batch")},))
+    except Exception as e:  # noqa: BLE001 - any exporter failure is one line for the user
         why = " ".join(str(e).split())[:200]
-        raise ModelError(f"TorchScript export failed: {type(e).__name__}: {why}") from None
+        raise ModelError(f"torch.export failed: {type(e).__name__}: {why}") from None
     finally:
         model.train(was_training)
-    extra = {k: v.encode() for k, v in (metadata or {}).items()}
-    return _atomic(Path(path), lambda p: torch.jit.save(traced, str(p), _extra_files=extra))
+    buf = io.BytesIO()  # a buffer: torch warns about an archive named other than *.pt2
+    torch.export.save(prog, buf, extra_files=dict(metadata or {}))
+    return _atomic(Path(path), lambda p: p.write_bytes(buf.getvalue()))
 
 
 @torch.no_grad()
@@ -245,16 +256,22 @@ def check_onnx(path: str | Path, model: nn.Module, input_size: int | None = None
     return compare_outputs(torch.from_numpy(out), _reference(model, x))
 
 
-def check_torchscript(path: str | Path, model: nn.Module, input_size: int | None = None,
-                      batch: int = 3) -> Match:
-    """The saved TorchScript module's outputs compared with ``model``'s."""
+def check_pt2(path: str | Path, model: nn.Module, input_size: int | None = None,
+              batch: int = 3) -> Match:
+    """The saved ``torch.export`` program's outputs compared with ``model``'s.
+
+    Raises:
+        ModelError: the file cannot be loaded or run.
+    """
     in_chans, size = _model_shape(model, input_size)
     x = example_input(in_chans, size, batch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
-        out = loaded(x)
+    try:
+        loaded = torch.export.load(io.BytesIO(Path(path).read_bytes())).module()
+        with torch.no_grad():
+            out = loaded(x)
+    except Exception as e:  # noqa: BLE001
+        why = " ".join(str(e).split())[:200]
+        raise ModelError(f"torch.export.load cannot run {path}: {why}") from None
     return compare_outputs(out, _reference(model, x))
 
 

@@ -5,13 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 
-from fnas.knowledge.store import Store
+from fnas.cli._common import positive_int
 
-__all__ = ["cmd_pool"]
+__all__ = ["add_parser", "run"]
 
 
-def cmd_pool(args: argparse.Namespace) -> int:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("pool", help="the knowledge pool of trained block weights",
+                   populate=_arguments)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["stats"], help="stats: entries, hit ratio, coverage, disk")
+    p.add_argument("--store", default="fnas-store")
+    p.add_argument("--recent", type=positive_int, default=100,
+                   help="rollouts the hit ratio and coverage are averaged over (100)")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
     from fnas.knowledge.pool import pool_stats
+    from fnas.knowledge.store import Store
 
     with Store(args.store, create=False, readonly=True) as store:
         st = pool_stats(store)

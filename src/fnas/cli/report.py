@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_report_parser", "cmd_report"]
+__all__ = ["add_parser", "run"]
 
 
-def add_report_parser(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("report", help="write a self-contained HTML report of a run (plots "
-                                      "embedded), or compare runs")
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("report", help="write a self-contained HTML report of a run (plots "
+                                  "embedded), or compare runs", populate=_arguments)
+
+
+def _arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("run", nargs="?", default=None, help="run name or id")
     r.add_argument("--compare", nargs="+", default=None, metavar="RUN",
                    help="put these runs on the same axes instead")
@@ -18,7 +21,7 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--store", default="fnas-store", help="store directory (./fnas-store)")
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from fnas.errors import ConfigError
     from fnas.knowledge import Store
 

@@ -1,0 +1,96 @@
+"""``fnas bench``: compare strategies over seeds on a benchmark (``BenchConfig``).
+
+``--bench`` and ``--strategies`` take the registries' names (``fnas.search.bench.BENCHMARKS``,
+``fnas.search.STRATEGIES``); defaults and help texts are ``BenchConfig``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fnas.cli._common import positive_float, positive_int
+from fnas.cli._config import (
+    add_field,
+    dataset_forms,
+    field_default,
+    field_help,
+    fnas_from_args,
+    replay_args,
+    replay_from_args,
+    screen_args,
+)
+from fnas.errors import ConfigError
+
+__all__ = ["add_parser", "run"]
+
+REAL_EPOCHS = 3
+"""NOTE: ``fnas bench --bench real`` trains 3 proxy epochs unless told, shorter than
+``TaskConfig``'s 5: a comparison runs strategies x seeds x budget trainings."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("bench", help="compare strategies over seeds on a benchmark",
+                   populate=_arguments)
+
+
+def _arguments(b: argparse.ArgumentParser) -> None:
+    from fnas.search import STRATEGIES
+    from fnas.search.bench import BENCHMARKS, BenchConfig
+    from fnas.tasks import TaskConfig
+
+    c = BenchConfig
+    add_field(b, "--bench", c, "bench", choices=sorted(BENCHMARKS))
+    add_field(b, "--data", c, "data")
+    add_field(b, "--task", TaskConfig, "dataset",
+              help=f"real: {dataset_forms()} (default: {field_default(TaskConfig, 'dataset')})")
+    b.add_argument("--epochs", type=positive_int, default=REAL_EPOCHS,
+                   help=f"real: proxy epochs ({REAL_EPOCHS})")
+    add_field(b, "--strategies", c, "strategies",
+              default=",".join(field_default(c, "strategies")),
+              help=f"comma-separated, of {','.join(sorted(STRATEGIES))} "
+                   f"(default: {','.join(field_default(c, 'strategies'))})")
+    add_field(b, "--seeds", c, "seeds", type=positive_int)
+    add_field(b, "--budget", c, "budget", type=positive_int)
+    add_field(b, "--batch", c, "batch", type=positive_int)
+    b.add_argument("--noisy", action="store_true", help=field_help(c, "noisy", default=False))
+    add_field(b, "--jobs", c, "jobs", type=int)
+    add_field(b, "--source-flops", c, "source_flops", type=positive_float, metavar="M",
+              help="macro: pre-train fnas on a source search with this FLOPs target (M)")
+    add_field(b, "--source-budget", c, "source_budget", type=positive_int)
+    add_field(b, "--knowledge-as", c, "knowledge_as", choices=["measurements", "rewards"])
+    screen_args(b)
+    b.add_argument("--source-invert", action="store_true",
+                   help=field_help(c, "source_invert", default=False))
+    replay_args(b)
+    add_field(b, "--label", c, "label")
+    b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
+    b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
+    b.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fnas.search import STRATEGIES
+    from fnas.search.bench import BenchConfig, format_summary, run_bench, save_bench
+    from fnas.tasks import TaskConfig
+
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    if not strategies:
+        raise ConfigError(f"--strategies {args.strategies!r:.40} names no strategy: give some "
+                          f"of {','.join(STRATEGIES)}, comma-separated")
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
+    cfg = BenchConfig(bench=args.bench, strategies=strategies, seeds=args.seeds,
+                      budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
+                      task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
+                      source_flops=args.source_flops * 1e6 if args.source_flops else None,
+                      source_budget=args.source_budget, knowledge_as=args.knowledge_as,
+                      fnas=fnas_from_args(args), source_invert=args.source_invert,
+                      replay=args.replay or field_default(BenchConfig, "replay"),
+                      replay_cfg=replay_from_args(args), label=args.label)
+    result = run_bench(cfg, progress=not args.no_progress)
+    stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
+                         f"{'-transfer' if cfg.source_flops else ''}")
+    js, png = save_bench(result, args.out, stem)
+    print(format_summary(cfg, result["summary"]))
+    print(f"wrote {js} and {png} ({result['seconds']:.0f} s)")
+    return 0

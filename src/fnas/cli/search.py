@@ -1,0 +1,230 @@
+"""``fnas search``: run (or resume) an architecture search.
+
+Its flags are ``SearchConfig``'s fields (and the task's, the reward's, fnas's), with their
+choices from the registries (``fnas.search.STRATEGIES``, ``SPACES``): a registered strategy or
+space is a valid ``--strategy`` or ``--space``. A flag left out keeps the config file's value
+(``--config``), else the field's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from datetime import datetime
+
+from fnas.cli._common import (
+    STOP_REASONS,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    print_top,
+    reward_args,
+    reward_from_args,
+    seed,
+)
+from fnas.cli._config import (
+    add_field,
+    dataset_forms,
+    field_default,
+    field_help,
+    fnas_from_args,
+    replay_args,
+    replay_from_args,
+    screen_args,
+)
+from fnas.errors import ConfigError
+
+__all__ = ["add_parser", "run"]
+
+_NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "device",
+                 "target_latency", "target_macs", "hard", "seed", "name", "knowledge",
+                 "knowledge_as",
+                 "no_critic", "imagined", "acquisition", "candidates", "mutants", "policy",
+                 "pool", "pool_epochs", "replay", "replay_share",
+                 "replay_capacity", "replay_sampling", "correction", "c_max", "budget_counts",
+                 "max_samples")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("search", help="run (or resume) an architecture search", populate=_arguments)
+
+
+def _arguments(s: argparse.ArgumentParser) -> None:
+    from fnas.search import SPACES, STRATEGIES, SearchConfig
+    from fnas.search.executors import EXECUTORS
+    from fnas.tasks import TaskConfig
+
+    c = SearchConfig
+    s.add_argument("--config", default=None, metavar="FILE",
+                   help="search settings from a JSON or TOML file (flags override it)")
+    add_field(s, "--space", c, "space", given_only=True, choices=sorted(SPACES))
+    add_field(s, "--task", TaskConfig, "dataset", given_only=True, metavar="TASK",
+              help=f"{dataset_forms()} (default: {field_default(TaskConfig, 'dataset')})")
+    add_field(s, "--strategy", c, "strategy", given_only=True, choices=sorted(STRATEGIES))
+    add_field(s, "--knowledge", c, "knowledge", given_only=True, metavar="none|all|RUN,RUN")
+    add_field(s, "--knowledge-as", c, "knowledge_as", given_only=True,
+              choices=["measurements", "rewards"])
+    s.add_argument("--no-critic", action="store_true", default=None,
+                   help="fnas without its critic (an ablation: vanilla PPO)")
+    add_field(s, "--pool", c, "pool", given_only=True, choices=["auto", "on", "off"])
+    add_field(s, "--pool-epochs", c, "pool_epochs", given_only=True, type=positive_int,
+              metavar="E")
+    screen_args(s)
+    replay_args(s)
+    add_field(s, "--budget", c, "budget", given_only=True, type=positive_int,
+              help=field_help(c, "budget") + "; with --resume, a new total")
+    add_field(s, "--budget-seconds", c, "budget_seconds", given_only=True, type=positive_float,
+              metavar="S", help=field_help(c, "budget_seconds") + "; with --resume, a new "
+              "limit")
+    add_field(s, "--budget-counts", c, "budget_counts", given_only=True,
+              choices=["samples", "trained"])
+    add_field(s, "--max-samples", c, "max_samples", given_only=True, type=positive_int,
+              metavar="N")
+    add_field(s, "--batch", c, "batch", given_only=True, type=positive_int)
+    add_field(s, "--epochs", TaskConfig, "epochs", given_only=True, type=positive_int)
+    add_field(s, "--device", TaskConfig, "device", given_only=True)
+    reward_args(s, default_none=True)
+    add_field(s, "--seed", c, "seed", given_only=True, type=seed)
+    s.add_argument("--name", default=None, help="run name (default: strategy-task-seed-time)")
+    s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
+    s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
+    s.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                   help="where rollouts run: here (local) or as Ray tasks (ray)")
+    s.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="ray: an existing cluster (default: start a local Ray)")
+    s.add_argument("--parallel", type=positive_int, default=2, metavar="N",
+                   help="ray: rollouts in flight at once (2)")
+    s.add_argument("--retries", type=nonneg_int, default=1, metavar="N",
+                   help="ray: re-runs of a rollout whose worker died (1)")
+    s.add_argument("--no-progress", action="store_true",
+                   help="no progress bar; log each evaluation and update instead")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from fnas.search import SearchConfig
+
+    if args.config is not None:
+        from fnas.search.config_io import load_config
+
+        cfg = load_config(args.config)  # flags given as well override the file
+    else:
+        cfg = SearchConfig()
+    task = cfg.task
+    if args.task is not None:
+        task = replace(task, dataset=args.task)
+    if args.epochs is not None:
+        task = replace(task, epochs=args.epochs)
+    if args.device is not None:
+        task = replace(task, device=args.device)
+    given = args.target_latency or args.target_macs or args.hard
+    reward = reward_from_args(args) if given or args.config is None else cfg.reward
+    overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
+                                               "knowledge", "knowledge_as", "pool",
+                                               "pool_epochs", "replay", "budget_seconds",
+                                               "budget_counts", "max_samples")
+                 if getattr(args, k) is not None}
+    replay = replay_from_args(args)
+    if replay:
+        overrides["replay_cfg"] = {**cfg.replay_cfg, **replay}
+    fnas = fnas_from_args(args, cfg.fnas)
+    if fnas != cfg.fnas:
+        overrides["fnas"] = fnas
+    return replace(cfg, task=task, reward=reward, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fnas.knowledge.store import Store, check_run_name
+    from fnas.search import resume_search, run_search
+    from fnas.search.executors import make_executor
+    from fnas.tasks.trainer import check_device
+
+    # Validate everything before touching the store; resuming never creates one.
+    cfg = _config_from_args(args) if args.resume is None else None
+    if args.name is not None:
+        check_run_name(args.name)
+    if args.executor == "local" and (args.ray_address or args.parallel != 2):
+        raise ConfigError("--ray-address and --parallel apply to --executor ray")
+    if cfg is not None and args.executor == "local":
+        check_device(cfg.task.device)
+    evaluator = None
+    if cfg is not None:  # the task's data too (a bad path, a minibatch larger than the data)
+        from fnas.search.evaluators import ProxyEvaluator
+
+        evaluator = ProxyEvaluator(cfg.task, cfg.reward)
+    executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
+    try:
+        if cfg is not None:
+            executor_check = getattr(executor, "check_device", None)
+            if executor_check is not None:
+                executor_check(cfg.task.device)
+        store = Store(args.store, create=args.resume is None)
+    except BaseException:
+        executor.close()
+        raise
+    old_sigterm = _sigterm_as_interrupt()
+    try:
+        if args.resume is not None:
+            given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
+            if given:
+                raise ConfigError(
+                    f"--resume continues a run with its recorded settings; drop "
+                    f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds and "
+                    "--store apply)")
+            try:
+                out = resume_search(store, args.resume, budget=args.budget,
+                                    budget_seconds=args.budget_seconds,
+                                    progress=not args.no_progress, executor=executor)
+            except KeyboardInterrupt:
+                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
+                      f" --resume {args.resume}", file=sys.stderr)
+                return 130
+        else:
+            name = args.name or (f"{cfg.strategy}-{cfg.task.dataset.split(':', 1)[0]}"
+                                 f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
+            try:
+                out = run_search(store, cfg, name=name, progress=not args.no_progress,
+                                 executor=executor, evaluator=evaluator)
+            except KeyboardInterrupt:
+                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
+                      f" --resume {name}", file=sys.stderr)
+                return 130
+        exp = out.experiment
+        s = store.summary(exp.id)
+        screened = out.stats.get("last/screen/total_screened")
+        print(f"run {exp.name} ({exp.status}): {s['evaluated']} architectures, "
+              f"{s['trained']} trained, {s['cached']} cached, {s['failed']} failed, "
+              f"{s['train_seconds']:.0f} s training"
+              + (f"; the critic screened out {screened:.0f} more" if screened else ""))
+        reason = out.stats.get("stop_reason")
+        if reason not in (None, "budget"):
+            print(f"note: {STOP_REASONS.get(reason, reason)} ({out.stats['n_done']} samples, "
+                  f"{out.stats.get('wall', 0):.0f} s)")
+        print_top(out.best)
+        print(f"details: fnas show {exp.name} --store {args.store}")
+    finally:
+        executor.close()
+        store.close()
+        _restore_sigterm(old_sigterm)
+    return 0
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM stops a search as Ctrl-C does: the run is marked ``interrupted``, resumable.
+    Returns the handler it replaced (None off the main thread, where none is installed)."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(old) -> None:
+    import signal
+
+    if old is not None:
+        signal.signal(signal.SIGTERM, old)
