@@ -291,8 +291,8 @@ def damaged(t: Tally, base: Path, work: Path, quick: bool, rng: random.Random) -
     save_file({}, str(f), metadata={"fnas": json.dumps({
         "arch": "ir_r100000_k3_s1_e6_c24", "key": "0" * 16, "in_chans": 1, "num_classes": 10,
         "input_size": 8, "sha256": "", "format": "fnas-model/1"})})
-    t.run("forged model file", ["export", "--weights", str(f), "--format", "torchscript",
-                                "--out", str(work / "x.pt")])
+    t.run("forged model file", ["export", "--weights", str(f), "--format", "pt2",
+                                "--out", str(work / "x.pt2")])
 
 
 # ---- kills, signals, concurrency --------------------------------------------------------------
