@@ -160,3 +160,27 @@ def test_budget_seconds_stops_a_search_and_resume_gets_more(tmp_path):
     out = json.loads(fnas("show", "timed", "--store", store, "--json").stdout)
     assert out["stats"]["n_done"] > n and out["stats"]["wall"] >= wall + 3
     assert "stopped   compute budget spent" in fnas("show", "timed", "--store", store).stdout
+
+
+def test_a_space_in_the_users_module_is_searched_and_resumed(tmp_path):
+    (tmp_path / "myspaces.py").write_text(
+        "from fnas.space import ArchSpec, Decision, FactorizedSpace\n"
+        "def _decode(c):\n"
+        "    return ArchSpec.parse(f\"cn_r1_k3_s1_c{c['stem']} | "
+        "ir_r{c['depth']}_k{c['kernel']}_s2_e3_c16\")\n"
+        "tiny = FactorizedSpace('tiny', [Decision('stem', (8, 16)), Decision('kernel', (3, 5)),"
+        " Decision('depth', (1, 2))], _decode)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    store = str(tmp_path / "s")
+    p = fnas(*SEARCH, "--space", "myspaces:tiny", "--strategy", "random", "--budget", "2",
+             "--store", store, "--name", "mine", env=env)
+    assert p.returncode == 0, p.stderr
+    p = fnas("search", "--store", store, "--resume", "mine", "--budget", "4", "--no-progress",
+             env=env)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(fnas("show", "mine", "--store", store, "--json", env=env).stdout)
+    assert out["config"]["space"] == "myspaces:tiny" and out["summary"]["evaluated"] == 4
+    p = fnas(*SEARCH, "--space", "nomodule:tiny", "--store", store)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "cannot be imported" in p.stderr

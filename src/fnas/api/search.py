@@ -36,6 +36,7 @@ from fnas.search.loop import (
     SearchOutcome,
     resume_search,
     run_search,
+    space_factory,
 )
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.tasks.reward import RewardConfig
@@ -347,9 +348,7 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         space_obj: FactorizedSpace | None = space
         space_name = space.name
     elif isinstance(space, str):
-        if space not in SPACES:
-            raise ConfigError(f"unknown space {space!r}: expected one of {sorted(SPACES)} or a "
-                              "FactorizedSpace (fnas.make_space)")
+        space_factory(space)  # a registered name or module:attr; else one ConfigError line
         space_obj, space_name = None, space
     else:
         raise ConfigError(f"space: expected a name or a FactorizedSpace, got "

@@ -58,7 +58,9 @@ def _arguments(s: argparse.ArgumentParser) -> None:
     c = SearchConfig
     s.add_argument("--config", default=None, metavar="FILE",
                    help="search settings from a JSON or TOML file (flags override it)")
-    add_field(s, "--space", c, "space", given_only=True, choices=sorted(SPACES))
+    add_field(s, "--space", c, "space", given_only=True, metavar="|".join(sorted(SPACES))
+              + "|MODULE:ATTR", help=field_help(c, "space") + "; or MODULE:ATTR, a "
+              "FactorizedSpace (or a factory) in an importable module")
     add_field(s, "--task", TaskConfig, "dataset", given_only=True, metavar="TASK",
               help=f"{dataset_forms()} (default: {field_default(TaskConfig, 'dataset')})")
     add_field(s, "--strategy", c, "strategy", given_only=True, choices=sorted(STRATEGIES))

@@ -95,12 +95,45 @@ SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
 """Space factories taking the task's input size."""
 
 
+def space_factory(name: str) -> Any:
+    """The factory of space ``name``: a registered one (``SPACES``), or ``"module:attr"``
+    naming a ``FactorizedSpace`` or a factory in an importable module (imported and registered
+    under that name, so that a stored run resumes with it).
+
+    Raises:
+        ConfigError: an unknown name, or one that cannot be imported.
+    """
+    if name in SPACES:
+        return SPACES[name]
+    if isinstance(name, str) and ":" in name:
+        import importlib
+
+        mod, _, attr = name.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod), attr)
+        except Exception as e:  # noqa: BLE001  (the user's module: any error is one line)
+            raise ConfigError(f"space {name!r} cannot be imported: {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:160]}") from None
+        if isinstance(obj, FactorizedSpace):
+            SPACES[name] = lambda input_size=224, _space=obj: _space
+        elif callable(obj):
+            SPACES[name] = obj
+        else:
+            raise ConfigError(f"space {name!r} is a {type(obj).__name__}: expected a "
+                              "FactorizedSpace or a factory of one")
+        return SPACES[name]
+    raise ConfigError(f"unknown space {name!r}: expected one of {sorted(SPACES)}, or "
+                      "module:attribute naming a FactorizedSpace")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """A whole search: what to search, on what, how long, with which controller."""
 
     space: str = "mnas"
-    """Search space name (``mnas``); its input-size variant follows the task's images."""
+    """Search space: a registered name (``mnas``, ``macro``, or ``fnas.register_space``), or
+    ``module:attr`` naming a space in an importable module; its input-size variant follows
+    the task's images"""
     strategy: str = "fnas"
     """Search strategy name: ``fnas`` (PPO + critic), ``ppo`` (vanilla), ``rea``, ``random``."""
     budget: int = 32
@@ -152,8 +185,7 @@ class SearchConfig:
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
 
     def __post_init__(self) -> None:
-        if self.space not in SPACES:
-            raise ConfigError(f"unknown space {self.space!r}: expected one of {sorted(SPACES)}")
+        space_factory(self.space)  # a registered name, or "module:attribute" imported now
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}: expected one of {sorted(STRATEGIES)}")
