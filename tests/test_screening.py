@@ -74,6 +74,7 @@ def test_mutants_change_one_or_two_decisions_within_range():
     assert set(diffs.tolist()) <= {1, 2} and 0.2 < (diffs == 2).mean() < 0.4
 
 
+@pytest.mark.slow
 def test_the_entropy_floor_holds_the_policy_open():
     import torch
 
@@ -99,6 +100,7 @@ def test_the_entropy_floor_holds_the_policy_open():
 
 
 # ---- a search ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "s", budget=48)
@@ -128,6 +130,7 @@ def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
     assert max(e.reward for e in rows) == 1.0  # the synthetic optimum is found
 
 
+@pytest.mark.slow
 def test_screening_beats_training_the_policys_own_samples(tmp_path):
     """Same seeds: with the critic choosing, the optimum comes in fewer queries than when the
     controller trains what it samples (vanilla PPO)."""
@@ -162,6 +165,7 @@ class _ToyEvaluator(Evaluator):
         return RolloutResult(spec.key, spec.key, "ok", "", acc, acc)
 
 
+@pytest.mark.slow
 def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
     space = FactorizedSpace("toy", [Decision(f"b{i}", (0, 1)) for i in range(3)],
                             lambda c: _Toy(tuple(c[f"b{i}"] for i in range(3))))
@@ -176,6 +180,7 @@ def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
     assert out.stats["stop_reason"] == "max_samples"  # ... to its sample cap, said so
 
 
+@pytest.mark.slow
 def test_knowledge_screens_from_the_first_batch_and_misleading_knowledge_is_forgotten(tmp_path):
     opposite = tuple(0 if t else 2 for t in TARGET)
     runs = {}
@@ -198,6 +203,7 @@ def test_knowledge_screens_from_the_first_batch_and_misleading_knowledge_is_forg
     assert max(rewards) == 1.0  # and the search still finds the optimum
 
 
+@pytest.mark.slow
 def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "f", budget=24, fnas={"screen": {"policy": "frozen", "mutants": 0}})
@@ -215,6 +221,7 @@ def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
         SearchConfig.from_dict({"fnas": {"screen": {"candidatez": 3}}}, strict=True)
 
 
+@pytest.mark.slow
 def test_a_stopped_screening_search_resumes_exactly(tmp_path):
     a = Store(tmp_path / "a")
     full = _search(a, "r", budget=32, knowledge="none", noise=0.02)
