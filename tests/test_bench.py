@@ -77,6 +77,7 @@ def test_flops_reward_and_bad_configs(tmp_path):
 
 @needs_table
 @pytest.mark.parametrize("strategy", ["random", "rea", "ppo", "fnas"])
+@pytest.mark.slow
 def test_each_strategy_is_reproducible_in_the_harness(strategy):
     cfg = BenchConfig(data=str(TABLE), budget=40, batch=8, strategies=(strategy,))
     a, b, c = one_run(cfg, strategy, 0), one_run(cfg, strategy, 0), one_run(cfg, strategy, 1)
@@ -94,6 +95,7 @@ def test_queries_to_target():
 
 
 @needs_table
+@pytest.mark.slow
 def test_fnas_bench_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "fnas.cli", "bench", "--data", str(TABLE), "--seeds", "2",
            "--budget", "30", "--jobs", "2", "--out", str(tmp_path), "--no-progress"]
@@ -107,6 +109,7 @@ def test_fnas_bench_end_to_end(tmp_path):
     assert (tmp_path / "bench-macro.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_fnas_bench_real_task_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "fnas.cli", "bench", "--bench", "real", "--task", "digits",
            "--epochs", "1", "--seeds", "1", "--budget", "2", "--batch", "2",

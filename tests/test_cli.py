@@ -58,6 +58,7 @@ def test_bad_input_is_one_line(args, needle):
     assert_one_line_error(fnas(*args), needle)
 
 
+@pytest.mark.slow
 def test_train_smoke_on_digits(tmp_path):
     weights = tmp_path / "m.safetensors"
     p = fnas("train", "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24 | cn_r1_k1_s1_c64", "--epochs", "4",

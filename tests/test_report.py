@@ -13,6 +13,8 @@ from fnas.report.html import best_so_far, load_run, pareto_front
 from fnas.search import SearchConfig, run_search
 from fnas.tasks import RewardConfig, TaskConfig
 
+pytestmark = pytest.mark.slow  # a real search in a module fixture, reports in subprocesses
+
 TASK = TaskConfig(dataset="digits", epochs=1, latency_repeats=0)
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -74,6 +74,7 @@ def test_mutants_change_one_or_two_decisions_within_range():
     assert set(diffs.tolist()) <= {1, 2} and 0.2 < (diffs == 2).mean() < 0.4
 
 
+@pytest.mark.slow
 def test_the_entropy_floor_holds_the_policy_open():
     import torch
 
@@ -138,6 +139,7 @@ def test_the_novelty_objective_steers_the_policy_off_what_it_has_seen():
 
 
 # ---- a search ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "s", budget=48)
@@ -167,6 +169,7 @@ def test_screening_trains_only_unseen_picks_and_records_the_rounds(tmp_path):
     assert max(e.reward for e in rows) == 1.0  # the synthetic optimum is found
 
 
+@pytest.mark.slow
 def test_screening_beats_training_the_policys_own_samples(tmp_path):
     """Same seeds: with the critic choosing, the optimum comes in fewer queries than when the
     controller trains what it samples (vanilla PPO)."""
@@ -201,6 +204,7 @@ class _ToyEvaluator(Evaluator):
         return RolloutResult(spec.key, spec.key, "ok", "", acc, acc)
 
 
+@pytest.mark.slow
 def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
     space = FactorizedSpace("toy", [Decision(f"b{i}", (0, 1)) for i in range(3)],
                             lambda c: _Toy(tuple(c[f"b{i}"] for i in range(3))))
@@ -216,6 +220,7 @@ def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
     assert out.stats["n_done"] < 5 * 12  # not at its sample cap: nothing new was left
 
 
+@pytest.mark.slow
 def test_knowledge_screens_from_the_first_batch_and_misleading_knowledge_is_forgotten(tmp_path):
     opposite = tuple(0 if t else 2 for t in TARGET)
     runs = {}
@@ -238,6 +243,7 @@ def test_knowledge_screens_from_the_first_batch_and_misleading_knowledge_is_forg
     assert max(rewards) == 1.0  # and the search still finds the optimum
 
 
+@pytest.mark.slow
 def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "f", budget=24, fnas={"screen": {"policy": "frozen", "mutants": 0}})
@@ -255,6 +261,7 @@ def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
         SearchConfig.from_dict({"fnas": {"screen": {"candidatez": 3}}}, strict=True)
 
 
+@pytest.mark.slow
 def test_a_stopped_screening_search_resumes_exactly(tmp_path):
     a = Store(tmp_path / "a")
     full = _search(a, "r", budget=32, knowledge="none", noise=0.02)

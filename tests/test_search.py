@@ -35,6 +35,7 @@ class CountingEvaluator(SyntheticEvaluator):
         return super().evaluate(spec, seed)
 
 
+@pytest.mark.slow
 def test_ppo_raises_probability_of_known_best():
     target = _target()
     ev = SyntheticEvaluator(SPACE, target)
@@ -75,6 +76,7 @@ def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo
 @pytest.mark.parametrize("strategy,replay", [("fnas", "auto"), ("fnas", "off"), ("ppo", "off"),
                                              ("ppo", "on"), ("rea", "auto"),
                                              ("random", "auto")])
+@pytest.mark.slow
 def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, replay):
     full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy, replay=replay)
     store = Store(tmp_path / "b")

@@ -47,6 +47,7 @@ def test_task_config_validation_and_signature():
     assert a.signature == TaskConfig(latency_repeats=0).signature  # latency sampling only
 
 
+@pytest.mark.slow
 def test_trainer_beats_chance_on_digits():
     res = run_rollout(TINY, TaskConfig(**FAST), RewardConfig(), seed=0).result
     assert res.status == "ok", res.message
