@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -25,6 +27,7 @@ def _evaluations(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_own_objective_example_is_short_and_resumes_after_kill(tmp_path):
     assert len((EXAMPLES / "own_objective.py").read_text().splitlines()) < 40
     store = tmp_path / "store"
