@@ -104,7 +104,7 @@ def test_good_knowledge_is_kept_and_recalibrates_the_normalisation(tmp_path):
 
 def test_knowledge_is_rescored_with_this_searchs_reward(tmp_path):
     from fnas.knowledge.store import Evaluation
-    from fnas.search.loop import gather_knowledge
+    from fnas.search.knowledge import gather_knowledge
     from fnas.tasks.reward import RewardConfig, mnas_reward
 
     store = Store(tmp_path)

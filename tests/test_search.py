@@ -106,11 +106,11 @@ def test_resume_reuses_evaluations_of_the_interrupted_batch(tmp_path):
     strat.load_state(tensors, meta["strategy"])
     props = strat.ask(8)
     ev = CountingEvaluator(SPACE, _target(), noise=0.05)
-    from fnas.search.loop import _evaluate
+    from fnas.search.recording import evaluate
 
     timers = dict.fromkeys(("store", "evaluate", "train"), 0.0)
     for slot in range(3):
-        _evaluate(store, exp, ev, props[slot], 1, slot, 0, timers)
+        evaluate(store, exp, ev, props[slot], 1, slot, 0, timers)
     ev2 = CountingEvaluator(SPACE, _target(), noise=0.05)
     done = resume_search(store, "r", evaluator=ev2, space=SPACE, progress=False)
     rows = store.evaluations(exp.id)

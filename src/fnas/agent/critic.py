@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fnas.agent.optim_state import load_optimizer_state, optimizer_state
 from fnas.agent.threads import single_thread
 from fnas.errors import ConfigError, StoreError
 
@@ -269,8 +270,6 @@ class EnsembleCritic:
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Tensors and JSON-able metadata for an exact resume (keys start with ``critic.``)."""
-        from fnas.search.checkpoint import optimizer_state  # lazy: fnas.search imports agent
-
         tensors = {f"critic.w{i}": w.detach().clone() for i, w in enumerate(self.weights)}
         tensors.update({f"critic.b{i}": b.detach().clone() for i, b in enumerate(self.biases)})
         opt_t, opt_meta = optimizer_state(self.optimizer, "critic.optim")
@@ -289,8 +288,6 @@ class EnsembleCritic:
         Raises:
             StoreError: the state belongs to another space or ensemble shape.
         """
-        from fnas.search.checkpoint import load_optimizer_state
-
         cfg = meta.get("cfg", {})
         shape = (list(self.sizes), self.cfg.members, self.cfg.hidden, self.cfg.layers)
         theirs = (meta.get("sizes"), cfg.get("members"), cfg.get("hidden"), cfg.get("layers"))

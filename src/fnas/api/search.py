@@ -28,16 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from fnas.errors import ConfigError, FnasError
+from fnas.search.config import SPACES, STRATEGIES, SearchConfig, space_factory
 from fnas.search.evaluators import Evaluator
-from fnas.search.loop import (
-    SPACES,
-    STRATEGIES,
-    SearchConfig,
-    SearchOutcome,
-    resume_search,
-    run_search,
-    space_factory,
-)
+from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult
@@ -330,10 +323,10 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         load_if_exists: a run of that name continues instead of being refused.
         version: your tag for the objective's current version (keys the result cache).
         strategy: ``fnas`` (default), ``ppo``, ``rea``, ``random``, or a registered one.
-        budget, batch, seed: as in :class:`~fnas.search.loop.SearchConfig`.
+        budget, batch, seed: as in :class:`~fnas.search.config.SearchConfig`.
         reward: a cost target for the objective's accuracy (MnasNet's reward).
         catch: exception types of the objective recorded as failed architectures.
-        **settings: any other :class:`~fnas.search.loop.SearchConfig` field
+        **settings: any other :class:`~fnas.search.config.SearchConfig` field
             (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).
 
     Raises:

@@ -2,20 +2,14 @@
 
 from fnas.search.bench import BENCHMARKS, BenchConfig, run_bench
 from fnas.search.checkpoint import load_checkpoint, save_checkpoint
+from fnas.search.config import SPACES, STRATEGIES, SearchConfig
 from fnas.search.evaluators import (
     Evaluator,
     MacroTableEvaluator,
     ProxyEvaluator,
     SyntheticEvaluator,
 )
-from fnas.search.loop import (
-    SPACES,
-    STRATEGIES,
-    SearchConfig,
-    SearchOutcome,
-    resume_search,
-    run_search,
-)
+from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.search.ppo import PPOStrategy
 from fnas.search.random_search import RandomSearch
 from fnas.search.rea import REAConfig, REAStrategy

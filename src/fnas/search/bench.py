@@ -27,8 +27,9 @@ import numpy as np
 
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Store
+from fnas.search.config import STRATEGIES, SearchConfig
 from fnas.search.evaluators import Evaluator, MacroTableEvaluator, ProxyEvaluator
-from fnas.search.loop import STRATEGIES, SearchConfig, run_search
+from fnas.search.loop import run_search
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import TaskConfig
 

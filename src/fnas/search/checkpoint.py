@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fnas.agent.optim_state import load_optimizer_state, optimizer_state
 from fnas.errors import StoreError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "optimizer_state", "load_optimizer_state",
@@ -114,30 +115,3 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         raise StoreError(f"checkpoint {path} is corrupted (its state is not a JSON object); "
                          f"{hint}")
     return tensors, meta
-
-
-def optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
-    """Split an optimiser's state dict into tensors and JSON-able metadata."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{prefix}.{idx}.{k}"] = v
-            else:
-                scalars[f"{idx}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def load_optimizer_state(opt: torch.optim.Optimizer, prefix: str,
-                         tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    """Inverse of :func:`optimizer_state`."""
-    state: dict[int, dict] = {}
-    for name, v in tensors.items():
-        if name.startswith(prefix + "."):
-            idx, k = name[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(idx), {})[k] = v
-    for name, v in meta["scalars"].items():
-        idx, k = name.split(".", 1)
-        state.setdefault(int(idx), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
