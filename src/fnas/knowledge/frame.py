@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from fnas.knowledge.store import EVAL_FLAGS, Evaluation
+from fnas.knowledge.records import EVAL_FLAGS, Evaluation
 
 if TYPE_CHECKING:
     import pandas as pd

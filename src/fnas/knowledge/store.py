@@ -42,12 +42,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fnas.errors import StoreError
+from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,12 +135,6 @@ _EVAL_REQUIRED = ("reward", "train_seconds", "experiment_id", "iteration", "slot
                   "created") + _EVAL_STRS
 
 SCHEMA_VERSION = 4
-EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
-"""Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
-although the critic was confident); result reused from an earlier identical evaluation;
-replayed (unused: a replayed sample is no new result, so it is not recorded as an
-evaluation; each update's replay is logged in the ``updates`` table instead)."""
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
@@ -208,68 +203,6 @@ _ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
 _ADDED = _ADDED_V2 + _ADDED_V4
 """Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
 older store gains them in place, NULL."""
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One search run as stored."""
-
-    id: int
-    name: str
-    strategy: str
-    seed: int
-    space_signature: str
-    task_signature: str
-    config: dict
-    status: str
-    budget: int
-    created: float
-    updated: float
-    stats: dict
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One architecture's result inside an experiment, with its flags and cost."""
-
-    experiment_id: int
-    iteration: int
-    slot: int
-    arch_key: str
-    arch: str
-    decisions: tuple[int, ...]
-    task_signature: str
-    reward: float
-    status: str
-    message: str = ""
-    accuracy: float | None = None
-    latency_ms: float | None = None
-    macs: int | None = None
-    params: int | None = None
-    train_seconds: float = 0.0
-    seed: int = 0
-    behaviour_logp: float | None = None
-    trained: bool = False
-    predicted: bool = False
-    audited: bool = False
-    cached: bool = False
-    replayed: bool = False
-    created: float = 0.0
-    epochs: int | None = None
-    """Epochs this training ran (None: not trained here, or recorded before schema v2)."""
-    pool_snapshot: int | None = None
-    """Knowledge-pool snapshot its initial weights came from (None: pool off)."""
-    pool_hit_ratio: float | None = None
-    """Share of its blocks initialised from the pool."""
-    pool_coverage: float | None = None
-    """Share of its block parameters copied from the pool."""
-    predicted_reward: float | None = None
-    """The critic's predicted reward for it (None: the critic was not asked, or before v4);
-    for a ``predicted`` evaluation this is its reward, for a trained one the prediction its
-    real reward can be checked against."""
-    predicted_spread: float | None = None
-    """The critic's ensemble spread for it, in reward units."""
-    id: int | None = None
 
 
 _EVAL_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "id"]

@@ -1,0 +1,76 @@
+"""What the store records: an :class:`Experiment` (one search run) and its
+:class:`Evaluation` rows, as plain frozen dataclasses (no database here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EVAL_FLAGS", "Evaluation", "Experiment"]
+
+EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
+"""Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
+although the critic was confident); result reused from an earlier identical evaluation;
+replayed (unused: a replayed sample is no new result, so it is not recorded as an
+evaluation; each update's replay is logged in the ``updates`` table instead)."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One search run as stored."""
+
+    id: int
+    name: str
+    strategy: str
+    seed: int
+    space_signature: str
+    task_signature: str
+    config: dict
+    status: str
+    budget: int
+    created: float
+    updated: float
+    stats: dict
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One architecture's result inside an experiment, with its flags and cost."""
+
+    experiment_id: int
+    iteration: int
+    slot: int
+    arch_key: str
+    arch: str
+    decisions: tuple[int, ...]
+    task_signature: str
+    reward: float
+    status: str
+    message: str = ""
+    accuracy: float | None = None
+    latency_ms: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    train_seconds: float = 0.0
+    seed: int = 0
+    behaviour_logp: float | None = None
+    trained: bool = False
+    predicted: bool = False
+    audited: bool = False
+    cached: bool = False
+    replayed: bool = False
+    created: float = 0.0
+    epochs: int | None = None
+    """Epochs this training ran (None: not trained here, or recorded before schema v2)."""
+    pool_snapshot: int | None = None
+    """Knowledge-pool snapshot its initial weights came from (None: pool off)."""
+    pool_hit_ratio: float | None = None
+    """Share of its blocks initialised from the pool."""
+    pool_coverage: float | None = None
+    """Share of its block parameters copied from the pool."""
+    predicted_reward: float | None = None
+    """The critic's predicted reward for it (None: the critic was not asked, or before v4);
+    for a ``predicted`` evaluation this is its reward, for a trained one the prediction its
+    real reward can be checked against."""
+    predicted_spread: float | None = None
+    """The critic's ensemble spread for it, in reward units."""
+    id: int | None = None
