@@ -172,7 +172,8 @@ def _plot(out: dict) -> None:
     ax[0].set_xscale("log")
     ax[0].set_xlabel("queries to the target set (log; a miss plotted at 10,000)")
     ax[0].set_title("NAS-Bench-Macro, 20 seeds, batch 8")
-    for n in [n for n in ("fnas", "fnas+knowledge", "abl-no-mutants", "abl-off") if n in out]:
+    for n in [n for n in ("fnas", "fnas-first", "fnas+knowledge", "abl-no-mutants", "abl-off")
+              if n in out]:
         xs, ys = [], []
         for run in out[n]["runs"]:
             c = run["curves"]
@@ -190,7 +191,8 @@ def _plot(out: dict) -> None:
     ax[1].set_xscale("symlog", linthresh=50)
     ax[1].legend()
     ax[1].set_title("does the policy keep exploring? (uniform: ln 3)")
-    for n in [n for n in ("fnas", "abl-no-mutants", "abl-frozen") if n in out]:
+    for n in [n for n in ("fnas", "fnas-first", "abl-no-mutants", "abl-no-mutants-first",
+                          "abl-frozen") if n in out]:
         runs = out[n]["runs"]
         c0 = [r["curves"] for r in runs if r["curves"].get("screen/screened")]
         if c0:
