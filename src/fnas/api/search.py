@@ -320,7 +320,8 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         objective: a function ``arch -> accuracy`` (or a dict of metrics; see
             :class:`ObjectiveEvaluator`), or an ``Evaluator``. Default: the proxy task of
             ``settings['task']`` (digits training for the MnasNet space).
-        load_if_exists: a run of that name continues instead of being refused.
+        load_if_exists: a run of that name continues instead of being refused (with its
+            recorded settings: those given here apply to a new run only, as in Optuna).
         version: your tag for the objective's current version (keys the result cache).
         strategy: ``fnas`` (default), ``ppo``, ``rea``, ``random``, or a registered one.
         budget, batch, seed: as in :class:`~fnas.search.config.SearchConfig`.
