@@ -45,3 +45,17 @@ def test_own_objective_example_is_short_and_resumes_after_kill(tmp_path):
     assert p.returncode == 0, err[-2000:]
     assert "best: width=" in out
     assert _evaluations(store) == 24  # nothing lost, nothing repeated
+
+
+def test_custom_strategy_example_runs_and_resumes(tmp_path):
+    store = tmp_path / "store"
+    outs = []
+    for _ in range(2):  # the second run finds the finished run and reports it again
+        p = _run("custom_strategy.py", str(store), cwd=tmp_path)
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(out)
+    assert outs[0] == outs[1] and outs[0].startswith("best: x0=")
+    assert _evaluations(store) == 60
+    reward = float(outs[0].split("reward ")[1])
+    assert reward >= -1  # near x = 3 everywhere (the best of 60 random samples: -3, median)
