@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fnas.errors import StoreError
 from fnas.knowledge.records import Experiment
-from fnas.knowledge.rows import _db_errors
+from fnas.knowledge.rows import db_errors
 
 __all__ = ["LEASE_TTL", "Leases"]
 
@@ -50,7 +50,7 @@ class Leases:
                 pass
         return now - float(heartbeat) > LEASE_TTL
 
-    @_db_errors
+    @db_errors
     def acquire_lease(self, exp_id: int, name: str = "") -> None:
         """Take the run's lease (this process now runs it) and keep it alive from a heartbeat
         thread until :meth:`release_lease` or :meth:`close`.
@@ -99,7 +99,7 @@ class Leases:
         finally:
             db.close()
 
-    @_db_errors
+    @db_errors
     def release_lease(self, exp_id: int) -> None:
         """Give the run's lease back (a no-op if this process does not hold it)."""
         stop = self._leases.pop(exp_id, None)

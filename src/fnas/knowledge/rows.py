@@ -16,8 +16,10 @@ from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 if TYPE_CHECKING:
     from fnas.knowledge.store import Store
 
+__all__ = ["to_experiment", "to_eval", "db_errors", "json_field", "decode_text", "EVAL_COLUMNS"]
 
-def _db_errors(fn: Callable) -> Callable:
+
+def db_errors(fn: Callable) -> Callable:
     """A store method whose SQLite failure (a damaged file, a full disk, a lock held too
     long) surfaces as one :class:`StoreError` line naming the database."""
     @functools.wraps(fn)
@@ -36,7 +38,7 @@ def _db_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _json_field(text: Any, what: str, kind: type = dict) -> Any:
+def json_field(text: Any, what: str, kind: type = dict) -> Any:
     """A JSON column parsed and type-checked, or a StoreError naming ``what``."""
     if not isinstance(text, str):
         raise StoreError(f"{what} is not JSON text (a {type(text).__name__}): the store is "
@@ -67,7 +69,7 @@ _EVAL_STRS = ("arch_key", "arch", "task_signature", "status", "message")
 _EVAL_REQUIRED = ("reward", "train_seconds", "experiment_id", "iteration", "slot", "seed",
                   "created") + _EVAL_STRS
 
-_EVAL_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "id"]
+EVAL_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "id"]
 
 
 def to_experiment(row: sqlite3.Row) -> Experiment:
@@ -83,8 +85,8 @@ def to_experiment(row: sqlite3.Row) -> Experiment:
         if not 0 <= d[k] < 1e11:
             raise StoreError(f"{run}: field {k!r} holds {d[k]!r:.40}, not a time (the "
                              "store is damaged)")
-    d["config"] = cfg = _json_field(d["config"], f"{run}: field 'config'")
-    d["stats"] = _json_field(d.get("stats", "{}"), f"{run}: field 'stats'")
+    d["config"] = cfg = json_field(d["config"], f"{run}: field 'config'")
+    d["stats"] = json_field(d.get("stats", "{}"), f"{run}: field 'stats'")
     for k in _CONFIG_TABLES:
         if k in cfg and not isinstance(cfg[k], dict):
             raise StoreError(f"{run}: field 'config.{k}' is not a table (the store is "
@@ -112,7 +114,7 @@ def to_eval(row: sqlite3.Row) -> Evaluation:
         kind = str if k in _EVAL_STRS else int if k in _EVAL_INTS else (int, float)
         if isinstance(v, bool) or not isinstance(v, kind):
             raise bad(k)
-    dec = _json_field(d.get("decisions"), f"{what}: field 'decisions'", list)
+    dec = json_field(d.get("decisions"), f"{what}: field 'decisions'", list)
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in dec):
         raise bad("decisions")
     d["decisions"] = tuple(dec)
@@ -121,7 +123,7 @@ def to_eval(row: sqlite3.Row) -> Evaluation:
     return Evaluation(**d)
 
 
-def _text(b: bytes) -> str:
+def decode_text(b: bytes) -> str:
     """Text columns of a damaged store decode with replacement characters (the row checks then
     refuse the value in one line) instead of raising UnicodeDecodeError."""
     return b.decode("utf-8", "replace")

@@ -46,10 +46,10 @@ from fnas.errors import StoreError
 from fnas.knowledge.leases import LEASE_TTL, Leases
 from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 from fnas.knowledge.rows import (
-    _EVAL_COLUMNS,
-    _db_errors,
-    _json_field,
-    _text,
+    EVAL_COLUMNS,
+    db_errors,
+    decode_text,
+    json_field,
     to_eval,
     to_experiment,
 )
@@ -92,7 +92,7 @@ class Store(Leases):
                 self.root.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self._db.row_factory = sqlite3.Row
-                self._db.text_factory = _text
+                self._db.text_factory = decode_text
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
@@ -111,7 +111,7 @@ class Store(Leases):
         for extra in ("", "&immutable=1"):
             db = sqlite3.connect(uri + extra, uri=True, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
-            db.text_factory = _text
+            db.text_factory = decode_text
             try:
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                 return db
@@ -179,7 +179,7 @@ class Store(Leases):
             raise StoreError(f"cannot create run folder {d}: {e.strerror or e}") from None
         return d
 
-    @_db_errors
+    @db_errors
     def create_experiment(
         self, name: str, strategy: str, seed: int, space_signature: str, task_signature: str,
         config: Mapping[str, Any], budget: int,
@@ -203,7 +203,7 @@ class Store(Leases):
                              ) from None
         return self.get_experiment(cur.lastrowid)
 
-    @_db_errors
+    @db_errors
     def get_experiment(self, ref: int | str) -> Experiment:
         """By id or name.
 
@@ -223,12 +223,12 @@ class Store(Leases):
         return self._alive(to_experiment(row))
 
 
-    @_db_errors
+    @db_errors
     def list_experiments(self) -> list[Experiment]:
         rows = self._db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
         return [self._alive(to_experiment(r)) for r in rows]
 
-    @_db_errors
+    @db_errors
     def update_experiment(self, exp_id: int, *, status: str | None = None,
                           stats: Mapping[str, Any] | None = None,
                           budget: int | None = None) -> None:
@@ -243,7 +243,7 @@ class Store(Leases):
         self._db.execute(f"UPDATE experiments SET {', '.join(sets)} WHERE id=?", (*vals, exp_id))
 
     # ---- evaluations ------------------------------------------------------------------------
-    @_db_errors
+    @db_errors
     def add_evaluation(self, ev: Evaluation,
                        then: Callable[[sqlite3.Connection, int], None] | None = None
                        ) -> Evaluation:
@@ -256,7 +256,7 @@ class Store(Leases):
         Raises:
             StoreError: (experiment, iteration, slot) is already recorded; nothing is written.
         """
-        row = {c: getattr(ev, c) for c in _EVAL_COLUMNS}
+        row = {c: getattr(ev, c) for c in EVAL_COLUMNS}
         row["decisions"] = json.dumps(list(ev.decisions))
         row["created"] = ev.created or time.time()
         for f in EVAL_FLAGS:
@@ -281,7 +281,7 @@ class Store(Leases):
         return to_eval(self._db.execute("SELECT * FROM evaluations WHERE id=?",
                                         (cur.lastrowid,)).fetchone())
 
-    @_db_errors
+    @db_errors
     def evaluations(self, exp_id: int, iteration: int | None = None) -> list[Evaluation]:
         """An experiment's evaluations in recording order (optionally one iteration's)."""
         q, args = "SELECT * FROM evaluations WHERE experiment_id=?", [exp_id]
@@ -290,7 +290,7 @@ class Store(Leases):
             args.append(iteration)
         return [to_eval(r) for r in self._db.execute(q + " ORDER BY id", args)]
 
-    @_db_errors
+    @db_errors
     def lookup_trained(self, task_signature: str, arch_key: str,
                        statuses: Iterable[str] = ("ok", "nan", "invalid")) -> Evaluation | None:
         """The earliest *trained* evaluation of ``arch_key`` on this task in any experiment.
@@ -306,14 +306,14 @@ class Store(Leases):
         ).fetchone()
         return to_eval(row) if row else None
 
-    @_db_errors
+    @db_errors
     def recent_pooled(self, limit: int = 100) -> list[Evaluation]:
         """The last ``limit`` trainings, in any run, that started from a pool snapshot."""
         rows = self._db.execute("SELECT * FROM evaluations WHERE pool_snapshot IS NOT NULL "
                                 "AND trained=1 ORDER BY id DESC LIMIT ?", (int(limit),))
         return [to_eval(r) for r in rows]
 
-    @_db_errors
+    @db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
         """Best ``k`` distinct architectures of an experiment by reward (real results only)."""
         rows = self._db.execute(
@@ -329,7 +329,7 @@ class Store(Leases):
                 break
         return out
 
-    @_db_errors
+    @db_errors
     def summary(self, exp_id: int) -> dict[str, Any]:
         """Counts (evaluated, trained, cached, failed) and the best real reward of a run."""
         row = self._db.execute(
@@ -360,7 +360,7 @@ class Store(Leases):
         return evaluations_frame(self, run)
 
     # ---- policy updates ---------------------------------------------------------------------
-    @_db_errors
+    @db_errors
     def add_update(self, exp_id: int, iteration: int, metrics: Mapping[str, Any], *,
                    n_done: int, n_trained: int) -> None:
         """Record one policy update's metrics (a resumed iteration replaces its row)."""
@@ -368,7 +368,7 @@ class Store(Leases):
                          (exp_id, int(iteration), int(n_done), int(n_trained),
                           json.dumps(dict(metrics), sort_keys=True), time.time()))
 
-    @_db_errors
+    @db_errors
     def updates(self, exp_id: int) -> list[dict[str, Any]]:
         """An experiment's updates in order: ``iteration``, ``n_done`` (samples so far),
         ``n_trained`` (real trainings so far) and the strategy's metrics, flattened."""
@@ -380,5 +380,5 @@ class Store(Leases):
         for r in rows:
             what = f"run id {exp_id}, update {r['iteration']!r}: field 'metrics'"
             out.append({"iteration": r["iteration"], "n_done": r["n_done"],
-                        "n_trained": r["n_trained"], **_json_field(r["metrics"], what)})
+                        "n_trained": r["n_trained"], **json_field(r["metrics"], what)})
         return out
