@@ -15,8 +15,8 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def check_run_name(name: Any) -> str:
-    """``name`` if it is a safe run name (see the module's contract), else a one-line
-    :class:`StoreError` saying what is wrong."""
+    """``name`` if it is a safe run name (see :mod:`fnas.knowledge.store`'s contract), else a
+    one-line :class:`StoreError` saying what is wrong."""
     if not isinstance(name, str):
         raise StoreError(f"run name must be a string, got {type(name).__name__}")
     shown = repr(name[:40] + ("..." if len(name) > 40 else ""))

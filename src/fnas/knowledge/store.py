@@ -28,6 +28,9 @@ Contract (Optuna ``BaseStorage`` style):
   A lease whose owner died (same host: its pid is gone; elsewhere: no heartbeat for
   :data:`LEASE_TTL` seconds) is taken over. A ``running`` run without a live lease reads as
   ``interrupted`` (its process died: kill -9, or a disk too full to record even that).
+
+The schema and run names are in :mod:`~fnas.knowledge.schema`, the row checks in
+:mod:`~fnas.knowledge.rows`, the leases in :mod:`~fnas.knowledge.leases` (re-exported here).
 """
 
 from __future__ import annotations
