@@ -1,6 +1,6 @@
 """The package's shape: no import cycles under ``src/fnas`` and no upward imports (issue 19's
 figure: 0), counting imports inside functions too (only ``if TYPE_CHECKING:`` blocks are
-annotations, not imports)."""
+annotations, not imports); and every module under 400 lines (issue 19's other figure)."""
 
 import ast
 from pathlib import Path
@@ -92,3 +92,9 @@ def test_the_checker_finds_a_cycle_and_an_upward_import():
     tree = ast.parse("from fnas.search.loop import x\nif TYPE_CHECKING:\n"
                      "    from fnas.cli import y\n")
     assert _imports(tree, {"fnas.search.loop": 0, "fnas.cli": 0}) == {"fnas.search.loop"}
+
+
+def test_every_module_is_under_400_lines():
+    long = sorted((len(f.read_text().splitlines()), m) for m, f in _modules().items()
+                  if len(f.read_text().splitlines()) >= 400)
+    assert long == []  # STYLE.md point 7 (Optuna): files stay under about 400 lines

@@ -28,27 +28,41 @@ Contract (Optuna ``BaseStorage`` style):
   A lease whose owner died (same host: its pid is gone; elsewhere: no heartbeat for
   :data:`LEASE_TTL` seconds) is taken over. A ``running`` run without a live lease reads as
   ``interrupted`` (its process died: kill -9, or a disk too full to record even that).
+
+The schema and run names are in :mod:`~fnas.knowledge.schema`, the row checks in
+:mod:`~fnas.knowledge.rows`, the leases in :mod:`~fnas.knowledge.leases` (re-exported here).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fnas.errors import StoreError
+from fnas.knowledge.leases import LEASE_TTL, Leases
 from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
+from fnas.knowledge.rows import (
+    EVAL_COLUMNS,
+    db_errors,
+    decode_text,
+    json_field,
+    to_eval,
+    to_experiment,
+)
+from fnas.knowledge.schema import (
+    _ADDED,
+    _SCHEMA,
+    MAX_NAME_LENGTH,
+    SCHEMA_VERSION,
+    check_run_name,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,159 +70,8 @@ if TYPE_CHECKING:
 __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION",
            "check_run_name", "LEASE_TTL", "MAX_NAME_LENGTH"]
 
-MAX_NAME_LENGTH = 100
-_NAME = re.compile(r"[A-Za-z0-9._-]+")
-LEASE_TTL = 60.0
-"""Seconds without a heartbeat after which another host's lease is considered dead."""
-_HEARTBEAT = 5.0
-_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-
-def check_run_name(name: Any) -> str:
-    """``name`` if it is a safe run name (see the module's contract), else a one-line
-    :class:`StoreError` saying what is wrong."""
-    if not isinstance(name, str):
-        raise StoreError(f"run name must be a string, got {type(name).__name__}")
-    shown = repr(name[:40] + ("..." if len(name) > 40 else ""))
-    if not name:
-        raise StoreError("run name is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise StoreError(f"run name {shown} has {len(name)} characters; at most "
-                         f"{MAX_NAME_LENGTH}")
-    if not _NAME.fullmatch(name) or not name.isascii():
-        raise StoreError(f"run name {shown} may only hold letters, digits, '.', '_' and '-'")
-    if name.isdigit():
-        raise StoreError(f"run name {shown} is all digits: it would read as a run id")
-    if name[0] in ".-" or ".." in name:
-        raise StoreError(f"run name {shown} must not start with '.' or '-' or hold '..'")
-    return name
-
-
-def _db_errors(fn: Callable) -> Callable:
-    """A store method whose SQLite failure (a damaged file, a full disk, a lock held too
-    long) surfaces as one :class:`StoreError` line naming the database."""
-    @functools.wraps(fn)
-    def wrapper(self: Store, *args: Any, **kw: Any) -> Any:
-        try:
-            return fn(self, *args, **kw)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.DatabaseError as e:
-            why = " ".join(str(e).split())
-            hint = "; free disk space, then resume" if "full" in why else ""
-            raise StoreError(f"store database {self.path}: {why}{hint}") from None
-        except (UnicodeDecodeError, OverflowError, RecursionError) as e:  # damaged rows
-            raise StoreError(f"store database {self.path} holds a damaged row "
-                             f"({type(e).__name__})") from None
-    return wrapper
-
-
-def _json_field(text: Any, what: str, kind: type = dict) -> Any:
-    """A JSON column parsed and type-checked, or a StoreError naming ``what``."""
-    if not isinstance(text, str):
-        raise StoreError(f"{what} is not JSON text (a {type(text).__name__}): the store is "
-                         "damaged")
-    try:
-        v = json.loads(text)
-    except (ValueError, RecursionError):
-        raise StoreError(f"{what} is not valid JSON: the store is damaged") from None
-    if not isinstance(v, kind):
-        raise StoreError(f"{what} is a JSON {type(v).__name__}, not a {kind.__name__}: the "
-                         "store is damaged")
-    return v
-
-
-_EXP_TYPES = {"id": int, "name": str, "strategy": str, "seed": int, "space_signature": str,
-              "task_signature": str, "status": str, "budget": int, "created": (int, float),
-              "updated": (int, float)}
-_CONFIG_TABLES = ("task", "reward", "ppo", "fnas", "rea", "replay_cfg")
-_CONFIG_INTS = ("budget", "batch", "seed")
-_CONFIG_STRS = ("space", "strategy", "knowledge", "knowledge_as", "pool", "replay",
-                "budget_counts", "decision_signature")
-_EVAL_NUMS = ("reward", "accuracy", "latency_ms", "train_seconds", "behaviour_logp",
-              "pool_hit_ratio", "pool_coverage", "predicted_reward", "predicted_spread",
-              "created")
-_EVAL_INTS = ("experiment_id", "iteration", "slot", "macs", "params", "seed", "epochs",
-              "pool_snapshot", "id")
-_EVAL_STRS = ("arch_key", "arch", "task_signature", "status", "message")
-_EVAL_REQUIRED = ("reward", "train_seconds", "experiment_id", "iteration", "slot", "seed",
-                  "created") + _EVAL_STRS
-
-SCHEMA_VERSION = 4
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS experiments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT UNIQUE NOT NULL,
-    strategy TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    space_signature TEXT NOT NULL,
-    task_signature TEXT NOT NULL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL,
-    budget INTEGER NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    stats TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    iteration INTEGER NOT NULL,
-    slot INTEGER NOT NULL,
-    arch_key TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    decisions TEXT NOT NULL,
-    task_signature TEXT NOT NULL,
-    reward REAL NOT NULL,
-    accuracy REAL,
-    latency_ms REAL,
-    macs INTEGER,
-    params INTEGER,
-    status TEXT NOT NULL,
-    message TEXT NOT NULL,
-    train_seconds REAL NOT NULL,
-    seed INTEGER NOT NULL,
-    behaviour_logp REAL,
-    trained INTEGER NOT NULL DEFAULT 0,
-    predicted INTEGER NOT NULL DEFAULT 0,
-    audited INTEGER NOT NULL DEFAULT 0,
-    cached INTEGER NOT NULL DEFAULT 0,
-    replayed INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    epochs INTEGER,
-    pool_snapshot INTEGER,
-    pool_hit_ratio REAL,
-    pool_coverage REAL,
-    predicted_reward REAL,
-    predicted_spread REAL,
-    UNIQUE (experiment_id, iteration, slot)
-);
-CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
-CREATE TABLE IF NOT EXISTS updates (
-    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-    iteration INTEGER NOT NULL,
-    n_done INTEGER NOT NULL,
-    n_trained INTEGER NOT NULL,
-    metrics TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (experiment_id, iteration)
-);
-"""
-# Schema v3 adds the ``updates`` table (one row per policy update); older stores gain it empty.
-# Schema v4 adds the critic's prediction to every evaluation it was asked about.
-_ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
-             ("pool_coverage", "REAL"))
-_ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
-_ADDED = _ADDED_V2 + _ADDED_V4
-"""Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
-older store gains them in place, NULL."""
-
-
-_EVAL_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "id"]
-
-
-class Store:
+class Store(Leases):
     """SQLite-backed store of experiments and evaluations under a directory.
 
     Raises:
@@ -232,7 +95,7 @@ class Store:
                 self.root.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self._db.row_factory = sqlite3.Row
-                self._db.text_factory = _text
+                self._db.text_factory = decode_text
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
@@ -251,7 +114,7 @@ class Store:
         for extra in ("", "&immutable=1"):
             db = sqlite3.connect(uri + extra, uri=True, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
-            db.text_factory = _text
+            db.text_factory = decode_text
             try:
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                 return db
@@ -319,84 +182,7 @@ class Store:
             raise StoreError(f"cannot create run folder {d}: {e.strerror or e}") from None
         return d
 
-    # ---- leases -----------------------------------------------------------------------------
-    def _lease_table(self) -> None:
-        self._db.execute("CREATE TABLE IF NOT EXISTS leases (experiment_id INTEGER PRIMARY KEY,"
-                         " owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
-                         " heartbeat REAL NOT NULL)")
-
-    @staticmethod
-    def _lease_dead(host: str, pid: int, heartbeat: float, now: float) -> bool:
-        if host == socket.gethostname():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                return True
-            except (PermissionError, OverflowError, ValueError):
-                pass
-        return now - float(heartbeat) > LEASE_TTL
-
-    @_db_errors
-    def acquire_lease(self, exp_id: int, name: str = "") -> None:
-        """Take the run's lease (this process now runs it) and keep it alive from a heartbeat
-        thread until :meth:`release_lease` or :meth:`close`.
-
-        Raises:
-            StoreError: another live process holds it (names its pid and host).
-        """
-        if exp_id in self._leases:
-            return
-        self._lease_table()
-        now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
-                                   "experiment_id=?", (exp_id,)).fetchone()
-            if row is not None and row["owner"] != _OWNER and \
-                    not self._lease_dead(row["host"], row["pid"], row["heartbeat"], now):
-                raise StoreError(f"run {name or exp_id!r} is being run or resumed by pid "
-                                 f"{row['pid']} on {row['host']} (heartbeat "
-                                 f"{max(0.0, now - row['heartbeat']):.0f} s ago); wait for it "
-                                 "to finish or stop it first")
-            self._db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
-                             (exp_id, _OWNER, socket.gethostname(), os.getpid(), now))
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        stop = threading.Event()
-        self._leases[exp_id] = stop
-        threading.Thread(target=self._heartbeat, args=(exp_id, stop), daemon=True,
-                         name=f"fnas-lease-{exp_id}").start()
-
-    def _heartbeat(self, exp_id: int, stop: threading.Event) -> None:
-        try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error:
-            return
-        try:
-            while not stop.wait(_HEARTBEAT):
-                try:
-                    db.execute("UPDATE leases SET heartbeat=? WHERE experiment_id=? AND owner=?",
-                               (time.time(), exp_id, _OWNER))
-                except sqlite3.Error:
-                    pass  # a busy or full disk: the next beat tries again
-        finally:
-            db.close()
-
-    @_db_errors
-    def release_lease(self, exp_id: int) -> None:
-        """Give the run's lease back (a no-op if this process does not hold it)."""
-        stop = self._leases.pop(exp_id, None)
-        if stop is None:
-            return
-        stop.set()
-        self._db.execute("DELETE FROM leases WHERE experiment_id=? AND owner=?",
-                         (exp_id, _OWNER))
-
-    # ---- experiments ------------------------------------------------------------------------
-    @_db_errors
+    @db_errors
     def create_experiment(
         self, name: str, strategy: str, seed: int, space_signature: str, task_signature: str,
         config: Mapping[str, Any], budget: int,
@@ -420,7 +206,7 @@ class Store:
                              ) from None
         return self.get_experiment(cur.lastrowid)
 
-    @_db_errors
+    @db_errors
     def get_experiment(self, ref: int | str) -> Experiment:
         """By id or name.
 
@@ -437,54 +223,15 @@ class Store:
             row = self._db.execute("SELECT * FROM experiments WHERE name=?", (str(ref),)).fetchone()
         if row is None:
             raise StoreError(f"no experiment {ref!r} in {self.root} (see 'fnas runs')")
-        return self._alive(self._to_experiment(row))
+        return self._alive(to_experiment(row))
 
-    def _alive(self, exp: Experiment) -> Experiment:
-        """``running`` only while a live process holds the run's lease: a run whose process
-        died (kill -9, or a full disk that refused even its status) reads ``interrupted``."""
-        if exp.status != "running":
-            return exp
-        try:
-            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
-                                   "experiment_id=?", (exp.id,)).fetchone()
-        except sqlite3.OperationalError:  # no leases table: no process ever held one
-            row = None
-        if row is not None and (row["owner"] == _OWNER or not self._lease_dead(
-                row["host"], row["pid"], row["heartbeat"], time.time())):
-            return exp
-        return replace(exp, status="interrupted")
 
-    @staticmethod
-    def _to_experiment(row: sqlite3.Row) -> Experiment:
-        d = dict(row)
-        name = d.get("name")
-        run = f"run {name!r}" if isinstance(name, str) else f"run id {d.get('id')}"
-        for k, kind in _EXP_TYPES.items():
-            if isinstance(d.get(k), bool) or not isinstance(d.get(k), kind):
-                raise StoreError(f"{run}: field {k!r} holds {d.get(k)!r:.40} (the store is "
-                                 "damaged)")
-        for k in ("created", "updated"):  # a time any reader can format
-            if not 0 <= d[k] < 1e11:
-                raise StoreError(f"{run}: field {k!r} holds {d[k]!r:.40}, not a time (the "
-                                 "store is damaged)")
-        d["config"] = cfg = _json_field(d["config"], f"{run}: field 'config'")
-        d["stats"] = _json_field(d.get("stats", "{}"), f"{run}: field 'stats'")
-        for k in _CONFIG_TABLES:
-            if k in cfg and not isinstance(cfg[k], dict):
-                raise StoreError(f"{run}: field 'config.{k}' is not a table (the store is "
-                                 "damaged)")
-        for k, kind in [(k, int) for k in _CONFIG_INTS] + [(k, str) for k in _CONFIG_STRS]:
-            if k in cfg and (isinstance(cfg[k], bool) or not isinstance(cfg[k], kind)):
-                raise StoreError(f"{run}: field 'config.{k}' holds {cfg[k]!r:.40} (the store "
-                                 "is damaged)")
-        return Experiment(**d)
-
-    @_db_errors
+    @db_errors
     def list_experiments(self) -> list[Experiment]:
         rows = self._db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
-        return [self._alive(self._to_experiment(r)) for r in rows]
+        return [self._alive(to_experiment(r)) for r in rows]
 
-    @_db_errors
+    @db_errors
     def update_experiment(self, exp_id: int, *, status: str | None = None,
                           stats: Mapping[str, Any] | None = None,
                           budget: int | None = None) -> None:
@@ -499,7 +246,7 @@ class Store:
         self._db.execute(f"UPDATE experiments SET {', '.join(sets)} WHERE id=?", (*vals, exp_id))
 
     # ---- evaluations ------------------------------------------------------------------------
-    @_db_errors
+    @db_errors
     def add_evaluation(self, ev: Evaluation,
                        then: Callable[[sqlite3.Connection, int], None] | None = None
                        ) -> Evaluation:
@@ -512,7 +259,7 @@ class Store:
         Raises:
             StoreError: (experiment, iteration, slot) is already recorded; nothing is written.
         """
-        row = {c: getattr(ev, c) for c in _EVAL_COLUMNS}
+        row = {c: getattr(ev, c) for c in EVAL_COLUMNS}
         row["decisions"] = json.dumps(list(ev.decisions))
         row["created"] = ev.created or time.time()
         for f in EVAL_FLAGS:
@@ -534,19 +281,19 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        return self._to_eval(self._db.execute("SELECT * FROM evaluations WHERE id=?",
-                                              (cur.lastrowid,)).fetchone())
+        return to_eval(self._db.execute("SELECT * FROM evaluations WHERE id=?",
+                                        (cur.lastrowid,)).fetchone())
 
-    @_db_errors
+    @db_errors
     def evaluations(self, exp_id: int, iteration: int | None = None) -> list[Evaluation]:
         """An experiment's evaluations in recording order (optionally one iteration's)."""
         q, args = "SELECT * FROM evaluations WHERE experiment_id=?", [exp_id]
         if iteration is not None:
             q += " AND iteration=?"
             args.append(iteration)
-        return [self._to_eval(r) for r in self._db.execute(q + " ORDER BY id", args)]
+        return [to_eval(r) for r in self._db.execute(q + " ORDER BY id", args)]
 
-    @_db_errors
+    @db_errors
     def lookup_trained(self, task_signature: str, arch_key: str,
                        statuses: Iterable[str] = ("ok", "nan", "invalid")) -> Evaluation | None:
         """The earliest *trained* evaluation of ``arch_key`` on this task in any experiment.
@@ -560,16 +307,16 @@ class Store:
             f"AND status IN ({', '.join('?' * len(st))}) ORDER BY id LIMIT 1",
             (task_signature, arch_key, *st),
         ).fetchone()
-        return self._to_eval(row) if row else None
+        return to_eval(row) if row else None
 
-    @_db_errors
+    @db_errors
     def recent_pooled(self, limit: int = 100) -> list[Evaluation]:
         """The last ``limit`` trainings, in any run, that started from a pool snapshot."""
         rows = self._db.execute("SELECT * FROM evaluations WHERE pool_snapshot IS NOT NULL "
                                 "AND trained=1 ORDER BY id DESC LIMIT ?", (int(limit),))
-        return [self._to_eval(r) for r in rows]
+        return [to_eval(r) for r in rows]
 
-    @_db_errors
+    @db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
         """Best ``k`` distinct architectures of an experiment by reward (real results only)."""
         rows = self._db.execute(
@@ -580,12 +327,12 @@ class Store:
         for r in rows:
             if r["arch_key"] not in seen:
                 seen.add(r["arch_key"])
-                out.append(self._to_eval(r))
+                out.append(to_eval(r))
             if len(out) >= k:
                 break
         return out
 
-    @_db_errors
+    @db_errors
     def summary(self, exp_id: int) -> dict[str, Any]:
         """Counts (evaluated, trained, cached, failed) and the best real reward of a run."""
         row = self._db.execute(
@@ -616,7 +363,7 @@ class Store:
         return evaluations_frame(self, run)
 
     # ---- policy updates ---------------------------------------------------------------------
-    @_db_errors
+    @db_errors
     def add_update(self, exp_id: int, iteration: int, metrics: Mapping[str, Any], *,
                    n_done: int, n_trained: int) -> None:
         """Record one policy update's metrics (a resumed iteration replaces its row)."""
@@ -624,7 +371,7 @@ class Store:
                          (exp_id, int(iteration), int(n_done), int(n_trained),
                           json.dumps(dict(metrics), sort_keys=True), time.time()))
 
-    @_db_errors
+    @db_errors
     def updates(self, exp_id: int) -> list[dict[str, Any]]:
         """An experiment's updates in order: ``iteration``, ``n_done`` (samples so far),
         ``n_trained`` (real trainings so far) and the strategy's metrics, flattened."""
@@ -636,35 +383,5 @@ class Store:
         for r in rows:
             what = f"run id {exp_id}, update {r['iteration']!r}: field 'metrics'"
             out.append({"iteration": r["iteration"], "n_done": r["n_done"],
-                        "n_trained": r["n_trained"], **_json_field(r["metrics"], what)})
+                        "n_trained": r["n_trained"], **json_field(r["metrics"], what)})
         return out
-
-    @staticmethod
-    def _to_eval(row: sqlite3.Row) -> Evaluation:
-        d = {k: v for k, v in dict(row).items() if k in Evaluation.__dataclass_fields__}
-        what = f"run id {d.get('experiment_id')!r}, evaluation {d.get('id')!r}"
-
-        def bad(k: str) -> StoreError:
-            return StoreError(f"{what}: field {k!r} holds {d.get(k)!r:.40} (the store is "
-                              "damaged)")
-
-        for k in _EVAL_NUMS + _EVAL_INTS + _EVAL_STRS:
-            v = d.get(k)
-            if v is None and k not in _EVAL_REQUIRED:
-                continue
-            kind = str if k in _EVAL_STRS else int if k in _EVAL_INTS else (int, float)
-            if isinstance(v, bool) or not isinstance(v, kind):
-                raise bad(k)
-        dec = _json_field(d.get("decisions"), f"{what}: field 'decisions'", list)
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in dec):
-            raise bad("decisions")
-        d["decisions"] = tuple(dec)
-        for f in EVAL_FLAGS:
-            d[f] = bool(d[f])
-        return Evaluation(**d)
-
-
-def _text(b: bytes) -> str:
-    """Text columns of a damaged store decode with replacement characters (the row checks then
-    refuse the value in one line) instead of raising UnicodeDecodeError."""
-    return b.decode("utf-8", "replace")

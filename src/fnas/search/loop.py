@@ -31,7 +31,7 @@ import numpy as np
 from fnas.errors import ConfigError, StoreError
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.callbacks import dispatch
-from fnas.search.checkpoint import load_checkpoint, save_checkpoint
+from fnas.search.checkpoint import save_checkpoint
 from fnas.search.config import (
     SPACES,
     STRATEGIES,
@@ -40,7 +40,9 @@ from fnas.search.config import (
 )
 from fnas.search.evaluators import Evaluator, ProxyEvaluator
 from fnas.search.knowledge import gather_knowledge, pretrain
+from fnas.search.progress import log_evaluation, log_update, postfix
 from fnas.search.recording import evaluate, evaluate_parallel
+from fnas.search.restore import restore
 from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
 
@@ -179,61 +181,12 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
             task_signature(cfg, evaluator) != exp.task_signature:
         raise StoreError(f"run {exp.name!r} was recorded with another space or task "
                          "(data or training settings changed); start a new run instead")
-    loop_state = _restore(store, exp, strategy)
+    loop_state = restore(store, exp, strategy)
     if loop_state is None:  # killed before its first update: pre-train again, as at the start
         loop_state = {}
         pretrain(store, exp, cfg, space, strategy, evaluator)
     return _loop(store, exp, cfg, evaluator, strategy, loop_state, progress, stop_after,
                  executor, callbacks)
-
-
-def _restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
-    """Restore ``strategy`` from the run's checkpoint; its loop counters, or None without one.
-    A damaged checkpoint, or one that does not fit the run, refuses the resume in one line
-    before anything is recorded; a run left ``running`` by a crash is then ``interrupted``."""
-    try:
-        ckpt = load_checkpoint(store.run_dir(exp.name))
-        if ckpt is None:
-            return None
-        tensors, meta = ckpt
-        loop_state = _checked_loop_state(exp, meta)
-        try:
-            strategy.load_state(tensors, meta["strategy"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            why = " ".join(f"{type(e).__name__}: {e}".split())[:160]
-            raise StoreError(f"run {exp.name!r}: its checkpoint does not fit the run "
-                             f"(field 'strategy': {why}); remove "
-                             f"{store.run_dir(exp.name)}/checkpoint.* to restart the run from "
-                             "its recorded evaluations") from None
-        return loop_state
-    except StoreError:
-        if store.get_experiment(exp.id).status == "running":
-            store.update_experiment(exp.id, status="interrupted")
-        raise
-
-
-def _checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
-    """A checkpoint's loop counters, type-checked, or a StoreError naming the field."""
-    def bad(field: str) -> StoreError:
-        return StoreError(f"run {exp.name!r}: its checkpoint's field {field!r} is damaged or "
-                          "belongs to another run; remove the checkpoint to restart the run "
-                          "from its recorded evaluations")
-    if not isinstance(meta, dict) or not isinstance(meta.get("strategy"), dict):
-        raise bad("strategy")
-    loop = meta.get("loop")
-    if not isinstance(loop, dict):
-        raise bad("loop")
-    if loop.get("experiment", exp.id) != exp.id:
-        raise bad("loop.experiment")
-    for k in ("iteration", "n_done", "n_trained"):
-        v = loop.get(k, 0)
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31:
-            raise bad(f"loop.{k}")
-    timers = loop.get("timers", {})
-    if not isinstance(timers, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in timers.values()):
-        raise bad("loop.timers")
-    return loop
 
 
 def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
@@ -303,8 +256,8 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
                     best = max(best, ev.reward)
                 if ev.trained or not by_trained:
                     bar.update(1)
-                bar.set_postfix(_postfix(best, strategy, n_trained))
-                _log_evaluation(exp, ev, best, resumed=existing.get(ev.slot) is ev)
+                bar.set_postfix(postfix(best, strategy, n_trained))
+                log_evaluation(exp, ev, best, resumed=existing.get(ev.slot) is ev)
                 ask(dispatch(callbacks, "on_evaluation", exp, ev))
 
             if executor is None or executor.name == "local":  # in order, here
@@ -323,12 +276,12 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
             strategy.observe(evals)
             metrics = strategy.tell(proposals, [e.reward for e in evals])
             timers["update"] += time.perf_counter() - t
-            bar.set_postfix(_postfix(best, strategy, n_trained))  # this round's screening too
+            bar.set_postfix(postfix(best, strategy, n_trained))  # this round's screening too
             n_done += n
             t = time.perf_counter()
             store.add_update(exp.id, iteration, metrics, n_done=n_done, n_trained=n_trained)
             timers["store"] += time.perf_counter() - t
-            _log_update(exp, iteration, n_done, n_trained, best, metrics)
+            log_update(exp, iteration, n_done, n_trained, best, metrics)
             ask(dispatch(callbacks, "on_update", exp, iteration, metrics))
             iteration += 1
             iters_this_call += 1
@@ -388,42 +341,3 @@ def _loop(store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator
 
 def _out_of_time(cfg: SearchConfig, timers: dict[str, float]) -> bool:
     return cfg.budget_seconds is not None and timers["wall"] >= cfg.budget_seconds
-
-
-_LOGGED = ("losses/entropy", "controller/entropy", "losses/approx_kl", "losses/clipfrac",
-           "screen/screened", "critic/pick_tau", "replay/n")
-"""Update metrics that the update's log line shows, where the strategy reports them."""
-
-
-def _log_evaluation(exp: Experiment, ev: Evaluation, best: float, resumed: bool) -> None:
-    """One INFO line per evaluation: where, how (trained, cached, predicted), reward, time."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    how = "trained" if ev.trained else "cached" if ev.cached else \
-        "predicted" if ev.predicted else "recorded"
-    logger.info("run %s eval %d.%d %s%s: reward %.4f (%s), best %.4f, %.2f s, %s", exp.name,
-                ev.iteration, ev.slot, how, " (recorded before the resume)" if resumed else "",
-                ev.reward, ev.status, best, ev.train_seconds, ev.arch)
-
-
-def _log_update(exp: Experiment, iteration: int, n_done: int, n_trained: int, best: float,
-                metrics: dict[str, Any]) -> None:
-    """One INFO line per policy update: its index, progress, best so far, key metrics."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    stats = "".join(f", {k} {float(v):.4g}" for k, v in metrics.items()
-                    if k in _LOGGED and isinstance(v, (int, float)) and not isinstance(v, bool))
-    logger.info("run %s update %d: %d samples, %d trained, best %.4f%s", exp.name, iteration,
-                n_done, n_trained, best, stats)
-
-
-def _postfix(best: float, strategy: Strategy, n_trained: int) -> dict[str, str]:
-    """The progress bar's postfix: best real reward, and what the critic screened out."""
-    out = {"best": f"{best:.4f}" if best > float("-inf") else "-"}
-    screened = getattr(strategy, "screened_total", None)
-    if screened is not None:
-        out["screened"] = str(screened)
-        out["trained"] = str(n_trained)
-    return out
-
-

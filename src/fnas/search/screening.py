@@ -39,117 +39,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, mutants, rank_gauss
+from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, rank_gauss
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.errors import ConfigError
 from fnas.search.ppo import PPOStrategy, single_thread
+from fnas.search.screen_candidates import Candidates
+from fnas.search.screen_config import ScreenConfig, ScreenState
 from fnas.search.strategy import Proposal, Verdict
 from fnas.space.factorized import FactorizedSpace
 
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
 
 
-@dataclass(frozen=True)
-class ScreenConfig:
-    """How the critic screens candidates (``FNASConfig.screen``)."""
-
-    n_init: int = 8
-    """Real results trained from policy samples before screening starts (0 with knowledge)."""
-    candidates: int = 512
-    """Policy samples scored by the critic per round."""
-    mutants: int = 128
-    """Mutants of the top real results (this run's and the knowledge's) added per round."""
-    mutant_two: float = 0.3
-    """Share of mutants that change two decisions (the rest change one)."""
-    parents: int = 8
-    """How many top real results (of this run, and of the knowledge) mutants come from."""
-    kappa: float = 0.5
-    """UCB's weight on the spread. NOTE: chosen on NAS-Bench-Macro's 20 benchmark seeds
-    (median queries to target 26 at 1.0, 21 at 0.5, 24 at 0: benchmarks/README.md)."""
-    policy: str = "learn"
-    """``learn`` (the PPO controller proposes) or ``frozen`` (uniform samples, no learning:
-    the ablation that asks what the controller adds)."""
-    entropy_floor: float = 0.6
-    """The policy's entropy per decision is held at or above this share of the uniform
-    policy's (``ppo_update``'s ``min_entropy``): it keeps proposing unseen candidates."""
-    imagined_batch: int = 64
-    """Policy samples per imagined update."""
-    novelty: bool = True
-    """The imagined updates' objective. True: the round's policy samples, rewarded by their
-    UCB score (critic mean + ``kappa`` x spread) when not yet evaluated and by the batch's
-    lowest score when already evaluated: the controller is rewarded for proposing candidates
-    that the critic rates highly *and* has not seen. False (the first design): only the
-    unseen samples, rewarded by the critic's mean."""
-    judge_after: int = 8
-    """Picks of a pre-trained critic with real results before it is judged."""
-    judge_min_rank: float = 0.0
-    """Kendall tau a pre-trained critic needs on its picks to keep its knowledge. The picks
-    are the critic's own favourites, a narrow range on which even good knowledge ranks
-    weakly (at 0.4, FLOPs-objective knowledge was forgotten in 4 of 6 seeds); knowledge that
-    ranks them backwards is what must go."""
-
-    def __post_init__(self) -> None:
-        checks = [(self.n_init >= 0, "n_init"), (self.candidates >= 1, "candidates"),
-                  (self.mutants >= 0, "mutants"), (0 <= self.mutant_two <= 1, "mutant_two"),
-                  (self.parents >= 1, "parents"), (self.kappa >= 0, "kappa"),
-                  (self.policy in ("learn", "frozen"), "policy"),
-                  (0 <= self.entropy_floor <= 1, "entropy_floor"),
-                  (self.imagined_batch >= 2, "imagined_batch"),
-                  (self.judge_after >= 3, "judge_after"),
-                  (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
-        for ok, name in checks:
-            if not ok:
-                raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range")
-
-
-@dataclass
-class ScreenState:
-    """Everything the screening strategy learns besides tensors; JSON in the checkpoint."""
-
-    seen: list[list[int]] = field(default_factory=list)
-    """Decision vectors evaluated in this run (real results, failures too)."""
-    seen_keys: list[str] = field(default_factory=list)
-    """Their architecture keys (two decision vectors may build one network)."""
-    own: list[tuple[list[int], float]] = field(default_factory=list)
-    """This run's distinct successful real results: (decisions, reward)."""
-    n_knowledge: int = 0
-    """Critic points from earlier runs (the first points of its data)."""
-    n_warm: int = 0
-    """Real results trained in warm-up rounds (policy samples, not screened picks)."""
-    knowledge: str = "none"
-    """none | pending | kept | forgotten."""
-    knowledge_parents: list[list[int]] = field(default_factory=list)
-    """The knowledge's top architectures (mutant parents while it is trusted)."""
-    judge: list[tuple[float, float]] = field(default_factory=list)
-    """(critic mean, real reward) of a pre-trained critic's picks, until judged."""
-    picks: list[tuple[float, float]] = field(default_factory=list)
-    """(critic mean, real reward) of every screened pick: the running rank check."""
-    totals: dict[str, int] = field(default_factory=dict)
-    """Cumulative counts: screened, trained picks, candidates by origin, fallbacks."""
-    exhausted: bool = False
-    """The last round found no unseen candidate at all: the space has been evaluated."""
-
-    def to_meta(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_meta(cls, d: dict[str, Any]) -> ScreenState:
-        s = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-        s.own = [(list(x), float(r)) for x, r in s.own]
-        s.judge = [(float(a), float(b)) for a, b in s.judge]
-        s.picks = [(float(a), float(b)) for a, b in s.picks]
-        return s
-
-
-class ScreeningStrategy(PPOStrategy):
+class ScreeningStrategy(Candidates, PPOStrategy):
     """PPO controller proposes, the ensemble critic screens, the acquisition picks B to train."""
 
     name = "fnas"
@@ -202,72 +112,6 @@ class ScreeningStrategy(PPOStrategy):
     def fresh_count(self, n: int) -> int:
         return n  # replayed results join the update on top of the B trained picks
 
-    def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """n samples (n, T) and their log-probabilities (n,) under the proposing policy."""
-        if self.scfg.policy == "frozen":
-            sizes = torch.tensor(self.space.sizes)
-            a = (torch.rand(n, len(self.space.sizes), generator=self._gen) * sizes).long()
-            return a.numpy(), self._logp(a.numpy())
-        with single_thread():
-            a, lp = self.policy.sample(n, self._gen)
-        return a.numpy(), lp.sum(1).double().numpy()
-
-    def _logp(self, x: np.ndarray) -> np.ndarray:
-        if self.scfg.policy == "frozen":
-            return np.full(len(x), -float(np.log(np.asarray(self.space.sizes, float)).sum()))
-        with torch.no_grad(), single_thread():
-            lp, _ = self.policy.evaluate(torch.as_tensor(x, dtype=torch.long))
-        return lp.sum(1).double().numpy()
-
-    def _unseen(self, x: np.ndarray) -> np.ndarray:
-        """Rows of x not yet evaluated, first occurrence of each, in order."""
-        keep, here = [], set()
-        for i, row in enumerate(map(tuple, x.tolist())):
-            if row not in self._seen and row not in here:
-                here.add(row)
-                keep.append(i)
-        return np.asarray(keep, dtype=np.int64)
-
-    def _parents(self) -> np.ndarray:
-        own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
-        p = [d for d, _ in own]
-        if self.st.knowledge in ("pending", "kept"):
-            p += self.st.knowledge_parents
-        return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))
-
-    def _candidates(self, n_pick: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        """Unseen candidates (m, T), their origin codes (m,), and the round's counts."""
-        c = self.scfg
-        warm = self._warm
-        counts: dict[str, int] = {}
-        x, _ = self._policy_samples(c.candidates)
-        self._drawn = x  # the policy's own samples, seen ones included: imagined updates
-        origin = np.zeros(len(x), dtype=np.int64)  # 0 policy, 1 mutant, 2 uniform
-        counts["candidates_policy"] = len(x)
-        if not warm and c.mutants:
-            mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
-            x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
-            counts["candidates_mutant"] = len(mx)
-        keep = self._unseen(x)
-        steps = [("fallback_more", lambda: (self._policy_samples(4 * c.candidates)[0], 0)),
-                 ("fallback_mutants", lambda: (mutants(self._parents(), self.space.sizes,
-                                                       max(c.mutants, 4 * n_pick), self._rng,
-                                                       c.mutant_two), 1)),
-                 ("fallback_uniform", lambda: (np.stack([self._rng.integers(s, size=4 * c.
-                                                         candidates) for s in self.space.sizes],
-                                                        1), 2))]
-        for name, more in steps:
-            if len(keep) >= n_pick:
-                break
-            mx, code = more()
-            counts[name] = 1
-            x = np.concatenate([x, mx])
-            origin = np.concatenate([origin, np.full(len(mx), code)])
-            keep = self._unseen(x)
-        if len(keep) < n_pick:
-            counts["exhausted"] = 1  # (almost) every architecture has been evaluated
-        self.st.exhausted = len(keep) == 0 and len(self._seen_keys) > 0
-        return x[keep], origin[keep], counts
 
     def ask(self, n: int) -> list[Proposal]:
         t0 = time.perf_counter()

@@ -1,0 +1,105 @@
+"""What the store's database may hold: the SQL schema, its version and the evaluation
+columns added since v1 (an older store gains them in place), and the rule for run names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fnas.errors import StoreError
+
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name"]
+
+MAX_NAME_LENGTH = 100
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_run_name(name: Any) -> str:
+    """``name`` if it is a safe run name (see :mod:`fnas.knowledge.store`'s contract), else a
+    one-line :class:`StoreError` saying what is wrong."""
+    if not isinstance(name, str):
+        raise StoreError(f"run name must be a string, got {type(name).__name__}")
+    shown = repr(name[:40] + ("..." if len(name) > 40 else ""))
+    if not name:
+        raise StoreError("run name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise StoreError(f"run name {shown} has {len(name)} characters; at most "
+                         f"{MAX_NAME_LENGTH}")
+    if not _NAME.fullmatch(name) or not name.isascii():
+        raise StoreError(f"run name {shown} may only hold letters, digits, '.', '_' and '-'")
+    if name.isdigit():
+        raise StoreError(f"run name {shown} is all digits: it would read as a run id")
+    if name[0] in ".-" or ".." in name:
+        raise StoreError(f"run name {shown} must not start with '.' or '-' or hold '..'")
+    return name
+
+
+SCHEMA_VERSION = 4
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT UNIQUE NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    space_signature TEXT NOT NULL,
+    task_signature TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    iteration INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    arch_key TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    decisions TEXT NOT NULL,
+    task_signature TEXT NOT NULL,
+    reward REAL NOT NULL,
+    accuracy REAL,
+    latency_ms REAL,
+    macs INTEGER,
+    params INTEGER,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    train_seconds REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    behaviour_logp REAL,
+    trained INTEGER NOT NULL DEFAULT 0,
+    predicted INTEGER NOT NULL DEFAULT 0,
+    audited INTEGER NOT NULL DEFAULT 0,
+    cached INTEGER NOT NULL DEFAULT 0,
+    replayed INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    epochs INTEGER,
+    pool_snapshot INTEGER,
+    pool_hit_ratio REAL,
+    pool_coverage REAL,
+    predicted_reward REAL,
+    predicted_spread REAL,
+    UNIQUE (experiment_id, iteration, slot)
+);
+CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
+CREATE TABLE IF NOT EXISTS updates (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    iteration INTEGER NOT NULL,
+    n_done INTEGER NOT NULL,
+    n_trained INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (experiment_id, iteration)
+);
+"""
+# Schema v3 adds the ``updates`` table (one row per policy update); older stores gain it empty.
+# Schema v4 adds the critic's prediction to every evaluation it was asked about.
+_ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
+             ("pool_coverage", "REAL"))
+_ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
+_ADDED = _ADDED_V2 + _ADDED_V4
+"""Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
+older store gains them in place, NULL."""

@@ -1,0 +1,63 @@
+"""Resuming a run from its checkpoint: the strategy's state restored and the loop's counters
+type-checked; a damaged checkpoint, or one that does not fit the run, is refused in one line
+before anything is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fnas.errors import StoreError
+from fnas.knowledge.store import Experiment, Store
+from fnas.search.checkpoint import load_checkpoint
+from fnas.search.strategy import Strategy
+
+__all__ = ["restore", "checked_loop_state"]
+
+
+def restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
+    """Restore ``strategy`` from the run's checkpoint; its loop counters, or None without one.
+    A damaged checkpoint, or one that does not fit the run, refuses the resume in one line
+    before anything is recorded; a run left ``running`` by a crash is then ``interrupted``."""
+    try:
+        ckpt = load_checkpoint(store.run_dir(exp.name))
+        if ckpt is None:
+            return None
+        tensors, meta = ckpt
+        loop_state = checked_loop_state(exp, meta)
+        try:
+            strategy.load_state(tensors, meta["strategy"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            why = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+            raise StoreError(f"run {exp.name!r}: its checkpoint does not fit the run "
+                             f"(field 'strategy': {why}); remove "
+                             f"{store.run_dir(exp.name)}/checkpoint.* to restart the run from "
+                             "its recorded evaluations") from None
+        return loop_state
+    except StoreError:
+        if store.get_experiment(exp.id).status == "running":
+            store.update_experiment(exp.id, status="interrupted")
+        raise
+
+
+def checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
+    """A checkpoint's loop counters, type-checked, or a StoreError naming the field."""
+    def bad(field: str) -> StoreError:
+        return StoreError(f"run {exp.name!r}: its checkpoint's field {field!r} is damaged or "
+                          "belongs to another run; remove the checkpoint to restart the run "
+                          "from its recorded evaluations")
+    if not isinstance(meta, dict) or not isinstance(meta.get("strategy"), dict):
+        raise bad("strategy")
+    loop = meta.get("loop")
+    if not isinstance(loop, dict):
+        raise bad("loop")
+    if loop.get("experiment", exp.id) != exp.id:
+        raise bad("loop.experiment")
+    for k in ("iteration", "n_done", "n_trained"):
+        v = loop.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31:
+            raise bad(f"loop.{k}")
+    timers = loop.get("timers", {})
+    if not isinstance(timers, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in timers.values()):
+        raise bad("loop.timers")
+    return loop

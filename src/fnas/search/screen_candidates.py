@@ -1,0 +1,101 @@
+"""Candidate generation for the screening strategy: the proposing policy's samples, mutants of
+the top real results (this run's and the knowledge's), and the fallbacks (more policy samples,
+more mutants, uniform samples) when too few unseen candidates are left."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from fnas.agent.acquisition import mutants
+from fnas.search.ppo import single_thread
+
+if TYPE_CHECKING:
+    from fnas.search.screen_config import ScreenConfig, ScreenState
+    from fnas.space.factorized import FactorizedSpace
+
+__all__ = ["Candidates"]
+
+
+class Candidates:
+    """The candidate methods of :class:`~fnas.search.screening.ScreeningStrategy` (a mixin:
+    they use its space, policy, generators, settings ``scfg``, state ``st`` and the decision
+    vectors and architecture keys already evaluated)."""
+
+    space: FactorizedSpace
+    scfg: ScreenConfig
+    st: ScreenState
+    _rng: np.random.Generator
+    _gen: torch.Generator
+    _seen: set[tuple[int, ...]]
+    _seen_keys: set[str]
+    _warm: bool
+
+    def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n samples (n, T) and their log-probabilities (n,) under the proposing policy."""
+        if self.scfg.policy == "frozen":
+            sizes = torch.tensor(self.space.sizes)
+            a = (torch.rand(n, len(self.space.sizes), generator=self._gen) * sizes).long()
+            return a.numpy(), self._logp(a.numpy())
+        with single_thread():
+            a, lp = self.policy.sample(n, self._gen)
+        return a.numpy(), lp.sum(1).double().numpy()
+
+    def _logp(self, x: np.ndarray) -> np.ndarray:
+        if self.scfg.policy == "frozen":
+            return np.full(len(x), -float(np.log(np.asarray(self.space.sizes, float)).sum()))
+        with torch.no_grad(), single_thread():
+            lp, _ = self.policy.evaluate(torch.as_tensor(x, dtype=torch.long))
+        return lp.sum(1).double().numpy()
+
+    def _unseen(self, x: np.ndarray) -> np.ndarray:
+        """Rows of x not yet evaluated, first occurrence of each, in order."""
+        keep, here = [], set()
+        for i, row in enumerate(map(tuple, x.tolist())):
+            if row not in self._seen and row not in here:
+                here.add(row)
+                keep.append(i)
+        return np.asarray(keep, dtype=np.int64)
+
+    def _parents(self) -> np.ndarray:
+        own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
+        p = [d for d, _ in own]
+        if self.st.knowledge in ("pending", "kept"):
+            p += self.st.knowledge_parents
+        return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))
+
+    def _candidates(self, n_pick: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Unseen candidates (m, T), their origin codes (m,), and the round's counts."""
+        c = self.scfg
+        warm = self._warm
+        counts: dict[str, int] = {}
+        x, _ = self._policy_samples(c.candidates)
+        self._drawn = x  # the policy's own samples, seen ones included: imagined updates
+        origin = np.zeros(len(x), dtype=np.int64)  # 0 policy, 1 mutant, 2 uniform
+        counts["candidates_policy"] = len(x)
+        if not warm and c.mutants:
+            mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
+            x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
+            counts["candidates_mutant"] = len(mx)
+        keep = self._unseen(x)
+        steps = [("fallback_more", lambda: (self._policy_samples(4 * c.candidates)[0], 0)),
+                 ("fallback_mutants", lambda: (mutants(self._parents(), self.space.sizes,
+                                                       max(c.mutants, 4 * n_pick), self._rng,
+                                                       c.mutant_two), 1)),
+                 ("fallback_uniform", lambda: (np.stack([self._rng.integers(s, size=4 * c.
+                                                         candidates) for s in self.space.sizes],
+                                                        1), 2))]
+        for name, more in steps:
+            if len(keep) >= n_pick:
+                break
+            mx, code = more()
+            counts[name] = 1
+            x = np.concatenate([x, mx])
+            origin = np.concatenate([origin, np.full(len(mx), code)])
+            keep = self._unseen(x)
+        if len(keep) < n_pick:
+            counts["exhausted"] = 1  # (almost) every architecture has been evaluated
+        self.st.exhausted = len(keep) == 0 and len(self._seen_keys) > 0
+        return x[keep], origin[keep], counts

@@ -1,0 +1,103 @@
+"""The screening strategy's settings (:class:`ScreenConfig`, ``FNASConfig.screen``) and the
+state it checkpoints besides tensors (:class:`ScreenState`, JSON in the checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fnas.errors import ConfigError
+
+__all__ = ["ScreenConfig", "ScreenState"]
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """How the critic screens candidates (``FNASConfig.screen``)."""
+
+    n_init: int = 8
+    """Real results trained from policy samples before screening starts (0 with knowledge)."""
+    candidates: int = 512
+    """Policy samples scored by the critic per round."""
+    mutants: int = 128
+    """Mutants of the top real results (this run's and the knowledge's) added per round."""
+    mutant_two: float = 0.3
+    """Share of mutants that change two decisions (the rest change one)."""
+    parents: int = 8
+    """How many top real results (of this run, and of the knowledge) mutants come from."""
+    kappa: float = 0.5
+    """UCB's weight on the spread. NOTE: chosen on NAS-Bench-Macro's 20 benchmark seeds
+    (median queries to target 26 at 1.0, 21 at 0.5, 24 at 0: benchmarks/README.md)."""
+    policy: str = "learn"
+    """``learn`` (the PPO controller proposes) or ``frozen`` (uniform samples, no learning:
+    the ablation that asks what the controller adds)."""
+    entropy_floor: float = 0.6
+    """The policy's entropy per decision is held at or above this share of the uniform
+    policy's (``ppo_update``'s ``min_entropy``): it keeps proposing unseen candidates."""
+    imagined_batch: int = 64
+    """Policy samples per imagined update."""
+    novelty: bool = True
+    """The imagined updates' objective. True: the round's policy samples, rewarded by their
+    UCB score (critic mean + ``kappa`` x spread) when not yet evaluated and by the batch's
+    lowest score when already evaluated: the controller is rewarded for proposing candidates
+    that the critic rates highly *and* has not seen. False (the first design): only the
+    unseen samples, rewarded by the critic's mean."""
+    judge_after: int = 8
+    """Picks of a pre-trained critic with real results before it is judged."""
+    judge_min_rank: float = 0.0
+    """Kendall tau a pre-trained critic needs on its picks to keep its knowledge. The picks
+    are the critic's own favourites, a narrow range on which even good knowledge ranks
+    weakly (at 0.4, FLOPs-objective knowledge was forgotten in 4 of 6 seeds); knowledge that
+    ranks them backwards is what must go."""
+
+    def __post_init__(self) -> None:
+        checks = [(self.n_init >= 0, "n_init"), (self.candidates >= 1, "candidates"),
+                  (self.mutants >= 0, "mutants"), (0 <= self.mutant_two <= 1, "mutant_two"),
+                  (self.parents >= 1, "parents"), (self.kappa >= 0, "kappa"),
+                  (self.policy in ("learn", "frozen"), "policy"),
+                  (0 <= self.entropy_floor <= 1, "entropy_floor"),
+                  (self.imagined_batch >= 2, "imagined_batch"),
+                  (self.judge_after >= 3, "judge_after"),
+                  (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
+        for ok, name in checks:
+            if not ok:
+                raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range")
+
+
+@dataclass
+class ScreenState:
+    """Everything the screening strategy learns besides tensors; JSON in the checkpoint."""
+
+    seen: list[list[int]] = field(default_factory=list)
+    """Decision vectors evaluated in this run (real results, failures too)."""
+    seen_keys: list[str] = field(default_factory=list)
+    """Their architecture keys (two decision vectors may build one network)."""
+    own: list[tuple[list[int], float]] = field(default_factory=list)
+    """This run's distinct successful real results: (decisions, reward)."""
+    n_knowledge: int = 0
+    """Critic points from earlier runs (the first points of its data)."""
+    n_warm: int = 0
+    """Real results trained in warm-up rounds (policy samples, not screened picks)."""
+    knowledge: str = "none"
+    """none | pending | kept | forgotten."""
+    knowledge_parents: list[list[int]] = field(default_factory=list)
+    """The knowledge's top architectures (mutant parents while it is trusted)."""
+    judge: list[tuple[float, float]] = field(default_factory=list)
+    """(critic mean, real reward) of a pre-trained critic's picks, until judged."""
+    picks: list[tuple[float, float]] = field(default_factory=list)
+    """(critic mean, real reward) of every screened pick: the running rank check."""
+    totals: dict[str, int] = field(default_factory=dict)
+    """Cumulative counts: screened, trained picks, candidates by origin, fallbacks."""
+    exhausted: bool = False
+    """The last round found no unseen candidate at all: the space has been evaluated."""
+
+    def to_meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, d: dict[str, Any]) -> ScreenState:
+        s = cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        s.own = [(list(x), float(r)) for x, r in s.own]
+        s.judge = [(float(a), float(b)) for a, b in s.judge]
+        s.picks = [(float(a), float(b)) for a, b in s.picks]
+        return s
