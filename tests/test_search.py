@@ -209,3 +209,10 @@ def test_a_search_stops_when_its_seconds_are_spent_and_says_so(tmp_path):
     assert out.experiment.status == "done"
     with pytest.raises(ConfigError, match="budget_seconds"):
         SearchConfig(budget_seconds=0)
+
+
+def test_a_space_the_proxy_task_cannot_train_is_refused_before_anything_is_recorded(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(ConfigError, match="MacroArch architectures.*fnas bench"):
+        run_search(store, SearchConfig(space="macro", budget=2), name="m", progress=False)
+    assert store.list_experiments() == []

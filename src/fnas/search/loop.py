@@ -95,6 +95,14 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
     evaluator = evaluator or ProxyEvaluator(cfg.task, cfg.reward)
     if space is None:
         space = SPACES[cfg.space](getattr(evaluator, "input_size", 224))
+    if isinstance(evaluator, ProxyEvaluator):  # it trains block-string networks only
+        from fnas.space.spec import ArchSpec
+
+        arch = space.decode(space.sample(np.random.default_rng(0)))
+        if not isinstance(arch, ArchSpec):
+            raise ConfigError(f"space {cfg.space!r} gives {type(arch).__name__} architectures, "
+                              "which the proxy task cannot train (it builds block strings): "
+                              "search NAS-Bench-Macro with fnas bench, or pass an evaluator")
     strategy = STRATEGIES[cfg.strategy](space, cfg)
     return evaluator, space, strategy
 
