@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from fnas.errors import ConfigError, FnasError
-from fnas.search.config import SPACES, STRATEGIES, SearchConfig, space_factory
+from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, space_factory
 from fnas.search.evaluators import Evaluator
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import Decision, FactorizedSpace
@@ -108,29 +109,19 @@ def register_space(name: str, space: FactorizedSpace | Callable[..., FactorizedS
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("a space needs a non-empty name")
     if isinstance(space, FactorizedSpace):
-        factory = _Fixed(space)
+        factory = FixedSpace(space)
     elif callable(space):
         factory = space
     else:
         raise ConfigError(f"register_space({name!r}): expected a FactorizedSpace or a factory, "
                           f"got {type(space).__name__}")
     old = SPACES.get(name)
-    if old is not None and not (isinstance(old, _Fixed) and isinstance(factory, _Fixed)
-                                and old.space.signature == factory.space.signature):
-        if old is not factory:
-            raise ConfigError(f"space name {name!r} is taken (registered spaces: "
-                              f"{sorted(SPACES)}); pick another name")
+    same = old is factory or (isinstance(old, FixedSpace) and isinstance(factory, FixedSpace)
+                              and old.space.signature == factory.space.signature)
+    if old is not None and not same:
+        raise ConfigError(f"space name {name!r} is taken (registered spaces: "
+                          f"{sorted(SPACES)}); pick another name")
     SPACES[name] = factory
-
-
-class _Fixed:
-    """A registered space object: the same space whatever the input size."""
-
-    def __init__(self, space: FactorizedSpace) -> None:
-        self.space = space
-
-    def __call__(self, input_size: int = 224) -> FactorizedSpace:
-        return self.space
 
 
 class ObjectiveEvaluator(Evaluator):
@@ -171,8 +162,6 @@ class ObjectiveEvaluator(Evaluator):
             self._with_seed = False
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
-        import time
-
         t0 = time.perf_counter()
         try:
             out = self.objective(spec, seed) if self._with_seed else self.objective(spec)
@@ -370,15 +359,11 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
     if name is None:
         kind = label or cfg.task.dataset.split(":", 1)[0]
         name = _run_name(f"{strategy}-{space_name}-{kind}-s{seed}")
-    exists = True
-    try:
-        st.get_experiment(name)
-    except StoreError:
-        exists = False
-    if exists and not load_if_exists:
+    search = Search(st, name, cfg, evaluator, space_obj)
+    if search.exists and not load_if_exists:
         raise StoreError(f"run {name!r} already exists in {st.root}: pass load_if_exists=True "
                          "to continue it, or another name")
-    return Search(st, name, cfg, evaluator, space_obj)
+    return search
 
 
 def _run_name(raw: str) -> str:

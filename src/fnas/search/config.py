@@ -74,6 +74,16 @@ SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
 """Space factories taking the task's input size."""
 
 
+class FixedSpace:
+    """A registered space object as a factory: the same space whatever the input size."""
+
+    def __init__(self, space: FactorizedSpace) -> None:
+        self.space = space
+
+    def __call__(self, input_size: int = 224) -> FactorizedSpace:
+        return self.space
+
+
 def space_factory(name: str) -> Any:
     """The factory of space ``name``: a registered one (``SPACES``), or ``"module:attr"``
     naming a ``FactorizedSpace`` or a factory in an importable module (imported and registered
@@ -94,7 +104,7 @@ def space_factory(name: str) -> Any:
             raise ConfigError(f"space {name!r} cannot be imported: {type(e).__name__}: "
                               f"{' '.join(str(e).split())[:160]}") from None
         if isinstance(obj, FactorizedSpace):
-            SPACES[name] = lambda input_size=224, _space=obj: _space
+            SPACES[name] = FixedSpace(obj)
         elif callable(obj):
             SPACES[name] = obj
         else:
