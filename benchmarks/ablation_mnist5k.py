@@ -1,0 +1,295 @@
+"""The FNAS ablation redone on real training (issue 20): fixed quality targets from a
+reference, equal compute for every run, 5 seeds, the screening fnas and the faithful PPO.
+
+What it runs (every search is the real ``fnas`` loop with real training, MnasNet space at
+28x28, on the proxy of ``mnist5k_reference.py``: 2,000 mnist5k images, 2 epochs, batch 32,
+MnasNet's soft reward on multiply-adds with target 8M):
+
+1. **Sources** (the lifelong knowledge a user would really have), each built once:
+   - ``macs4m``: an fnas search on the same proxy task with another objective (MACs target
+     4M instead of 8M), seed 1000, compute C. Its real results (accuracy and MACs, re-scored
+     with the new reward) teach the critic, and its trained blocks fill the pool.
+   - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
+     the hard case of issue 10, where the knowledge did not transfer.
+2. **Variants**, each run in its own copy of its source's store (no run sees another's):
+
+   ============== ======== ===== ====== ======== =====================================
+   variant        strategy pool   buffer source   seeds
+   ============== ======== ===== ====== ======== =====================================
+   random         random                            5
+   rea            rea                               5   regularized evolution
+   ppo            ppo      -      -                 5   the faithful MnasNet PPO
+   fnas           fnas     on     on     macs4m     5   full fnas
+   fnas-scratch   fnas     on     on     -          5   without knowledge
+   fnas-nopool    fnas     off    on     macs4m     3
+   fnas-frozen    fnas     on     on     macs4m     3   frozen uniform policy (screening only)
+   fnas-digits    fnas     on     on     digits     3   knowledge from digits (hard case)
+   ============== ======== ===== ====== ======== =====================================
+
+   Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
+   are on the targets' scale: the pool gives a better start, not a shorter training.
+3. **Compute** of a run: the CPU seconds of its process (``time.process_time``: the trainings
+   at one torch thread plus the search's own overhead: sampling, critic, updates, pool,
+   store), read after each evaluation. Unlike wall seconds this does not grow when other
+   work shares the machine. Every run stops once it has spent C (``--budget``, default 1000
+   CPU-seconds, about 110 of vanilla PPO's trainings; after the batch in flight: the metric
+   cuts every curve at C).
+4. **Metrics.** Targets: the top-1% and top-0.2% reward quantiles of the reference. Per run:
+   the compute at which its best real reward (trained or cached; never a critic's
+   prediction) first reaches each target, a miss counted as > C. Per variant: the median over
+   seeds with a bootstrap 95% interval (2,000 resamples of the runs), the ratios of medians,
+   and the best-so-far curve (median and IQR) in a plot. Each run's best within C is
+   retrained on all 5,000 images for ``--retrain-epochs`` (10) epochs, seed 0.
+
+Commands (from the repository root; resumable: a finished run is kept in
+``results/ablation_mnist5k_runs/``, the sources in ``--work``):
+
+    python benchmarks/mnist5k_reference.py                 # first: the targets
+    python benchmarks/ablation_mnist5k.py                  # all of it (see docs/BENCHMARKS.md)
+    python benchmarks/ablation_mnist5k.py --variants ppo,fnas --seeds 5
+    python benchmarks/ablation_mnist5k.py --summarise      # table and plot from the kept runs
+    python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
+
+Machine: recorded in the JSON. Seeds: run seeds 0..4 (0..2 for the 3-seed variants), sources
+1000; rollouts are deterministic on CPU for a given seed. Spread: bootstrap interval and range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ablation_real import _copy_store  # noqa: E402
+from mnist5k_reference import PROXY, reward_config, task_config  # noqa: E402
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "random": {"strategy": "random", "seeds": 5},
+    "rea": {"strategy": "rea", "seeds": 5},
+    "ppo": {"strategy": "ppo", "pool": "off", "replay": "off", "seeds": 5},
+    "fnas": {"strategy": "fnas", "source": "macs4m", "seeds": 5},
+    "fnas-scratch": {"strategy": "fnas", "seeds": 5},
+    "fnas-nopool": {"strategy": "fnas", "pool": "off", "source": "macs4m", "seeds": 3},
+    "fnas-frozen": {"strategy": "fnas", "source": "macs4m", "seeds": 3,
+                    "fnas": {"screen": {"policy": "frozen"}}},
+    "fnas-digits": {"strategy": "fnas", "source": "digits", "seeds": 3},
+}
+SOURCE_SEED = 1000
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated subset of: " + ", ".join(VARIANTS))
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="seeds per variant (default: 5 or 3, as in the table above)")
+    ap.add_argument("--budget", type=float, default=1000.0, help="C, CPU-seconds per run")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--retrain-epochs", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (1 torch thread each)")
+    ap.add_argument("--reference", default=str(HERE / "results" / "mnist5k_reference.json"))
+    ap.add_argument("--work", default=str(HERE / "results" / "ablation_mnist5k_work"),
+                    help="source stores and run stores (not committed: see .gitignore)")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 seed, C = 20 s, 1 epoch, tiny sources")
+    ap.add_argument("--summarise", action="store_true",
+                    help="only the summary, table and plot from finished runs")
+    a = ap.parse_args(argv)
+    unknown = [v for v in a.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {unknown[0]!r}: expected some of {', '.join(VARIANTS)}")
+    a.epochs = None
+    if a.quick:
+        a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 20.0, 4, 1, 1
+        a.work = str(Path(a.work).with_name("ablation_mnist5k_quick_work"))
+        a.out = str(Path(a.out) / "quick")
+    return a
+
+
+def _task(a: argparse.Namespace, **over: Any):
+    return task_config(**({"epochs": a.epochs} if a.epochs else {}), **over)
+
+
+def _meter(budget: float):
+    """A callback that records each evaluation with the process's CPU seconds so far and
+    stops the search once ``budget`` is spent."""
+    from fnas.search.callbacks import Callback, StopSearch
+
+    class Meter(Callback):
+        def __init__(self) -> None:
+            self.c0, self.rows = time.process_time(), []
+
+        def on_evaluation(self, run: Any, e: Any) -> None:
+            spent = time.process_time() - self.c0
+            flags = "".join(f[0] for f in ("trained", "cached", "predicted", "audited",
+                                           "replayed") if getattr(e, f))
+            self.rows.append({"compute": round(spent, 3), "reward": round(e.reward, 6),
+                              "accuracy": e.accuracy, "macs": e.macs, "arch": e.arch,
+                              "status": e.status, "flags": flags})
+            if spent >= budget:
+                raise StopSearch(f"compute budget {budget:.0f} CPU-s spent")
+
+    return Meter()
+
+
+def _config(a: argparse.Namespace, strategy: str, seed: int, **over: Any):
+    from fnas.search import SearchConfig
+
+    settings: dict[str, Any] = {"pool_epochs": a.epochs or PROXY["task"]["epochs"],
+                                "task": _task(a), "reward": reward_config(), **over}
+    return SearchConfig(strategy=strategy, budget=100_000, batch=a.batch, seed=seed,
+                        budget_counts="trained", max_samples=1_000_000, checkpoint=False,
+                        **settings)
+
+
+def _search(a: argparse.Namespace, store_dir: Path, name: str, cfg: Any, budget: float
+            ) -> dict[str, Any]:
+    import torch
+
+    from fnas.knowledge import Store
+    from fnas.search import run_search
+
+    torch.set_num_threads(1)
+    meter = _meter(budget)
+    t0 = time.perf_counter()
+    with Store(store_dir) as store:
+        out = run_search(store, cfg, name=name, progress=False, callbacks=[meter])
+    return {"name": name, "wall_seconds": round(time.perf_counter() - t0, 1),
+            "stop_reason": out.stats.get("stop_reason"),
+            "stats": {k: x for k, x in out.stats.items() if isinstance(x, (int, float, str))},
+            "curve": meter.rows}
+
+
+def source(a: argparse.Namespace, name: str) -> Path:
+    """The source store ``name`` (built once, then copied for every run that uses it)."""
+    path = Path(a.work) / f"source-{name}"
+    if (path / "DONE").is_file():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    if name == "macs4m":
+        cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none",
+                      reward=reward_config(target=4e6))
+        r = _search(a, path, "source-macs4m", cfg, a.budget)
+    else:
+        from fnas.search import SearchConfig
+        from fnas.tasks import TaskConfig
+
+        cfg = SearchConfig(strategy="fnas", budget=4 if a.quick else 48, batch=a.batch,
+                           seed=SOURCE_SEED, task=TaskConfig(dataset="digits", epochs=a.epochs
+                                                             or 5, latency_repeats=0),
+                           reward=reward_config(), budget_counts="trained", checkpoint=False,
+                           knowledge="none")
+        r = _search(a, path, "source-digits", cfg, math.inf)
+    (path / "source.json").write_text(json.dumps(r))
+    (path / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M"))
+    return path
+
+
+def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) -> dict:
+    v = VARIANTS[variant]
+    store_dir = Path(a.work) / "runs" / f"{variant}-s{seed}"
+    shutil.rmtree(store_dir, ignore_errors=True)
+    if src is not None:
+        _copy_store(src, store_dir)
+    else:
+        store_dir.mkdir(parents=True)
+    over = {k: v[k] for k in ("pool", "replay", "fnas") if k in v}
+    cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
+    r = _search(a, store_dir, f"{variant}-s{seed}", cfg, a.budget)
+    return {"variant": variant, "seed": seed, "source": v.get("source"), **r}
+
+
+def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
+    """``arch`` trained on all 5,000 images for ``--retrain-epochs`` (batch 64), seed 0."""
+    import torch
+
+    from fnas.tasks import run_rollout
+
+    torch.set_num_threads(1)
+    task = task_config(epochs=a.retrain_epochs, max_samples=None, batch_size=64)
+    r = run_rollout(arch, task, reward_config(), 0, return_weights=False).result
+    return {"arch": arch, "status": r.status, "accuracy": r.accuracy, "reward": r.reward,
+            "epochs": a.retrain_epochs, "seconds": r.train_seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ablation_mnist5k_summary import summarise, write_outputs
+
+    a = _args(argv)
+    if not Path(a.reference).is_file():
+        sys.exit(f"ablation_mnist5k: no reference at {a.reference}: run "
+                 "benchmarks/mnist5k_reference.py first")
+    reference = json.loads(Path(a.reference).read_text())
+    out = Path(a.out)
+    runs_dir = out / "ablation_mnist5k_runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    variants = a.variants.split(",")
+    seeds = {v: a.seeds or VARIANTS[v]["seeds"] for v in variants}
+    # seed-major: a partial benchmark has every variant at the same number of seeds
+    todo = [(v, s) for s in range(max(seeds.values())) for v in variants
+            if s < seeds[v] and not (runs_dir / f"{v}-s{s}.json").is_file()]
+    t0 = time.time()
+    if todo and not a.summarise:
+        srcs = {}
+        for name in sorted({VARIANTS[v].get("source") for v, _ in todo} - {None}):
+            print(f"source {name} ...", flush=True)
+            srcs[name] = source(a, name)
+        print(f"{len(todo)} runs to go, {a.jobs} at a time", flush=True)
+        with ProcessPoolExecutor(max_workers=a.jobs, max_tasks_per_child=1) as pool:
+            futs = {pool.submit(run_one, a, v, s, srcs.get(VARIANTS[v].get("source"))): (v, s)
+                    for v, s in todo}
+            for f in as_completed(futs):
+                v, s = futs[f]
+                r = f.result()
+                (runs_dir / f"{v}-s{s}.json").write_text(json.dumps(r))
+                c = r["curve"]
+                print(f"{v}-s{s}: {sum('t' in x['flags'] for x in c)} trainings, best "
+                      f"{max(x['reward'] for x in c if 'p' not in x['flags']):.4f}, "
+                      f"{c[-1]['compute']:.0f} CPU-s ({r['wall_seconds']:.0f} s wall)",
+                      flush=True)
+    runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
+    runs = [r for r in runs if r["variant"] in variants and r["seed"] < seeds[r["variant"]]]
+    runs.sort(key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
+    if not runs:
+        print("no finished run yet")
+        return 0
+    retrained_path = out / "ablation_mnist5k_retrained.json"
+    retrained = json.loads(retrained_path.read_text()) if retrained_path.is_file() else {}
+    summary = summarise(runs, reference, a.budget, retrained)
+    want = sorted({b["arch"] for b in summary["per_run"].values() if b["arch"]} - set(retrained))
+    if want and not a.summarise:
+        print(f"retraining {len(want)} best architectures for {a.retrain_epochs} epochs",
+              flush=True)
+        with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+            futs = {pool.submit(retrain, a, arch): arch for arch in want}
+            for f in as_completed(futs):
+                retrained[futs[f]] = f.result()
+                retrained_path.write_text(json.dumps(retrained, indent=1))
+        summary = summarise(runs, reference, a.budget, retrained)
+    import torch
+
+    meta = {"command": "python benchmarks/ablation_mnist5k.py " + " ".join(
+                argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "torch": torch.__version__, "jobs": a.jobs},
+            "proxy": PROXY, "variants": VARIANTS, "budget_cpu_s": a.budget,
+            "seconds_this_call": round(time.time() - t0)}
+    print(write_outputs(out, meta, summary, runs, retrained))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

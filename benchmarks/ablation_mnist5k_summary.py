@@ -1,0 +1,237 @@
+"""The metric, table and plot of ``ablation_mnist5k.py`` (issue 20), from finished runs.
+
+A run is ``{"variant", "seed", "curve": [{"compute", "reward", "accuracy", "arch", "status",
+"flags"}, ...]}``: one row per evaluation, ``compute`` the run's CPU seconds so far, ``flags``
+letters of trained / cached / predicted / audited / replayed. A run's best is over its real
+results (``status == "ok"`` and not predicted); a target missed within the budget C counts as
+infinite compute, so a median over seeds can be "> C".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
+          ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"))
+"""(baseline, variant): compute to target of the baseline / of the variant, medians."""
+BOOT = 2000
+
+
+def _real(row: dict[str, Any]) -> bool:
+    return row["status"] == "ok" and "p" not in row["flags"]
+
+
+def reach(curve: list[dict[str, Any]], target: float, budget: float) -> float:
+    """Compute at which the best real reward first reaches ``target``; inf if not within
+    ``budget``."""
+    for row in curve:
+        if row["compute"] > budget:
+            break
+        if _real(row) and row["reward"] >= target - 1e-12:
+            return row["compute"]
+    return math.inf
+
+
+def best_within(curve: list[dict[str, Any]], budget: float) -> dict[str, Any]:
+    """The best real result within ``budget``: reward, architecture, its cost factor
+    (reward / accuracy: MnasNet's (MACs / T)^w, which does not depend on training)."""
+    best = None
+    for row in curve:
+        if row["compute"] > budget:
+            break
+        if _real(row) and (best is None or row["reward"] > best["reward"]):
+            best = row
+    if best is None:
+        return {"reward": None, "arch": None, "cost_factor": None}
+    factor = best["reward"] / best["accuracy"] if best["accuracy"] else None
+    return {"reward": best["reward"], "arch": best["arch"], "cost_factor": factor}
+
+
+def bootstrap_median(values: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """Median and its bootstrap 95% interval (percentiles of resampled medians; an infinite
+    value, a miss, sorts above every finite one)."""
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.median(rng.choice(v, size=(BOOT, len(v)), replace=True), axis=1)
+    return (float(np.median(v)), float(np.percentile(meds, 2.5, method="lower")),
+            float(np.percentile(meds, 97.5, method="higher")))
+
+
+def _stat(values: list[float]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return {"median": float(np.median(values)), "min": float(np.min(values)),
+            "max": float(np.max(values)), "n": len(values)}
+
+
+def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: float,
+              retrained: dict[str, dict]) -> dict[str, Any]:
+    targets = {k: t["reward"] for k, t in reference["summary"]["targets"].items()}
+    per_run: dict[str, Any] = {}
+    for r in runs:
+        c = r["curve"]
+        inside = [x for x in c if x["compute"] <= budget]
+        b = best_within(c, budget)
+        re = retrained.get(b["arch"]) if b["arch"] else None
+        per_run[f"{r['variant']}-s{r['seed']}"] = {
+            "variant": r["variant"], "seed": r["seed"],
+            "reach": {k: reach(c, t, budget) for k, t in targets.items()},
+            **b, "retrained_accuracy": re["accuracy"] if re else None,
+            "retrained_reward": (re["accuracy"] * b["cost_factor"]
+                                 if re and re["accuracy"] and b["cost_factor"] else None),
+            "trainings": sum("t" in x["flags"] for x in inside),
+            "cached": sum("c" in x["flags"] for x in inside),
+            "predicted": sum("p" in x["flags"] for x in inside),
+            "replayed": sum("r" in x["flags"] for x in inside),
+            "compute_total": c[-1]["compute"] if c else 0.0,
+            "learning": _learning(inside)}
+    table: dict[str, Any] = {}
+    for v in dict.fromkeys(r["variant"] for r in runs):
+        rows = [p for p in per_run.values() if p["variant"] == v]
+        row: dict[str, Any] = {"runs": len(rows)}
+        for k in targets:
+            vals = [p["reach"][k] for p in rows]
+            med, lo, hi = bootstrap_median(vals)
+            row[k] = {"reached": sum(math.isfinite(x) for x in vals), "median": med,
+                      "ci95": [lo, hi], "values": vals}
+        for key in ("reward", "retrained_accuracy", "retrained_reward", "trainings",
+                    "cached", "predicted"):
+            row[key] = _stat([p[key] for p in rows if p[key] is not None])
+        row["learning"] = _stat([p["learning"]["gain"] for p in rows
+                                 if p["learning"]["gain"] is not None])
+        table[v] = row
+    ratios = {}
+    for base, var in RATIOS:
+        if base in table and var in table:
+            ratios[f"{base}/{var}"] = {k: _ratio(table[base][k]["median"],
+                                                 table[var][k]["median"], budget)
+                                       for k in targets}
+    return {"budget": budget, "targets": targets, "table": table, "ratios": ratios,
+            "per_run": per_run}
+
+
+def _learning(rows: list[dict[str, Any]], k: int = 16) -> dict[str, Any]:
+    """Mean reward of a run's first k and last k trainings within C: a policy that learns
+    trains better architectures late than early (random search: no gain expected)."""
+    rewards = [x["reward"] for x in rows if "t" in x["flags"] and x["status"] == "ok"]
+    if len(rewards) < 2 * k:
+        return {"first": None, "last": None, "gain": None}
+    first, last = float(np.mean(rewards[:k])), float(np.mean(rewards[-k:]))
+    return {"first": first, "last": last, "gain": last - first}
+
+
+def _ratio(base: float, var: float, budget: float) -> dict[str, Any]:
+    """base / var with what is known when one of them missed (a miss is > C)."""
+    if math.isfinite(base) and math.isfinite(var):
+        return {"ratio": base / var, "kind": "="}
+    if math.isfinite(var):  # the baseline missed: at least C / var
+        return {"ratio": budget / var, "kind": ">"}
+    if math.isfinite(base):  # the variant missed: at most base / C
+        return {"ratio": base / budget, "kind": "<"}
+    return {"ratio": None, "kind": "both missed"}
+
+
+def _fmt_reach(cell: dict[str, Any], budget: float) -> str:
+    def f(x: float) -> str:
+        return f"{x:.0f}" if math.isfinite(x) else f"> {budget:.0f}"
+
+    lo, hi = cell["ci95"]
+    return f"{f(cell['median'])} [{f(lo)}, {f(hi)}]"
+
+
+def table_md(summary: dict[str, Any]) -> str:
+    b, t = summary["budget"], summary["targets"]
+    keys = list(t)
+    head = " | ".join(f"reached {k} | CPU-s to {k} (target {t[k]:.4f}): median [95% CI]"
+                      for k in keys)
+    lines = [f"Compute budget C = {b:.0f} CPU-seconds per run; targets: the reference's "
+             + ", ".join(f"{k} = {v:.4f}" for k, v in t.items()) + ".", "",
+             f"| variant | runs | {head} | best reward within C | retrained accuracy | "
+             "retrained reward | trainings within C | late - early reward |",
+             "|---|---:|" + "---:|---:|" * len(keys) + "---:|---:|---:|---:|---:|"]
+
+    def s(x: dict[str, Any] | None, fmt: str = "{:.4f}") -> str:
+        if x is None:
+            return "-"
+        return f"{fmt.format(x['median'])} [{fmt.format(x['min'])}, {fmt.format(x['max'])}]"
+
+    for v, row in summary["table"].items():
+        cells = " | ".join(f"{row[k]['reached']}/{row['runs']} | {_fmt_reach(row[k], b)}"
+                           for k in keys)
+        lines.append(f"| {v} | {row['runs']} | {cells} | {s(row['reward'])} | "
+                     f"{s(row['retrained_accuracy'])} | {s(row['retrained_reward'])} | "
+                     f"{s(row['trainings'], '{:.0f}')} | {s(row['learning'], '{:+.4f}')} |")
+    if summary["ratios"]:
+        lines += ["", "Ratios of median compute to target (baseline / variant; '>' where the "
+                  "baseline missed within C, '<' where the variant did):", "",
+                  "| baseline / variant | " + " | ".join(keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        for name, r in summary["ratios"].items():
+            cells = []
+            for k in keys:
+                x = r[k]
+                cells.append("both missed" if x["ratio"] is None else
+                             f"{'' if x['kind'] == '=' else x['kind'] + ' '}{x['ratio']:.2f}x")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(0, summary["budget"], 200)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, v in enumerate(summary["table"]):
+        rs = [r for r in runs if r["variant"] == v]
+        m = np.full((len(rs), len(grid)), np.nan)
+        for j, r in enumerate(rs):
+            best, xs, ys = -np.inf, [], []
+            for row in r["curve"]:
+                if _real(row):
+                    best = max(best, row["reward"])
+                xs.append(row["compute"])
+                ys.append(best if best > -np.inf else np.nan)
+            idx = np.searchsorted(np.array(xs), grid, side="right") - 1
+            ok = idx >= 0
+            m[j, ok] = np.array(ys)[idx[ok]]
+        with warnings.catch_warnings():  # before a run's first result its best is undefined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(m, 0)
+            lo, hi = np.nanpercentile(m, 25, 0), np.nanpercentile(m, 75, 0)
+        ax.plot(grid, med, color=f"C{i}", label=f"{v} (n={len(rs)})",
+                ls="-" if v.startswith("fnas") else "--")
+        if len(rs) > 1:
+            ax.fill_between(grid, lo, hi, color=f"C{i}", alpha=0.12, linewidth=0)
+    for (k, t), ls in zip(summary["targets"].items(), (":", "-."), strict=False):
+        ax.axhline(t, color="k", lw=0.8, ls=ls, label=f"target {k} of the reference")
+    ax.set_xlabel("search compute (CPU-seconds: trainings + search overhead)")
+    ax.set_ylabel("best real reward so far")
+    ax.set_title("mnist5k, MnasNet space: median over seeds, IQR band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_outputs(out: Path, meta: dict[str, Any], summary: dict[str, Any],
+                  runs: list[dict[str, Any]], retrained: dict[str, dict]) -> str:
+    """``ablation_mnist5k.{json,md,png}`` in ``out``; returns the table."""
+    md = table_md(summary)
+    (out / "ablation_mnist5k.json").write_text(json.dumps(
+        {**meta, "summary": summary, "retrained": retrained}, indent=1, default=_inf))
+    (out / "ablation_mnist5k.md").write_text(md)
+    plot(runs, summary, out / "ablation_mnist5k.png")
+    return md
+
+
+def _inf(x: Any) -> Any:
+    raise TypeError(f"not JSON-able: {type(x).__name__}")
