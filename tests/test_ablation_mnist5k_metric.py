@@ -1,0 +1,76 @@
+"""The metric of benchmarks/ablation_mnist5k.py (issue 20) on hand-made curves: reference
+targets, the budget C, misses as > C, bootstrap medians, ratios, and that neither a critic's
+prediction nor a failed training counts as a reached reward."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_mnist5k_summary.py"
+REFERENCE = {"summary": {"targets": {"top1": {"reward": 0.9}, "top0.2": {"reward": 0.95}}}}
+
+
+@pytest.fixture(scope="module")
+def m():
+    spec = importlib.util.spec_from_file_location("ablation_mnist5k_summary", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run(variant, seed, points):
+    """points: (compute, reward, flags[, status]) per evaluation, in order."""
+    curve = [{"compute": p[0], "reward": p[1], "accuracy": p[1] / 1.01, "macs": 1,
+              "arch": f"{variant}-{seed}-{i}", "status": p[3] if len(p) > 3 else "ok",
+              "flags": p[2]} for i, p in enumerate(points)]
+    return {"variant": variant, "seed": seed, "curve": curve}
+
+
+def test_reach_ignores_predictions_failures_and_what_comes_after_the_budget(m):
+    c = run("x", 0, [(10, 0.99, "p"), (20, 0.99, "t", "nan"), (30, 0.91, "t"),
+                     (40, 0.97, "c"), (200, 0.99, "t")])["curve"]
+    assert m.reach(c, 0.9, 100) == 30
+    assert m.reach(c, 0.95, 100) == 40  # a cached real result counts
+    assert m.reach(c, 0.98, 100) == math.inf  # only after C
+    assert m.reach(c, 0.98, 300) == 200
+    b = m.best_within(c, 100)
+    assert b["reward"] == 0.97 and b["arch"] == "x-0-3"
+    assert b["cost_factor"] == pytest.approx(1.01)
+
+
+def test_bootstrap_median_of_misses_is_infinite_and_interval_brackets_the_median(m):
+    med, lo, hi = m.bootstrap_median([10, 20, 30, math.inf, math.inf])
+    assert med == 30 and lo <= med <= hi and hi == math.inf
+    med, lo, hi = m.bootstrap_median([5.0] * 5)
+    assert med == lo == hi == 5.0
+    med, lo, hi = m.bootstrap_median([math.inf] * 3 + [1.0] * 2)
+    assert med == math.inf
+
+
+def test_summary_table_ratios_and_censoring(m):
+    runs = []
+    for s in range(5):  # fnas reaches top1 at 100, top0.2 at 200; ppo top1 at 500 or never
+        runs.append(run("fnas", s, [(50, 0.8, "t"), (100, 0.92, "t"), (200, 0.96, "t")]))
+        runs.append(run("ppo", s, [(100, 0.5, "t"), (500 if s < 3 else 2000, 0.93, "t")]))
+    summary = m.summarise(runs, REFERENCE, 1000.0, {})
+    assert summary["targets"] == {"top1": 0.9, "top0.2": 0.95}
+    f, p = summary["table"]["fnas"], summary["table"]["ppo"]
+    assert f["top1"]["reached"] == 5 and f["top1"]["median"] == 100
+    assert p["top1"]["reached"] == 3 and p["top1"]["median"] == 500
+    assert p["top0.2"]["reached"] == 0 and p["top0.2"]["median"] == math.inf
+    r = summary["ratios"]["ppo/fnas"]
+    assert r["top1"] == {"ratio": 5.0, "kind": "="}
+    assert r["top0.2"] == {"ratio": 1000.0 / 200, "kind": ">"}  # ppo missed: at least C/200
+    md = m.table_md(summary)
+    assert "| ppo | 5 | 3/5 | 500 [" in md and "> 1000" in md and "> 5.00x" in md
+
+
+def test_learning_gain_compares_first_and_last_trainings(m):
+    pts = [(i, 0.5, "t") for i in range(16)] + [(16 + i, 0.8, "t") for i in range(16)]
+    g = m._learning(run("ppo", 0, pts)["curve"])
+    assert g["gain"] == pytest.approx(0.3)
+    assert m._learning(run("ppo", 0, pts[:20])["curve"])["gain"] is None  # too few
