@@ -1,0 +1,234 @@
+"""`fnas bench` on a benchmark a user brings: any space, a table or an objective, a target set.
+
+The space is a small one made with ``fnas.make_space`` (18 architectures); its table is written
+by the test from a formula (a sum of per-choice values), so the optimum and every target set
+are known.
+"""
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import fnas
+from fnas.cli import main
+from fnas.errors import ConfigError, TaskError
+from fnas.search import BenchConfig
+from fnas.search.bench import one_run
+from fnas.tasks import load_score_table
+
+MODULE = '''
+import fnas
+
+space = fnas.make_space("bench-tiny", {"a": [0, 1, 2], "b": [0, 1, 2], "c": [0, 1]})
+
+
+def score(arch):
+    return arch["a"] * 1.0 + arch["b"] * 0.5 + arch["c"] * 0.25
+'''
+BEST = 3.25  # a=2, b=2, c=1
+
+
+def _score(a: int, b: int, c: int) -> float:
+    return a * 1.0 + b * 0.5 + c * 0.25
+
+
+def _key(a: int, b: int, c: int) -> str:
+    return f"a={a},b={b},c={c}"  # how fnas.make_space names an architecture
+
+
+ROWS = {_key(a, b, c): _score(a, b, c) for a in range(3) for b in range(3) for c in range(2)}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """The user's module (space and objective) and a CSV table of the space, with a cost."""
+    (tmp_path / "tinybench.py").write_text(MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "scores.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "acc", "seconds"])
+        for k, s in ROWS.items():
+            w.writerow([k, s, 2.0])
+    return path
+
+
+def _expected_queries(history, targets):
+    for i, arch in enumerate(history["arch"]):
+        if arch in targets:
+            return i + 1
+    return None
+
+
+def _incumbent_score(history):
+    i = max(range(len(history["arch"])), key=lambda j: history["reward"][j])
+    return ROWS[history["arch"][i]]
+
+
+def test_the_tables_keys_are_the_spaces_keys(tiny):
+    from tinybench import space
+
+    keys = {space.decode(ix).key for ix in [(0, 0, 0), (2, 2, 1), (1, 0, 1)]}
+    assert keys == {_key(0, 0, 0), _key(2, 2, 1), _key(1, 0, 1)}
+    t = load_score_table(str(tiny), "acc", "seconds")
+    assert t.best_key == _key(2, 2, 1) and t.best == BEST and len(t.scores) == 18
+    assert t.costs[_key(0, 0, 0)] == 2.0
+
+
+def test_cli_table_top_k(tiny, tmp_path, capsys):
+    code = main(["bench", "--space", "tinybench:space", "--table", str(tiny), "--metric", "acc",
+                 "--cost", "seconds", "--target", "top:3", "--strategies", "random,rea",
+                 "--seeds", "2", "--budget", "12", "--batch", "4", "--jobs", "1",
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "queries to top:3" in out and "regret is against the table's best (3.25)" in out
+    res = json.loads((tmp_path / "out" / "bench-table.json").read_text())
+    top3 = {_key(2, 2, 1), _key(2, 2, 0), _key(2, 1, 1)}  # 3.25, 3.0, 2.75
+    assert res["truth"] == {"target": "top:3", "best": BEST, "best_from": "table",
+                            "threshold": 2.75, "n_targets": 3}
+    for s in ("random", "rea"):
+        runs = [r for r in res["runs"] if r["strategy"] == s]
+        summary = res["summary"][s]
+        assert summary["queries_to_target"]["per_seed"] == [
+            _expected_queries(r["history"], top3) for r in runs]
+        regrets = sorted(BEST - _incumbent_score(r["history"]) for r in runs)
+        assert summary["final_regret"]["median"] == pytest.approx(sum(regrets) / 2)
+        for r in runs:  # the cost axis sums the table's cost field
+            assert r["history"]["cost"] == [2.0 * q for q in r["history"]["query"]]
+    assert (tmp_path / "out" / "bench-table.png").stat().st_size > 5_000
+
+
+def test_api_objective_regret_and_queries_to_target(tiny):
+    from tinybench import score, space
+
+    res = fnas.bench(space, objective=score, target="score:3", strategies=("random",),
+                     seeds=2, budget=12, batch=4, jobs=1, optimum=BEST)
+    assert res["truth"]["best_from"] == "optimum" and res["truth"]["threshold"] == 3.0
+    runs = res["runs"]
+    hits = {k for k, v in ROWS.items() if v >= 3.0}
+    assert res["summary"]["random"]["queries_to_target"]["per_seed"] == [
+        _expected_queries(r["history"], hits) for r in runs]
+    regrets = [BEST - _incumbent_score(r["history"]) for r in runs]
+    assert res["summary"]["random"]["final_regret"]["q25"] == pytest.approx(
+        min(regrets) + 0.25 * (max(regrets) - min(regrets)))
+    # without the optimum, regret is against the best any run found: the best run has 0
+    res2 = fnas.bench("tinybench:space", objective="tinybench:score", strategies=("random",),
+                      seeds=2, budget=12, batch=4, jobs=1)
+    found = max(max(r["history"]["reward"]) for r in res2["runs"])
+    assert res2["truth"]["best_from"] == "best found by any run"
+    assert res2["truth"]["best"] == found
+    r = res2["summary"]["random"]["final_regret"]
+    assert r["q25"] == 0.0 or r["median"] == 0.0
+    assert res2["summary"]["random"]["queries_to_target"]["success_rate"] >= 0.5
+
+
+def test_a_strategy_that_finds_the_optimum_has_regret_zero(tiny):
+    # budget 18 = the whole space: REA, which never repeats a query it remembers, sees all
+    res = fnas.bench("tinybench:space", table=str(tiny), metric="acc", strategies=("rea",),
+                     seeds=1, budget=18, batch=4, jobs=1)
+    h = res["runs"][0]["history"]
+    assert _key(2, 2, 1) in h["arch"]
+    s = res["summary"]["rea"]
+    assert s["final_regret"]["median"] == 0.0
+    assert s["queries_to_target"]["per_seed"] == [h["arch"].index(_key(2, 2, 1)) + 1]
+    assert res["truth"]["n_targets"] == 1  # the default target: the best only
+
+
+def test_partial_table_policy(tiny, tmp_path):
+    part = tmp_path / "part.json"
+    rows = {k: v for k, v in ROWS.items() if not k.startswith("a=0")}  # 12 of 18
+    part.write_text(json.dumps(rows))
+    cfg = dict(strategies=("random",), seeds=1, budget=10, batch=4, jobs=1)
+    with pytest.raises(TaskError, match="lists 12 of the 18 .*'a=0,b=0,c=0'.*--missing fail"):
+        fnas.bench("tinybench:space", table=str(part), **cfg)
+    res = fnas.bench("tinybench:space", table=str(part), missing="fail", **cfg)
+    h = res["runs"][0]["history"]
+    missing = [i for i, a in enumerate(h["arch"]) if a.startswith("a=0")]
+    assert missing, "the run should have met an unlisted architecture"
+    for i in missing:  # a failed query: no accuracy, the table's worst score, still a query
+        assert h["accuracy"][i] is None and h["reward"][i] == min(rows.values())
+    assert h["query"] == list(range(1, len(h["arch"]) + 1))
+
+
+def test_knowledge_transfer_from_a_source_table(tiny, tmp_path):
+    src = tmp_path / "source.json"  # another task on the same space: a and b matter more
+    src.write_text(json.dumps({k: {"acc": 2 * v} for k, v in ROWS.items()}))
+    base = BenchConfig(bench="table", space="tinybench:space", table=str(tiny), metric="acc",
+                       strategies=("fnas",), seeds=1, budget=8, batch=4, source_budget=8)
+    plain = one_run(base, "fnas", 0)["history"]["arch"]
+    taught = one_run(replace(base, source_table=str(src)), "fnas", 0)["history"]["arch"]
+    assert plain != taught  # the critic learnt from the source before the first query
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--metric", "accuracy"], "no field 'accuracy'"),
+    (["--metric", "acc", "--target", "top:0"], "top:K"),
+    (["--metric", "acc", "--target", "score:9"], "no architecture of the table reaches 9"),
+    (["--metric", "acc", "--noisy"], "macro only"),
+    (["--metric", "acc", "--optimum", "3"], "--optimum"),
+    (["--metric", "acc", "--space", "nope"], "unknown space 'nope'"),
+])
+def test_bad_settings_are_one_line(tiny, capsys, args, needle):
+    argv = ["bench", "--space", "tinybench:space", "--table", str(tiny), "--seeds", "1",
+            "--budget", "4", "--jobs", "1", "--no-progress", *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0], err
+
+
+@pytest.mark.parametrize(("name", "text", "needle"), [
+    ("empty.csv", "", "the table is empty"),
+    ("header.csv", "key,acc\n", "has no rows"),
+    ("ragged.csv", "key,acc\na=0,b=0,c=0,1.0,7\n", "malformed CSV: line 2"),
+    ("quote.csv", 'key,acc\n"a=0,b=0,c=0,1.0\n', "malformed CSV"),
+    ("nokey.csv", "arch_id,acc\nx,1\n", "no 'key' (or 'arch') column"),
+    ("text.csv", "key,acc\na=0,b=0,c=0,high\n", "malformed CSV"),
+    ("word.csv", 'key,acc\n"a=0,b=0,c=0",high\n', "'high' is not a number"),
+    ("bad.json", "{not json", "not valid JSON"),
+    ("empty.json", "{}", "has no rows"),
+    ("alien.json", json.dumps({"a=9,b=0,c=0": {"acc": 1}}), "key 'a=9,b=0,c=0' is not an "
+     "architecture of space 'bench-tiny' (its keys look like 'a="),
+    ("twice.json", json.dumps([{"key": "a=0,b=0,c=0", "acc": 1}] * 2), "listed twice"),
+])
+def test_bad_tables_are_one_line(tiny, tmp_path, capsys, name, text, needle):
+    p = tmp_path / name
+    p.write_text(text)
+    argv = ["bench", "--space", "tinybench:space", "--table", str(p), "--metric", "acc",
+            "--seeds", "1", "--budget", "4", "--jobs", "1", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_bad_api_input():
+    with pytest.raises(ConfigError, match="needs --space"):
+        BenchConfig(bench="table", table="x.csv")
+    with pytest.raises(ConfigError, match="objective has none"):
+        BenchConfig(bench="objective", space="macro", objective="m:f", target="top:3")
+    with pytest.raises(ConfigError, match="needs a table=, an objective="):
+        fnas.bench("macro")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        fnas.bench("macro", objective="no_such_module_x:f", seeds=1, budget=4, jobs=1)
+    with pytest.raises(ConfigError, match="one knowledge source"):
+        BenchConfig(bench="table", space="macro", table="t", source_table="s",
+                    source_objective="m:f")
+
+
+def test_the_macro_file_reads_as_a_table_too():
+    table = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
+        "nas-bench-macro" / "nas-bench-macro_cifar10.json"
+    if not table.is_file():
+        pytest.skip("NAS-Bench-Macro table not found")
+    from fnas.search.bench import bench_truth
+
+    macro = bench_truth(BenchConfig(data=str(table)))
+    top = bench_truth(BenchConfig(data=str(table), target="top:25"))
+    general = bench_truth(BenchConfig(bench="table", space="macro", table=str(table),
+                                      metric="mean_acc", target="within:0.2"))
+    assert macro.target == "within:0.2" and len(macro.targets()) == 25
+    assert macro.targets() == top.targets() == general.targets()
+    assert general.best == macro.best == pytest.approx(93.127, abs=1e-3)
