@@ -154,6 +154,37 @@ def test_partial_table_policy(tiny, tmp_path):
     assert h["query"] == list(range(1, len(h["arch"]) + 1))
 
 
+def test_an_unlisted_architecture_of_a_space_too_large_to_check_stops_the_bench(
+        tiny, tmp_path, monkeypatch, capsys):
+    import fnas.search.bench_truth as truth
+
+    monkeypatch.setattr(truth, "ENUMERATE_MAX", 10)  # the 18 architectures are "too many"
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps({k: v for k, v in ROWS.items() if k != _key(0, 0, 0)}))
+    argv = ["--log-level", "WARNING", "bench", "--space", "tinybench:space", "--table",
+            str(part), "--strategies",
+            "random", "--seeds", "1", "--budget", "18", "--batch", "4", "--jobs", "1",
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "architecture 'a=0,b=0,c=0' is not in the table" in err[0], err
+
+
+def test_cli_objective(tiny, tmp_path, capsys):
+    code = main(["bench", "--space", "tinybench:space", "--objective", "tinybench:score",
+                 "--target", "within:0.25", "--strategies", "random", "--seeds", "2",
+                 "--budget", "10", "--batch", "4", "--jobs", "1", "--out", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0
+    assert "regret is against the best found by any run" in capsys.readouterr().out
+    res = json.loads((tmp_path / "bench-objective.json").read_text())
+    best = max(max(r["history"]["reward"]) for r in res["runs"])
+    hits = {k for k, v in ROWS.items() if v >= best - 0.25}
+    assert res["truth"]["threshold"] == best - 0.25
+    assert res["summary"]["random"]["queries_to_target"]["per_seed"] == [
+        _expected_queries(r["history"], hits) for r in res["runs"]]
+
+
 def test_knowledge_transfer_from_a_source_table(tiny, tmp_path):
     src = tmp_path / "source.json"  # another task on the same space: a and b matter more
     src.write_text(json.dumps({k: {"acc": 2 * v} for k, v in ROWS.items()}))

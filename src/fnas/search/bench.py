@@ -176,6 +176,8 @@ class BenchConfig:
                 raise ConfigError(f"the {self.bench} benchmark needs --{f} ({f}=)")
         if self.space is not None:
             space_factory(self.space)  # a registered name or module:attr; else one line
+        if self.optimum is not None and not math.isfinite(self.optimum):
+            raise ConfigError(f"optimum={self.optimum!r}: expected a finite score")
         if self.noisy and self.bench != "macro":
             raise ConfigError("--noisy draws one of NAS-Bench-Macro's seeds: macro only")
         if self.missing not in MISSING:
@@ -340,9 +342,13 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futures = [pool.submit(one_run, cfg, s, seed) for s, seed in todo]
-                for f in futures:
-                    runs.append(f.result())
-                    bar.update(1)
+                try:
+                    for f in futures:
+                        runs.append(f.result())
+                        bar.update(1)
+                except BaseException:  # one run's error ends the bench: start no other run
+                    pool.shutdown(cancel_futures=True)
+                    raise
     result = {"config": {**asdict(cfg), "task": asdict(cfg.task)}, "seconds": time.time() - t0,
               "runs": runs}
     result["summary"] = summarize(cfg, runs, names)
