@@ -76,6 +76,12 @@ def test_the_tables_keys_are_the_spaces_keys(tiny):
     t = load_score_table(str(tiny), "acc", "seconds")
     assert t.best_key == _key(2, 2, 1) and t.best == BEST and len(t.scores) == 18
     assert t.costs[_key(0, 0, 0)] == 2.0
+    bom = tiny.with_name("excel.csv")  # a spreadsheet's export starts with a byte-order mark
+    bom.write_bytes(b"\xef\xbb\xbf" + tiny.read_bytes())
+    assert load_score_table(str(bom), "acc").scores == t.scores
+    listed = tiny.with_name("rows.json")  # the same table as a JSON list of rows
+    listed.write_text(json.dumps([{"arch": k, "acc": v} for k, v in ROWS.items()]))
+    assert load_score_table(str(listed), "acc").scores == t.scores
 
 
 def test_cli_table_top_k(tiny, tmp_path, capsys):
@@ -199,6 +205,7 @@ def test_knowledge_transfer_from_a_source_table(tiny, tmp_path):
     (["--metric", "accuracy"], "no field 'accuracy'"),
     (["--metric", "acc", "--target", "top:0"], "top:K"),
     (["--metric", "acc", "--target", "score:9"], "no architecture of the table reaches 9"),
+    (["--metric", "acc", "--target", "top:19"], "lists only 18 architectures"),
     (["--metric", "acc", "--noisy"], "macro only"),
     (["--metric", "acc", "--optimum", "3"], "--optimum"),
     (["--metric", "acc", "--space", "nope"], "unknown space 'nope'"),
@@ -220,6 +227,7 @@ def test_bad_settings_are_one_line(tiny, capsys, args, needle):
     ("text.csv", "key,acc\na=0,b=0,c=0,high\n", "malformed CSV"),
     ("word.csv", 'key,acc\n"a=0,b=0,c=0",high\n', "'high' is not a number"),
     ("bad.json", "{not json", "not valid JSON"),
+    ("list.json", "[1, 2]", "row 0 is not an object with a 'key'"),
     ("empty.json", "{}", "has no rows"),
     ("alien.json", json.dumps({"a=9,b=0,c=0": {"acc": 1}}), "key 'a=9,b=0,c=0' is not an "
      "architecture of space 'bench-tiny' (its keys look like 'a="),

@@ -83,8 +83,8 @@ class Truth:
         """The truth of a table (``scores``) or an objective (``scores=None``).
 
         Raises:
-            ConfigError: ``top:K`` without a table, or a ``score:X`` no listed architecture
-                reaches.
+            ConfigError: ``top:K`` without a table or with more than it lists, or a
+                ``score:X`` no listed architecture reaches.
         """
         kind, x = parse_target(target)
         if kind == "top":
@@ -92,7 +92,10 @@ class Truth:
                 raise ConfigError(f"target {target!r} ranks a table's architectures: an "
                                   "objective has no table; use within:D or score:X")
             ranked = sorted(scores.values(), reverse=True)
-            threshold = ranked[min(int(x), len(ranked)) - 1]
+            if x > len(ranked):
+                raise ConfigError(f"target {target!r}: the table lists only {len(ranked)} "
+                                  "architectures")
+            threshold = ranked[int(x) - 1]
         elif kind == "within":
             threshold = best - x
         else:

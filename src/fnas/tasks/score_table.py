@@ -128,7 +128,7 @@ def load_score_table(path: str | Path, metric: str | None = None,
     if not p.is_file():
         raise TaskError(f"benchmark table not found at {p}")
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
     except (OSError, UnicodeDecodeError) as e:
         raise TaskError(f"{p} cannot be read: {type(e).__name__}") from None
     if not text.strip():
