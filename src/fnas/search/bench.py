@@ -86,8 +86,8 @@ class BenchConfig:
     measured against it, else against the best score any run found."""
     target: str | None = None
     """Target set: ``top:K`` (the table's K best), ``within:D`` (score >= best - D) or
-    ``score:X``; default ``within:target_delta`` on NAS-Bench-Macro, ``within:0`` (the best)
-    elsewhere."""
+    ``score:X``; default ``within:0.2`` (``target_delta``) on NAS-Bench-Macro, ``within:0``
+    (the best) elsewhere."""
     strategies: tuple[str, ...] = ("random", "rea", "ppo", "fnas")
     """Strategy names (keys of ``fnas.search.STRATEGIES``)."""
     seeds: int = 20
