@@ -27,6 +27,10 @@ space = fnas.make_space("bench-tiny", {"a": [0, 1, 2], "b": [0, 1, 2], "c": [0, 
 
 def score(arch):
     return arch["a"] * 1.0 + arch["b"] * 0.5 + arch["c"] * 0.25
+
+
+def other_task(arch):  # a related task on the same space, a knowledge source
+    return 2 * score(arch) - arch["c"]
 '''
 BEST = 3.25  # a=2, b=2, c=1
 
@@ -191,6 +195,7 @@ def test_cli_objective(tiny, tmp_path, capsys):
         _expected_queries(r["history"], hits) for r in res["runs"]]
 
 
+@pytest.mark.slow  # fnas trains its critic: about 8 s on 2 cores
 def test_knowledge_transfer_from_a_source_table(tiny, tmp_path):
     src = tmp_path / "source.json"  # another task on the same space: a and b matter more
     src.write_text(json.dumps({k: {"acc": 2 * v} for k, v in ROWS.items()}))
@@ -199,6 +204,15 @@ def test_knowledge_transfer_from_a_source_table(tiny, tmp_path):
     plain = one_run(base, "fnas", 0)["history"]["arch"]
     taught = one_run(replace(base, source_table=str(src)), "fnas", 0)["history"]["arch"]
     assert plain != taught  # the critic learnt from the source before the first query
+
+
+@pytest.mark.slow  # as above
+def test_knowledge_transfer_from_a_source_objective(tiny):
+    obj = BenchConfig(bench="objective", space="tinybench:space", objective="tinybench:score",
+                      strategies=("fnas",), seeds=1, budget=8, batch=4, source_budget=8)
+    plain = one_run(obj, "fnas", 0)["history"]["arch"]
+    taught = one_run(replace(obj, source_objective="tinybench:other_task"), "fnas", 0)
+    assert taught["history"]["arch"] != plain
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -241,6 +255,27 @@ def test_bad_tables_are_one_line(tiny, tmp_path, capsys, name, text, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
+
+
+def test_a_registered_benchmark_still_plugs_in(tiny, monkeypatch):
+    from tinybench import space
+
+    from fnas.search import BENCHMARKS, Evaluator
+    from fnas.search.bench import run_bench
+    from fnas.tasks import RolloutResult
+
+    class Lookup(Evaluator):
+        signature = "test-lookup"
+
+        def evaluate(self, spec, seed):
+            s = ROWS[spec.key]
+            return RolloutResult(spec.key, spec.key, "ok", "", s, s, seed=seed)
+
+    fnas.register_space(space.name, space)
+    monkeypatch.setitem(BENCHMARKS, "mine", lambda cfg: (Lookup(), space.name))
+    res = run_bench(BenchConfig(bench="mine", strategies=("random",), seeds=1, budget=6,
+                                batch=2, jobs=1), progress=False)
+    assert "truth" not in res and res["summary"]["random"]["final_best_reward"]
 
 
 def test_bad_api_input():

@@ -164,9 +164,10 @@ class BenchConfig:
 
     def _check_benchmark(self) -> None:
         """Each benchmark's own settings: present where needed, refused where meaningless."""
+        uses = _USES.get(self.bench)  # None: a registered benchmark reads what it likes
         for f in ("data", "space", "table", "metric", "cost", "objective", "optimum",
                   "source_flops", "source_table", "source_metric", "source_objective"):
-            if getattr(self, f) is not None and f not in _USES[self.bench]:
+            if uses is not None and getattr(self, f) is not None and f not in uses:
                 raise ConfigError(f"--{f.replace('_', '-')} ({f}=) does not apply to the "
                                   f"{self.bench} benchmark")
         if self.bench == "macro" and not self.data:
