@@ -134,6 +134,12 @@ def test_api_objective_regret_and_queries_to_target(tiny):
     r = res2["summary"]["random"]["final_regret"]
     assert r["q25"] == 0.0 or r["median"] == 0.0
     assert res2["summary"]["random"]["queries_to_target"]["success_rate"] >= 0.5
+    # a function that cannot be imported by name (a lambda) is run as it is
+    res3 = fnas.bench(space, objective=lambda arch: -score(arch), strategies=("random",),
+                      seeds=1, budget=6, batch=2, jobs=1, optimum=0.0)
+    h = res3["runs"][0]["history"]
+    assert h["reward"] == [-ROWS[a] for a in h["arch"]]
+    assert res3["summary"]["random"]["final_regret"]["median"] == -max(h["reward"])
 
 
 def test_a_strategy_that_finds_the_optimum_has_regret_zero(tiny):

@@ -60,6 +60,8 @@ def bench(space: str | FactorizedSpace | None = None, *, table: str | None = Non
         fn = objective if key == "objective" else settings.get(key)
         if callable(fn):
             ref = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+            if OBJECTIVES.get(ref, fn) is not fn:  # two lambdas, two local functions
+                ref += f"@{id(fn):x}"
             OBJECTIVES[ref] = fn
             if key == "objective":
                 objective = ref
