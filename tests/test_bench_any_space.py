@@ -154,6 +154,25 @@ def test_a_strategy_that_finds_the_optimum_has_regret_zero(tiny):
     assert res["truth"]["n_targets"] == 1  # the default target: the best only
 
 
+def test_noisy_table_draws_one_seed_per_query_and_measures_by_the_mean(tiny, tmp_path):
+    seeds = {k: [v - 0.1, v, v + 0.4] for k, v in ROWS.items()}  # mean: v + 0.1
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({k: {"acc": x} for k, x in seeds.items()}))
+    t = load_score_table(str(path), "acc")
+    assert t.scores[_key(2, 2, 1)] == pytest.approx(BEST + 0.1) and t.samples is not None
+    res = fnas.bench("tinybench:space", table=str(path), metric="acc", noisy=True,
+                     strategies=("random",), seeds=2, budget=12, batch=4, jobs=1)
+    drawn = [(a, r) for run in res["runs"]
+             for a, r in zip(run["history"]["arch"], run["history"]["reward"], strict=True)]
+    assert all(any(abs(r - x) < 1e-6 for x in seeds[a]) for a, r in drawn)
+    assert len({round(r - ROWS[a], 6) for a, r in drawn}) > 1  # not always the same seed
+    assert res["truth"]["best"] == pytest.approx(BEST + 0.1)  # the truth is the mean
+    # the incumbent is the best *observed* (noisy) result; its regret is by the table's mean
+    regrets = [BEST - _incumbent_score(r["history"]) for r in res["runs"]]
+    assert res["summary"]["random"]["final_regret"]["mean"] == pytest.approx(
+        sum(regrets) / len(regrets))
+
+
 def test_partial_table_policy(tiny, tmp_path):
     part = tmp_path / "part.json"
     rows = {k: v for k, v in ROWS.items() if not k.startswith("a=0")}  # 12 of 18
@@ -226,7 +245,7 @@ def test_knowledge_transfer_from_a_source_objective(tiny):
     (["--metric", "acc", "--target", "top:0"], "top:K"),
     (["--metric", "acc", "--target", "score:9"], "no architecture of the table reaches 9"),
     (["--metric", "acc", "--target", "top:19"], "lists only 18 architectures"),
-    (["--metric", "acc", "--noisy"], "macro only"),
+    (["--metric", "acc", "--noisy"], "holds one score per row"),
     (["--metric", "acc", "--optimum", "3"], "--optimum"),
     (["--metric", "acc", "--space", "nope"], "unknown space 'nope'"),
 ])

@@ -97,7 +97,8 @@ class BenchConfig:
     batch: int = 8
     """Architectures per ask/tell round."""
     noisy: bool = False
-    """``macro``: draw one of the table's three seeds per query instead of the mean."""
+    """``macro``, ``table``: draw one of the table's per-seed scores per query (NAS-Bench-Macro's
+    three ``test_acc``; a table's score field holding a list) instead of the mean."""
     data: str | None = None
     """``macro``: path of nas-bench-macro_cifar10.json."""
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -179,8 +180,8 @@ class BenchConfig:
             space_factory(self.space)  # a registered name or module:attr; else one line
         if self.optimum is not None and not math.isfinite(self.optimum):
             raise ConfigError(f"optimum={self.optimum!r}: expected a finite score")
-        if self.noisy and self.bench != "macro":
-            raise ConfigError("--noisy draws one of NAS-Bench-Macro's seeds: macro only")
+        if self.noisy and self.bench not in ("macro", "table"):
+            raise ConfigError("--noisy draws one of a table's per-seed scores: macro or table")
         if self.missing not in MISSING:
             raise ConfigError(f"missing={self.missing!r}: expected one of {MISSING}")
         if self.target is not None:
@@ -212,8 +213,8 @@ def _macro(cfg: BenchConfig) -> tuple[Evaluator, str]:
 
 
 def _table(cfg: BenchConfig) -> tuple[Evaluator, str]:
-    return TableEvaluator(load_score_table(cfg.table, cfg.metric, cfg.cost), cfg.missing), \
-        cfg.space
+    table = load_score_table(cfg.table, cfg.metric, cfg.cost)
+    return TableEvaluator(table, cfg.missing, noisy=cfg.noisy), cfg.space
 
 
 def _objective(cfg: BenchConfig) -> tuple[Evaluator, str]:
@@ -237,8 +238,9 @@ def _source(cfg: BenchConfig, store: Store, seed: int) -> None:
                                             noisy=cfg.noisy, tag="source",
                                             invert=cfg.source_invert)
     elif cfg.source_table is not None:
-        ev = TableEvaluator(load_score_table(cfg.source_table, cfg.source_metric or cfg.metric),
-                            cfg.missing, tag="source", invert=cfg.source_invert)
+        table = load_score_table(cfg.source_table, cfg.source_metric or cfg.metric)
+        ev = TableEvaluator(table, cfg.missing, tag="source", invert=cfg.source_invert,
+                            noisy=cfg.noisy and table.samples is not None)
     else:
         ev = _objective_evaluator(cfg.source_objective, version="source")
     scfg = SearchConfig(space="macro" if cfg.bench == "macro" else cfg.space, strategy="fnas",

@@ -143,7 +143,8 @@ class Truth:
 class TableEvaluator(Evaluator):
     """Lookups in a user's :class:`~fnas.tasks.ScoreTable`: a query costs nothing but itself.
 
-    The reward and the accuracy are the row's score, as given (higher is better). An
+    The reward and the accuracy are the row's score, as given (higher is better), or with
+    ``noisy`` one of its per-seed scores, drawn by the evaluation seed. An
     architecture the table does not list stops the bench with an error naming it
     (``missing='error'``), or is a failed query (``missing='fail'``: status ``invalid``,
     reward the table's worst score, so a strategy learns to avoid it; it costs one query).
@@ -151,13 +152,16 @@ class TableEvaluator(Evaluator):
     """
 
     def __init__(self, table: ScoreTable, missing: str = "error", tag: str = "",
-                 invert: bool = False) -> None:
+                 invert: bool = False, noisy: bool = False) -> None:
         if missing not in MISSING:
             raise ConfigError(f"missing={missing!r}: expected one of {MISSING}")
-        self.table, self.missing, self.invert = table, missing, invert
+        if noisy and table.samples is None:
+            raise ConfigError(f"--noisy draws one of a row's per-seed scores, but {table.path}"
+                              f"'s {table.metric!r} holds one score per row")
+        self.table, self.missing, self.invert, self.noisy = table, missing, invert, noisy
         self.reward = RewardConfig()
         # ``tag`` separates caches that must not be shared (a knowledge source's)
-        self.signature = f"table|{table.path}|{table.metric}|{missing}|{tag}" + (
+        self.signature = f"table|{table.path}|{table.metric}|{missing}|noisy={noisy}|{tag}" + (
             "|inverted" if invert else "")
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
@@ -169,6 +173,9 @@ class TableEvaluator(Evaluator):
                                 "list it, or pass --missing fail (missing='fail')")
             return RolloutResult(key, key, "invalid", f"{key!r} is not in the table",
                                  self.rescore(None, None, None), seed=seed)
+        if self.noisy:  # one seed's score, drawn by the evaluation seed, as a training gives
+            seeds = self.table.samples[key]
+            s = seeds[int(np.random.default_rng(seed).integers(len(seeds)))]
         s = -s if self.invert else s
         return RolloutResult(key, key, "ok", "", s, s, None, None, None, 0.0, 0, seed)
 

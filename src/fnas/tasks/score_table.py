@@ -9,7 +9,9 @@ Accepted files:
 
 - JSON: an object ``{key: score}`` or ``{key: {field: value, ...}}`` (the score is the field
   named by ``metric``; the NAS-Bench-Macro file is of this form, ``metric="mean_acc"``), or a
-  list of objects each with a ``key`` (or ``arch``) field;
+  list of objects each with a ``key`` (or ``arch``) field; a score field may hold a list of
+  per-seed scores (``test_acc`` in NAS-Bench-Macro): the score is their mean, and a noisy
+  benchmark draws one per query;
 - CSV: a header row, a ``key`` (or ``arch``) column, and the ``metric`` column.
 """
 
@@ -44,6 +46,9 @@ class ScoreTable:
     """Architecture key -> score (higher is better)."""
     costs: dict[str, float] | None = None
     """Architecture key -> the cost of querying it (the ``cost`` field), if one was named."""
+    samples: dict[str, tuple[float, ...]] | None = None
+    """Architecture key -> its per-seed scores, where the score field holds a list (the score
+    is then their mean); None when every row has one score."""
 
     @functools.cached_property
     def best_key(self) -> str:
@@ -138,6 +143,7 @@ def load_score_table(path: str | Path, metric: str | None = None,
         raise TaskError(f"{p}: the table has no rows")
     scores: dict[str, float] = {}
     costs: dict[str, float] = {}
+    samples: dict[str, tuple[float, ...]] = {}
     for key, v in rows:
         if key in scores:
             raise TaskError(f"{p}: key {key!r} is listed twice")
@@ -153,8 +159,17 @@ def load_score_table(path: str | Path, metric: str | None = None,
         for f in (metric, cost):
             if f is not None and f not in v:
                 raise TaskError(f"{p}: row {key!r} has no field {f!r} (it has {sorted(v)[:8]})")
-        scores[key] = _number(v[metric], f"{p}: row {key!r}, {metric}")
+        where = f"{p}: row {key!r}, {metric}"
+        if isinstance(v[metric], list):  # one score per training seed: the score is their mean
+            if not v[metric]:
+                raise TaskError(f"{where}: an empty list of scores")
+            samples[key] = tuple(_number(x, where) for x in v[metric])
+            scores[key] = sum(samples[key]) / len(samples[key])
+        else:
+            scores[key] = _number(v[metric], where)
+            samples[key] = (scores[key],)
         if cost is not None:
             costs[key] = _number(v[cost], f"{p}: row {key!r}, {cost}")
+    seeded = any(len(x) > 1 for x in samples.values())
     return ScoreTable(str(p.resolve()), metric or "score", scores,
-                      costs if cost is not None else None)
+                      costs if cost is not None else None, samples if seeded else None)
