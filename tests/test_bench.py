@@ -126,3 +126,18 @@ def test_bench_bad_input():
         BenchConfig(bench="macro", data=None)
     with pytest.raises(ConfigError, match="strategy"):
         BenchConfig(data="x", strategies=("nope",))
+
+
+@needs_table
+@pytest.mark.parametrize("stem", ["bench-macro", "bench-macro-noisy", "bench-macro-fnas",
+                                  "bench-macro-fnas-transfer"])
+def test_committed_macro_summaries_recompute_exactly(stem):
+    """The committed figures' runs, summarised by today's code, give the committed numbers
+    (the NAS-Bench-Macro target set and regret did not move when bench was generalised)."""
+    from fnas.search.bench import bench_config_from, summarize
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
+                      f"{stem}.json").read_text())
+    cfg = bench_config_from({**res["config"], "data": str(TABLE)})
+    names = tuple(dict.fromkeys(r["strategy"] for r in res["runs"]))
+    assert summarize(cfg, res["runs"], names) == {s: res["summary"][s] for s in names}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from fnas.space.spec import ArchSpec
 
 __all__ = ["__version__", "build", "load", "train", "export", "create_search", "make_space",
-           "register_space", "Search", "ObjectiveEvaluator"]
+           "register_space", "Search", "ObjectiveEvaluator", "bench"]
 
 _API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEvaluator",
         "Choices", "ObjectiveError"}
@@ -31,6 +31,10 @@ def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first
         from fnas.api import search
 
         return getattr(search, name)
+    if name == "bench":  # fnas.api.bench: compare strategies on your own benchmark
+        from fnas.api.bench import bench
+
+        return bench
     raise AttributeError(f"module 'fnas' has no attribute {name!r}")
 
 # a library adds no handler of its own: the application configures logging

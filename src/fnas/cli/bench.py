@@ -1,7 +1,9 @@
 """``fnas bench``: compare strategies over seeds on a benchmark (``BenchConfig``).
 
 ``--bench`` and ``--strategies`` take the registries' names (``fnas.search.bench.BENCHMARKS``,
-``fnas.search.STRATEGIES``); defaults and help texts are ``BenchConfig``'s.
+``fnas.search.STRATEGIES``); defaults and help texts are ``BenchConfig``'s. Without
+``--bench``, ``--table`` means the table benchmark, ``--objective`` the objective one, and
+otherwise NAS-Bench-Macro.
 """
 
 from __future__ import annotations
@@ -30,17 +32,41 @@ REAL_EPOCHS = 3
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("bench", help="compare strategies over seeds on a benchmark",
-                   populate=_arguments)
+                   description="Compare strategies over seeds: queries to a target set, "
+                               "regret, knowledge transfer.", epilog=EXAMPLES,
+                   formatter_class=argparse.RawDescriptionHelpFormatter, populate=_arguments)
+
+
+EXAMPLES = """examples:
+  fnas bench --data nas-bench-macro_cifar10.json                  # NAS-Bench-Macro
+  fnas bench --space tiny:space --table scores.csv --metric acc --target top:5
+  fnas bench --space tiny:space --objective tiny:score --target within:0.01 --optimum 0.97
+  fnas bench --space tiny:space --table cifar.json --metric acc --strategies fnas \\
+      --source-table svhn.json                                    # knowledge transfer
+
+A table maps the space's architecture keys (space.decode(indices).key: '22212220' for
+macro, 'depth=2,width=16' for a fnas.make_space space) to scores, higher is better."""
 
 
 def _arguments(b: argparse.ArgumentParser) -> None:
     from fnas.search import STRATEGIES
     from fnas.search.bench import BENCHMARKS, BenchConfig
+    from fnas.search.bench_truth import MISSING
     from fnas.tasks import TaskConfig
 
     c = BenchConfig
-    add_field(b, "--bench", c, "bench", choices=sorted(BENCHMARKS))
+    add_field(b, "--bench", c, "bench", choices=sorted(BENCHMARKS), default=None,
+              help="macro, table, objective or real (default: table with --table, objective "
+                   "with --objective, else macro)")
     add_field(b, "--data", c, "data")
+    add_field(b, "--space", c, "space")
+    add_field(b, "--table", c, "table", metavar="FILE")
+    add_field(b, "--metric", c, "metric", metavar="FIELD")
+    add_field(b, "--cost", c, "cost", metavar="FIELD")
+    add_field(b, "--missing", c, "missing", choices=list(MISSING))
+    add_field(b, "--objective", c, "objective", metavar="MODULE:FUNCTION")
+    add_field(b, "--optimum", c, "optimum", type=float)
+    add_field(b, "--target", c, "target", metavar="top:K|within:D|score:X")
     add_field(b, "--task", TaskConfig, "dataset",
               help=f"real: {dataset_forms()} (default: {field_default(TaskConfig, 'dataset')})")
     b.add_argument("--epochs", type=positive_int, default=REAL_EPOCHS,
@@ -56,6 +82,9 @@ def _arguments(b: argparse.ArgumentParser) -> None:
     add_field(b, "--jobs", c, "jobs", type=int)
     add_field(b, "--source-flops", c, "source_flops", type=positive_float, metavar="M",
               help="macro: pre-train fnas on a source search with this FLOPs target (M)")
+    add_field(b, "--source-table", c, "source_table", metavar="FILE")
+    add_field(b, "--source-metric", c, "source_metric", metavar="FIELD")
+    add_field(b, "--source-objective", c, "source_objective", metavar="MODULE:FUNCTION")
     add_field(b, "--source-budget", c, "source_budget", type=positive_int)
     add_field(b, "--knowledge-as", c, "knowledge_as", choices=["measurements", "rewards"])
     screen_args(b)
@@ -79,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
                           f"of {','.join(STRATEGIES)}, comma-separated")
     if args.jobs < 0:
         raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
-    cfg = BenchConfig(bench=args.bench, strategies=strategies, seeds=args.seeds,
+    bench = args.bench or ("table" if args.table else "objective" if args.objective else "macro")
+    cfg = BenchConfig(bench=bench, space=args.space, table=args.table, metric=args.metric,
+                      cost=args.cost, missing=args.missing, objective=args.objective,
+                      optimum=args.optimum, target=args.target, source_table=args.source_table,
+                      source_metric=args.source_metric, source_objective=args.source_objective,
+                      strategies=strategies, seeds=args.seeds,
                       budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
                       task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
                       source_flops=args.source_flops * 1e6 if args.source_flops else None,
@@ -89,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
                       replay_cfg=replay_from_args(args), label=args.label)
     result = run_bench(cfg, progress=not args.no_progress)
     stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
-                         f"{'-transfer' if cfg.source_flops else ''}")
+                         f"{'-transfer' if cfg.transfer else ''}")
     js, png = save_bench(result, args.out, stem)
-    print(format_summary(cfg, result["summary"]))
+    print(format_summary(cfg, result["summary"], result.get("truth")))
     print(f"wrote {js} and {png} ({result['seconds']:.0f} s)")
     return 0

@@ -1,7 +1,10 @@
-"""Benchmark plot: median best-so-far reward with its interquartile band, per strategy."""
+"""Benchmark plot: median best-so-far reward with its interquartile band, per strategy; the
+benchmark's best and target threshold as lines where it has them (NAS-Bench-Macro, a table,
+an objective)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,11 +51,25 @@ def plot_bench(result: dict[str, Any], path: str | None = None) -> Figure:
 
         table = MacroTableEvaluator(cfg["data"]).table
         ax.axhline(table.best_acc, color="k", lw=0.8, ls="--", label="table best (mean acc)")
-        ax.axhline(table.best_acc - cfg["target_delta"], color="gray", lw=0.8, ls=":",
-                   label=f"target: within {cfg['target_delta']}")
+        t = result.get("truth") if cfg.get("target") else None  # a target --target chose
+        if t:
+            threshold, label = t["threshold"], f"target: {t['target']}"
+        else:
+            threshold = table.best_acc - cfg["target_delta"]
+            label = f"target: within {cfg['target_delta']}"
+        ax.axhline(threshold, color="gray", lw=0.8, ls=":", label=label)
         ax.set_ylim(table.best_acc - 3, table.best_acc + (1.0 if cfg["noisy"] else 0.5))
         ax.set_ylabel("best accuracy so far (%)" + (", observed (noisy)" if cfg["noisy"] else ""))
         title = f"NAS-Bench-Macro, {'noisy' if cfg['noisy'] else 'noiseless'}"
+    elif result.get("truth"):  # a user's table or objective: its best and its target set
+        t = result["truth"]
+        ax.axhline(t["best"], color="k", lw=0.8, ls="--", label=f"best ({t['best_from']})")
+        if t["threshold"] < t["best"]:
+            ax.axhline(t["threshold"], color="gray", lw=0.8, ls=":",
+                       label=f"target: {t['target']}")
+        ax.set_ylabel("best score so far")
+        source = cfg.get("table") or cfg.get("objective") or ""
+        title = f"{cfg.get('space')}, {os.path.basename(str(source))}"
     else:
         ax.set_ylabel("best reward so far")
         title = f"proxy task {cfg['task']['dataset']}, {cfg['task']['epochs']} epochs"

@@ -7,34 +7,54 @@ served by the run's cache and costs nothing, as with a real NAS that remembers i
 A run also stops after 5 x budget samples: a policy that has converged onto known
 architectures would otherwise sample forever (its curve then stays flat to the budget).
 
-Benchmarks (``BENCHMARKS``, extensible): ``macro`` (the NAS-Bench-Macro table: exact regret and
-queries-to-target) and ``real`` (the proxy task, real training).
+Benchmarks (``BENCHMARKS``, extensible): ``macro`` (the NAS-Bench-Macro table), ``table`` (a
+user's table of scores over any space: :mod:`fnas.tasks.score_table`), ``objective`` (a
+function ``arch -> score`` over any space), all three with exact queries-to-target and regret
+(:mod:`fnas.search.bench_truth`); and ``real`` (the proxy task, real training).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-import numpy as np
 
 from fnas.errors import ConfigError
 from fnas.knowledge.store import Store
-from fnas.search.config import STRATEGIES, SearchConfig
+from fnas.search.bench_summary import (
+    bench_truth,
+    format_summary,
+    queries_to_target,
+    save_bench,
+    summarize,
+    target_of,
+)
+from fnas.search.bench_truth import (
+    MISSING,
+    TableEvaluator,
+    check_table,
+    import_object,
+    parse_target,
+)
+from fnas.search.config import STRATEGIES, SearchConfig, space_factory
 from fnas.search.evaluators import Evaluator, MacroTableEvaluator, ProxyEvaluator
 from fnas.search.loop import run_search
 from fnas.tasks.reward import RewardConfig
+from fnas.tasks.score_table import load_score_table
 from fnas.tasks.trainer import TaskConfig
 
-__all__ = ["BenchConfig", "BENCHMARKS", "run_bench", "one_run", "summarize",
-           "queries_to_target", "format_summary", "save_bench"]
+__all__ = ["BenchConfig", "BENCHMARKS", "OBJECTIVES", "run_bench", "one_run", "summarize",
+           "queries_to_target", "format_summary", "save_bench", "bench_config_from",
+           "target_of", "bench_truth"]
+
+OBJECTIVES: dict[str, Callable[..., Any]] = {}
+"""Objectives given as functions (``fnas.bench(objective=f)``), by their ``module:qualname``:
+a config names its objective, so that it stays JSON-able and reaches forked workers."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,32 @@ class BenchConfig:
     """A comparison: which strategies, seeds and budget on which benchmark."""
 
     bench: str = "macro"
-    """``macro`` (NAS-Bench-Macro table) or ``real`` (proxy-task training)."""
+    """``macro`` (NAS-Bench-Macro table), ``table`` (your table of scores), ``objective``
+    (your function) or ``real`` (proxy-task training)."""
+    space: str | None = None
+    """``table``, ``objective``: the space searched, a registered name (``fnas.register_space``)
+    or ``module:attr``; table keys are its ``space.decode(indices).key``."""
+    table: str | None = None
+    """``table``: a JSON or CSV file mapping architecture keys to scores (higher is better)."""
+    metric: str | None = None
+    """``table``: the field (column) read as the score, e.g. ``mean_acc``; may be omitted for
+    a JSON object of bare numbers."""
+    cost: str | None = None
+    """``table``: a field read as each query's cost (its sum is the curve's cost axis)."""
+    missing: str = "error"
+    """``table``: an architecture the table does not list is an ``error`` (checked before the
+    runs where the space has at most a million architectures, else when queried), or ``fail``
+    (a failed query, given the table's worst score; it costs one query)."""
+    objective: str | None = None
+    """``objective``: ``module:function`` scoring an architecture (``arch -> score`` or a dict
+    of metrics, as ``fnas.create_search(objective=...)`` takes)."""
+    optimum: float | None = None
+    """``objective``: the best score reachable, if known; regret and ``within:D`` are
+    measured against it, else against the best score any run found."""
+    target: str | None = None
+    """Target set: ``top:K`` (the table's K best), ``within:D`` (score >= best - D) or
+    ``score:X``; default ``within:0.2`` (``target_delta``) on NAS-Bench-Macro, ``within:0``
+    (the best) elsewhere."""
     strategies: tuple[str, ...] = ("random", "rea", "ppo", "fnas")
     """Strategy names (keys of ``fnas.search.STRATEGIES``)."""
     seeds: int = 20
@@ -52,13 +97,15 @@ class BenchConfig:
     batch: int = 8
     """Architectures per ask/tell round."""
     noisy: bool = False
-    """``macro``: draw one of the table's three seeds per query instead of the mean."""
+    """``macro``, ``table``: draw one of the table's per-seed scores per query (NAS-Bench-Macro's
+    three ``test_acc``; a table's score field holding a list) instead of the mean."""
     data: str | None = None
     """``macro``: path of nas-bench-macro_cifar10.json."""
     task: TaskConfig = field(default_factory=TaskConfig)
     """``real``: the proxy task."""
     target_delta: float = 0.2
-    """``macro``: the target set is every architecture within this many points of the best."""
+    """``macro``: the default target set is every architecture within this many points of the
+    best (``target`` overrides it)."""
     jobs: int = 0
     """Parallel runs (processes); 0 means one per CPU core."""
     source_flops: float | None = None
@@ -66,11 +113,20 @@ class BenchConfig:
     ``source_budget`` queries, seed 1000 + seed) optimises MnasNet's reward with this FLOPs
     target in the same store; the run then pre-trains its critic on it (knowledge ``all``).
     The source shares nothing through the cache and its queries are not counted."""
+    source_table: str | None = None
+    """``table``, ``objective``, ``macro`` transfer: a knowledge-source search, as for
+    ``source_flops``, scores the same space with this table instead (``source_metric``)."""
+    source_metric: str | None = None
+    """The score field of ``source_table`` (default: ``metric``)."""
+    source_objective: str | None = None
+    """Transfer from a knowledge-source search that scores the same space with this
+    ``module:function``."""
     source_budget: int = 200
     """Queries of each knowledge-source search."""
     source_invert: bool = False
-    """``macro`` transfer: the source measures 1 - accuracy (a task that ranks the table upside
-    down): misleading knowledge, which the run must judge and forget."""
+    """Transfer: the source measures 1 - accuracy on NAS-Bench-Macro, minus the score of a
+    ``source_table`` (a task that ranks the table upside down): misleading knowledge, which
+    the run must judge and forget."""
     fnas: dict = field(default_factory=dict)
     """Settings of the ``fnas`` strategy (``SearchConfig.fnas``), e.g. ``{"imagined": 4}``."""
     knowledge_as: str = "measurements"
@@ -99,20 +155,98 @@ class BenchConfig:
             raise ConfigError("a label names the runs of one strategy: give one strategy")
         SearchConfig(strategy=self.strategies[0], replay=self.replay,
                      replay_cfg=self.replay_cfg)  # validates the replay settings
+        self._check_benchmark()
+
+    @property
+    def transfer(self) -> bool:
+        """Whether each run first learns from a knowledge-source search."""
+        return any(getattr(self, f) is not None
+                   for f in ("source_flops", "source_table", "source_objective"))
+
+    def _check_benchmark(self) -> None:
+        """Each benchmark's own settings: present where needed, refused where meaningless."""
+        uses = _USES.get(self.bench)  # None: a registered benchmark reads what it likes
+        for f in ("data", "space", "table", "metric", "cost", "objective", "optimum",
+                  "source_flops", "source_table", "source_metric", "source_objective"):
+            if uses is not None and getattr(self, f) is not None and f not in uses:
+                raise ConfigError(f"--{f.replace('_', '-')} ({f}=) does not apply to the "
+                                  f"{self.bench} benchmark")
         if self.bench == "macro" and not self.data:
             raise ConfigError("the macro benchmark needs the table's path (--data PATH)")
+        for f in _NEEDS.get(self.bench, ()):
+            if not getattr(self, f):
+                raise ConfigError(f"the {self.bench} benchmark needs --{f} ({f}=)")
+        if self.space is not None:
+            space_factory(self.space)  # a registered name or module:attr; else one line
+        if self.optimum is not None and not math.isfinite(self.optimum):
+            raise ConfigError(f"optimum={self.optimum!r}: expected a finite score")
+        if self.noisy and self.bench not in ("macro", "table"):
+            raise ConfigError("--noisy draws one of a table's per-seed scores: macro or table")
+        if self.missing not in MISSING:
+            raise ConfigError(f"missing={self.missing!r}: expected one of {MISSING}")
+        if self.target is not None:
+            if self.bench == "real":
+                raise ConfigError("the real benchmark has no target set: drop --target")
+            if parse_target(self.target)[0] == "top" and self.bench == "objective":
+                raise ConfigError(f"target {self.target!r} ranks a table's architectures: an "
+                                  "objective has none; use within:D or score:X")
+        sources = [f for f in ("source_flops", "source_table", "source_objective")
+                   if getattr(self, f) is not None]
+        if len(sources) > 1:
+            raise ConfigError(f"one knowledge source at a time: got {', '.join(sources)}")
+        if self.source_invert and self.source_objective is not None:
+            raise ConfigError("--source-invert turns a table upside down, not an objective")
+
+
+_USES = {"macro": {"data", "source_flops", "source_table", "source_metric"},
+         "table": {"space", "table", "metric", "cost", "source_table", "source_metric",
+                   "source_objective"},
+         "objective": {"space", "objective", "optimum", "source_table", "source_metric",
+                       "source_objective"},
+         "real": set()}
+"""The benchmark-specific settings each benchmark takes."""
+_NEEDS = {"table": ("space", "table"), "objective": ("space", "objective")}
 
 
 def _macro(cfg: BenchConfig) -> tuple[Evaluator, str]:
     return MacroTableEvaluator(cfg.data, RewardConfig(), noisy=cfg.noisy), "macro"
 
 
-def _macro_source(cfg: BenchConfig, store: Store, seed: int) -> None:
-    ev = MacroTableEvaluator(cfg.data, RewardConfig("macs", cfg.source_flops), noisy=cfg.noisy,
-                             tag="source", invert=cfg.source_invert)
-    scfg = SearchConfig(space="macro", strategy="fnas", budget=cfg.source_budget,
-                        batch=cfg.batch, seed=1000 + seed, budget_counts="trained",
-                        checkpoint=False, max_samples=5 * cfg.source_budget, knowledge="none")
+def _table(cfg: BenchConfig) -> tuple[Evaluator, str]:
+    table = load_score_table(cfg.table, cfg.metric, cfg.cost)
+    return TableEvaluator(table, cfg.missing, noisy=cfg.noisy), cfg.space
+
+
+def _objective(cfg: BenchConfig) -> tuple[Evaluator, str]:
+    return _objective_evaluator(cfg.objective), cfg.space
+
+
+def _objective_evaluator(name: str, version: str | None = None) -> Evaluator:
+    from fnas.api.search import ObjectiveEvaluator  # the API's wrapper of a plain function
+
+    fn = OBJECTIVES.get(name) or import_object(name, "objective")
+    if not callable(fn):
+        raise ConfigError(f"objective {name!r} is a {type(fn).__name__}: expected a function "
+                          "arch -> score")
+    return ObjectiveEvaluator(fn, version)
+
+
+def _source(cfg: BenchConfig, store: Store, seed: int) -> None:
+    """The knowledge-source search of run ``seed``, into its store (see ``source_flops``)."""
+    if cfg.source_flops is not None:
+        ev: Evaluator = MacroTableEvaluator(cfg.data, RewardConfig("macs", cfg.source_flops),
+                                            noisy=cfg.noisy, tag="source",
+                                            invert=cfg.source_invert)
+    elif cfg.source_table is not None:
+        table = load_score_table(cfg.source_table, cfg.source_metric or cfg.metric)
+        ev = TableEvaluator(table, cfg.missing, tag="source", invert=cfg.source_invert,
+                            noisy=cfg.noisy and table.samples is not None)
+    else:
+        ev = _objective_evaluator(cfg.source_objective, version="source")
+    scfg = SearchConfig(space="macro" if cfg.bench == "macro" else cfg.space, strategy="fnas",
+                        budget=cfg.source_budget, batch=cfg.batch, seed=1000 + seed,
+                        budget_counts="trained", checkpoint=False,
+                        max_samples=5 * cfg.source_budget, knowledge="none")
     run_search(store, scfg, name=f"source-s{seed}", evaluator=ev, progress=False)
 
 
@@ -121,7 +255,7 @@ def _real(cfg: BenchConfig) -> tuple[Evaluator, str]:
 
 
 BENCHMARKS: dict[str, Callable[[BenchConfig], tuple[Evaluator, str]]] = {
-    "macro": _macro, "real": _real,
+    "macro": _macro, "table": _table, "objective": _objective, "real": _real,
 }
 """Benchmark factories: ``BenchConfig -> (evaluator, space name)``; register your own here."""
 
@@ -132,7 +266,7 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # runs go in parallel, one per core: no thread oversubscription
     evaluator, space_name = BENCHMARKS[cfg.bench](cfg)
-    transfer = cfg.source_flops is not None and cfg.bench == "macro"
+    transfer = cfg.transfer
     scfg = SearchConfig(space=space_name, strategy=strategy, budget=cfg.budget, batch=cfg.batch,
                         seed=seed, task=cfg.task, budget_counts="trained", checkpoint=False,
                         max_samples=5 * cfg.budget, knowledge="all" if transfer else "none",
@@ -142,7 +276,7 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
         if transfer:
-            _macro_source(cfg, store, seed)
+            _source(cfg, store, seed)
         out = run_search(store, scfg, name=f"{strategy}-s{seed}", evaluator=evaluator,
                          progress=False)
         rows = store.evaluations(out.experiment.id)
@@ -156,7 +290,7 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
         if not e.trained:
             continue
         best = max(best, e.reward) if e.status == "ok" else best
-        if isinstance(evaluator, MacroTableEvaluator) and e.status == "ok":
+        if isinstance(evaluator, (MacroTableEvaluator, TableEvaluator)) and e.status == "ok":
             cost += evaluator.cost(e.arch_key)
         else:
             cost += e.train_seconds
@@ -182,10 +316,21 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Run every strategy x seed (in parallel processes) and summarise. Returns the results."""
+    """Run every strategy x seed (in parallel processes) and summarise.
+
+    Returns the results: ``config``, ``runs`` (each run's history), ``summary`` (per strategy)
+    and, except on ``real``, ``truth`` (the target set and what regret is against).
+
+    Raises:
+        ConfigError, TaskError: a bad setting, table or objective (before any run starts), or
+            an architecture a table misses (``missing='error'``) met during a run.
+    """
     from tqdm.auto import tqdm
 
-    BENCHMARKS[cfg.bench](cfg)  # fail fast on a bad path, before forking workers
+    evaluator, space_name = BENCHMARKS[cfg.bench](cfg)  # fail fast, before forking workers
+    _check_tables(cfg, space_name, getattr(evaluator, "input_size", 224))
+    if cfg.bench != "objective":
+        bench_truth(cfg)  # a target the table cannot have fails now
     jobs = cfg.jobs or os.cpu_count() or 1
     todo = [(s, seed) for s in cfg.strategies for seed in range(cfg.seeds)]
     names = (cfg.label,) if cfg.label else cfg.strategies
@@ -200,111 +345,41 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futures = [pool.submit(one_run, cfg, s, seed) for s, seed in todo]
-                for f in futures:
-                    runs.append(f.result())
-                    bar.update(1)
+                try:
+                    for f in futures:
+                        runs.append(f.result())
+                        bar.update(1)
+                except BaseException:  # one run's error ends the bench: start no other run
+                    pool.shutdown(cancel_futures=True)
+                    raise
     result = {"config": {**asdict(cfg), "task": asdict(cfg.task)}, "seconds": time.time() - t0,
               "runs": runs}
     result["summary"] = summarize(cfg, runs, names)
+    truth = bench_truth(cfg, runs)
+    if truth is not None:
+        result["truth"] = truth.describe()
     return result
 
 
-def queries_to_target(history: dict[str, list], targets: set[str]) -> int | None:
-    """1-based query index of the first hit of ``targets``, or ``None`` within the budget."""
-    for q, arch in zip(history["query"], history["arch"], strict=True):
-        if arch in targets:
-            return q
-    return None
-
-
-def summarize(cfg: BenchConfig, runs: list[dict[str, Any]],
-              names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Per strategy: queries to target (median, IQR, success rate) and final regret (macro),
-    or final best reward (real)."""
-    table = None
-    if cfg.bench == "macro":
-        table = MacroTableEvaluator(cfg.data).table
-        targets = table.within(cfg.target_delta)
-    out: dict[str, Any] = {}
-    for s in names or cfg.strategies:  # names: labels of merged results (combine_macro.py)
-        rs = [r for r in runs if r["strategy"] == s]
-        made = [len(r["history"]["query"]) for r in rs]
-        entry: dict[str, Any] = {"runs": len(rs), "queries_made": _stats(made),
-                                 "samples": _stats([r["samples"] for r in rs]),
-                                 "final_best_reward": _stats([r["history"]["best"][-1]
-                                                              for r in rs if r["history"]["best"]])}
-        audit = [r.get("final_stats", {}).get("critic/audit_error") for r in rs]
-        audit = [a for a in audit if a is not None and not math.isnan(a)]
-        if audit:  # the decision module's audited error (units: reward std), end of run
-            entry["audit_error"] = _stats(audit)
-        if table is not None:
-            q = [queries_to_target(r["history"], targets) for r in rs]
-            hits = [v for v in q if v is not None]
-            # A run that never hits counts as +inf, so medians stay honest about failures; the
-            # percentiles use the nearest rank (no interpolation across an infinity).
-            qs = np.array([v if v is not None else np.inf for v in q], dtype=float)
-            pct = {p: float(np.percentile(qs, p, method="nearest")) for p in (25, 50, 75)}
-            entry["queries_to_target"] = {
-                "median": pct[50], "q25": pct[25], "q75": pct[75],
-                "success_rate": len(hits) / len(rs), "per_seed": q,
-            }
-            regrets = []
-            for r in rs:  # incumbent = best *observed* reward; regret from its table mean
-                h = r["history"]
-                ok = [i for i, a in enumerate(h["accuracy"]) if a is not None]
-                inc = max(ok, key=lambda i: h["reward"][i])
-                regrets.append(table.best_acc - table.entries[h["arch"][inc]].mean_acc)
-            entry["final_regret"] = _stats(regrets)
-        out[s] = entry
-    return out
-
-
-def _stats(v: list[float]) -> dict[str, float]:
-    a = np.asarray(v, dtype=float)
-    if a.size == 0:
-        return {}
-    return {"median": float(np.median(a)), "q25": float(np.percentile(a, 25)),
-            "q75": float(np.percentile(a, 75)), "mean": float(a.mean())}
-
-
-def format_summary(cfg: BenchConfig, summary: dict[str, Any]) -> str:
-    """The printed table."""
-    lines = []
-    if cfg.bench == "macro":
-        lines.append(f"{'strategy':<10} {'queries to within ' + str(cfg.target_delta):>24}  "
-                     f"{'success':>7}  {'final regret (median [IQR])':>28}  {'queries made':>12}")
-        for s, e in summary.items():
-            q, r = e["queries_to_target"], e["final_regret"]
-            lines.append(f"{s:<10} {_fmt(q['median']):>9} [{_fmt(q['q25'])}, {_fmt(q['q75'])}]"
-                         f"{'':>5}  {100 * q['success_rate']:6.0f}%  "
-                         f"{r['median']:>12.3f} [{r['q25']:.3f}, {r['q75']:.3f}]"
-                         f"  {e['queries_made']['median']:>12.0f}")
-    else:
-        lines.append(f"{'strategy':<10} {'final best reward (median [IQR])':>34}")
-        for s, e in summary.items():
-            b = e["final_best_reward"]
-            lines.append(f"{s:<10} {b['median']:>16.4f} [{b['q25']:.4f}, {b['q75']:.4f}]")
-    return "\n".join(lines)
-
-
-def _fmt(x: float) -> str:
-    return "never" if math.isinf(x) else f"{x:.0f}"
-
-
-def save_bench(result: dict[str, Any], out_dir: str, stem: str) -> tuple[str, str]:
-    """Write ``stem.json`` and ``stem.png`` into ``out_dir``; returns their paths."""
-    from fnas.report.bench_plot import plot_bench
-
-    os.makedirs(out_dir, exist_ok=True)
-    js = os.path.join(out_dir, stem + ".json")
-    with open(js, "w") as f:
-        json.dump(result, f, separators=(",", ":"))
-    png = os.path.join(out_dir, stem + ".png")
-    plot_bench(result, png)
-    return js, png
+def _check_tables(cfg: BenchConfig, space_name: str, input_size: int) -> None:
+    """A user's tables (the benchmark's, the knowledge source's) against the space."""
+    tables = []
+    if cfg.bench == "table":
+        tables.append(load_score_table(cfg.table, cfg.metric, cfg.cost))
+    if cfg.source_table is not None:
+        tables.append(load_score_table(cfg.source_table, cfg.source_metric or cfg.metric))
+    if cfg.source_objective is not None:
+        _objective_evaluator(cfg.source_objective)
+    if tables:
+        space = space_factory(space_name)(input_size)
+        for t in tables:
+            check_table(t, space, cfg.missing)
 
 
 def bench_config_from(d: dict[str, Any]) -> BenchConfig:
-    """Inverse of ``asdict`` (for re-plotting a saved result)."""
-    return replace(BenchConfig(data=d.get("data")), **{**d, "task": TaskConfig(**d["task"]),
-                                                      "strategies": tuple(d["strategies"])})
+    """Inverse of ``asdict`` (for re-plotting a saved result); settings a result written
+    before they existed lacks take their defaults."""
+    known = {f.name for f in fields(BenchConfig)}
+    kw = {k: v for k, v in d.items() if k in known}
+    return BenchConfig(**{**kw, "task": TaskConfig(**d["task"]),
+                          "strategies": tuple(d["strategies"])})

@@ -4,10 +4,11 @@ from fnas.tasks.datasets import Dataset, load_dataset, parse_dataset_spec
 from fnas.tasks.latency import measure_latency
 from fnas.tasks.reward import RewardConfig, mnas_reward
 from fnas.tasks.rollout import STATUSES, Rollout, RolloutResult, run_rollout
+from fnas.tasks.score_table import ScoreTable, load_score_table
 from fnas.tasks.trainer import TaskConfig, TrainingDiverged, evaluate, train_model
 
 __all__ = [
     "Dataset", "load_dataset", "parse_dataset_spec", "measure_latency", "RewardConfig",
     "mnas_reward", "STATUSES", "Rollout", "RolloutResult", "run_rollout", "TaskConfig",
-    "TrainingDiverged", "evaluate", "train_model",
+    "TrainingDiverged", "evaluate", "train_model", "ScoreTable", "load_score_table",
 ]

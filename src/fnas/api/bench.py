@@ -1,0 +1,85 @@
+"""``fnas.bench``: compare strategies on your own benchmark from Python, as ``fnas bench``.
+
+::
+
+    import fnas
+
+    space = fnas.make_space("tiny", {"depth": [1, 2, 3], "width": [16, 32, 64]})
+    result = fnas.bench(space, table="scores.csv", metric="acc", target="top:3",
+                        strategies=("random", "rea"), seeds=5, budget=20)
+    result["summary"]["rea"]["queries_to_target"]["median"], result["truth"]
+
+The space may be an object (it is registered under its name) and the objective a function
+(registered under its ``module:qualname``): both reach the benchmark's worker processes,
+which are forked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fnas.api.search import register_space
+from fnas.errors import ConfigError
+from fnas.search.bench import OBJECTIVES, BenchConfig, run_bench, save_bench
+from fnas.space.factorized import FactorizedSpace
+
+__all__ = ["bench"]
+
+
+def bench(space: str | FactorizedSpace | None = None, *, table: str | None = None,
+          metric: str | None = None, objective: str | Callable[..., Any] | None = None,
+          target: str | None = None, out: str | None = None, name: str = "bench",
+          progress: bool = False, **settings: Any) -> dict[str, Any]:
+    """Run a benchmark: every strategy x seed, then queries to target and regret.
+
+    Args:
+        space: the space (a registered name, ``module:attr`` or a ``FactorizedSpace``).
+        table: a JSON or CSV file of scores keyed by ``space.decode(indices).key`` (the
+            ``table`` benchmark), with its score field ``metric``.
+        objective: a function ``arch -> score`` or ``module:function`` (the ``objective``
+            benchmark; give ``optimum=`` if the best score is known).
+        target: ``top:K``, ``within:D`` or ``score:X`` (default: the best).
+        out: a folder to write ``NAME.json`` and ``NAME.png`` into, as ``fnas bench``.
+        progress: a progress bar over the runs.
+        **settings: any other :class:`~fnas.search.bench.BenchConfig` field (``strategies``,
+            ``seeds``, ``budget``, ``batch``, ``cost``, ``missing``, ``source_table``,
+            ``jobs``, ...); ``bench="macro", data=PATH`` runs NAS-Bench-Macro.
+
+    Returns:
+        The result (``fnas.search.bench.run_bench``): ``summary`` per strategy
+        (``queries_to_target``, ``final_regret``...), ``truth``, ``runs``, ``config``.
+
+    Raises:
+        ConfigError: a bad setting (one line). TaskError: a bad table.
+    """
+    if isinstance(space, FactorizedSpace):
+        register_space(space.name, space)
+        space = space.name
+    for key in ("objective", "source_objective"):
+        fn = objective if key == "objective" else settings.get(key)
+        if callable(fn):
+            ref = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+            if OBJECTIVES.get(ref, fn) is not fn:  # two lambdas, two local functions
+                ref += f"@{id(fn):x}"
+            OBJECTIVES[ref] = fn
+            if key == "objective":
+                objective = ref
+            else:
+                settings[key] = ref
+    bench_name = settings.pop("bench", None) or (
+        "table" if table is not None else "objective" if objective is not None else None)
+    if bench_name is None:
+        raise ConfigError("fnas.bench needs a table=, an objective=, or bench='macro' with "
+                          "data=PATH")
+    if isinstance(settings.get("strategies"), (list, tuple)):
+        settings["strategies"] = tuple(settings["strategies"])
+    try:
+        cfg = BenchConfig(bench=bench_name, space=space, table=table, metric=metric,
+                          objective=objective, target=target, **settings)
+    except TypeError as e:  # an unknown keyword
+        raise ConfigError(f"fnas.bench: {e}") from None
+    result = run_bench(cfg, progress=progress)
+    if out is not None:
+        save_bench(result, out, name)
+    return result
