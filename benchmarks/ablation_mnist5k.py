@@ -64,7 +64,7 @@ import platform
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +224,43 @@ def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
             "epochs": a.retrain_epochs, "seconds": r.train_seconds}
 
 
+def _schedule(a: argparse.Namespace, todo: list[tuple[str, int]], runs_dir: Path) -> None:
+    """Runs ``todo`` in order, ``--jobs`` at a time, each in a fresh process; a source is a job
+    too, built first, and a run that needs it waits for it while later runs go ahead."""
+    names = sorted({VARIANTS[v].get("source") for v, _ in todo} - {None})
+    queue: list[Any] = [("source", n) for n in names] + list(todo)
+    srcs: dict[str, Path] = {}
+    with ProcessPoolExecutor(max_workers=a.jobs, max_tasks_per_child=1) as pool:
+        running: dict[Any, Any] = {}
+        while queue or running:
+            while len(running) < a.jobs:
+                job = next((j for j in queue if j[0] == "source"
+                            or VARIANTS[j[0]].get("source") in (None, *srcs)), None)
+                if job is None:
+                    break
+                queue.remove(job)
+                if job[0] == "source":
+                    running[pool.submit(source, a, job[1])] = job
+                else:
+                    running[pool.submit(run_one, a, job[0], job[1],
+                                        srcs.get(VARIANTS[job[0]].get("source")))] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                job = running.pop(f)
+                if job[0] == "source":
+                    srcs[job[1]] = f.result()
+                    print(f"source {job[1]} built", flush=True)
+                    continue
+                v, s = job
+                r = f.result()
+                (runs_dir / f"{v}-s{s}.json").write_text(json.dumps(r))
+                c = r["curve"]
+                print(f"{v}-s{s}: {sum('t' in x['flags'] for x in c)} trainings, best "
+                      f"{max(x['reward'] for x in c if 'p' not in x['flags']):.4f}, "
+                      f"{c[-1]['compute']:.0f} CPU-s ({r['wall_seconds']:.0f} s wall)",
+                      flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ablation_mnist5k_summary import summarise, write_outputs
 
@@ -242,23 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             if s < seeds[v] and not (runs_dir / f"{v}-s{s}.json").is_file()]
     t0 = time.time()
     if todo and not a.summarise:
-        srcs = {}
-        for name in sorted({VARIANTS[v].get("source") for v, _ in todo} - {None}):
-            print(f"source {name} ...", flush=True)
-            srcs[name] = source(a, name)
         print(f"{len(todo)} runs to go, {a.jobs} at a time", flush=True)
-        with ProcessPoolExecutor(max_workers=a.jobs, max_tasks_per_child=1) as pool:
-            futs = {pool.submit(run_one, a, v, s, srcs.get(VARIANTS[v].get("source"))): (v, s)
-                    for v, s in todo}
-            for f in as_completed(futs):
-                v, s = futs[f]
-                r = f.result()
-                (runs_dir / f"{v}-s{s}.json").write_text(json.dumps(r))
-                c = r["curve"]
-                print(f"{v}-s{s}: {sum('t' in x['flags'] for x in c)} trainings, best "
-                      f"{max(x['reward'] for x in c if 'p' not in x['flags']):.4f}, "
-                      f"{c[-1]['compute']:.0f} CPU-s ({r['wall_seconds']:.0f} s wall)",
-                      flush=True)
+        _schedule(a, todo, runs_dir)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
     runs = [r for r in runs if r["variant"] in variants and r["seed"] < seeds[r["variant"]]]
     runs.sort(key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
