@@ -176,3 +176,21 @@ def test_the_cli_resume_without_the_data_is_one_line(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert "'mydigits'" in p.stderr and "not registered" in p.stderr
+
+
+@pytest.mark.slow
+def test_ray_workers_receive_the_registered_data(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+    from fnas.search import SearchConfig, run_search
+    from fnas.search.executors import RayExecutor
+
+    fnas.register_dataset("mydigits", X, Y, version="v1")
+    ex = RayExecutor(parallel=1)  # a local Ray: its worker is another process
+    store = Store(tmp_path / "s")
+    try:
+        cfg = SearchConfig(strategy="random", budget=2, batch=2, task=_task())
+        out = run_search(store, cfg, name="ray", progress=False, executor=ex)
+    finally:
+        ex.close()
+    evs = store.evaluations(out.experiment.id)
+    assert len(evs) == 2 and all(e.status == "ok" for e in evs), [e.message for e in evs]
