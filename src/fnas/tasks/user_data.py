@@ -114,7 +114,7 @@ def register_dataset(name: str, images: Any, labels: Any = None, *,
                           "(starting with a letter, at most 64 characters)")
     if name.lower() in BUILTIN_NAMES:
         raise ConfigError(f"dataset name {name!r} is a built-in dataset's; pick another name")
-    if version is not None and not isinstance(version, (str, int)) or isinstance(version, bool):
+    if isinstance(version, bool) or not isinstance(version, (str, int, type(None))):
         raise ConfigError(f"dataset {name!r}: version must be a string or an integer, "
                           f"got {version!r:.60}")
     if labels is None:
