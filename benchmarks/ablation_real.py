@@ -269,7 +269,8 @@ def retrain(a: argparse.Namespace, arch: str, key: str) -> dict[str, Any]:
             "epochs": a.retrain_epochs, "seconds": r.train_seconds}
 
 
-def _best_within(run: dict[str, Any], budget: float) -> tuple[float | None, str | None]:
+def best_within(run: dict[str, Any], budget: float) -> tuple[float | None, str | None]:
+    """The best real reward of ``run`` within ``budget`` compute seconds, and its arch."""
     c = run["curve"]
     best, arch = None, None
     for comp, r, ar, fl in zip(c["compute"], c["reward"], c["arch"], c["flags"], strict=True):
@@ -280,7 +281,7 @@ def _best_within(run: dict[str, Any], budget: float) -> tuple[float | None, str 
     return best, arch
 
 
-def _cost_factor(run: dict[str, Any], arch: str) -> float:
+def cost_factor(run: dict[str, Any], arch: str) -> float:
     """reward / accuracy of ``arch`` in ``run``: MnasNet's (MACs / target)^w, which does not
     depend on the training."""
     c = run["curve"]
@@ -290,7 +291,8 @@ def _cost_factor(run: dict[str, Any], arch: str) -> float:
     raise ValueError(f"{arch!r} has no accuracy in run {run['variant']}-s{run['seed']}")
 
 
-def _reach(run: dict[str, Any], target: float, budget: float) -> float | None:
+def compute_to_reach(run: dict[str, Any], target: float, budget: float) -> float | None:
+    """Compute seconds ``run`` took to reach ``target`` (None: not within ``budget``)."""
     c = run["curve"]
     for comp, b in zip(c["compute"], c["best"], strict=True):
         if comp > budget:
@@ -320,16 +322,16 @@ def summarise(a: argparse.Namespace, runs: list[dict[str, Any]],
         rs = [r for r in runs if r["variant"] == v]
         if not rs:
             continue
-        reach = [_reach(r, target, budget) for r in rs]
+        reach = [compute_to_reach(r, target, budget) for r in rs]
         reached = [x for x in reach if x is not None]
         med = float(np.median([x if x is not None else math.inf for x in reach]))
-        bests = [_best_within(r, budget) for r in rs]
+        bests = [best_within(r, budget) for r in rs]
         kept = [(r, arch) for r, (_, arch) in zip(rs, bests, strict=True)
                 if arch in retrained and retrained[arch]["accuracy"] is not None]
         acc = [retrained[arch]["accuracy"] for _, arch in kept]
         # the same objective the search optimised, on the longer training: the accuracy times
         # the architecture's cost factor (its reward / accuracy in the run: MACs are analytic)
-        rew = [retrained[arch]["accuracy"] * _cost_factor(r, arch) for r, arch in kept]
+        rew = [retrained[arch]["accuracy"] * cost_factor(r, arch) for r, arch in kept]
         table[v] = {"runs": len(rs), "reached": len(reached),
                     "compute_to_target": _spread(reached),
                     "compute_to_target_median": med if math.isfinite(med) else None,
@@ -423,7 +425,8 @@ def _censored(row: dict[str, Any], budget: float) -> str:
     return f"{med} [{lo}, {hi}]"
 
 
-def _table_md(summary: dict[str, Any]) -> str:
+def table_md(summary: dict[str, Any]) -> str:
+    """The summary as the Markdown table of the results file (and docs/BENCHMARKS.md)."""
     lines = [f"Compute budget C = {summary['budget_compute']:.0f} s (vanilla PPO's median total);"
              f" target T = {summary['target_reward']:.4f} (vanilla PPO's median final best).",
              "",
@@ -540,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if "table" in summary and not a.summarise:
         want = {}
         for r in runs:
-            _, arch = _best_within(r, summary["budget_compute"])
+            _, arch = best_within(r, summary["budget_compute"])
             if arch and arch not in retrained:
                 want[arch] = arch
         if want:
@@ -564,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
               "summary": summary, "retrained": retrained, "runs": runs}
     (out / "ablation_real.json").write_text(json.dumps(result, indent=1))
     if "table" in summary:
-        md = _table_md(summary)
+        md = table_md(summary)
         (out / "ablation_real.md").write_text(md)
         plot(runs, summary, out / "ablation_real.png")
         print(md)

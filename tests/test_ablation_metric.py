@@ -66,14 +66,14 @@ def test_a_variant_that_reaches_t_in_fewer_than_half_its_runs_has_no_speedup(ab)
     rea = s["table"]["rea"]
     assert rea["reached"] == 1 and rea["compute_to_target_median"] is None
     assert rea["ratio_to_ppo"] is None
-    row = ab._table_md(s).split("| rea |")[1].split("\n")[0]
+    row = ab.table_md(s).split("| rea |")[1].split("\n")[0]
     assert "> 20 [1, > 20]" in row        # a censored median, the miss shown as past C
 
 
 def test_a_critic_prediction_is_never_a_reached_reward(ab):
     r = run("fnas", 0, [(1, 0.99, "p"), (2, 0.4, "t"), (3, 0.99, "pa")])
-    assert ab._reach(r, 0.9, 10) is None
-    assert ab._best_within(r, 10) == (0.4, "fnas-0-1")
+    assert ab.compute_to_reach(r, 0.9, 10) is None
+    assert ab.best_within(r, 10) == (0.4, "fnas-0-1")
     ppo = [run("ppo", s, [(5, 0.5, "t"), (10, 0.9, "t")]) for s in range(3)]
     s = ab.summarise(argparse.Namespace(), ppo + [r], {})
     assert s["table"]["fnas"]["reached"] == 0
@@ -99,4 +99,4 @@ def test_a_retrained_best_keeps_the_cost_factor_it_had_in_the_search(ab):
     assert row["retrained_accuracy"]["median"] == pytest.approx(0.8)
     assert row["retrained_reward"]["median"] == pytest.approx(0.8 * 0.9 / 0.75)
     with pytest.raises(ValueError, match="no accuracy"):
-        ab._cost_factor(ppo[0], "not-in-the-run")
+        ab.cost_factor(ppo[0], "not-in-the-run")

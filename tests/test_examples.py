@@ -59,3 +59,64 @@ def test_custom_strategy_example_runs_and_resumes(tmp_path):
     assert _evaluations(store) == 60
     reward = float(outs[0].split("reward ")[1])
     assert reward >= -1  # near x = 3 everywhere (the best of 60 random samples: -3, median)
+
+
+@pytest.mark.slow
+def test_own_data_example_trains_resumes_after_kill_and_loads_the_best(tmp_path):
+    assert len((EXAMPLES / "own_data.py").read_text().splitlines()) < 40
+    store = tmp_path / "store"
+    p = _run("own_data.py", str(store), cwd=tmp_path)
+    deadline = time.time() + 300
+    while _evaluations(store) < 4 and p.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert p.poll() is None, p.communicate()[1][-2000:]  # still running: kill it mid-search
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert 4 <= _evaluations(store) < 8
+    p = _run("own_data.py", str(store), cwd=tmp_path)  # a new process registers the data again
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    assert _evaluations(store) == 8  # nothing lost, nothing repeated
+    best, trained = out.splitlines()
+    assert best.startswith("best: accuracy ") and " | " in best  # a MnasNet block string
+    assert 0.5 < float(trained.split("held-out accuracy ")[1].split(";")[0]) <= 1.0
+    assert int(trained.split(": ")[-1].split("/")[0]) >= 50  # the loaded model predicts
+    assert (store / "my-digits-best.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_custom_space_example_trades_accuracy_for_macs_and_resumes(tmp_path):
+    store = tmp_path / "store"
+    outs = []
+    for _ in range(2):  # the second run finds the finished run and reports it again
+        p = _run("custom_space.py", str(store), cwd=tmp_path)
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(out)
+    assert outs[0] == outs[1] and outs[0].startswith("best: conv")
+    assert _evaluations(store) == 12
+    fields = outs[0].split()
+    acc, macs, reward = (float(fields[i]) for i in (3, 5, 7))
+    assert acc > 0.3 and macs > 0
+    assert reward == pytest.approx(acc * (macs / 50_000) ** -0.07, abs=1e-3)  # MnasNet's
+
+
+@pytest.mark.slow
+def test_gpu_search_example_falls_back_to_the_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: this test checks the CPU fallback")
+    p = _run("gpu_search.py", str(tmp_path / "store"), cwd=tmp_path)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    note, best = out.splitlines()
+    assert note.startswith("note: no CUDA device visible") and "training on CPU" in note
+    assert best.startswith("best on cpu: accuracy ") and " ms cn_r1" in best
+    assert _evaluations(tmp_path / "store") == 8
+
+
+def test_examples_readme_lists_every_example():
+    readme = (EXAMPLES / "README.md").read_text()
+    for script in sorted(EXAMPLES.glob("*.py")):
+        assert f"python examples/{script.name}" in readme, script.name

@@ -5,6 +5,7 @@ stores, leases, a full disk, custom evaluators. Real SQLite, real files; the CLI
 ``test_hardening_cli.py``.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -27,6 +28,14 @@ from fnas.search.config_io import search_config_from_dict
 from fnas.search.evaluators import Evaluator
 from fnas.space import ArchSpec, mnas_space
 from fnas.tasks import RolloutResult, TaskConfig
+
+
+def _sql(store, sql, *args):
+    """Run ``sql`` on the store's database file from outside, as another program (or damage)
+    would, through the store's public ``path``."""
+    with contextlib.closing(sqlite3.connect(store.path, timeout=30, isolation_level=None)) as db:
+        return db.execute(sql, args).fetchall()
+
 
 SPACE = mnas_space(8)
 TARGET = SPACE.encode(SPACE.decode(SPACE.sample(np.random.default_rng(5))))
@@ -71,7 +80,7 @@ def test_good_run_names_and_a_forged_row_cannot_escape(tmp_path):
         assert check_run_name(name) == name
     store = Store(tmp_path / "s")
     exp = store.create_experiment("ok", "ppo", 0, "s", "t", {}, 4)
-    store._db.execute("UPDATE experiments SET name='../../../escaped' WHERE id=?", (exp.id,))
+    _sql(store, "UPDATE experiments SET name='../../../escaped' WHERE id=?", exp.id)
     with pytest.raises(StoreError, match="cannot name a folder"):
         store.run_dir(store.get_experiment(exp.id).name)
 
@@ -161,7 +170,7 @@ def test_config_imagined_must_be_non_negative_as_the_flag():
 def _stopped_run(tmp_path, name="r"):
     store = Store(tmp_path / "s")
     _run(store, name, stop_after=1)
-    store._db.execute("UPDATE experiments SET status='running' WHERE name=?", (name,))  # a kill
+    _sql(store, "UPDATE experiments SET status='running' WHERE name=?", name)  # a kill
     return store
 
 
@@ -233,7 +242,7 @@ def test_a_valid_checkpoint_with_the_wrong_content_is_one_line(tmp_path):
 ])
 def test_damaged_rows_are_one_store_error_naming_the_run_and_field(tmp_path, sql, needle):
     store = _stopped_run(tmp_path)
-    store._db.execute(sql)
+    _sql(store, sql)
     with pytest.raises(StoreError, match=needle) as e:
         exp = store.get_experiment("r")
         store.summary(exp.id)  # fnas runs
@@ -247,7 +256,7 @@ def test_damaged_rows_are_one_store_error_naming_the_run_and_field(tmp_path, sql
 
 def test_readers_open_read_only_and_never_migrate(tmp_path):
     store = _stopped_run(tmp_path)
-    store._db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    _sql(store, "UPDATE meta SET value='3' WHERE key='schema_version'")
     store.close()
     db = tmp_path / "s" / "fnas.db"
     before = db.read_bytes()
@@ -317,14 +326,14 @@ def test_a_second_resume_of_a_live_run_is_refused_and_a_dead_lease_is_taken(tmp_
                         progress=False)
     assert out.experiment.status == "done"
     # another host's lease: live while it beats, taken over once its heartbeat is stale
-    store._db.execute("INSERT OR REPLACE INTO leases VALUES (?, 'x', 'elsewhere', 1, ?)",
-                      (exp.id, time.time()))
+    _sql(store, "INSERT OR REPLACE INTO leases VALUES (?, 'x', 'elsewhere', 1, ?)", exp.id,
+         time.time())
     with pytest.raises(StoreError, match="on elsewhere"):
         store.acquire_lease(exp.id, "r")
-    store._db.execute("UPDATE leases SET heartbeat=?", (time.time() - 3600,))
+    _sql(store, "UPDATE leases SET heartbeat=?", time.time() - 3600)
     store.acquire_lease(exp.id, "r")
     store.release_lease(exp.id)
-    assert store._db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+    assert _sql(store, "SELECT COUNT(*) FROM leases") == [(0,)]
 
 
 # ---- F5: a full disk ---------------------------------------------------------------------------
@@ -335,6 +344,7 @@ def test_a_full_disk_is_one_line_the_run_interrupted_and_resume_exact(tmp_path):
     _run(ref, "r")
     store = Store(tmp_path / "s")
     _run(store, "r", stop_after=1)
+    # internal on purpose: the limit is per connection, so it must be the store's own
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]
     store._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite's own 'disk is full'
     with pytest.raises(StoreError, match="full") as e:

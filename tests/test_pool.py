@@ -1,7 +1,9 @@
 """The knowledge pool (fnas.knowledge.pool): files, metadata, snapshots, skips, a real rollout."""
 
+import contextlib
 import json
 import pickle
+import sqlite3
 import warnings
 from pathlib import Path
 
@@ -15,6 +17,14 @@ from fnas.knowledge import Pool, PoolWarning, Store, pool_stats
 from fnas.nn import build_model, fresh_state_dict
 from fnas.space import ArchSpec, mnas_space
 from fnas.tasks import RewardConfig, TaskConfig, run_rollout
+
+
+def _sql(store, sql, *args):
+    """Run ``sql`` on the store's database file from outside, as another program (or damage)
+    would, through the store's public ``path``."""
+    with contextlib.closing(sqlite3.connect(store.path, timeout=30, isolation_level=None)) as db:
+        return db.execute(sql, args).fetchall()
+
 
 SPACE = mnas_space(8)
 IN, NC = 1, 10
@@ -267,8 +277,8 @@ def test_an_evaluation_and_its_pool_entries_are_committed_together(pool):
     # pool trouble inside the transaction keeps the evaluation, without entries, and warns
     other = sample(10)
     then = runner.stage(other, Rollout(ok, trained(other, 10)), None)
-    store._db.execute("CREATE TRIGGER full BEFORE INSERT ON pool_entries "
-                      "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    _sql(store, "CREATE TRIGGER full BEFORE INSERT ON pool_entries "
+         "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
     with pytest.warns(PoolWarning, match="disk trouble"):
         ev2 = store.add_evaluation(_eval_of(store, other, 1), then)
     assert [e.id for e in store.evaluations(1)] == [ev.id, ev2.id]

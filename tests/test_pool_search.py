@@ -1,5 +1,6 @@
 """The knowledge pool inside a search: snapshots per batch, shorter trainings, flags, CLI."""
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,14 @@ from fnas.search import MacroTableEvaluator, SearchConfig, run_search
 from fnas.search.loop import task_signature
 from fnas.search.pooling import PoolRunner
 from fnas.tasks import TaskConfig
+
+
+def _sql(store, sql, *args):
+    """Run ``sql`` on the store's database file from outside, as another program (or damage)
+    would, through the store's public ``path``."""
+    with contextlib.closing(sqlite3.connect(store.path, timeout=30, isolation_level=None)) as db:
+        return db.execute(sql, args).fetchall()
+
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-macro" / \
     "nas-bench-macro_cifar10.json"
@@ -137,5 +146,5 @@ def test_a_v1_store_gains_the_pool_columns_and_keeps_its_rows(tmp_path):
     [ev] = store.evaluations(1)
     assert ev.reward == 0.5 and ev.pool_snapshot is None and ev.epochs is None
     assert ev.predicted_reward is None and ev.predicted_spread is None
-    version = store._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert version[0] == str(SCHEMA_VERSION)  # v1 -> the current schema in one step
+    version = _sql(store, "SELECT value FROM meta WHERE key='schema_version'")
+    assert version == [(str(SCHEMA_VERSION),)]  # v1 -> the current schema in one step

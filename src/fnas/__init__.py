@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from fnas.space.spec import ArchSpec
 
 __all__ = ["__version__", "build", "load", "train", "export", "create_search", "make_space",
-           "register_space", "Search", "ObjectiveEvaluator", "bench"]
+           "register_space", "Search", "ObjectiveEvaluator", "bench", "register_dataset",
+           "unregister_dataset"]
 
 _API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEvaluator",
         "Choices", "ObjectiveError"}
+_DATA = {"register_dataset", "unregister_dataset"}  # your tensors on the proxy task
 
 
 def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first use
@@ -35,6 +37,10 @@ def __getattr__(name: str):  # PEP 562: the search API (and torch) load on first
         from fnas.api.bench import bench
 
         return bench
+    if name in _DATA:
+        from fnas.tasks import user_data
+
+        return getattr(user_data, name)
     raise AttributeError(f"module 'fnas' has no attribute {name!r}")
 
 # a library adds no handler of its own: the application configures logging

@@ -74,6 +74,9 @@ __all__ = ["Store", "Experiment", "Evaluation", "EVAL_FLAGS", "SCHEMA_VERSION",
 class Store(Leases):
     """SQLite-backed store of experiments and evaluations under a directory.
 
+    ``root`` is that directory and ``path`` its database file (``root / "fnas.db"``), for
+    tools that read or back it up from outside (open it read-only while a search writes).
+
     Raises:
         StoreError: the database cannot be opened, is not an fnas store, or is corrupted.
     """

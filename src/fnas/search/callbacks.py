@@ -8,10 +8,15 @@ or a plain function, called as ``fn(evaluation)`` after each evaluation. Raise
 
 ::
 
-    class StopAt(fnas.search.Callback):
+    from fnas.search.callbacks import Callback, StopSearch
+
+    class StopAt(Callback):
         def on_evaluation(self, run, evaluation):
             if evaluation.reward >= 0.95:
-                raise fnas.search.StopSearch(f"reward {evaluation.reward:.3f} reached")
+                raise StopSearch(f"reward {evaluation.reward:.3f} reached")
+
+A ready one: :class:`fnas.search.tensorboard.TensorBoardCallback` writes the rewards, the best
+reward so far and every update's metrics (``losses/*``...) for TensorBoard.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from fnas.tasks.macro_table import load_macro_table
 from fnas.tasks.reward import RewardConfig, mnas_reward
 from fnas.tasks.rollout import Rollout, RolloutResult, run_rollout
 from fnas.tasks.trainer import TaskConfig
+from fnas.tasks.user_data import adopt, registered_dataset
 
 __all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator"]
 
@@ -77,6 +78,14 @@ class ProxyEvaluator(Evaluator):
         self.num_classes = data.num_classes
         self.signature = f"proxy|{data.signature}|{task.signature}"
         self.trains, self.epochs = True, task.epochs
+        # A registered dataset exists in this process only: it travels with the evaluator
+        # (pickled once per run to Ray workers), which registers it there (__setstate__).
+        self.shipped_data = registered_dataset(task.dataset.strip())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if state.get("shipped_data") is not None:
+            adopt(state["shipped_data"])
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         return run_rollout(spec, self.task, self.reward, seed, return_weights=False).result

@@ -14,6 +14,8 @@ Specs (see :func:`parse_dataset_spec`):
 ``folder:PATH``    ImageFolder layout ``PATH/<class>/*.{png,jpg,jpeg,bmp,gif,webp}``; classes
                    are the sorted subfolder names; images become RGB, resized bilinearly to
                    ``image_size`` (default 32). ``PATH/train/`` + ``PATH/val/`` = a fixed split.
+``NAME``           a dataset registered in this process with ``fnas.register_dataset(NAME,
+                   images, labels, version=...)`` (:mod:`fnas.tasks.user_data`)
 =================  =========================================================================
 
 Pixels are scaled to [0, 1], optionally resized, then normalised per channel with the mean/std
@@ -26,19 +28,21 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fnas.errors import ConfigError, TaskError
+from fnas.tasks.user_data import registered_dataset, registered_datasets
 
 __all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
            "DATASET_KINDS"]
 
 DATASET_KINDS = ("digits", "mnist5k", "cifar10", "folder")
 _PATH_KINDS = ("cifar10", "folder")
-_VALID_FORMS = "'digits', 'mnist5k', 'cifar10:PATH', 'folder:PATH'"
+_VALID_FORMS = "'digits', 'mnist5k', 'cifar10:PATH', 'folder:PATH', a registered NAME"
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 _DEFAULT_FOLDER_SIZE = 32
@@ -52,7 +56,8 @@ class Dataset:
     """
 
     name: str
-    """Dataset kind: ``digits``, ``mnist5k``, ``cifar10`` or ``folder``."""
+    """Dataset kind: ``digits``, ``mnist5k``, ``cifar10`` or ``folder``, or the registered
+    dataset's name."""
     x_train: torch.Tensor
     """(N, C, H, W) float32, normalised with the train split's per-channel mean/std."""
     y_train: torch.Tensor
@@ -86,23 +91,34 @@ class _Source:
     is_val: tuple[bool, ...] = ()  # folder with train/ + val/: which split each file is in
     classes: tuple[str, ...] = ()
     nbytes: int = 0  # cheap fingerprint: total size of the files read
+    user: Any = None  # a RegisteredDataset (kind "registered"); hashed by identity
 
     @property
     def num_classes(self) -> int:
-        """10 for the fixed datasets, else the number of class folders."""
+        """10 for the fixed datasets, else the number of class folders (or registered)."""
+        if self.user is not None:
+            return self.user.num_classes
         return len(self.classes) if self.kind == "folder" else 10
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str | None]:
-    """'digits' | 'mnist5k' | 'cifar10:PATH' | 'folder:PATH' -> (kind, path)."""
+    """'digits' | 'mnist5k' | 'cifar10:PATH' | 'folder:PATH' -> (kind, path); the name of a
+    registered dataset -> ('registered', name)."""
     if not isinstance(spec, str):
         raise ConfigError(f"dataset spec must be a string, got {spec!r}; valid: {_VALID_FORMS}")
+    if registered_dataset(spec.strip()) is not None:
+        return "registered", spec.strip()
     kind, sep, path = spec.strip().partition(":")
     kind = kind.strip().lower()
     if kind in _PATH_KINDS and path.strip():
         return kind, path.strip()
     if kind in DATASET_KINDS and kind not in _PATH_KINDS and not sep:
         return kind, None
+    if kind and not sep and kind not in DATASET_KINDS:  # a plain name: a dataset to register
+        raise ConfigError(
+            f"bad dataset spec {spec!r}: not built in and not registered in this process "
+            f"(registered: {registered_datasets()}): call fnas.register_dataset({spec.strip()!r}, "
+            f"images, labels, version=...) first; valid forms: {_VALID_FORMS}")
     raise ConfigError(f"bad dataset spec {spec!r}; valid forms: {_VALID_FORMS}")
 
 
@@ -155,6 +171,8 @@ def _resolve(kind: str, path: str | None) -> _Source:
     """Find the files a spec reads (stat only, no decoding) so that the cache sees changes."""
     if kind in ("digits", "mnist5k"):
         return _Source(kind)
+    if kind == "registered":
+        return _Source(kind, user=registered_dataset(str(path)))
     assert path is not None, f"path-based kind {kind!r} parsed without a path"
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
@@ -234,6 +252,12 @@ def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.
         return x.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), 255.0
     if source.kind == "cifar10":
         return (*_read_cifar(source.files), 255.0)
+    if source.user is not None:
+        h, w = source.user.images.shape[2:]
+        if h != w and image_size is None:
+            raise ConfigError(f"dataset {source.user.name!r} has {h}x{w} images: set the "
+                              "task's image_size to train on square ones")
+        return source.user.images, source.user.labels, source.user.scale
     labels = np.array(source.labels, dtype=np.int64)
     return _read_folder(source, image_size or _DEFAULT_FOLDER_SIZE), labels, 255.0
 
@@ -314,10 +338,10 @@ def _split(y: np.ndarray, val_fraction: float, seed: int, what: str) -> tuple[np
 def _to_tensor(x: np.ndarray, scale: float, image_size: int | None) -> torch.Tensor:
     """Raw pixels -> (N, C, S, S) float32 in [0, 1], bilinearly resized when S differs."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / np.float32(scale))
-    if image_size is not None and image_size != t.shape[-1]:
+    if image_size is not None and tuple(t.shape[-2:]) != (image_size, image_size):
         # Antialias only when shrinking: plain bilinear would alias high frequencies away.
         t = F.interpolate(t, size=(image_size, image_size), mode="bilinear",
-                          align_corners=False, antialias=image_size < t.shape[-1])
+                          align_corners=False, antialias=image_size < max(t.shape[-2:]))
     return t
 
 
@@ -338,7 +362,8 @@ def _load_cached(
         pool = np.arange(len(y))
         if max_samples is not None:
             pool = _stratified_subset(y, max_samples, seed)
-        what = source.kind if max_samples is None else f"{source.kind} max_samples={max_samples}"
+        kind = source.kind if source.user is None else repr(source.user.name)
+        what = kind if max_samples is None else f"{kind} max_samples={max_samples}"
         tr, va = (pool[i] for i in _split(y[pool], val_fraction, seed, what))
     x_train, x_val = _to_tensor(x[tr], scale, image_size), _to_tensor(x[va], scale, image_size)
     mean = x_train.mean(dim=(0, 2, 3))  # (C,)
@@ -346,6 +371,7 @@ def _load_cached(
     x_train = (x_train - mean[:, None, None]) / std[:, None, None]
     x_val = (x_val - mean[:, None, None]) / std[:, None, None]
     name = source.kind if source.root is None else f"{source.kind}:{source.root}"
+    name = name if source.user is None else source.user.signature
     fingerprint = "" if source.root is None else f"|files={len(source.files)}|bytes={source.nbytes}"
     layout = "|split=train/val" if source.is_val else ""
     signature = (
@@ -353,7 +379,7 @@ def _load_cached(
         f"|max={max_samples}|size={image_size}"
     )
     return Dataset(
-        name=source.kind,
+        name=source.kind if source.user is None else source.user.name,
         x_train=x_train.contiguous(),
         y_train=torch.from_numpy(y[tr].astype(np.int64)),
         x_val=x_val.contiguous(),
