@@ -139,9 +139,10 @@ def screen_args(p: argparse.ArgumentParser) -> None:
               choices=["learn", "frozen"], help_prefix="fnas: ")
 
 
-def fnas_from_args(args: argparse.Namespace, base: dict | None = None) -> dict:
-    """The ``SearchConfig.fnas`` settings the flags give, over ``base``."""
-    f = dict(base or {})
+def fnas_from_args(args: argparse.Namespace) -> dict:
+    """The ``SearchConfig.fnas`` settings the flags give (a table of ``FNASConfig`` fields,
+    ``screen`` a nested one), for ``SearchConfig.with_settings``."""
+    f: dict = {}
     if getattr(args, "no_critic", None):
         f["critic"] = False
     if args.imagined is not None:
@@ -151,5 +152,5 @@ def fnas_from_args(args: argparse.Namespace, base: dict | None = None) -> dict:
     screen = {k: getattr(args, k) for k in ("candidates", "mutants", "policy")
               if getattr(args, k) is not None}
     if screen:
-        f["screen"] = {**f.get("screen", {}), **screen}
+        f["screen"] = screen
     return f

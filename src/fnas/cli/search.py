@@ -126,13 +126,9 @@ def _config_from_args(args: argparse.Namespace):
                                                "pool_epochs", "replay", "budget_seconds",
                                                "budget_counts", "max_samples")
                  if getattr(args, k) is not None}
-    replay = replay_from_args(args)
-    if replay:
-        overrides["replay_cfg"] = {**cfg.replay_cfg, **replay}
-    fnas = fnas_from_args(args, cfg.fnas)
-    if fnas != cfg.fnas:
-        overrides["fnas"] = fnas
-    return replace(cfg, task=task, reward=reward, **overrides)
+    nested = {k: v for k, v in (("replay_cfg", replay_from_args(args)),
+                                ("fnas", fnas_from_args(args))) if v}
+    return replace(cfg, task=task, reward=reward, **overrides).with_settings(nested)
 
 
 def run(args: argparse.Namespace) -> int:
