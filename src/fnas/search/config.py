@@ -191,7 +191,7 @@ class SearchConfig:
             if isinstance(value, Mapping):  # a Python caller's dict of settings
                 object.__setattr__(self, name, build_config(cls, value, name))
             elif not isinstance(value, cls):
-                raise ConfigError(f"config setting {name} must be a dict of settings or a "
+                raise ConfigError(f"config setting {name} must be a table of settings or a "
                                   f"{cls.__name__}, got {type(value).__name__}")
         space_factory(self.space)  # a registered name, or "module:attribute" imported now
         if self.strategy not in STRATEGIES:
