@@ -15,7 +15,14 @@ from fnas.cli import build_parser
 from fnas.cli.search import _config_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge import Store
-from fnas.search import REAConfig, SearchConfig, SyntheticEvaluator, resume_search, run_search
+from fnas.search import (
+    BenchConfig,
+    REAConfig,
+    SearchConfig,
+    SyntheticEvaluator,
+    resume_search,
+    run_search,
+)
 from fnas.search.config_io import load_config, search_config_from_dict
 from fnas.search.fnas_strategy import DecisionConfig, FNASConfig
 from fnas.search.screening import ScreenConfig
@@ -110,6 +117,12 @@ def test_with_settings_changes_only_the_keys_given():
     assert cfg.with_settings({}) == cfg
     with pytest.raises(ConfigError, match=r"unknown config setting\(s\) \['fnas.kappa'\]"):
         cfg.with_settings({"fnas": {"kappa": 1.0}})
+
+
+def test_a_benchmarks_fnas_settings_are_checked_before_it_runs():
+    with pytest.raises(ConfigError, match=re.escape("['fnas.imagine']")):
+        BenchConfig(bench="real", fnas={"imagine": 2})
+    assert BenchConfig(bench="real", fnas={"imagined": 2}).fnas == {"imagined": 2}
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="TOML needs tomllib")
