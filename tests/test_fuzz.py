@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fnas.agent.buffer import ReplayConfig
 from fnas.errors import ConfigError, FnasError
 from fnas.search import SearchConfig
 from fnas.search.config_io import load_config, search_config_from_dict
@@ -92,7 +93,7 @@ def test_config_file_round_trip_and_typos(tmp_path):
                              "replay": "on", "replay_cfg": {"share": 0.25}}))
     cfg = load_config(p)
     assert (cfg.strategy, cfg.budget, cfg.task.epochs, cfg.replay_cfg) == \
-        ("ppo", 12, 2, {"share": 0.25})
+        ("ppo", 12, 2, ReplayConfig(share=0.25))
     for bad, needle in (({"budjet": 3}, "budjet"), ({"task": {"epochs": "2"}}, "epochs"),
                         ({"budget": 1.5}, "budget"), ({"fnas": {"imagine": 2}}, "imagine"),
                         ({"rea": {"pop": 3}}, "pop")):

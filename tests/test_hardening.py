@@ -162,7 +162,7 @@ def test_config_imagined_must_be_non_negative_as_the_flag():
     for bad in (-1, "4", 2.5, True):
         with pytest.raises(ConfigError, match="imagined"):
             search_config_from_dict({"fnas": {"imagined": bad}})
-    assert search_config_from_dict({"fnas": {"imagined": 0}}).fnas == {"imagined": 0}
+    assert search_config_from_dict({"fnas": {"imagined": 0}}).fnas.n_imagined == 0
 
 
 # ---- F3, F7: checkpoints -----------------------------------------------------------------------

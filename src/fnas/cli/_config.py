@@ -8,14 +8,17 @@ import ast
 import dataclasses
 import functools
 import inspect
+import json
 import re
 import textwrap
 from typing import Any
 
 from fnas.cli._common import nonneg_int, positive_float, positive_int, share
+from fnas.errors import ConfigError
 
 __all__ = ["field_docs", "field_default", "field_help", "add_field", "dataset_forms",
-           "replay_args", "replay_from_args", "screen_args", "fnas_from_args"]
+           "replay_args", "replay_from_args", "screen_args", "fnas_from_args", "set_args",
+           "settings_from_args"]
 
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)])\.\s+(?=[A-Z0-9(])")
 
@@ -78,7 +81,6 @@ def add_field(p: argparse.ArgumentParser, flag: str, cls: type, name: str, *,
 
 def dataset_forms() -> str:
     """The dataset kinds as given on the command line: 'digits | ... | cifar10:PATH'."""
-    from fnas.errors import ConfigError
     from fnas.tasks.datasets import DATASET_KINDS, parse_dataset_spec
 
     forms = []
@@ -139,9 +141,10 @@ def screen_args(p: argparse.ArgumentParser) -> None:
               choices=["learn", "frozen"], help_prefix="fnas: ")
 
 
-def fnas_from_args(args: argparse.Namespace, base: dict | None = None) -> dict:
-    """The ``SearchConfig.fnas`` settings the flags give, over ``base``."""
-    f = dict(base or {})
+def fnas_from_args(args: argparse.Namespace) -> dict:
+    """The ``SearchConfig.fnas`` settings the flags give (a table of ``FNASConfig`` fields,
+    ``screen`` a nested one), for ``SearchConfig.with_settings``."""
+    f: dict = {}
     if getattr(args, "no_critic", None):
         f["critic"] = False
     if args.imagined is not None:
@@ -151,5 +154,42 @@ def fnas_from_args(args: argparse.Namespace, base: dict | None = None) -> dict:
     screen = {k: getattr(args, k) for k in ("candidates", "mutants", "policy")
               if getattr(args, k) is not None}
     if screen:
-        f["screen"] = {**f.get("screen", {}), **screen}
+        f["screen"] = screen
     return f
+
+
+def set_args(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE``: any setting of the config, nested ones included, by its dotted key
+    (as a config file's tables name it)."""
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="any setting by its dotted key, as in a config file (e.g. "
+                   "fnas.screen.kappa=1.0, rea.population=50; VALUE is read as JSON, else as "
+                   "a string); repeatable; over --config, under the other flags")
+
+
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """The table that the ``--set`` flags give: ``fnas.screen.kappa=1`` becomes
+    ``{"fnas": {"screen": {"kappa": 1}}}`` (for ``SearchConfig.with_settings``).
+
+    Raises:
+        ConfigError: a flag that is not KEY=VALUE, or a key given both a value and settings.
+    """
+    out: dict = {}
+    for item in getattr(args, "set", None) or ():
+        key, eq, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set {item!r:.60}: expected KEY=VALUE, KEY a dotted setting "
+                              "such as fnas.screen.kappa")
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # a bare word: policy=frozen
+            value = text
+        table = out
+        for i, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} was given a value, "
+                                  "not settings")
+        table[parts[-1]] = value
+    return out

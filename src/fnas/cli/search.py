@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from datetime import datetime
 
 from fnas.cli._common import (
@@ -32,6 +31,8 @@ from fnas.cli._config import (
     replay_args,
     replay_from_args,
     screen_args,
+    set_args,
+    settings_from_args,
 )
 from fnas.errors import ConfigError
 
@@ -43,7 +44,7 @@ _NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "devi
                  "no_critic", "imagined", "acquisition", "candidates", "mutants", "policy",
                  "pool", "pool_epochs", "replay", "replay_share",
                  "replay_capacity", "replay_sampling", "correction", "c_max", "budget_counts",
-                 "max_samples")
+                 "max_samples", "set")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,6 +89,7 @@ def _arguments(s: argparse.ArgumentParser) -> None:
     add_field(s, "--device", TaskConfig, "device", given_only=True)
     reward_args(s, default_none=True)
     add_field(s, "--seed", c, "seed", given_only=True, type=seed)
+    set_args(s)
     s.add_argument("--name", default=None, help="run name (default: strategy-task-seed-time)")
     s.add_argument("--store", default="fnas-store", help="store folder (./fnas-store)")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue a stopped run")
@@ -104,6 +106,8 @@ def _arguments(s: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args: argparse.Namespace):
+    """The search's config: the file's (``--config``) or the defaults, then ``--set``, then the
+    flags given, applied at once (``SearchConfig.with_settings``) and checked together."""
     from fnas.search import SearchConfig
 
     if args.config is not None:
@@ -112,27 +116,29 @@ def _config_from_args(args: argparse.Namespace):
         cfg = load_config(args.config)  # flags given as well override the file
     else:
         cfg = SearchConfig()
-    task = cfg.task
-    if args.task is not None:
-        task = replace(task, dataset=args.task)
-    if args.epochs is not None:
-        task = replace(task, epochs=args.epochs)
-    if args.device is not None:
-        task = replace(task, device=args.device)
-    given = args.target_latency or args.target_macs or args.hard
-    reward = reward_from_args(args) if given or args.config is None else cfg.reward
-    overrides = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
-                                               "knowledge", "knowledge_as", "pool",
-                                               "pool_epochs", "replay", "budget_seconds",
-                                               "budget_counts", "max_samples")
-                 if getattr(args, k) is not None}
-    replay = replay_from_args(args)
-    if replay:
-        overrides["replay_cfg"] = {**cfg.replay_cfg, **replay}
-    fnas = fnas_from_args(args, cfg.fnas)
-    if fnas != cfg.fnas:
-        overrides["fnas"] = fnas
-    return replace(cfg, task=task, reward=reward, **overrides)
+    flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
+                                           "knowledge", "knowledge_as", "pool", "pool_epochs",
+                                           "replay", "budget_seconds", "budget_counts",
+                                           "max_samples")
+             if getattr(args, k) is not None}
+    task = {k: v for k, v in (("dataset", args.task), ("epochs", args.epochs),
+                              ("device", args.device)) if v is not None}
+    for name, table in (("task", task), ("replay_cfg", replay_from_args(args)),
+                        ("fnas", fnas_from_args(args))):
+        if table:
+            flags[name] = table
+    if args.target_latency or args.target_macs or args.hard:
+        flags["reward"] = reward_from_args(args)  # a whole reward, as the flags describe one
+    return cfg.with_settings(_merged(settings_from_args(args), flags))
+
+
+def _merged(a: dict, b: dict) -> dict:
+    """Table ``b`` over table ``a``, nested tables merged key by key."""
+    out = dict(a)
+    for k, v in b.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = _merged(out[k], v) if both else v
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -154,7 +154,7 @@ class BenchConfig:
         if self.label is not None and len(self.strategies) != 1:
             raise ConfigError("a label names the runs of one strategy: give one strategy")
         SearchConfig(strategy=self.strategies[0], replay=self.replay,
-                     replay_cfg=self.replay_cfg)  # validates the replay settings
+                     replay_cfg=self.replay_cfg, fnas=self.fnas)  # validates the settings
         self._check_benchmark()
 
     @property

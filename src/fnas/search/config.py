@@ -1,6 +1,8 @@
-"""A search's configuration: :class:`SearchConfig`, the registries of strategies and spaces,
-and the field-by-field validation of a config that comes from a dict (a user's file through
-:mod:`fnas.search.config_io`, or a stored run).
+"""A search's configuration: :class:`SearchConfig`, with a typed dataclass per concern (the
+task, the reward, PPO, the ``fnas`` strategy, regularized evolution, the experience buffer), and
+the registries of strategies and spaces. A config that comes from a dict (a user's file through
+:mod:`fnas.search.config_io`, a stored run) is validated field by field
+(:mod:`fnas.search.config_build`).
 
 ``STRATEGIES`` maps a name to a factory ``(space, SearchConfig) -> Strategy`` and ``SPACES``
 a name to a factory taking the task's input size; register your own in them (or use
@@ -9,14 +11,17 @@ a name to a factory taking the task's input size; register your own in them (or 
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, FnasError
+from fnas.search.config_build import build_config, nested_fields
+from fnas.search.fnas_config import FNASConfig
 from fnas.search.ppo import PPOStrategy
+from fnas.search.rea import REAConfig
 from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
 from fnas.space.macro import macro_space
@@ -38,7 +43,7 @@ def replay_config(cfg: SearchConfig) -> ReplayConfig | None:
     """
     if cfg.replay == "off" or (cfg.replay == "auto" and cfg.strategy != "fnas"):
         return None
-    return ReplayConfig.from_dict(cfg.replay_cfg)
+    return cfg.replay_cfg
 
 
 def _ppo(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
@@ -46,16 +51,16 @@ def _ppo(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
 
 
 def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    from fnas.search.rea import REAConfig, REAStrategy
+    from fnas.search.rea import REAStrategy
 
-    return REAStrategy(space, cfg.seed, REAConfig(**cfg.rea) if cfg.rea else None)
+    return REAStrategy(space, cfg.seed, cfg.rea)
 
 
 def _fnas(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    from fnas.search.fnas_strategy import FNASConfig, FNASStrategy
+    from fnas.search.fnas_strategy import FNASStrategy
     from fnas.search.screening import ScreeningStrategy
 
-    f = FNASConfig.from_dict(cfg.fnas)
+    f = cfg.fnas
     if not f.critic or f.acquisition == "off":  # vanilla PPO, or the first design's veto rule
         return FNASStrategy(space, cfg.seed, cfg.ppo, f, replay_config(cfg))
     return ScreeningStrategy(space, cfg.seed, cfg.ppo, f.critic_cfg, f.screen, f.acquisition,
@@ -117,7 +122,13 @@ def space_factory(name: str) -> Any:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """A whole search: what to search, on what, how long, with which controller."""
+    """A whole search: what to search, on what, how long, with which controller.
+
+    The nested settings (``task``, ``reward``, ``ppo``, ``fnas``, ``rea``, ``replay_cfg``) are
+    typed dataclasses; a dict of some of their fields is accepted too (converted, each value
+    checked, unknown keys refused), so ``SearchConfig(fnas={"screen": {"candidates": 64}})``
+    works as before they were typed.
+    """
 
     space: str = "mnas"
     """Search space: a registered name (``mnas``, ``macro``, or ``fnas.register_space``), or
@@ -137,16 +148,17 @@ class SearchConfig:
     """The reward."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """Controller hyper-parameters."""
-    fnas: dict = field(default_factory=dict)
-    """FNAS settings (``FNASConfig`` as a dict: ``critic``, ``decision``, ``critic_cfg``)."""
+    fnas: FNASConfig = field(default_factory=FNASConfig)
+    """The ``fnas`` strategy's settings (``FNASConfig``: ``critic``, ``acquisition``,
+    ``imagined`` and the tables ``screen``, ``decision``, ``critic_cfg``)."""
     knowledge: str = "all"
     """Earlier experiments whose real results pre-train the critic: ``none``, ``all`` (every
     experiment in the store with the same decisions) or ``RUN,RUN`` (names or ids)."""
     knowledge_as: str = "measurements"
     """What earlier runs teach: ``measurements`` (their accuracy, latency and MACs re-scored
     with this search's reward) or ``rewards`` (the rewards they were given)."""
-    rea: dict = field(default_factory=dict)
-    """Regularized-evolution settings (``REAConfig`` fields); empty means its defaults."""
+    rea: REAConfig = field(default_factory=REAConfig)
+    """Regularized-evolution settings (``REAConfig``: ``population``, ``sample``)."""
     budget_counts: str = "samples"
     """What the budget counts: ``samples`` (every sampled architecture) or ``trained`` (real
     evaluations only: cached repeats are free, as when benchmarking queries)."""
@@ -163,9 +175,9 @@ class SearchConfig:
     replay: str = "auto"
     """Experience buffer: ``on``, ``off``, or ``auto`` (on for ``fnas``, off otherwise). With
     it, each batch of ``batch`` is part fresh samples, part replayed earlier real results."""
-    replay_cfg: dict = field(default_factory=dict)
-    """Replay settings (``ReplayConfig`` fields: share, capacity, sampling, alpha, correction,
-    c_max); empty means its defaults."""
+    replay_cfg: ReplayConfig = field(default_factory=ReplayConfig)
+    """Experience-buffer settings (``ReplayConfig``: ``share``, ``capacity``, ``sampling``,
+    ``alpha``, ``correction``, ``c_max``); used when ``replay`` turns the buffer on."""
     budget_seconds: float | None = None
     """Also stop once the search's compute is spent: its wall-clock seconds (trainings plus
     the search's own overhead: sampling, critic, updates, store), summed over resumes."""
@@ -174,6 +186,13 @@ class SearchConfig:
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
 
     def __post_init__(self) -> None:
+        for name, cls in nested_fields(SearchConfig).items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):  # a Python caller's dict of settings
+                object.__setattr__(self, name, build_config(cls, value, name))
+            elif not isinstance(value, cls):
+                raise ConfigError(f"config setting {name} must be a table of settings or a "
+                                  f"{cls.__name__}, got {type(value).__name__}")
         space_factory(self.space)  # a registered name, or "module:attribute" imported now
         if self.strategy not in STRATEGIES:
             raise ConfigError(
@@ -191,7 +210,6 @@ class SearchConfig:
             raise ConfigError(f"pool_epochs={self.pool_epochs} must be >= 1")
         if self.replay not in ("auto", "on", "off"):
             raise ConfigError(f"replay={self.replay!r}: expected 'auto', 'on' or 'off'")
-        ReplayConfig.from_dict(self.replay_cfg)  # validates the settings
         if self.replay == "on" and self.strategy not in ("fnas", "ppo"):
             raise ConfigError(f"strategy {self.strategy!r} has no policy to replay experience "
                               "into: use replay 'off' or 'auto'")
@@ -213,7 +231,19 @@ class SearchConfig:
         return self.max_samples or 20 * self.budget
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON-able values, nested settings as dicts (what a run
+        records); ``from_dict`` turns it back into an equal config."""
         return asdict(self)
+
+    def with_settings(self, d: dict[str, Any]) -> SearchConfig:
+        """A copy with the settings of table ``d`` (as in a config file) over this config's:
+        a nested table changes only the keys it gives (``{"fnas": {"screen": {"kappa": 1}}}``
+        keeps the other ``fnas`` settings).
+
+        Raises:
+            ConfigError: an unknown key or a bad value, in one line naming its dotted key.
+        """
+        return _built(d, strict=True, base=self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], strict: bool = False) -> SearchConfig:
@@ -226,97 +256,22 @@ class SearchConfig:
         return search_config_from_dict(d, strict=strict)
 
 
-
-_NESTED = {"task", "reward", "ppo"}
-
-
-def _type_ok(value: Any, annotation: str) -> bool:
-    """Does ``value`` (from JSON/TOML) fit a field annotated ``annotation``?"""
-    kinds = [a.strip() for a in annotation.split("|")]
-    for k in kinds:
-        if k == "None" and value is None:
-            return True
-        if k == "bool" and isinstance(value, bool):
-            return True
-        if k == "int" and isinstance(value, int) and not isinstance(value, bool):
-            return True
-        if k == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True  # ranges (and NaN) are checked by the class itself
-        if k == "str" and isinstance(value, str):
-            return True
-        if k.startswith("dict") and isinstance(value, dict):
-            return True
-        if k.startswith("tuple") and isinstance(value, (list, tuple)):
-            return True
-    return False
-
-
-def _build(cls: type, d: Any, where: str, strict: bool) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where} must be a table of settings, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in d if k not in fields)
-    if unknown and strict:
-        raise ConfigError(f"unknown {where} setting(s) {unknown}: expected some of "
-                          f"{sorted(fields)}")
-    kw = {}
-    for name, value in d.items():
-        if name not in fields:
-            continue
-        ann = fields[name].type if isinstance(fields[name].type, str) else str(fields[name].type)
-        if where == "config" and name in _NESTED:
-            continue
-        if not _type_ok(value, ann):
-            raise ConfigError(f"{where} setting {name}={value!r:.60}: expected {ann}")
-        kw[name] = tuple(value) if ann.startswith("tuple") else value
-    return kw
-
-
-def search_config_from_dict(d: Any, strict: bool = True):
-    """A validated :class:`SearchConfig` from a dict; ``strict=False`` ignores unknown keys
-    (a stored config carries extras such as ``decision_signature``).
+def search_config_from_dict(d: Any, strict: bool = True) -> SearchConfig:
+    """A validated :class:`SearchConfig` from a dict, nested tables included; ``strict=False``
+    ignores unknown keys at any level (a stored config carries extras such as
+    ``decision_signature``, and perhaps keys of an older version).
 
     Raises:
         ConfigError: anything wrong, in one line.
     """
+    return _built(d, strict)
+
+
+def _built(d: Any, strict: bool, base: SearchConfig | None = None) -> SearchConfig:
     try:
-        kw = _build(SearchConfig, d, "config", strict)
-        for name, cls in (("task", TaskConfig), ("reward", RewardConfig), ("ppo", PPOConfig)):
-            if name in d:
-                kw[name] = cls(**_build(cls, d[name], name, strict))
-        cfg = SearchConfig(**kw)
-        _check_strategy_settings(cfg)
-        return cfg
+        return build_config(SearchConfig, d, strict=strict, base=base)
     except FnasError:
         raise
     except Exception as e:  # a value the checks above let through but a class refused
         raise ConfigError(f"bad config: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
                           ) from None
-
-
-def _check_strategy_settings(cfg) -> None:
-    """Build the nested strategy settings once, so that a bad one fails now."""
-    from fnas.search.fnas_strategy import FNASConfig
-    from fnas.search.rea import REAConfig
-
-    if not isinstance(cfg.fnas, dict) or not isinstance(cfg.rea, dict):
-        raise ConfigError("config settings fnas and rea must be tables")
-    for key in ("decision", "critic_cfg", "screen"):
-        if not isinstance(cfg.fnas.get(key, {}), dict):
-            raise ConfigError(f"config setting fnas.{key} must be a table")
-    allowed = {"critic", "imagined", "acquisition", "screen", "decision", "critic_cfg"}
-    unknown = sorted(set(cfg.fnas) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown fnas setting(s) {unknown}: expected some of "
-                          f"{sorted(allowed)}")
-    imagined = cfg.fnas.get("imagined")
-    if imagined is not None and (isinstance(imagined, bool) or not isinstance(imagined, int)
-                                 or imagined < 0):
-        raise ConfigError(f"config setting fnas.imagined={imagined!r:.40}: expected an "
-                          "integer >= 0 (as --imagined)")
-    if not isinstance(cfg.fnas.get("critic", True), bool):
-        raise ConfigError(f"config setting fnas.critic={cfg.fnas['critic']!r:.40}: expected "
-                          "true or false")
-    FNASConfig.from_dict(cfg.fnas)
-    if cfg.rea:
-        REAConfig(**cfg.rea)

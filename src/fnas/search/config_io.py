@@ -1,20 +1,27 @@
 """Search configurations from user files and stored dicts, validated field by field.
 
 ``load_config(path)`` reads a JSON or TOML file (TOML needs Python >= 3.11's ``tomllib``);
-``search_config_from_dict(d)`` builds a :class:`SearchConfig` from a plain dict. Every field is
-checked against its declared type before the dataclasses' own range checks run, and the
-strategies' nested settings (``fnas``, ``rea``, ``replay_cfg``) are built once, so a bad value
-is reported here, in one line, as a :class:`ConfigError`, never as a traceback later in the
-search. No input makes these functions raise anything else (fuzzed in ``tests/test_fuzz.py``).
+``search_config_from_dict(d)`` builds a :class:`SearchConfig` from a plain dict. Every field,
+nested ones included, is checked against its declared type before the dataclasses' own range
+checks run (:mod:`fnas.search.config_build`), so a bad value is reported here, in one line
+naming its dotted key (``fnas.screen.kappa``), as a :class:`ConfigError`, never as a traceback
+later in the search. No input makes these functions raise anything else (fuzzed in
+``tests/test_fuzz.py``).
 
-A file holds the ``SearchConfig`` fields, with ``task``, ``reward`` and ``ppo`` as tables::
+A file holds the ``SearchConfig`` fields, with a table per nested dataclass: ``task``,
+``reward``, ``ppo``, ``fnas`` (``FNASConfig``, with ``screen``, ``decision`` and
+``critic_cfg`` tables of its own), ``rea`` (``REAConfig``) and ``replay_cfg``
+(``ReplayConfig``)::
 
     {"strategy": "fnas", "budget": 64, "batch": 8,
      "task": {"dataset": "mnist5k", "epochs": 3},
      "reward": {"metric": "macs", "target": 5e6},
+     "fnas": {"acquisition": "ucb", "screen": {"candidates": 256, "kappa": 1.0}},
      "replay_cfg": {"share": 0.5, "correction": true}}
 
-Fields left out keep their defaults; unknown fields are refused (a typo must not be ignored).
+In TOML the nested tables are ``[fnas]``, ``[fnas.screen]``, ``[replay_cfg]``... Fields left
+out keep their defaults; unknown fields are refused at every level (a typo must not be
+ignored).
 """
 
 from __future__ import annotations

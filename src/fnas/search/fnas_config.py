@@ -1,14 +1,19 @@
 """The ``fnas`` strategy's settings: :class:`FNASConfig` (which parts are on, for ablations)
-and :class:`DecisionConfig` (when a confident prediction may replace a training)."""
+and :class:`DecisionConfig` (when a confident prediction may replace a training).
+
+``SearchConfig.fnas`` is an :class:`FNASConfig`; in a config file it is the ``[fnas]`` table,
+with ``[fnas.screen]``, ``[fnas.decision]`` and ``[fnas.critic_cfg]`` as sub-tables.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from fnas.agent.acquisition import ACQUISITIONS
 from fnas.agent.critic import CriticConfig
 from fnas.errors import ConfigError
+from fnas.search.config_build import build_config
 from fnas.search.screen_config import ScreenConfig
 
 __all__ = ["DecisionConfig", "FNASConfig"]
@@ -46,13 +51,21 @@ class DecisionConfig:
     """A pre-trained critic that fails its judgement drops the knowledge and starts over."""
 
     def __post_init__(self) -> None:
-        ok = (self.min_real >= 2 and self.min_real_pretrained >= 2 and 0 < self.tau_min
-              <= self.tau <= self.tau_max and 0 <= self.audit_fraction <= 1
-              and self.error_bound > 0 and self.error_window >= 1
-              and self.max_predicted_streak >= 1 and self.norm_after >= 2
-              and self.judge_after >= 3 and -1 <= self.judge_min_rank <= 1)
-        if not ok:
-            raise ConfigError(f"decision settings out of range: {asdict(self)}")
+        checks = [(self.min_real >= 2, "min_real", ">= 2"),
+                  (self.min_real_pretrained >= 2, "min_real_pretrained", ">= 2"),
+                  (0 < self.tau_min <= self.tau_max, "tau_min", "in (0, tau_max]"),
+                  (self.tau_min <= self.tau <= self.tau_max, "tau", "in [tau_min, tau_max]"),
+                  (0 <= self.audit_fraction <= 1, "audit_fraction", "in [0, 1]"),
+                  (self.error_bound > 0, "error_bound", "> 0"),
+                  (self.error_window >= 1, "error_window", ">= 1"),
+                  (self.max_predicted_streak >= 1, "max_predicted_streak", ">= 1"),
+                  (self.norm_after >= 2, "norm_after", ">= 2"),
+                  (self.judge_after >= 3, "judge_after", ">= 3"),
+                  (-1 <= self.judge_min_rank <= 1, "judge_min_rank", "in [-1, 1]")]
+        for ok, name, want in checks:
+            if not ok:
+                raise ConfigError(f"decision {name}={getattr(self, name)!r} is out of range: "
+                                  f"expected {want}")
 
 
 @dataclass(frozen=True)
@@ -62,12 +75,16 @@ class FNASConfig:
     critic: bool = True
     """Uncertainty-aware critic + decision module (off: vanilla PPO)."""
     decision: DecisionConfig = DecisionConfig()
+    """When a confident prediction may replace a training (the veto rule, ``acquisition``
+    ``off``)."""
     critic_cfg: CriticConfig = CriticConfig()
+    """The ensemble critic's size and optimisation."""
     acquisition: str = "ucb"
     """How the critic chooses what is trained: ``ucb``, ``ts`` (Thompson sampling) or ``ei``
     (expected improvement) screen many candidates and train the best B
     (``fnas.search.screening``); ``off`` is the first design's veto rule below."""
     screen: ScreenConfig = ScreenConfig()
+    """How the critic screens candidates (``acquisition`` ``ucb``, ``ts`` or ``ei``)."""
     imagined: int | None = None
     """Extra PPO updates per batch of real results on batches the critic alone scores
     (nothing recorded; beyond the paper). Screening (default 2): on the round's screened
@@ -84,15 +101,17 @@ class FNASConfig:
 
     @property
     def n_imagined(self) -> int:
+        """Imagined updates per batch: ``imagined``, or its default for the acquisition."""
         if self.imagined is not None:
             return self.imagined
         return 4 if self.acquisition == "off" else 2
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FNASConfig:
-        im = d.get("imagined")
-        return cls(critic=d.get("critic", True), imagined=None if im is None else int(im),
-                   acquisition=d.get("acquisition", "ucb"),
-                   screen=ScreenConfig(**d.get("screen", {})),
-                   decision=DecisionConfig(**d.get("decision", {})),
-                   critic_cfg=CriticConfig(**d.get("critic_cfg", {})))
+    def from_dict(cls, d: dict[str, Any], strict: bool = True) -> FNASConfig:
+        """From a dict of some of its settings (``screen``, ``decision`` and ``critic_cfg`` as
+        dicts), each checked; ``strict`` refuses unknown keys.
+
+        Raises:
+            ConfigError: a bad setting, in one line naming its key (``fnas.screen.kappa``).
+        """
+        return build_config(cls, d, "fnas", strict)
