@@ -20,9 +20,6 @@ an :class:`~fnas.search.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); eve
 
 from __future__ import annotations
 
-import inspect
-import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -32,18 +29,12 @@ from fnas.errors import ConfigError, FnasError
 from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, space_factory
 from fnas.search.evaluators import Evaluator
 from fnas.search.loop import SearchOutcome, resume_search, run_search
+from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.tasks.reward import RewardConfig
-from fnas.tasks.rollout import RolloutResult
 
 __all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "create_search",
            "make_space", "register_space"]
-
-_METRICS = ("accuracy", "reward", "latency_ms", "macs", "params")
-
-
-class ObjectiveError(FnasError):
-    """An objective returned something that is not a result, or raised."""
 
 
 class Choices(Mapping):
@@ -122,85 +113,6 @@ def register_space(name: str, space: FactorizedSpace | Callable[..., FactorizedS
         raise ConfigError(f"space name {name!r} is taken (registered spaces: "
                           f"{sorted(SPACES)}); pick another name")
     SPACES[name] = factory
-
-
-class ObjectiveEvaluator(Evaluator):
-    """A plain function as an evaluator: ``objective(arch)`` or ``objective(arch, seed)``
-    returns the accuracy (a float; higher is better) or a dict of metrics with ``accuracy``
-    and optionally ``reward``, ``latency_ms``, ``macs``, ``params``.
-
-    Its :attr:`signature`, which keys the result cache, is the function's qualified name plus
-    your ``version`` tag: change the tag when the function's results change, and two
-    objectives never share cached results.
-
-    Args:
-        objective: the function.
-        version: your tag for this version of it.
-        reward: a cost target (``RewardConfig``) to combine accuracy with latency or MACs, as
-            MnasNet's reward does; default: the reward is the accuracy (or the dict's
-            ``reward``).
-        catch: exception types that make an architecture a failed result (recorded, reward
-            ``reward.failure_reward``) instead of stopping the search, as Optuna's ``catch``.
-    """
-
-    def __init__(self, objective: Callable[..., Any], version: str | int | None = None,
-                 reward: RewardConfig | None = None,
-                 catch: tuple[type[BaseException], ...] = ()) -> None:
-        if not callable(objective):
-            raise ConfigError(f"objective must be a function, got {type(objective).__name__}")
-        self.objective, self.catch = objective, tuple(catch)
-        self.reward = reward or RewardConfig()
-        qual = getattr(objective, "__qualname__", type(objective).__qualname__)
-        self.name = f"{getattr(objective, '__module__', '?')}.{qual}"
-        self.signature = f"objective:{self.name}" + ("" if version is None else f"@{version}")
-        try:
-            params = inspect.signature(objective).parameters.values()
-            self._with_seed = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                                  for p in params) >= 2 or any(p.kind == p.VAR_POSITIONAL
-                                                               for p in params)
-        except (TypeError, ValueError):
-            self._with_seed = False
-
-    def evaluate(self, spec: Any, seed: int) -> RolloutResult:
-        t0 = time.perf_counter()
-        try:
-            out = self.objective(spec, seed) if self._with_seed else self.objective(spec)
-        except self.catch as e:  # noqa: B030  (a tuple of exception types; () catches nothing)
-            msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
-            return RolloutResult(spec.to_str(), spec.key, "error", msg,
-                                 self.reward.failure_reward, seed=seed,
-                                 train_seconds=time.perf_counter() - t0)
-        m = self._metrics(out)
-        reward = m.get("reward")
-        if reward is None:
-            reward = self.rescore(m["accuracy"], m.get("latency_ms"), m.get("macs"))
-        return RolloutResult(spec.to_str(), spec.key, "ok", "", float(reward), m["accuracy"],
-                             m.get("latency_ms"), m.get("macs"), m.get("params"),
-                             time.perf_counter() - t0, 0, seed)
-
-    def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
-        if accuracy is not None and self.reward.target is None:
-            return float(accuracy)
-        return super().rescore(accuracy, latency_ms, macs)
-
-    def _metrics(self, out: Any) -> dict[str, Any]:
-        if isinstance(out, Mapping):
-            unknown = sorted(set(out) - set(_METRICS))
-            if unknown or ("accuracy" not in out and "reward" not in out):
-                raise ObjectiveError(
-                    f"objective {self.name} returned a dict with keys {sorted(out)}: expected "
-                    f"'accuracy' (and optionally {', '.join(_METRICS[1:])})")
-            m = dict(out)
-        else:
-            m = {"accuracy": out}
-        for k, v in m.items():
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if v is not None and not ok:
-                raise ObjectiveError(f"objective {self.name} returned {k}={v!r:.60}: expected a "
-                                     "finite number")
-        m.setdefault("accuracy", m.get("reward"))
-        m["accuracy"] = float(m["accuracy"])
-        return m
 
 
 class Search:

@@ -1,6 +1,7 @@
 """Search: the ask/tell strategies, evaluators, checkpoints and the loop."""
 
 from fnas.search.bench import BENCHMARKS, BenchConfig, run_bench
+from fnas.search.callbacks import Callback, StopSearch
 from fnas.search.checkpoint import load_checkpoint, save_checkpoint
 from fnas.search.config import SPACES, STRATEGIES, SearchConfig
 from fnas.search.evaluators import (
@@ -10,6 +11,7 @@ from fnas.search.evaluators import (
     SyntheticEvaluator,
 )
 from fnas.search.loop import SearchOutcome, resume_search, run_search
+from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.search.ppo import PPOStrategy
 from fnas.search.random_search import RandomSearch
 from fnas.search.rea import REAConfig, REAStrategy
@@ -19,5 +21,6 @@ __all__ = [
     "load_checkpoint", "save_checkpoint", "Evaluator", "ProxyEvaluator", "SyntheticEvaluator",
     "MacroTableEvaluator", "BENCHMARKS", "BenchConfig", "run_bench", "RandomSearch", "REAConfig",
     "REAStrategy", "SPACES", "STRATEGIES", "SearchConfig", "SearchOutcome", "resume_search",
-    "run_search", "PPOStrategy", "Proposal", "Strategy",
+    "run_search", "PPOStrategy", "Proposal", "Strategy", "Callback", "StopSearch",
+    "ObjectiveError", "ObjectiveEvaluator",
 ]

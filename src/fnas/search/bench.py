@@ -222,7 +222,7 @@ def _objective(cfg: BenchConfig) -> tuple[Evaluator, str]:
 
 
 def _objective_evaluator(name: str, version: str | None = None) -> Evaluator:
-    from fnas.api.search import ObjectiveEvaluator  # the API's wrapper of a plain function
+    from fnas.search.objective import ObjectiveEvaluator  # a plain function as an evaluator
 
     fn = OBJECTIVES.get(name) or import_object(name, "objective")
     if not callable(fn):
