@@ -2,8 +2,10 @@
 dataclasses like ``task``, ``reward`` and ``ppo``; built from a file, a stored run or a Python
 caller's dict, field by field, with one-line errors naming the dotted key."""
 
+import contextlib
 import json
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from fnas.agent.buffer import ReplayConfig
 from fnas.cli import build_parser
-from fnas.cli.search import _config_from_args
+from fnas.cli.search import config_from_args
 from fnas.errors import ConfigError
 from fnas.knowledge import Store
 from fnas.search import (
@@ -143,7 +145,7 @@ def test_cli_nested_settings_from_a_file_set_and_the_flags(tmp_path):
                  'candidates = 64\nkappa = 1.0\n[replay_cfg]\nshare = 0.25\n')
 
     def config(*argv):
-        return _config_from_args(build_parser().parse_args(["search", *argv]))
+        return config_from_args(build_parser().parse_args(["search", *argv]))
 
     cfg = config("--config", str(f), "--set", "fnas.screen.kappa=2.0", "--set",
                  "fnas.screen.policy=frozen", "--candidates", "32", "--set",
@@ -189,7 +191,8 @@ def test_a_run_stored_with_dict_settings_resumes_as_an_uninterrupted_run(tmp_pat
     assert config["fnas"]["screen"]["kappa"] == ScreenConfig().kappa  # now: every setting
     config.update(fnas={**SCREEN, "screen": {**SCREEN["screen"], "retired_knob": 1}},
                   rea={}, replay_cfg={"share": 0.25})
-    store._db.execute("UPDATE experiments SET config=? WHERE name='old'", (json.dumps(config),))
+    with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as db:
+        db.execute("UPDATE experiments SET config=? WHERE name='old'", (json.dumps(config),))
     out = resume_search(store, "old", evaluator=SyntheticEvaluator(SPACE, TARGET), space=SPACE,
                         progress=False)
     assert out.experiment.status == "done"

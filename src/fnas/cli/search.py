@@ -105,7 +105,7 @@ def _arguments(s: argparse.ArgumentParser) -> None:
                    help="no progress bar; log each evaluation and update instead")
 
 
-def _config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace):
     """The search's config: the file's (``--config``) or the defaults, then ``--set``, then the
     flags given, applied at once (``SearchConfig.with_settings``) and checked together."""
     from fnas.search import SearchConfig
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from fnas.tasks.trainer import check_device
 
     # Validate everything before touching the store; resuming never creates one.
-    cfg = _config_from_args(args) if args.resume is None else None
+    cfg = config_from_args(args) if args.resume is None else None
     if args.name is not None:
         check_run_name(args.name)
     if args.executor == "local" and (args.ray_address or args.parallel != 2):
