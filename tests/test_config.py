@@ -30,7 +30,7 @@ from fnas.search.fnas_strategy import DecisionConfig, FNASConfig
 from fnas.search.screening import ScreenConfig
 from fnas.space import mnas_space
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parent.parent / "docs" / "GUIDE.md"
 SPACE = mnas_space(8)
 TARGET = SPACE.encode(SPACE.decode(SPACE.sample(np.random.default_rng(5))))
 
