@@ -18,7 +18,7 @@ TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-be
     "nas-bench-macro_cifar10.json"
 needs_table = pytest.mark.skipif(
     not TABLE.is_file(),
-    reason=f"NAS-Bench-Macro table not found at {TABLE}; see the README (Benchmarks)")
+    reason=f"NAS-Bench-Macro table not found at {TABLE}; see README.md, Benchmarks")
 
 
 def test_macro_space_covers_the_table_keys():

@@ -70,7 +70,7 @@ def test_pool_is_off_for_vanilla_strategies_and_needs_a_training_evaluator(tmp_p
     assert all(e.pool_snapshot is not None for e in rows if e.trained)
     assert [e.epochs for e in rows if e.trained and e.pool_hit_ratio] == [2] * 4
     if not TABLE.is_file():
-        pytest.skip(f"NAS-Bench-Macro table not found at {TABLE} (see README: Benchmarks)")
+        pytest.skip(f"NAS-Bench-Macro table not found at {TABLE} (see README.md, Benchmarks)")
     ev = MacroTableEvaluator(str(TABLE))
     with pytest.raises(ConfigError, match="evaluator that trains"):
         task_signature(SearchConfig(space="macro", pool="on"), ev)
