@@ -13,11 +13,12 @@ from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.search.ppo import PPOStrategy
 from fnas.search.random_search import RandomSearch
 from fnas.search.rea import REAConfig, REAStrategy
+from fnas.search.search_run import SearchRun
 from fnas.search.strategy import Proposal, Strategy
 
 __all__ = [
     "load_checkpoint", "save_checkpoint", "Evaluator", "ProxyEvaluator", "SyntheticEvaluator",
     "MacroTableEvaluator", "BENCHMARKS", "BenchConfig", "run_bench", "RandomSearch", "REAConfig",
     "REAStrategy", "SPACES", "STRATEGIES", "SearchConfig", "SearchOutcome", "resume_search",
-    "run_search", "PPOStrategy", "Proposal", "Strategy",
+    "run_search", "PPOStrategy", "Proposal", "Strategy", "SearchRun",
 ]

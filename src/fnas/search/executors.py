@@ -32,7 +32,7 @@ from typing import Any
 from fnas.errors import ConfigError
 from fnas.tasks.rollout import Rollout, RolloutResult
 
-__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor",
+__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor", "run_job",
            "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
