@@ -158,7 +158,7 @@ def test_prefix_advantages_and_state_round_trip():
         rewards = [ev.evaluate(p.spec, 0).reward for p in props]
         s.observe([Row(p, r) for p, r in zip(props, rewards, strict=True)])
         stats = s.tell(props, rewards)
-    assert stats["critic/points"] == 24 and s.norm is not None
+    assert stats["critic/points"] == 24 and s.st.norm is not None
     tensors, meta = s.state()
     t = FNASStrategy(SPACE, 0, cfg=FNASConfig(decision=DecisionConfig(min_real=8)))
     t.load_state(tensors, meta)
@@ -168,3 +168,24 @@ def test_prefix_advantages_and_state_round_trip():
     assert va == vb
     mean, spread = s.critic.predict(np.array([TARGET, (0,) * 8]))
     assert mean[0] > mean[1]  # the critic ranks the known optimum above a poor architecture
+    assert t.st == s.st  # the decision state, field by field
+    # the checkpoint's JSON is the state's to_dict, beside the critic's and the generator's
+    assert set(meta["fnas"]) == {"critic", "rng", *s.st.to_dict()}
+
+
+def test_decision_state_loads_an_older_checkpoint():
+    from fnas.search.fnas_state import FNASState
+
+    # a checkpoint written before knowledge judgement existed: four fields missing
+    old = {"tau": 0.5, "errors": [0.1, 0.2, 0.3], "pretrained": 12, "n_real": 9,
+           "best_real": None, "streak": 2, "norm": [0.5, 0.1], "pending_real": [[[0, 1], 0.4]],
+           "counts": {"trained": 9, "predicted": 3, "audited": 1}}
+    st = FNASState.from_dict(old, error_window=2)
+    assert st.knowledge == "pending" and st.seen == set() and st.judge_pairs == []
+    assert st.calibration is None and st.best_real == float("-inf") and st.norm == (0.5, 0.1)
+    assert list(st.errors) == [0.2, 0.3] and st.pending_real == [([0, 1], 0.4)]
+    assert FNASState.from_dict({**old, "pretrained": 0}, 16).knowledge == "none"
+    again = FNASState.from_dict(st.to_dict(), 2)
+    assert again == st and again.to_dict()["best_real"] is None
+    with pytest.raises(KeyError):
+        FNASState.from_dict({k: v for k, v in old.items() if k != "tau"}, 16)

@@ -106,11 +106,16 @@ def test_resume_reuses_evaluations_of_the_interrupted_batch(tmp_path):
     strat.load_state(tensors, meta["strategy"])
     props = strat.ask(8)
     ev = CountingEvaluator(SPACE, _target(), noise=0.05)
-    from fnas.search.recording import evaluate
+    from fnas.search.executors import LocalExecutor
+    from fnas.search.loop_state import Timers
+    from fnas.search.recording import Recorder
+    from fnas.search.strategy import Verdict
 
-    timers = dict.fromkeys(("store", "evaluate", "train"), 0.0)
-    for slot in range(3):
-        evaluate(store, exp, ev, props[slot], 1, slot, 0, timers)
+    batch = Recorder(store, exp, ev, 0, LocalExecutor(), Timers()).batch(1, props,
+                                                                         [Verdict()] * 8)
+    assert [next(batch)[0].slot for _ in range(3)] == [0, 1, 2]
+    batch.close()  # the kill: slots 3-7 are neither trained nor recorded
+    assert ev.calls == 3 and len(store.evaluations(exp.id, 1)) == 3
     ev2 = CountingEvaluator(SPACE, _target(), noise=0.05)
     done = resume_search(store, "r", evaluator=ev2, space=SPACE, progress=False)
     rows = store.evaluations(exp.id)

@@ -15,12 +15,13 @@ from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.search.ppo import PPOStrategy
 from fnas.search.random_search import RandomSearch
 from fnas.search.rea import REAConfig, REAStrategy
+from fnas.search.search_run import SearchRun
 from fnas.search.strategy import Proposal, Strategy
 
 __all__ = [
     "load_checkpoint", "save_checkpoint", "Evaluator", "ProxyEvaluator", "SyntheticEvaluator",
     "MacroTableEvaluator", "BENCHMARKS", "BenchConfig", "run_bench", "RandomSearch", "REAConfig",
     "REAStrategy", "SPACES", "STRATEGIES", "SearchConfig", "SearchOutcome", "resume_search",
-    "run_search", "PPOStrategy", "Proposal", "Strategy", "Callback", "StopSearch",
-    "ObjectiveError", "ObjectiveEvaluator",
+    "run_search", "PPOStrategy", "Proposal", "Strategy", "SearchRun", "Callback",
+    "StopSearch", "ObjectiveError", "ObjectiveEvaluator",
 ]

@@ -5,12 +5,16 @@ for a pool-initialised training its initial weights and epochs go in; a ``Rollou
 if it trained, the trained weights come out. The driver (the search loop) alone writes the
 store and the pool.
 
-``RayExecutor`` keeps up to ``parallel`` rollouts in flight and hands results back as they
-complete. A rollout that raises, diverges or runs out of memory is reported by the rollout
-itself (status ``error``, ``nan``, ``oom``, with the penalty reward). A rollout whose Ray worker
-(or node) dies is submitted again, up to ``retries`` times, then reported as failed (status
-``error``); each retry is counted in the rollout's message, so it shows in the store. The
-search goes on in every case.
+The search loop uses every executor the same way (:class:`Executor`'s contract): it submits
+one job at a time while fewer than ``parallel`` are pending, and waits for one to complete
+before it settles the next slot of its batch. ``LocalExecutor`` (``parallel`` 1) runs a job
+when it is waited for, so a local search trains, records and reports its batch slot by slot,
+in order; ``RayExecutor`` keeps up to ``parallel`` rollouts in flight and hands results back
+as they complete. A rollout that raises, diverges or runs out of memory on Ray is reported by
+the rollout itself (status ``error``, ``nan``, ``oom``, with the penalty reward). A rollout
+whose Ray worker (or node) dies is submitted again, up to ``retries`` times, then reported as
+failed (status ``error``); each retry is counted in the rollout's message, so it shows in the
+store. The search goes on in every case.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fnas.errors import ConfigError
 from fnas.tasks.rollout import Rollout, RolloutResult
 
-__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor",
+__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor", "run_job",
            "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
@@ -59,28 +65,89 @@ def _failed(evaluator: Any, job: RolloutJob, message: str) -> Rollout:
                                  seed=job.seed))
 
 
-class Executor:
-    """Runs jobs; ``run`` yields ``(job, rollout)`` pairs as they complete."""
+class Executor(ABC):
+    """Runs rollout jobs for the search loop: ``submit`` them, ``wait`` for them.
+
+    Contract:
+        - ``submit(evaluator, job)`` hands a job over; the caller keeps at most ``parallel``
+          jobs pending (submitted, not yet returned by ``wait``).
+        - ``wait()`` blocks until a pending job completes and returns ``(job, rollout)``;
+          jobs may complete in any order. A rollout that fails is reported in its result
+          where the executor can catch it (a remote worker); ``LocalExecutor`` lets the
+          evaluator's exception through, as a call in this process would.
+        - ``abandon()`` forgets the pending jobs (a batch that was interrupted): ``wait``
+          never returns them. A resumed search submits them again.
+        - The executor never touches the store or the pool: the driver records every result.
+    """
 
     name = "base"
     parallel = 1
+    """Jobs the loop keeps pending at once."""
 
-    def run(self, evaluator: Any, jobs: Sequence[RolloutJob]) -> Iterator[tuple[RolloutJob,
-                                                                                 Rollout]]:
-        raise NotImplementedError
+    @abstractmethod
+    def submit(self, evaluator: Any, job: RolloutJob) -> None:
+        """Start ``job`` with ``evaluator`` (or queue it until :meth:`wait`)."""
+
+    @abstractmethod
+    def wait(self) -> tuple[RolloutJob, Rollout]:
+        """The next pending job to complete, with its rollout (blocks until there is one)."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`wait`."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """Forget the pending jobs; :meth:`wait` will not return them."""
+
+    def run(self, evaluator: Any, jobs: Iterable[RolloutJob]
+            ) -> Iterator[tuple[RolloutJob, Rollout]]:
+        """Every job of ``jobs``, ``parallel`` at a time; yields ``(job, rollout)`` as each
+        completes."""
+        try:
+            for job in jobs:
+                if self.pending >= self.parallel:
+                    yield self.wait()
+                self.submit(evaluator, job)
+            while self.pending:
+                yield self.wait()
+        finally:
+            self.abandon()  # a consumer that stops early leaves nothing behind
+
+    def check_device(self, device: str) -> None:
+        """Refuse, in one line (``ConfigError``), a device this executor cannot run on."""
+        from fnas.tasks.trainer import check_device
+
+        check_device(device)
 
     def close(self) -> None:  # noqa: B027
         """Release what the executor holds."""
 
 
 class LocalExecutor(Executor):
-    """In this process, one after the other, in order."""
+    """In this process, one job at a time: a job runs when it is waited for, so the loop
+    records (and reports) each evaluation before it settles the next slot of its batch."""
 
     name = "local"
 
-    def run(self, evaluator, jobs):
-        for job in jobs:
-            yield job, run_job(evaluator, job)
+    def __init__(self) -> None:
+        self._queue: deque[tuple[Any, RolloutJob]] = deque()
+
+    def submit(self, evaluator: Any, job: RolloutJob) -> None:
+        self._queue.append((evaluator, job))
+
+    def wait(self) -> tuple[RolloutJob, Rollout]:
+        assert self._queue, "wait() without a pending job"
+        evaluator, job = self._queue.popleft()
+        return job, run_job(evaluator, job)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def abandon(self) -> None:
+        self._queue.clear()
 
 
 def _ray_rollout(evaluator: Any, job: RolloutJob, threads: int) -> Rollout:
@@ -184,7 +251,9 @@ class RayExecutor(Executor):
         # fnas re-submits after a worker death itself (not Ray's max_retries), so that every
         # retry is counted and shows in the evaluation's message
         self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=0)(_ray_rollout)
-        self._evaluator_ref: tuple[int, Any] | None = None
+        self._evaluator_ref: tuple[int, Any, Any] | None = None
+        self._inflight: dict[Any, tuple[Any, RolloutJob]] = {}  # Ray ref -> (evaluator, job)
+        self._deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
 
     def _gpus_per_rollout(self, device: str) -> float:
         """GPUs each rollout requests: 0 on CPU; on CUDA the cluster's GPUs shared by the
@@ -205,50 +274,59 @@ class RayExecutor(Executor):
         """Refuse, in one line, a device the cluster cannot provide."""
         self._gpus_per_rollout(device)
 
-    def _ref(self, evaluator: Any) -> Any:
+    def _ref(self, evaluator: Any) -> tuple[Any, Any]:
+        """The evaluator in Ray's object store and the task to run it with (its GPUs), made
+        once per evaluator."""
         if self._evaluator_ref is None or self._evaluator_ref[0] != id(evaluator):
-            self._evaluator_ref = (id(evaluator), self.ray.put(evaluator))
-        return self._evaluator_ref[1]
+            device = getattr(getattr(evaluator, "task", None), "device", "cpu")
+            gpus = self._gpus_per_rollout(device)
+            task = self._task.options(num_gpus=gpus) if gpus else self._task
+            self._evaluator_ref = (id(evaluator), self.ray.put(evaluator), task)
+        return self._evaluator_ref[1], self._evaluator_ref[2]
 
-    def run(self, evaluator, jobs):
+    def submit(self, evaluator: Any, job: RolloutJob) -> None:
+        ev_ref, task = self._ref(evaluator)
+        self._inflight[task.remote(ev_ref, job, self.cpus)] = (evaluator, job)
+
+    @property
+    def pending(self) -> int:
+        return len(self._inflight)
+
+    def abandon(self) -> None:
+        self._inflight.clear()  # their results are never read; the tasks finish on their own
+        self._deaths.clear()
+
+    def wait(self) -> tuple[RolloutJob, Rollout]:
         ray = self.ray
-        ev_ref = self._ref(evaluator)
-        gpus = self._gpus_per_rollout(getattr(getattr(evaluator, "task", None), "device", "cpu"))
-        task = self._task.options(num_gpus=gpus) if gpus else self._task
-        todo = list(jobs)
-        inflight: dict[Any, RolloutJob] = {}
-        deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
-        while todo or inflight:
-            while todo and len(inflight) < self.parallel:
-                job = todo.pop(0)
-                inflight[task.remote(ev_ref, job, self.cpus)] = job
-            done, _ = ray.wait(list(inflight), num_returns=1)
-            for ref in done:
-                job = inflight.pop(ref)
-                died = deaths.setdefault(job.slot, [])
-                try:
-                    rollout = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:  # the rollout itself raised
-                    cause = e.cause if getattr(e, "cause", None) is not None else e
-                    rollout = _failed(evaluator, job, f"{type(cause).__name__}: {cause}")
-                except ray.exceptions.RayError as e:  # the worker (or its node) died
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                    died.append(f"{type(e).__name__}: {first}")
-                    if len(died) <= self.retries:
-                        todo.insert(0, job)  # run it again, first in line
-                        continue
-                    rollout = _failed(evaluator, job, f"ray worker failed {len(died)} "
-                                      f"time(s), no retry left: {died[-1]}")
-                else:
-                    if died:  # succeeded on a later attempt: say so in the record
-                        n = len(died)
-                        note = (f"ok after {n} {'retry' if n == 1 else 'retries'}: worker died "
-                                f"({died[-1][:120]})")
-                        msg = f"{rollout.result.message}; {note}" if rollout.result.message \
-                            else note
-                        rollout = Rollout(replace(rollout.result, message=msg),
-                                          rollout.weights)
-                yield job, rollout
+        assert self._inflight, "wait() without a pending job"
+        while True:
+            (ref,), _ = ray.wait(list(self._inflight), num_returns=1)
+            evaluator, job = self._inflight.pop(ref)
+            died = self._deaths.get(job.slot, [])
+            try:
+                rollout = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # the rollout itself raised
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                rollout = _failed(evaluator, job, f"{type(cause).__name__}: {cause}")
+            except ray.exceptions.RayError as e:  # the worker (or its node) died
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                died = self._deaths.setdefault(job.slot, [])
+                died.append(f"{type(e).__name__}: {first}")
+                if len(died) <= self.retries:
+                    self.submit(evaluator, job)  # run it again, in the place it freed
+                    continue
+                rollout = _failed(evaluator, job, f"ray worker failed {len(died)} "
+                                  f"time(s), no retry left: {died[-1]}")
+            else:
+                if died:  # succeeded on a later attempt: say so in the record
+                    n = len(died)
+                    note = (f"ok after {n} {'retry' if n == 1 else 'retries'}: worker died "
+                            f"({died[-1][:120]})")
+                    msg = f"{rollout.result.message}; {note}" if rollout.result.message \
+                        else note
+                    rollout = Rollout(replace(rollout.result, message=msg), rollout.weights)
+            self._deaths.pop(job.slot, None)
+            return job, rollout
 
     def close(self) -> None:
         if self._owns and self.ray.is_initialized():

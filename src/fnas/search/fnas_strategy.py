@@ -54,6 +54,7 @@ from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.search.fnas_config import DecisionConfig, FNASConfig
+from fnas.search.fnas_state import FNASState
 from fnas.search.ppo import PPOStrategy, single_thread
 from fnas.search.strategy import Proposal, Verdict
 from fnas.space.factorized import FactorizedSpace
@@ -73,20 +74,9 @@ class FNASStrategy(PPOStrategy):
         self.dcfg = self.fcfg.decision
         self.critic = EnsembleCritic(space.sizes, self.fcfg.critic_cfg, seed + 7919)
         self._rng = np.random.default_rng([seed, 7919])
-        self.tau = self.dcfg.tau
-        self.errors: deque[float] = deque(maxlen=self.dcfg.error_window)
-        self.pretrained = 0
-        self.knowledge = "none"  # none | pending | kept | failed | forgotten
-        self._judge_pairs: list[tuple[float, float]] = []  # (prediction, real), normalised
-        self.calibration: tuple[float, float] | None = None
-        self.n_real = 0
-        self.best_real = -math.inf
-        self.streak = 0
-        self.norm: tuple[float, float] | None = None
-        self._pending_real: list[tuple[list[int], float]] = []
-        self._seen: set[tuple[int, ...]] = set()  # architectures with a real result in this run
+        self.st = FNASState(self.dcfg.tau, deque(maxlen=self.dcfg.error_window))
+        """What the decision module has learned (checkpointed as JSON)."""
         self._verdicts: list[Verdict] = []
-        self.counts = {"trained": 0, "predicted": 0, "audited": 0}
 
     # ---- knowledge --------------------------------------------------------------------------
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
@@ -96,25 +86,25 @@ class FNASStrategy(PPOStrategy):
         with single_thread():
             for _ in range(5):
                 self.critic.fit()
-        self.pretrained = len(knowledge)
-        self.knowledge = "pending"
-        return self.pretrained
+        self.st.pretrained = len(knowledge)
+        self.st.knowledge = "pending"
+        return self.st.pretrained
 
     # ---- decision step ----------------------------------------------------------------------
     @property
     def trusted(self) -> bool:
-        if not self.fcfg.critic or self.norm is None:
+        if not self.fcfg.critic or self.st.norm is None:
             return False
-        if self.n_real >= self.dcfg.min_real:
+        if self.st.n_real >= self.dcfg.min_real:
             return True
-        return self.knowledge == "kept" and self.n_real >= self.dcfg.min_real_pretrained
+        return self.st.knowledge == "kept" and self.st.n_real >= self.dcfg.min_real_pretrained
 
     def _to_norm(self, r: float) -> float:
-        mu, sd = self.norm or (0.0, 1.0)
+        mu, sd = self.st.norm or (0.0, 1.0)
         return (r - mu) / sd
 
     def _from_norm(self, z: float) -> float:
-        mu, sd = self.norm or (0.0, 1.0)
+        mu, sd = self.st.norm or (0.0, 1.0)
         return z * sd + mu
 
     def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
@@ -122,65 +112,66 @@ class FNASStrategy(PPOStrategy):
             self._verdicts = [Verdict() for _ in proposals]
             return self._verdicts
         mean, spread = self.critic.predict([list(p.decisions) for p in proposals])
-        trusted = self.trusted
+        trusted, st = self.trusted, self.st
         out = []
-        sd = (self.norm or (0.0, 1.0))[1]  # verdicts carry reward units (tau is normalised)
+        sd = (st.norm or (0.0, 1.0))[1]  # verdicts carry reward units (tau is normalised)
         for m, s in zip(mean, spread, strict=True):
             m, s = float(m), float(s)
             shadow = Verdict("train", self._from_norm(m), s * sd)  # its error counts
-            if not trusted or s > self.tau:
+            if not trusted or s > st.tau:
                 out.append(shadow)
                 continue
-            promising = self.best_real > -math.inf and self._from_norm(m + s) > self.best_real
-            if promising or self.streak >= self.dcfg.max_predicted_streak:
+            promising = st.best_real > -math.inf and self._from_norm(m + s) > st.best_real
+            if promising or st.streak >= self.dcfg.max_predicted_streak:
                 out.append(shadow)
             elif self._rng.random() < self.dcfg.audit_fraction:
                 out.append(Verdict("audit", self._from_norm(m), s * sd))
             else:
                 out.append(Verdict("predict", self._from_norm(m), s * sd))
-            self.streak = self.streak + 1 if out[-1].action == "predict" else 0
+            st.streak = st.streak + 1 if out[-1].action == "predict" else 0
         self._verdicts = out
         return out
 
     def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
-        if not self.fcfg.critic or self.critic.n_points == 0 or self.norm is None:
+        if not self.fcfg.critic or self.critic.n_points == 0 or self.st.norm is None:
             return raw  # the update's fresh rewards are raw too (vanilla PPO's tell)
-        mu, sd = self.norm  # normalised now: the calibration may have moved it
+        mu, sd = self.st.norm  # normalised now: the calibration may have moved it
         return (raw - mu) / sd
 
     def observe(self, evaluations: Sequence[Any]) -> None:
         super().observe(evaluations)
+        st = self.st
         for ev, v in zip(evaluations, self._verdicts or [Verdict()] * len(evaluations),
                          strict=False):
             if ev.predicted:
-                self.counts["predicted"] += 1
+                st.counts["predicted"] += 1
                 continue
             if ev.status != "ok":
                 continue
-            self.counts["trained"] += int(ev.trained)
-            self.counts["audited"] += int(ev.audited)
-            self.best_real = max(self.best_real, ev.reward)
+            st.counts["trained"] += int(ev.trained)
+            st.counts["audited"] += int(ev.audited)
+            st.best_real = max(st.best_real, ev.reward)
             key = tuple(int(d) for d in ev.decisions)
-            if key in self._seen:  # a repeat of this run's own result teaches nothing new
+            if key in st.seen:  # a repeat of this run's own result teaches nothing new
                 continue
-            self._seen.add(key)
-            self.n_real += 1
-            if v.mean is not None and self.norm is not None and (ev.audited or not self.trusted):
-                self.errors.append(abs(self._to_norm(ev.reward) - self._to_norm(v.mean)))
-                if self.knowledge == "pending":
-                    self._judge_pairs.append((self._to_norm(v.mean), self._to_norm(ev.reward)))
+            st.seen.add(key)
+            st.n_real += 1
+            if v.mean is not None and st.norm is not None and (ev.audited or not self.trusted):
+                st.errors.append(abs(self._to_norm(ev.reward) - self._to_norm(v.mean)))
+                if st.knowledge == "pending":
+                    st.judge_pairs.append((self._to_norm(v.mean), self._to_norm(ev.reward)))
                 if ev.audited:
                     self._adapt_tau()
-            self._pending_real.append((list(ev.decisions), float(ev.reward)))
-        if self.knowledge == "pending" and len(self._judge_pairs) >= self.dcfg.judge_after:
+            st.pending_real.append((list(ev.decisions), float(ev.reward)))
+        if st.knowledge == "pending" and len(st.judge_pairs) >= self.dcfg.judge_after:
             self._judge_knowledge()
-        if self.norm is None and len(self._pending_real) >= self.dcfg.norm_after:
-            r = np.array([x for _, x in self._pending_real])
-            self.norm = (float(r.mean()), float(max(r.std(), 1e-6)))
-        if self.norm is not None and self._pending_real and self.fcfg.critic:
-            self.critic.add([d for d, _ in self._pending_real],
-                            [self._to_norm(x) for _, x in self._pending_real])
-            self._pending_real = []
+        if st.norm is None and len(st.pending_real) >= self.dcfg.norm_after:
+            r = np.array([x for _, x in st.pending_real])
+            st.norm = (float(r.mean()), float(max(r.std(), 1e-6)))
+        if st.norm is not None and st.pending_real and self.fcfg.critic:
+            self.critic.add([d for d, _ in st.pending_real],
+                            [self._to_norm(x) for _, x in st.pending_real])
+            st.pending_real = []
             with single_thread():
                 self.critic.fit()
 
@@ -189,8 +180,8 @@ class FNASStrategy(PPOStrategy):
         knowledge if it ranks them, else forget it (see the module docstring)."""
         from scipy.stats import kendalltau, theilslopes  # scipy comes with scikit-learn
 
-        m, z = np.asarray(self._judge_pairs, dtype=np.float64).T
-        self._judge_pairs = []
+        m, z = np.asarray(self.st.judge_pairs, dtype=np.float64).T
+        self.st.judge_pairs = []
         rank = slope = intercept = float("nan")
         if np.ptp(m) > 0 and np.ptp(z) > 0:
             rank = float(kendalltau(m, z)[0])
@@ -200,23 +191,23 @@ class FNASStrategy(PPOStrategy):
             # Express this experiment in the knowledge's units: z = a * m + b, so the new
             # normalisation is (mu + b * sd, a * sd). The pre-trained critic is kept as it is;
             # this experiment's own targets and errors move to the new units.
-            mu, sd = self.norm
-            self.norm = (mu + intercept * sd, slope * sd)
-            y[self.pretrained:] = (y[self.pretrained:] - intercept) / slope
+            mu, sd = self.st.norm
+            self.st.norm = (mu + intercept * sd, slope * sd)
+            y[self.st.pretrained:] = (y[self.st.pretrained:] - intercept) / slope
             self.critic.retarget(y)
             err = np.abs(slope * m + intercept - z) / slope
-            self.errors = deque(err.tolist(), maxlen=self.dcfg.error_window)
-            self.knowledge, self.calibration = "kept", (slope, intercept)
+            self.st.errors = deque(err.tolist(), maxlen=self.dcfg.error_window)
+            self.st.knowledge, self.st.calibration = "kept", (slope, intercept)
             with single_thread():
                 self.critic.fit()
             return
         if not self.dcfg.forget_failed_knowledge:
-            self.knowledge = "failed"  # its points stay in the data, but it is not trusted early
+            self.st.knowledge = "failed"  # its points stay in the data; not trusted early
             return
-        self.knowledge = "forgotten"
-        x, y = x[self.pretrained:], y[self.pretrained:]
-        self.pretrained = 0
-        self.errors.clear()
+        self.st.knowledge = "forgotten"
+        x, y = x[self.st.pretrained:], y[self.st.pretrained:]
+        self.st.pretrained = 0
+        self.st.errors.clear()
         self.critic = EnsembleCritic(self.space.sizes, self.fcfg.critic_cfg,
                                      self.seed + 7919 + 1)
         if len(y):
@@ -224,18 +215,18 @@ class FNASStrategy(PPOStrategy):
             with single_thread():
                 for _ in range(3):
                     self.critic.fit()
-        self.tau = self.dcfg.tau
+        self.st.tau = self.dcfg.tau
 
     def _adapt_tau(self) -> None:
-        err = float(np.mean(self.errors))
+        err = float(np.mean(self.st.errors))
         if err > self.dcfg.error_bound:
-            self.tau = max(self.dcfg.tau_min, self.tau * 0.7)
+            self.st.tau = max(self.dcfg.tau_min, self.st.tau * 0.7)
         else:
-            self.tau = min(self.dcfg.tau_max, self.tau * 1.1)
+            self.st.tau = min(self.dcfg.tau_max, self.st.tau * 1.1)
 
     # ---- update -----------------------------------------------------------------------------
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
-        if not self.fcfg.critic or self.critic.n_points == 0 or self.norm is None:
+        if not self.fcfg.critic or self.critic.n_points == 0 or self.st.norm is None:
             stats = super().tell(proposals, rewards)
         else:
             assert self._pending is not None, "tell() without a matching ask()"
@@ -252,14 +243,14 @@ class FNASStrategy(PPOStrategy):
                     self._imagined_update(len(b_z))
             self._end_batch(actions, logp, rewards)
             stats["controller/mean_reward"] = float(np.mean(rewards))
-        err = float(np.mean(self.errors)) if self.errors else float("nan")
-        stats.update({"critic/tau": self.tau, "critic/audit_error": err,
+        err = float(np.mean(self.st.errors)) if self.st.errors else float("nan")
+        stats.update({"critic/tau": self.st.tau, "critic/audit_error": err,
                       "critic/trusted": float(self.trusted),
-                      "critic/knowledge_kept": float(self.knowledge == "kept"),
-                      "critic/knowledge_forgotten": float(self.knowledge == "forgotten"),
+                      "critic/knowledge_kept": float(self.st.knowledge == "kept"),
+                      "critic/knowledge_forgotten": float(self.st.knowledge == "forgotten"),
                       "critic/points":
                       float(self.critic.n_points), **{f"decide/{k}": float(v)
-                                                      for k, v in self.counts.items()}})
+                                                      for k, v in self.st.counts.items()}})
         return stats
 
     def _n_imagined(self, n_fresh: int, n_batch: int) -> int:
@@ -275,7 +266,7 @@ class FNASStrategy(PPOStrategy):
         """One PPO update on n fresh samples that the critic scores with confidence."""
         actions, logp = self.policy.sample(n, self._gen)
         mean, spread = self.critic.predict(actions.numpy())
-        keep = torch.as_tensor(spread <= self.tau)
+        keep = torch.as_tensor(spread <= self.st.tau)
         if int(keep.sum()) < 2:
             return
         actions, logp = actions[keep], logp[keep]
@@ -289,16 +280,8 @@ class FNASStrategy(PPOStrategy):
         tensors, meta = super().state()
         c_t, c_meta = self.critic.state()
         tensors.update(c_t)  # the critic's own keys all start with "critic."
-        meta["fnas"] = {
-            "critic": c_meta, "rng": self._rng.bit_generator.state, "tau": self.tau,
-            "errors": list(self.errors), "pretrained": self.pretrained, "n_real": self.n_real,
-            "knowledge": self.knowledge, "judge_pairs": self._judge_pairs,
-            "seen": sorted(list(k) for k in self._seen),
-            "calibration": self.calibration,
-            "best_real": self.best_real if self.best_real > -math.inf else None,
-            "streak": self.streak, "norm": self.norm, "pending_real": self._pending_real,
-            "counts": self.counts,
-        }
+        meta["fnas"] = {"critic": c_meta, "rng": self._rng.bit_generator.state,
+                        **self.st.to_dict()}
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -307,15 +290,4 @@ class FNASStrategy(PPOStrategy):
         self.critic.load_state({k: v for k, v in tensors.items() if k.startswith("critic.")},
                                f["critic"])
         self._rng.bit_generator.state = f["rng"]
-        self.tau, self.pretrained, self.n_real = f["tau"], f["pretrained"], f["n_real"]
-        self.knowledge = f.get("knowledge", "pending" if self.pretrained else "none")
-        self._judge_pairs = [tuple(p) for p in f.get("judge_pairs", [])]
-        self._seen = {tuple(k) for k in f.get("seen", [])}
-        cal = f.get("calibration")
-        self.calibration = tuple(cal) if cal is not None else None
-        self.errors = deque(f["errors"], maxlen=self.dcfg.error_window)
-        self.best_real = f["best_real"] if f["best_real"] is not None else -math.inf
-        self.streak = f["streak"]
-        self.norm = tuple(f["norm"]) if f["norm"] is not None else None
-        self._pending_real = [(list(d), float(r)) for d, r in f["pending_real"]]
-        self.counts = dict(f["counts"])
+        self.st = FNASState.from_dict(f, self.dcfg.error_window)

@@ -1,5 +1,5 @@
 """The search loop's progress reports: one INFO log line per evaluation and per policy update
-(on the ``fnas.search.loop`` logger), and the progress bar's postfix."""
+(on the ``fnas.search.loop`` logger), and the progress bar (:class:`Progress`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from fnas.knowledge.store import Evaluation, Experiment
 from fnas.search.strategy import Strategy
 
-__all__ = ["log_evaluation", "log_update", "postfix", "LOGGED"]
+__all__ = ["Progress", "log_evaluation", "log_update", "postfix", "LOGGED"]
 
 logger = logging.getLogger("fnas.search.loop")  # the loop's own logger, as before the split
 
@@ -49,3 +49,41 @@ def postfix(best: float, strategy: Strategy, n_trained: int) -> dict[str, str]:
         out["screened"] = str(screened)
         out["trained"] = str(n_trained)
     return out
+
+
+class Progress:
+    """One run's progress: its bar (architectures, or trainings when the budget counts
+    trainings; hidden unless ``enabled``) and its log lines.
+
+    Args:
+        exp: the run.
+        strategy: the run's strategy (what it screened shows in the bar's postfix).
+        total: the run's budget.
+        done: the budget already spent (a resumed run).
+        by_trained: the budget counts trainings, not evaluations.
+        enabled: show the bar (the log lines go to the logger in any case).
+    """
+
+    def __init__(self, exp: Experiment, strategy: Strategy, total: int, done: int,
+                 by_trained: bool, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.exp, self.strategy, self.by_trained = exp, strategy, by_trained
+        self.bar = tqdm(total=total, initial=min(done, total), desc=exp.name,
+                        disable=not enabled, unit="arch", dynamic_ncols=True)
+
+    def evaluation(self, ev: Evaluation, best: float, n_trained: int, resumed: bool) -> None:
+        """An evaluation was recorded (``resumed``: before the resume)."""
+        if ev.trained or not self.by_trained:
+            self.bar.update(1)
+        self.bar.set_postfix(postfix(best, self.strategy, n_trained))
+        log_evaluation(self.exp, ev, best, resumed)
+
+    def update(self, iteration: int, n_done: int, n_trained: int, best: float,
+               metrics: dict[str, Any]) -> None:
+        """The strategy was updated on a batch (its postfix shows this round's screening)."""
+        self.bar.set_postfix(postfix(best, self.strategy, n_trained))
+        log_update(self.exp, iteration, n_done, n_trained, best, metrics)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,84 @@
+"""The search loop's own state: its counters and its timers, as the checkpoint holds them
+(``meta["loop"]``: ``iteration``, ``n_done``, ``n_trained``, ``timers``, ``experiment``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["LoopState", "Timers"]
+
+
+@dataclass
+class Timers:
+    """Seconds the loop spent on each of its parts, summed over the run's resumes (the run's
+    stats and its checkpoint carry them under these names)."""
+
+    sample: float = 0.0
+    """The strategy's ``ask`` and ``decide``."""
+    evaluate: float = 0.0
+    """Waiting for rollouts (in this process: running them), the pool's share excluded."""
+    train: float = 0.0
+    """The rollouts' own training seconds (on Ray, summed over workers)."""
+    pool: float = 0.0
+    """Initialising trainings from the knowledge pool and writing their weights back."""
+    store: float = 0.0
+    """Reading and writing the store."""
+    update: float = 0.0
+    """The strategy's ``observe`` and ``tell``."""
+    checkpoint: float = 0.0
+    """Writing checkpoints."""
+    wall: float = 0.0
+    """The loop's wall time (what ``budget_seconds`` limits)."""
+
+    def add(self, part: str, seconds: float) -> None:
+        """Count ``seconds`` more for ``part`` (one of the fields)."""
+        setattr(self, part, getattr(self, part) + seconds)
+
+    @contextmanager
+    def measure(self, part: str) -> Iterator[None]:
+        """Count the time spent in the ``with`` block for ``part``."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(part, time.perf_counter() - t)
+
+    def to_dict(self) -> dict[str, float]:
+        """``{part: seconds}``, in field order (as the stats show them)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timers:
+        """From :meth:`to_dict`'s output; a missing part is 0, an unknown one is ignored (a
+        checkpoint written by another version)."""
+        return cls(**{f.name: float(d.get(f.name, 0.0)) for f in fields(cls)})
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands after its last completed batch: what a resume continues from."""
+
+    iteration: int = 0
+    """Batches (policy updates) completed."""
+    n_done: int = 0
+    """Architectures evaluated (trained, cached or predicted)."""
+    n_trained: int = 0
+    """Of those, trained."""
+    timers: Timers = field(default_factory=Timers)
+    """Seconds per part of the loop."""
+
+    def to_dict(self, experiment: int) -> dict[str, Any]:
+        """The checkpoint's ``loop`` field, which also names the run it belongs to."""
+        return {"iteration": self.iteration, "n_done": self.n_done, "n_trained": self.n_trained,
+                "timers": self.timers.to_dict(), "experiment": experiment}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoopState:
+        """From a checkpoint's ``loop`` field (type-checked by ``restore.checked_loop_state``);
+        ``{}`` is a run's start."""
+        return cls(int(d.get("iteration", 0)), int(d.get("n_done", 0)),
+                   int(d.get("n_trained", 0)), Timers.from_dict(d.get("timers", {})))

@@ -1,0 +1,287 @@
+"""A search in progress, run one batch at a time (DESIGN.md's numbered loop).
+
+One :meth:`SearchRun.step` = one batch of B architectures:
+
+1. **Sample**: ``strategy.ask(B)``: B fresh proposals, or fewer when the strategy replays
+   the rest of its update's batch from its experience buffer (replays are no evaluations).
+2. **Decide**: ``strategy.decide``: train each, or (the fnas critic) record a confident
+   prediction (``predicted``), or train a confident one anyway (``audited``). An architecture
+   already trained on this task signature (in any experiment) reuses its stored result,
+   flagged ``cached``.
+3. **Evaluate**: the executor trains the rest (``fnas.search.recording``); each evaluation is
+   committed as it completes, and the callbacks see it.
+4. **Update**: ``strategy.observe`` and ``strategy.tell`` (PPO); the update's metrics
+   (entropy, loss, the replay weights) are recorded (``Store.updates``), the callbacks see
+   them.
+5. **Persist**: the strategy's state and the loop's (:class:`~fnas.search.loop_state.
+   LoopState`: counters and timers), atomically, then the run's stats.
+
+:meth:`SearchRun.run` steps until the budget, the sample cap, the compute limit, an exhausted
+strategy or a callback's ``StopSearch`` ends the search (or ``stop_after`` batches pause it),
+and records why it stopped. Resume is exact: the checkpoint restores every generator, and
+evaluations already recorded for the interrupted batch are reused slot by slot, so a resumed
+search makes the same decisions as an uninterrupted one and nothing recorded is lost or
+duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fnas.errors import ConfigError, StoreError
+from fnas.knowledge.store import Evaluation, Experiment, Store
+from fnas.search.callbacks import dispatch
+from fnas.search.checkpoint import save_checkpoint
+from fnas.search.config import SearchConfig
+from fnas.search.evaluators import Evaluator
+from fnas.search.executors import Executor, LocalExecutor
+from fnas.search.loop_state import LoopState
+from fnas.search.progress import Progress
+from fnas.search.recording import Recorder
+from fnas.search.strategy import Strategy
+
+__all__ = ["SearchOutcome", "SearchRun", "pool_epochs"]
+
+logger = logging.getLogger("fnas.search.loop")  # the loop's logger, as before the split
+
+FINISHED = ("budget", "seconds", "exhausted", "max_samples")
+"""Stop reasons that end a run (``done``); any other leaves it ``stopped`` and resumable."""
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished (or stopped) search returns."""
+
+    experiment: Experiment
+    best: list[Evaluation]
+    stats: dict[str, float]
+
+
+def pool_epochs(cfg: SearchConfig, evaluator: Evaluator) -> int | None:
+    """Epochs of a pool-initialised training in this search, or None if the pool is off.
+
+    Raises:
+        ConfigError: the pool is ``on`` but the evaluator trains no weights (a table).
+    """
+    if cfg.pool == "off" or (cfg.pool == "auto" and (cfg.strategy != "fnas"
+                                                     or not evaluator.trains)):
+        return None
+    if not evaluator.trains:
+        raise ConfigError("the knowledge pool needs an evaluator that trains weights (a "
+                          "benchmark table has none): use pool 'off' or 'auto'")
+    return cfg.pool_epochs or max(1, evaluator.epochs // 2)
+
+
+class SearchRun:
+    """One recorded search, from its start or its last checkpoint, one batch per :meth:`step`.
+
+    Creating it marks the run ``running`` and opens its pool and progress bar; :meth:`run`
+    steps it and closes them (and the run's lease, which the caller acquired).
+
+    Args:
+        store, exp: the run's store and record.
+        cfg: the run's configuration.
+        evaluator: what trains (or looks up) an architecture.
+        strategy: the run's strategy, fresh or restored from the checkpoint.
+        state: the loop's counters and timers (``LoopState()`` at a run's start).
+        progress: show a progress bar.
+        executor: where rollouts run (``fnas.search.executors``); None runs them here.
+        callbacks: called after each evaluation and each update (``fnas.search.callbacks``).
+    """
+
+    def __init__(self, store: Store, exp: Experiment, cfg: SearchConfig, evaluator: Evaluator,
+                 strategy: Strategy, state: LoopState, *, progress: bool = True,
+                 executor: Executor | None = None, callbacks: Sequence[Any] = ()) -> None:
+        self.store, self.exp, self.cfg = store, exp, cfg
+        self.strategy, self.state, self.timers = strategy, state, state.timers
+        self.callbacks = tuple(callbacks)
+        self.by_trained = cfg.budget_counts == "trained"
+        e_pool = pool_epochs(cfg, evaluator)
+        self.runner = None
+        if e_pool is not None:
+            from fnas.search.pooling import PoolRunner
+
+            self.runner = PoolRunner(store, exp.config.get("decision_signature",
+                                                           exp.space_signature),
+                                     exp.task_signature, e_pool)
+        self.recorder = Recorder(store, exp, evaluator, cfg.seed, executor or LocalExecutor(),
+                                 self.timers, self.runner)
+        real = [e.reward for e in store.evaluations(exp.id) if not e.predicted
+                and e.status == "ok"]
+        self.best = max(real, default=-math.inf)
+        """The best real reward so far (predictions never count)."""
+        self.keep = {k: v for k, v in store.get_experiment(exp.id).stats.items()
+                     if k.startswith("knowledge/")}
+        """Stats recorded before the loop (the pre-training's), kept in every update."""
+        self.metrics: dict[str, float] = {}
+        """The last update's metrics."""
+        self.stop_message: str | None = None
+        """The message of the first ``StopSearch`` a callback raised."""
+        store.update_experiment(exp.id, status="running")
+        self.progress = Progress(exp, strategy, cfg.budget, self._spent(), self.by_trained,
+                                 progress)
+        self._t_wall = time.perf_counter()
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> SearchOutcome:
+        """Step until the search ends or ``stop_after`` batches have run, close, and record
+        the run's status and stop reason.
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C (or SIGTERM, which the CLI turns into it).
+            StoreError, OSError, ConfigError: a full disk, a damaged file. In these cases
+                the run is marked ``interrupted`` and can be resumed.
+        """
+        steps = 0
+        try:
+            go = self.stop_reason() is None
+            while go and (stop_after is None or steps < stop_after):
+                go = self.step()
+                steps += 1
+        except KeyboardInterrupt:
+            self.store.update_experiment(self.exp.id, status="interrupted")
+            raise
+        except (StoreError, OSError, ConfigError):  # a full disk, a damaged file: resumable
+            try:
+                self.store.update_experiment(self.exp.id, status="interrupted")
+            except StoreError:
+                pass  # the disk may be too full even for that; resume works all the same
+            raise
+        finally:
+            self.close()
+        return self.finish()
+
+    def step(self) -> bool:
+        """Run one batch (sample, decide, evaluate, update, persist); whether the search
+        should go on (:meth:`stop_reason` is None)."""
+        st, exp, strategy, timers = self.state, self.exp, self.strategy, self.timers
+        n = self._batch_size()
+        with timers.measure("sample"):
+            proposals = strategy.ask(n)  # fewer than n if the rest is replayed from memory
+            verdicts = strategy.decide(proposals)
+        evals = []
+        # closed at once on an interruption (not when the traceback goes): the executor
+        # forgets the batch's pending rollouts before anything else uses it
+        with closing(self.recorder.batch(st.iteration, proposals, verdicts)) as batch:
+            for ev, resumed in batch:
+                evals.append(ev)
+                self._evaluated(ev, resumed)
+        evals.sort(key=lambda e: e.slot)  # a parallel executor records in completion order
+        with timers.measure("update"):
+            strategy.observe(evals)
+            self.metrics = strategy.tell(proposals, [e.reward for e in evals])
+        st.n_done += len(proposals)
+        with timers.measure("store"):
+            self.store.add_update(exp.id, st.iteration, self.metrics, n_done=st.n_done,
+                                  n_trained=st.n_trained)
+        self.progress.update(st.iteration, st.n_done, st.n_trained, self.best, self.metrics)
+        self._ask_stop(dispatch(self.callbacks, "on_update", exp, st.iteration, self.metrics))
+        st.iteration += 1
+        t = time.perf_counter()
+        timers.wall += t - self._t_wall
+        self._t_wall = t
+        if self.cfg.checkpoint:
+            tensors, meta = strategy.state()
+            save_checkpoint(self.store.run_dir(exp.name), tensors,
+                            {"strategy": meta, "loop": st.to_dict(exp.id)})
+        timers.add("checkpoint", time.perf_counter() - t)
+        with timers.measure("store"):
+            self.store.update_experiment(exp.id, stats=self._stats())
+        return self.stop_reason() is None
+
+    def stop_reason(self) -> str | None:
+        """Why the search is over: ``budget`` (spent), ``seconds`` (the compute limit),
+        ``exhausted`` (the strategy has nothing left to propose), ``max_samples`` (the
+        sample cap), ``callback`` (a ``StopSearch``); None while it should go on."""
+        cfg = self.cfg
+        if self._spent() >= cfg.budget:
+            return "budget"
+        if cfg.budget_seconds is not None and self.timers.wall >= cfg.budget_seconds:
+            return "seconds"
+        if getattr(self.strategy, "exhausted", False):
+            return "exhausted"
+        if self.state.n_done >= cfg.sample_cap:  # a budget in trainings can end here instead
+            return "max_samples"  # (a policy that only resamples known architectures)
+        if self.stop_message:
+            return "callback"
+        return None
+
+    def close(self) -> None:
+        """Close the progress bar and the pool, and release the run's lease."""
+        self.progress.close()
+        if self.runner is not None:
+            self.runner.close()
+        self.store.release_lease(self.exp.id)
+
+    def finish(self) -> SearchOutcome:
+        """Record the run's status (``done``, or ``stopped`` and resumable), its stop reason
+        and final stats; the outcome."""
+        exp, st = self.exp, self.state
+        self.timers.wall += time.perf_counter() - self._t_wall
+        self._t_wall = time.perf_counter()
+        if self.runner is not None:
+            pooled = [e for e in self.store.evaluations(exp.id) if e.pool_snapshot is not None]
+            self.keep.update({
+                "pool/rollouts": len(pooled),
+                "pool/hit_ratio": float(np.mean([e.pool_hit_ratio for e in pooled]))
+                if pooled else 0.0,
+                "pool/coverage": float(np.mean([e.pool_coverage for e in pooled]))
+                if pooled else 0.0})
+        reason = self.stop_reason() or "stopped"
+        done = reason in FINISHED
+        stats = self._stats(reason)
+        self.store.update_experiment(exp.id, status="done" if done else "stopped", stats=stats)
+        logger.info("run %s %s (%s): %d samples, %d trained, best reward %.4f", exp.name,
+                    "done" if done else "stopped", reason, st.n_done, st.n_trained, self.best)
+        return SearchOutcome(self.store.get_experiment(exp.id), self.store.top(exp.id, 5),
+                             stats)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _batch_size(self) -> int:
+        """B, or fewer for the last batch under the sample cap, which never leaves a lone
+        last sample (it is folded into this batch)."""
+        strategy = self.strategy
+        n, left = self.cfg.batch, self.cfg.sample_cap - self.state.n_done
+        while n > 1 and strategy.fresh_count(n) > left:
+            n -= 1
+        fresh = strategy.fresh_count(n)
+        if left - fresh == 1 and fresh == n:
+            n += 1  # (a strategy that replays gives a lone sample company from memory)
+        return n
+
+    def _evaluated(self, ev: Evaluation, resumed: bool) -> None:
+        """Count one recorded evaluation, report it, and show it to the callbacks."""
+        self.state.n_trained += ev.trained
+        if ev.status == "ok" and not ev.predicted:
+            self.best = max(self.best, ev.reward)
+        self.progress.evaluation(ev, self.best, self.state.n_trained, resumed)
+        self._ask_stop(dispatch(self.callbacks, "on_evaluation", self.exp, ev))
+
+    def _ask_stop(self, message: str | None) -> None:
+        """Remember the first ``StopSearch`` message: the search ends after this batch."""
+        self.stop_message = self.stop_message or message
+
+    def _spent(self) -> int:
+        """The budget spent: trainings or evaluations, as the budget counts."""
+        return self.state.n_trained if self.by_trained else self.state.n_done
+
+    def _stats(self, reason: str | None = None) -> dict[str, Any]:
+        """The run's stats: pre-training stats, timers, counters, best reward, the last
+        update's metrics (under ``last/``) and, at the end, the stop reason."""
+        st = self.state
+        out: dict[str, Any] = {**self.keep, **self.timers.to_dict(), "iteration": st.iteration,
+                               "n_done": st.n_done, "n_trained": st.n_trained,
+                               "best_reward": self.best}
+        if reason is not None:
+            out["stop_reason"] = reason
+            if reason == "callback":
+                out["stop_message"] = self.stop_message
+        return {**out, **{f"last/{k}": v for k, v in self.metrics.items()}}

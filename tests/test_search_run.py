@@ -1,0 +1,157 @@
+"""The loop as an object (issue 19): one executor path for every executor. A parallel executor
+that completes rollouts out of order records what the local one records; a repeat of an
+architecture in its own batch waits for its twin and is served from the cache; a batch
+interrupted with rollouts in flight is completed on resume, every evaluation counted once; the
+loop's counters and timers checkpoint as they always have."""
+
+import numpy as np
+import pytest
+
+from fnas.errors import ConfigError
+from fnas.knowledge import Store
+from fnas.search import SearchConfig, SyntheticEvaluator, resume_search, run_search
+from fnas.search.config import STRATEGIES
+from fnas.search.executors import Executor, run_job
+from fnas.search.loop_state import LoopState, Timers
+from fnas.search.strategy import Proposal, Strategy
+from fnas.space import macro_space
+
+SPACE = macro_space()
+TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
+
+
+class Repeats(Strategy):
+    """Random proposals in which slot 2 repeats slot 0: a batch with a repeat in it."""
+
+    name = "repeats"
+
+    def __init__(self, space, cfg):
+        super().__init__(space, cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def ask(self, n):
+        ds = [tuple(int(x) for x in self.space.sample(self.rng)) for _ in range(n)]
+        ds[2] = ds[0]
+        return [Proposal(self.space.decode(d), d) for d in ds]
+
+    def tell(self, proposals, rewards):
+        return {"mean": float(np.mean(rewards))}
+
+    def state(self):
+        return {}, {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, tensors, meta):
+        self.rng.bit_generator.state = meta["rng"]
+
+
+class LastFirst(Executor):
+    """In this process, ``parallel`` rollouts pending at once, the last submitted completing
+    first (as a parallel executor may)."""
+
+    name = "last-first"
+
+    def __init__(self, parallel=3):
+        self.parallel, self.jobs, self.most, self.calls = parallel, [], 0, 0
+
+    def submit(self, evaluator, job):
+        self.jobs.append((evaluator, job))
+        self.most = max(self.most, len(self.jobs))
+
+    def wait(self):
+        evaluator, job = self.jobs.pop()
+        self.calls += 1
+        return job, run_job(evaluator, job)
+
+    @property
+    def pending(self):
+        return len(self.jobs)
+
+    def abandon(self):
+        self.jobs.clear()
+
+
+@pytest.fixture
+def repeats(monkeypatch):
+    monkeypatch.setitem(STRATEGIES, "repeats", Repeats)
+    return SearchConfig(space="macro", strategy="repeats", budget=24, batch=6, seed=3)
+
+
+class Seen:
+    """A callback: the (iteration, slot) of each evaluation, in the order reported."""
+
+    def __init__(self, stop_at=None):
+        self.order, self.stop_at = [], stop_at
+
+    def on_evaluation(self, run, ev):
+        self.order.append((ev.iteration, ev.slot))
+        if self.stop_at == len(self.order):
+            raise KeyboardInterrupt  # a Ctrl-C with rollouts in flight
+
+
+def _rows(store, out):
+    return sorted((e.iteration, e.slot, e.arch_key, e.reward, e.trained, e.cached)
+                  for e in store.evaluations(out.experiment.id))
+
+
+def _search(store, cfg, executor=None, callbacks=()):
+    ev = SyntheticEvaluator(SPACE, TARGET, noise=0.05)
+    return run_search(store, cfg, name="r", evaluator=ev, space=SPACE, progress=False,
+                      executor=executor, callbacks=callbacks)
+
+
+def test_a_parallel_executor_records_what_the_local_one_records(tmp_path, repeats):
+    here, seen_here = Store(tmp_path / "here"), Seen()
+    a = _search(here, repeats, callbacks=[seen_here])
+    ex, seen_par = LastFirst(), Seen()
+    par = Store(tmp_path / "par")
+    b = _search(par, repeats, ex, callbacks=[seen_par])
+    assert _rows(here, a) == _rows(par, b)
+    assert ex.most == 3 and ex.calls == a.stats["n_trained"] == b.stats["n_trained"] == 20
+    # each batch's slot 2 repeats slot 0: trained once, served from the cache
+    assert all(r[5] == (r[1] == 2) for r in _rows(par, b))
+    # here: reported slot by slot; there: as the rollouts complete (and the repeat last)
+    assert seen_here.order == [(i, s) for i in range(4) for s in range(6)]
+    assert seen_par.order[:6] == [(0, 3), (0, 4), (0, 5), (0, 1), (0, 0), (0, 2)]
+
+
+def test_a_batch_interrupted_in_flight_is_completed_on_resume(tmp_path, repeats):
+    ref_store = Store(tmp_path / "ref")
+    ref = _search(ref_store, repeats)
+    store, ex = Store(tmp_path / "s"), LastFirst()
+    try:  # in batch 1, with rollouts pending
+        _search(store, repeats, ex, callbacks=[Seen(stop_at=8)])
+        raise AssertionError("not interrupted")
+    except KeyboardInterrupt as e:
+        interrupt = e  # its traceback keeps the interrupted frames alive, as a caller's may
+    assert ex.pending == 0  # the interrupted batch left nothing behind in the executor
+    assert interrupt.__traceback__ is not None
+    assert store.get_experiment("r").status == "interrupted"
+    ev = SyntheticEvaluator(SPACE, TARGET, noise=0.05)
+    done = resume_search(store, "r", evaluator=ev, space=SPACE, progress=False, executor=ex)
+    assert _rows(store, done) == _rows(ref_store, ref)  # nothing lost, nothing twice
+    # the slots recorded before the resume are counted too
+    assert done.stats["n_trained"] == ref.stats["n_trained"] == 20
+    assert done.stats["n_done"] == 24 and done.experiment.status == "done"
+
+
+def test_an_executor_must_be_an_executor(tmp_path, repeats):
+    store = Store(tmp_path)
+    with pytest.raises(ConfigError, match=r"expected a fnas.search.executors.Executor, got "
+                                          r"object$"):
+        _search(store, repeats, executor=object())
+    assert store.list_experiments() == []  # refused before the run is recorded
+
+
+def test_loop_state_reads_every_checkpoint_it_wrote():
+    assert LoopState.from_dict({}) == LoopState()  # a run's start
+    t = Timers.from_dict({"sample": 1, "wall": 2.5, "gone": 9.0})  # a part missing, one unknown
+    assert t.sample == 1.0 and t.wall == 2.5 and t.store == 0.0 and "gone" not in t.to_dict()
+    assert list(t.to_dict()) == ["sample", "evaluate", "train", "pool", "store", "update",
+                                 "checkpoint", "wall"]  # the stats' order, as before
+    st = LoopState(3, 24, 20, t)
+    assert st.to_dict(7) == {"iteration": 3, "n_done": 24, "n_trained": 20,
+                             "timers": t.to_dict(), "experiment": 7}
+    assert LoopState.from_dict(st.to_dict(7)) == st
+    with t.measure("store"):
+        pass
+    assert t.store > 0.0
