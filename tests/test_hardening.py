@@ -434,7 +434,7 @@ def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus():
         for line in lines:
             addr = line.split()[3]
             assert addr.startswith(local), f"listens beyond loopback: {line}"
-        assert ex._gpus_per_rollout("cpu") == 0.0
+        assert ex.gpus_per_rollout("cpu") == 0.0
         if not ray.cluster_resources().get("GPU"):
             with pytest.raises(ConfigError, match="no GPU"):
                 ex.check_device("cuda")

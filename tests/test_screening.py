@@ -3,6 +3,7 @@ trained; acquisition maths, knowledge judged from the first batch, the entropy f
 when candidates run out, the record, and exact resume."""
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -119,18 +120,20 @@ def test_the_novelty_objective_steers_the_policy_off_what_it_has_seen():
                               ScreenConfig(novelty=novelty, entropy_floor=0.0), "ucb", 2)
         s.critic.add(grid.tolist(), y.tolist())
         s.critic.fit()
-        s._seen.add(best)
-        r = s._imagined_reward(np.array([best, (0, 0, 0, 0), (2, 2, 2, 1)]))
+        s.observe([SimpleNamespace(decisions=best, arch_key="best", status="ok",
+                                   predicted=False)])  # best is now an evaluated architecture
+        r = s.imagined_reward(np.array([best, (0, 0, 0, 0), (2, 2, 2, 1)]))
         if novelty:
             assert r[0] == pytest.approx(min(r[1:]))  # seen: the batch's lowest score
         else:
             assert r[0] > r[2] > r[1]  # the critic's mean, seen or not
+        gen = torch.Generator().manual_seed(0)
         for _ in range(40):
-            a, _ = s.policy.sample(64, s._gen)
+            a, _ = s.policy.sample(64, gen)
             with torch.no_grad():
                 lp, _ = s.policy.evaluate(a)
-            m = torch.as_tensor(s._imagined_reward(a.numpy()), dtype=torch.float32)
-            ppo_update(s.policy, s.optimizer, a, lp, m - m.mean(), s.cfg, s._gen)
+            m = torch.as_tensor(s.imagined_reward(a.numpy()), dtype=torch.float32)
+            ppo_update(s.policy, s.optimizer, a, lp, m - m.mean(), s.cfg, gen)
         with torch.no_grad():
             lp, _ = s.policy.evaluate(torch.tensor([best]))
         logp_best[novelty] = float(lp.sum())

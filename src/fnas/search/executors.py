@@ -255,7 +255,7 @@ class RayExecutor(Executor):
         self._inflight: dict[Any, tuple[Any, RolloutJob]] = {}  # Ray ref -> (evaluator, job)
         self._deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
 
-    def _gpus_per_rollout(self, device: str) -> float:
+    def gpus_per_rollout(self, device: str) -> float:
         """GPUs each rollout requests: 0 on CPU; on CUDA the cluster's GPUs shared by the
         rollouts in flight (at most 1 each), so that Ray gives every task a visible GPU.
 
@@ -272,14 +272,14 @@ class RayExecutor(Executor):
 
     def check_device(self, device: str) -> None:
         """Refuse, in one line, a device the cluster cannot provide."""
-        self._gpus_per_rollout(device)
+        self.gpus_per_rollout(device)
 
     def _ref(self, evaluator: Any) -> tuple[Any, Any]:
         """The evaluator in Ray's object store and the task to run it with (its GPUs), made
         once per evaluator."""
         if self._evaluator_ref is None or self._evaluator_ref[0] != id(evaluator):
             device = getattr(getattr(evaluator, "task", None), "device", "cpu")
-            gpus = self._gpus_per_rollout(device)
+            gpus = self.gpus_per_rollout(device)
             task = self._task.options(num_gpus=gpus) if gpus else self._task
             self._evaluator_ref = (id(evaluator), self.ray.put(evaluator), task)
         return self._evaluator_ref[1], self._evaluator_ref[2]

@@ -318,7 +318,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                 a = torch.as_tensor(px[pick.numpy()], dtype=torch.long)
                 with torch.no_grad():
                     lp, _ = self.policy.evaluate(a)
-                m = torch.as_tensor(self._imagined_reward(a.numpy()), dtype=torch.float32)
+                m = torch.as_tensor(self.imagined_reward(a.numpy()), dtype=torch.float32)
                 ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), icfg, self._gen,
                            min_entropy=floor)
             with torch.no_grad():
@@ -327,8 +327,10 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         stats["controller/entropy_floor"] = floor
         return stats
 
-    def _imagined_reward(self, x: np.ndarray) -> np.ndarray:
-        """What an imagined update rewards (``ScreenConfig.novelty``)."""
+    def imagined_reward(self, x: np.ndarray) -> np.ndarray:
+        """What an imagined update rewards each row of decisions ``x`` with
+        (``ScreenConfig.novelty``): the critic's mean, or, with novelty, the UCB score of an
+        unseen architecture and the batch's lowest score for one already evaluated."""
         mean, spread = self.critic.predict(x)
         if not self.scfg.novelty:
             return mean
