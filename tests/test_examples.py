@@ -27,22 +27,29 @@ def _evaluations(store: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
-def test_own_objective_example_is_short_and_resumes_after_kill(tmp_path):
-    assert len((EXAMPLES / "own_objective.py").read_text().splitlines()) < 40
-    store = tmp_path / "store"
-    p = _run("own_objective.py", str(store), cwd=tmp_path)
+def _kill_then_resume(script: str, store: Path, cwd: Path, at_least: int) -> tuple[int, str]:
+    """Run ``script``, kill -9 it once ``store`` holds ``at_least`` evaluations, run it again
+    to the end; the evaluations at the kill and the second run's stdout."""
+    p = _run(script, str(store), cwd=cwd)
     deadline = time.time() + 300
-    while _evaluations(store) < 6 and p.poll() is None and time.time() < deadline:
+    while _evaluations(store) < at_least and p.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert p.poll() is None, p.communicate()[1][-2000:]  # still running: kill it mid-search
     p.send_signal(signal.SIGKILL)
     p.wait()
     killed_at = _evaluations(store)
-    assert 6 <= killed_at < 24
-    p = _run("own_objective.py", str(store), cwd=tmp_path)
+    p = _run(script, str(store), cwd=cwd)  # a new process (registers its data again)
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
+    return killed_at, out
+
+
+@pytest.mark.slow
+def test_own_objective_example_is_short_and_resumes_after_kill(tmp_path):
+    assert len((EXAMPLES / "own_objective.py").read_text().splitlines()) < 40
+    store = tmp_path / "store"
+    killed_at, out = _kill_then_resume("own_objective.py", store, tmp_path, 6)
+    assert 6 <= killed_at < 24
     assert "best: width=" in out
     assert _evaluations(store) == 24  # nothing lost, nothing repeated
 
@@ -65,17 +72,8 @@ def test_custom_strategy_example_runs_and_resumes(tmp_path):
 def test_own_data_example_trains_resumes_after_kill_and_loads_the_best(tmp_path):
     assert len((EXAMPLES / "own_data.py").read_text().splitlines()) < 40
     store = tmp_path / "store"
-    p = _run("own_data.py", str(store), cwd=tmp_path)
-    deadline = time.time() + 300
-    while _evaluations(store) < 4 and p.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert p.poll() is None, p.communicate()[1][-2000:]  # still running: kill it mid-search
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert 4 <= _evaluations(store) < 8
-    p = _run("own_data.py", str(store), cwd=tmp_path)  # a new process registers the data again
-    out, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err[-2000:]
+    killed_at, out = _kill_then_resume("own_data.py", store, tmp_path, 4)
+    assert 4 <= killed_at < 8
     assert _evaluations(store) == 8  # nothing lost, nothing repeated
     best, trained = out.splitlines()
     assert best.startswith("best: accuracy ") and " | " in best  # a MnasNet block string

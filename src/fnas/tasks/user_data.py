@@ -172,13 +172,18 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _array(name: str, what: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array, else ConfigError naming ``what`` of dataset ``name``."""
+    try:
+        return _as_array(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"dataset {name!r}: {what} are not an array or tensor "
+                          f"({type(value).__name__}: {exc})") from None
+
+
 def _images(name: str, images: Any) -> np.ndarray:
     """(N, C, H, W) real numbers, else ConfigError saying what was given."""
-    try:
-        x = _as_array(images)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"dataset {name!r}: images are not an array or tensor "
-                          f"({type(images).__name__}: {exc})") from None
+    x = _array(name, "images", images)
     if x.dtype == bool or x.dtype.kind not in "uif":
         raise ConfigError(f"dataset {name!r}: images must be numbers, got dtype {x.dtype}")
     if x.ndim != 4:
@@ -199,11 +204,7 @@ def _images(name: str, images: Any) -> np.ndarray:
 
 def _labels(name: str, labels: Any) -> np.ndarray:
     """(N,) integers, else ConfigError."""
-    try:
-        y = _as_array(labels)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"dataset {name!r}: labels are not an array or tensor "
-                          f"({type(labels).__name__}: {exc})") from None
+    y = _array(name, "labels", labels)
     if y.dtype == bool or y.dtype.kind not in "ui":
         raise ConfigError(f"dataset {name!r}: labels must be integer class indices, got dtype "
                           f"{y.dtype}")
