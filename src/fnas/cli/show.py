@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
+from typing import Any
 
 from fnas.cli._common import STOP_REASONS, positive_int, print_top, shown
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "non_default_settings", "run"]
+
+# printed on their own lines by ``fnas show``
+_SHOWN = {"strategy", "seed", "batch", "budget", "task.dataset", "task.epochs",
+          "reward.metric", "reward.target", "reward.mode"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"task      {task.get('dataset', '?')}, {task.get('epochs', '?')} epochs, "
               f"reward {rew.get('metric', '?')} target {rew.get('target', '?')} "
               f"({rew.get('mode', '?')})")
+        changed = non_default_settings(cfg)
+        if changed:
+            print(textwrap.fill(", ".join(changed), width=96, initial_indent="settings  ",
+                                subsequent_indent=" " * 10, break_on_hyphens=False))
         print(f"progress  {s['evaluated']} evaluated, {s['trained']} trained, "
               f"{s['cached']} cached, {s['failed']} failed")
         if st.get("pool/rollouts"):
@@ -74,3 +84,26 @@ def run(args: argparse.Namespace) -> int:
                   f"search overhead {overhead:.2f} s ({100 * overhead / st['wall']:.2f}%)")
         print_top(best)
     return 0
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def non_default_settings(config: dict[str, Any]) -> list[str]:
+    """``key=value`` for each setting of a stored run's ``config`` that differs from
+    ``SearchConfig()``'s, nested ones by their dotted key (``fnas.screen.kappa=1.0``), as
+    ``fnas search --set`` takes them; keys the defaults lack (a stored run's extras) are
+    left out, and so are those ``fnas show`` prints on their own lines."""
+    from fnas.search.config import SearchConfig
+
+    default = _flat(SearchConfig().to_dict())
+    stored = _flat(config)
+    return [f"{k}={json.dumps(v, default=str)}" for k, v in stored.items()
+            if k in default and k not in _SHOWN and v != default[k]]
