@@ -112,6 +112,31 @@ def test_cli_table_top_k(tiny, tmp_path, capsys):
     assert (tmp_path / "out" / "bench-table.png").stat().st_size > 5_000
 
 
+def test_a_lower_is_better_field_is_named_with_a_minus(tiny, tmp_path, capsys):
+    err = tmp_path / "errors.csv"  # the same benchmark as an error rate: lower is better
+    with err.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "error"])
+        for k, s in ROWS.items():
+            w.writerow([k, 4.0 - s])
+    t = load_score_table(str(err), "-error")
+    assert t.best_key == _key(2, 2, 1) and t.best == pytest.approx(-0.75)
+    assert t.metric == "-error" and t.scores[_key(0, 0, 0)] == -4.0
+    code = main(["bench", "--space", "tinybench:space", "--table", str(err), "--metric=-error",
+                 "--target", "top:3", "--strategies", "rea", "--seeds", "1", "--budget", "12",
+                 "--batch", "4", "--jobs", "1", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "out" / "bench-table.json").read_text())
+    # the top 3 by lowest error are the top 3 by highest score
+    assert res["truth"]["threshold"] == pytest.approx(-(4.0 - 2.75))
+    top3 = {_key(2, 2, 1), _key(2, 2, 0), _key(2, 1, 1)}
+    run = res["runs"][0]
+    assert res["summary"]["rea"]["queries_to_target"]["per_seed"] == [
+        _expected_queries(run["history"], top3)]
+    with pytest.raises(TaskError, match="names no field"):
+        load_score_table(str(err), "-")
+
+
 def test_api_objective_regret_and_queries_to_target(tiny):
     from tinybench import score, space
 

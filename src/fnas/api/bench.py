@@ -36,7 +36,8 @@ def bench(space: str | FactorizedSpace | None = None, *, table: str | None = Non
     Args:
         space: the space (a registered name, ``module:attr`` or a ``FactorizedSpace``).
         table: a JSON or CSV file of scores keyed by ``space.decode(indices).key`` (the
-            ``table`` benchmark), with its score field ``metric``.
+            ``table`` benchmark), with its score field ``metric`` (``"-error"`` for a
+            lower-is-better field: the score is its negation).
         objective: a function ``arch -> score`` or ``module:function`` (the ``objective``
             benchmark; give ``optimum=`` if the best score is known).
         target: ``top:K``, ``within:D`` or ``score:X`` (default: the best).

@@ -71,7 +71,8 @@ class BenchConfig:
     """``table``: a JSON or CSV file mapping architecture keys to scores (higher is better)."""
     metric: str | None = None
     """``table``: the field (column) read as the score, e.g. ``mean_acc``; may be omitted for
-    a JSON object of bare numbers."""
+    a JSON object of bare numbers. ``-FIELD`` reads a lower-is-better field (an error rate):
+    the score is its negation (write ``--metric=-error`` on the command line)."""
     cost: str | None = None
     """``table``: a field read as each query's cost (its sum is the curve's cost axis)."""
     missing: str = "error"

@@ -3,7 +3,9 @@
 The key of a row is the space's canonical architecture key, ``space.decode(indices).key``:
 an 8-digit code for the NAS-Bench-Macro space (``"22212220"``), ``name=value`` pairs for a
 space made by ``fnas.make_space`` without ``decode`` (``"depth=2,width=16"``), the block
-string for the MnasNet space. Higher scores are better.
+string for the MnasNet space. Higher scores are better; for a field where lower is better (an
+error rate, a loss), name it with a leading minus (``metric="-error"``, ``--metric=-error``):
+the score is then the field's negation, and so are the targets and regrets reported.
 
 Accepted files:
 
@@ -41,7 +43,8 @@ class ScoreTable:
     path: str
     """The file it was read from (resolved)."""
     metric: str
-    """The field read as the score (``"score"`` for a JSON object of bare numbers)."""
+    """The field read as the score (``"score"`` for a JSON object of bare numbers), with a
+    leading ``-`` when lower is better and the score is the field's negation."""
     scores: dict[str, float]
     """Architecture key -> score (higher is better)."""
     costs: dict[str, float] | None = None
@@ -123,6 +126,8 @@ def load_score_table(path: str | Path, metric: str | None = None,
     Args:
         path: the file.
         metric: the field read as the score; may be omitted when each value is a bare number.
+            A leading ``-`` (``"-error"``) reads a lower-is-better field: the score is its
+            negation.
         cost: a field read as each query's cost (e.g. training seconds or FLOPs), or None.
 
     Raises:
@@ -141,6 +146,12 @@ def load_score_table(path: str | Path, metric: str | None = None,
     rows = (_rows_from_csv if p.suffix.lower() == ".csv" else _rows_from_json)(p, text)
     if not rows:
         raise TaskError(f"{p}: the table has no rows")
+    field, sign = metric, 1.0
+    if metric is not None and metric.startswith("-"):  # lower is better: score = -value
+        field, sign = metric[1:], -1.0
+        if not field:
+            raise TaskError(f"{p}: metric '-' names no field: write -FIELD for a "
+                            "lower-is-better field")
     scores: dict[str, float] = {}
     costs: dict[str, float] = {}
     samples: dict[str, tuple[float, ...]] = {}
@@ -156,17 +167,17 @@ def load_score_table(path: str | Path, metric: str | None = None,
         if metric is None:
             raise TaskError(f"{p}: rows have fields {sorted(v)[:8]}: choose the score with "
                             "--metric (metric=...)")
-        for f in (metric, cost):
+        for f in (field, cost):
             if f is not None and f not in v:
                 raise TaskError(f"{p}: row {key!r} has no field {f!r} (it has {sorted(v)[:8]})")
-        where = f"{p}: row {key!r}, {metric}"
-        if isinstance(v[metric], list):  # one score per training seed: the score is their mean
-            if not v[metric]:
+        where = f"{p}: row {key!r}, {field}"
+        if isinstance(v[field], list):  # one score per training seed: the score is their mean
+            if not v[field]:
                 raise TaskError(f"{where}: an empty list of scores")
-            samples[key] = tuple(_number(x, where) for x in v[metric])
+            samples[key] = tuple(sign * _number(x, where) for x in v[field])
             scores[key] = sum(samples[key]) / len(samples[key])
         else:
-            scores[key] = _number(v[metric], where)
+            scores[key] = sign * _number(v[field], where)
             samples[key] = (scores[key],)
         if cost is not None:
             costs[key] = _number(v[cost], f"{p}: row {key!r}, {cost}")
