@@ -1,4 +1,5 @@
-"""Tests for fnas.tasks.datasets: digits, mnist5k, CIFAR-10 binary, image folders, specs."""
+"""Tests for fnas.tasks.datasets: digits, mnist5k, CIFAR-10 binary, MNIST-format idx files, image
+folders, specs."""
 
 from __future__ import annotations
 
@@ -278,12 +279,103 @@ def test_folder_empty_or_single_class(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- specs
 
 
+# ---------------------------------------------------------------- idx (MNIST format)
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _write_idx(d: Path, n: int = 60, side: int = 6, classes: int = 4, gz: bool = False,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Write MNIST-format train files (big-endian header, unsigned bytes) into d."""
+    import gzip
+
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, size=(n, side, side), dtype=np.uint8)
+    y = (np.arange(n) % classes).astype(np.uint8)
+    for stem, arr, magic in (("train-images-idx3-ubyte", x, 3), ("train-labels-idx1-ubyte", y, 1)):
+        raw = bytes([0, 0, 8, magic]) + np.array(arr.shape, ">u4").tobytes() + arr.tobytes()
+        path = d / (stem + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+    return x, y
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip(tmp_path: Path, gz: bool) -> None:
+    x, y = _write_idx(tmp_path, gz=gz)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"never read")  # the test set stays unused
+    ds = load_dataset(f"idx:{tmp_path}", val_fraction=0.25)
+    assert (ds.name, ds.num_classes, ds.in_chans, ds.image_size) == ("idx", 4, 1, 6)
+    assert ds.x_train.shape == (45, 1, 6, 6) and ds.x_val.shape == (15, 1, 6, 6)
+    written = {img.tobytes(): int(lab) for img, lab in zip(x, y, strict=True)}
+    seen = []
+    for xs, ys in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val)):
+        pixels = _pixels(ds, xs).round().astype(np.uint8)[:, 0]
+        for img, label in zip(pixels, ys.tolist(), strict=True):
+            assert written[img.tobytes()] == label
+            seen.append(img.tobytes())
+    assert sorted(seen) == sorted(written)  # every image exactly once
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda raw: raw[:-5], "truncated"),
+        (lambda raw: b"\x00\x00\x0d\x03" + raw[4:], "not an idx file"),  # float elements
+        (lambda raw: b"", "not an idx file"),
+    ],
+)
+def test_idx_corrupt_images(tmp_path: Path, damage: object, needle: str) -> None:
+    _write_idx(tmp_path)
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(damage(bad.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"idx:{tmp_path}")
+    msg = _one_line_error(exc)
+    assert str(bad) in msg and needle in msg
+
+
+def test_idx_bad_gzip_missing_files_and_count_mismatch(tmp_path: Path) -> None:
+    _write_idx(tmp_path, gz=True)
+    bad = tmp_path / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"idx:{tmp_path}")
+    assert str(bad) in _one_line_error(exc)
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"idx:{tmp_path / 'empty'}")
+    assert "not found" in _one_line_error(exc)
+    other = tmp_path / "other"
+    _write_idx(other, n=60)
+    labels = _write_idx(tmp_path / "fewer", n=40)[1]
+    (other / "train-labels-idx1-ubyte").write_bytes(
+        (tmp_path / "fewer" / "train-labels-idx1-ubyte").read_bytes())
+    assert len(labels) == 40
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"idx:{other}")
+    assert "60 images but labels" in _one_line_error(exc)
+    (other / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(TaskError) as exc:
+        load_dataset(f"idx:{other}")
+    assert "train-images-idx3-ubyte" in _one_line_error(exc)
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed "
+                    "(Debian: apt install dataset-fashion-mnist)")
+def test_idx_real_fashion_mnist() -> None:
+    ds = load_dataset(f"idx:{FASHION}", max_samples=500, val_fraction=0.2)
+    assert (ds.num_classes, ds.in_chans, ds.image_size) == (10, 1, 28)
+    assert ds.x_train.shape == (400, 1, 28, 28)
+    assert sorted(set(ds.y_train.tolist())) == list(range(10))
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
         ("digits", ("digits", None)),
         ("mnist5k", ("mnist5k", None)),
         ("cifar10:/data/cifar", ("cifar10", "/data/cifar")),
+        ("idx:/usr/share/datasets/fashion-mnist", ("idx", "/usr/share/datasets/fashion-mnist")),
         ("folder:rel/imgs", ("folder", "rel/imgs")),
     ],
 )

@@ -52,8 +52,8 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
         arch: a block string, a name (``mnasnet_a1``; ``mnas_default`` picks the task's
             variant) or ``RUN:RANK``, the RANK-th best architecture of run RUN in ``store``.
         task: a :class:`~fnas.tasks.TaskConfig`, a dataset (``digits``, ``mnist5k``,
-            ``cifar10:PATH``, ``folder:PATH``), or ``None``: the run's dataset and image size
-            for ``RUN:RANK``, else ``digits``.
+            ``cifar10:PATH``, ``idx:PATH``, ``folder:PATH``), or ``None``: the run's dataset
+            and image size for ``RUN:RANK``, else ``digits``.
         reward: the reward (default: plain accuracy, :class:`~fnas.tasks.RewardConfig`).
         seed: seeds the initialisation and the data order.
         out: the weights file (default ``./fnas-<arch key>.safetensors``).

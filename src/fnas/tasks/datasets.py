@@ -11,6 +11,11 @@ Specs (see :func:`parse_dataset_spec`):
                    ``data_batch_5.bin``, or its ``cifar-10-batches-bin/`` subfolder does.
                    Each record is 1 label byte then 3072 pixel bytes (3x32x32, channel-major).
                    Read with numpy; nothing is unpickled and nothing is downloaded.
+``idx:PATH``       an MNIST-format folder (MNIST, Fashion-MNIST, KMNIST, EMNIST...): ``PATH``
+                   holds ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``, each
+                   optionally gzipped (``.gz``), greyscale 8-bit images. Classes: the labels
+                   present (at most 256). Debian's ``dataset-fashion-mnist`` package installs
+                   Fashion-MNIST as ``idx:/usr/share/datasets/fashion-mnist``.
 ``folder:PATH``    ImageFolder layout ``PATH/<class>/*.{png,jpg,jpeg,bmp,gif,webp}``; classes
                    are the sorted subfolder names; images become RGB, resized bilinearly to
                    ``image_size`` (default 32). ``PATH/train/`` + ``PATH/val/`` = a fixed split.
@@ -40,9 +45,10 @@ from fnas.tasks.user_data import registered_dataset, registered_datasets
 __all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
            "DATASET_KINDS"]
 
-DATASET_KINDS = ("digits", "mnist5k", "cifar10", "folder")
-_PATH_KINDS = ("cifar10", "folder")
-_VALID_FORMS = "'digits', 'mnist5k', 'cifar10:PATH', 'folder:PATH', a registered NAME"
+DATASET_KINDS = ("digits", "mnist5k", "cifar10", "idx", "folder")
+_PATH_KINDS = ("cifar10", "idx", "folder")
+_VALID_FORMS = ("'digits', 'mnist5k', 'cifar10:PATH', 'idx:PATH', 'folder:PATH', "
+                "a registered NAME")
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 _DEFAULT_FOLDER_SIZE = 32
@@ -98,7 +104,7 @@ class _Source:
         """10 for the fixed datasets, else the number of class folders (or registered)."""
         if self.user is not None:
             return self.user.num_classes
-        return len(self.classes) if self.kind == "folder" else 10
+        return len(self.classes) if self.kind in ("folder", "idx") else 10
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str | None]:
@@ -178,6 +184,8 @@ def _resolve(kind: str, path: str | None) -> _Source:
     if not root.is_dir():
         raise TaskError(f"{kind} dataset directory not found (or not a directory): {str(root)!r}")
     try:
+        if kind == "idx":
+            return _resolve_idx(root)
         return _resolve_cifar(root) if kind == "cifar10" else _resolve_folder(root)
     except OSError as exc:  # unreadable folder or file, e.g. permissions
         raise TaskError(
@@ -195,6 +203,58 @@ def _resolve_cifar(root: Path) -> _Source:
             nbytes = sum(p.stat().st_size for p in files)
             return _Source("cifar10", str(root), tuple(map(str, files)), nbytes=nbytes)
     raise TaskError(f"no data_batch_*.bin in {str(root)!r} or its cifar-10-batches-bin/ subfolder")
+
+
+def _idx_file(root: Path, stem: str) -> Path:
+    """root/stem or root/stem.gz, TaskError when neither is there."""
+    for p in (root / stem, root / f"{stem}.gz"):
+        if p.is_file():
+            return p
+    raise TaskError(f"idx dataset {str(root)!r} has no {stem} (or {stem}.gz): expected the "
+                    "MNIST-format train-images-idx3-ubyte and train-labels-idx1-ubyte")
+
+
+def _resolve_idx(root: Path) -> _Source:
+    """The train images and labels of an MNIST-format folder; the labels (small) are read here
+    to know the classes. The t10k-* test files are deliberately never read, as for CIFAR-10."""
+    images, labels = _idx_file(root, "train-images-idx3-ubyte"), _idx_file(
+        root, "train-labels-idx1-ubyte")
+    y = _read_idx(labels, ndim=1)
+    classes = tuple(str(c) for c in range(int(y.max()) + 1)) if y.size else ()
+    if len(np.unique(y)) < 2:
+        raise TaskError(f"idx labels {str(labels)!r} hold fewer than 2 classes")
+    nbytes = images.stat().st_size + labels.stat().st_size
+    return _Source("idx", str(root), (str(images), str(labels)), classes=classes, nbytes=nbytes)
+
+
+def _read_idx(path: Path | str, ndim: int) -> np.ndarray:
+    """An idx file of unsigned bytes (magic 0x00000800 + ndim) -> array; TaskError if it is
+    not one: wrong magic, other element type, or a size that does not match its header."""
+    import gzip
+
+    try:
+        with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:  # gzip raises BadGzipFile (an OSError) or EOFError
+        raise TaskError(f"cannot read idx file {str(path)!r}: {exc}") from exc
+    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
+        raise TaskError(f"{str(path)!r} is not an idx file of {ndim}-d unsigned bytes "
+                        f"(magic {raw[:4].hex() or 'missing'}, expected 000008{ndim:02x})")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    body = len(raw) - 4 - 4 * ndim
+    if int(np.prod(shape)) != body or shape[0] == 0:
+        raise TaskError(f"idx file {str(path)!r} header says {shape} but holds {body} bytes "
+                        "(truncated or corrupt)")
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _read_idx_pair(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) idx files -> (x (N, 1, H, W) uint8, y (N,) int64)."""
+    x, y = _read_idx(files[0], ndim=3), _read_idx(files[1], ndim=1)
+    if len(x) != len(y):
+        raise TaskError(f"idx images {files[0]!r} hold {len(x)} images but labels "
+                        f"{files[1]!r} hold {len(y)}")
+    return x[:, None], y.astype(np.int64)
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -252,6 +312,8 @@ def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.
         return x.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), 255.0
     if source.kind == "cifar10":
         return (*_read_cifar(source.files), 255.0)
+    if source.kind == "idx":
+        return (*_read_idx_pair(source.files), 255.0)
     if source.user is not None:
         h, w = source.user.images.shape[2:]
         if h != w and image_size is None:

@@ -58,8 +58,9 @@ class TaskConfig:
     """What a proxy training is: the data, the schedule and how latency is measured."""
 
     dataset: str = "digits"
-    """``digits``, ``mnist5k``, ``cifar10:PATH``, ``folder:PATH``, or the name of a dataset
-    registered in this process (``fnas.register_dataset``: your tensors or torch Dataset)."""
+    """``digits``, ``mnist5k``, ``cifar10:PATH``, ``idx:PATH`` (MNIST-format files),
+    ``folder:PATH``, or the name of a dataset registered in this process
+    (``fnas.register_dataset``: your tensors or torch Dataset)."""
     epochs: int = 5
     """Training epochs. BatchNorm needs steps: on digits, 1 epoch leaves every net near chance."""
     batch_size: int = 64

@@ -43,7 +43,7 @@ from fnas.errors import ConfigError
 __all__ = ["RegisteredDataset", "register_dataset", "unregister_dataset", "registered_dataset",
            "registered_datasets", "BUILTIN_NAMES"]
 
-BUILTIN_NAMES = ("digits", "mnist5k", "cifar10", "folder")
+BUILTIN_NAMES = ("digits", "mnist5k", "cifar10", "idx", "folder")
 """Names a registered dataset cannot take (``fnas.tasks.datasets.DATASET_KINDS``)."""
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 _MAX_SIDE = 1024  # fnas.tasks.trainer.MAX_IMAGE_SIZE (the trainer imports this layer)
