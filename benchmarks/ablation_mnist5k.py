@@ -49,6 +49,8 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --variants ppo,fnas --seeds 5
     python benchmarks/ablation_mnist5k.py --summarise      # table and plot from the kept runs
     python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
+    python benchmarks/ablation_mnist5k.py --task fashion \\
+        --variants random,rea,ppo,fnas,fnas-scratch --seeds 2   # Fashion-MNIST (part 5)
 
 Machine: recorded in the JSON. Seeds: run seeds 0..4 (0..2 for the 3-seed variants), sources
 1000; rollouts are deterministic on CPU for a given seed. Spread: bootstrap interval and range.
@@ -71,7 +73,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from ablation_real import _copy_store  # noqa: E402
-from mnist5k_reference import PROXY, reward_config, task_config  # noqa: E402
+from mnist5k_reference import FASHION_DATA, TASKS, proxy_for, reward_config, task_config  # noqa: E402,E501
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "random": {"strategy": "random", "seeds": 5},
@@ -97,28 +99,34 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--retrain-epochs", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (1 torch thread each)")
-    ap.add_argument("--reference", default=str(HERE / "results" / "mnist5k_reference.json"))
-    ap.add_argument("--work", default=str(HERE / "results" / "ablation_mnist5k_work"),
-                    help="source stores and run stores (not committed: see .gitignore)")
+    ap.add_argument("--task", default="mnist5k", choices=list(TASKS),
+                    help="the proxy's dataset (default mnist5k; fashion: Fashion-MNIST)")
+    ap.add_argument("--data", default=FASHION_DATA, help="the Fashion-MNIST idx folder")
+    ap.add_argument("--reference", default=None, help="default: results/TASK_reference.json")
+    ap.add_argument("--work", default=None, help="source stores and run stores, default "
+                    "results/ablation_TASK_work (not committed: see .gitignore)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 seed, C = 20 s, 1 epoch, tiny sources")
     ap.add_argument("--summarise", action="store_true",
                     help="only the summary, table and plot from finished runs")
     a = ap.parse_args(argv)
+    a.reference = a.reference or str(HERE / "results" / f"{a.task}_reference.json")
+    a.work = a.work or str(HERE / "results" / f"ablation_{a.task}_work")
+    a.proxy = proxy_for(a.task, a.data)
     unknown = [v for v in a.variants.split(",") if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant {unknown[0]!r}: expected some of {', '.join(VARIANTS)}")
     a.epochs = None
     if a.quick:
         a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 20.0, 4, 1, 1
-        a.work = str(Path(a.work).with_name("ablation_mnist5k_quick_work"))
+        a.work = str(Path(a.work).with_name(f"ablation_{a.task}_quick_work"))
         a.out = str(Path(a.out) / "quick")
     return a
 
 
 def _task(a: argparse.Namespace, **over: Any):
-    return task_config(**({"epochs": a.epochs} if a.epochs else {}), **over)
+    return task_config(a.proxy, **({"epochs": a.epochs} if a.epochs else {}), **over)
 
 
 def _meter(budget: float):
@@ -146,7 +154,7 @@ def _meter(budget: float):
 def _config(a: argparse.Namespace, strategy: str, seed: int, **over: Any):
     from fnas.search import SearchConfig
 
-    settings: dict[str, Any] = {"pool_epochs": a.epochs or PROXY["task"]["epochs"],
+    settings: dict[str, Any] = {"pool_epochs": a.epochs or a.proxy["task"]["epochs"],
                                 "task": _task(a), "reward": reward_config(), **over}
     return SearchConfig(strategy=strategy, budget=100_000, batch=a.batch, seed=seed,
                         budget_counts="trained", max_samples=1_000_000, checkpoint=False,
@@ -212,13 +220,15 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
-    """``arch`` trained on all 5,000 images for ``--retrain-epochs`` (batch 64), seed 0."""
+    """``arch`` trained on 5,000 images (all of mnist5k's; a stratified 5,000 of
+    Fashion-MNIST's) for ``--retrain-epochs`` (batch 64), seed 0."""
     import torch
 
     from fnas.tasks import run_rollout
 
     torch.set_num_threads(1)
-    task = task_config(epochs=a.retrain_epochs, max_samples=None, batch_size=64)
+    samples = None if a.task == "mnist5k" else 5000  # mnist5k: all 5,000, as measured before
+    task = task_config(a.proxy, epochs=a.retrain_epochs, max_samples=samples, batch_size=64)
     r = run_rollout(arch, task, reward_config(), 0, return_weights=False).result
     return {"arch": arch, "status": r.status, "accuracy": r.accuracy, "reward": r.reward,
             "epochs": a.retrain_epochs, "seconds": r.train_seconds}
@@ -266,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 
     a = _args(argv)
     if not Path(a.reference).is_file():
-        sys.exit(f"ablation_mnist5k: no reference at {a.reference}: run "
-                 "benchmarks/mnist5k_reference.py first")
+        sys.exit(f"ablation: no reference at {a.reference}: run "
+                 f"benchmarks/mnist5k_reference.py --task {a.task} first")
     reference = json.loads(Path(a.reference).read_text())
     out = Path(a.out)
-    runs_dir = out / "ablation_mnist5k_runs"
+    runs_dir = out / f"ablation_{a.task}_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     variants = a.variants.split(",")
     seeds = {v: a.seeds or VARIANTS[v]["seeds"] for v in variants}
@@ -287,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print("no finished run yet")
         return 0
-    retrained_path = out / "ablation_mnist5k_retrained.json"
+    retrained_path = out / f"ablation_{a.task}_retrained.json"
     retrained = json.loads(retrained_path.read_text()) if retrained_path.is_file() else {}
     summary = summarise(runs, reference, a.budget, retrained)
     want = sorted({b["arch"] for b in summary["per_run"].values() if b["arch"]} - set(retrained))
@@ -307,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "torch": torch.__version__, "jobs": a.jobs},
-            "proxy": PROXY, "variants": VARIANTS, "budget_cpu_s": a.budget,
+            "proxy": a.proxy, "variants": VARIANTS, "budget_cpu_s": a.budget,
             "seconds_this_call": round(time.time() - t0)}
-    print(write_outputs(out, meta, summary, runs, retrained))
+    print(write_outputs(out, meta, summary, runs, retrained, task=a.task))
     return 0
 
 

@@ -182,7 +182,8 @@ def table_md(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> None:
+def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path, task: str = "mnist5k"
+         ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,7 +216,7 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> Non
         ax.axhline(t, color="k", lw=0.8, ls=ls, label=f"target {k} of the reference")
     ax.set_xlabel("search compute (CPU-seconds: trainings + search overhead)")
     ax.set_ylabel("best real reward so far")
-    ax.set_title("mnist5k, MnasNet space: median over seeds, IQR band")
+    ax.set_title(f"{task}, MnasNet space: median over seeds, IQR band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -223,13 +224,14 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> Non
 
 
 def write_outputs(out: Path, meta: dict[str, Any], summary: dict[str, Any],
-                  runs: list[dict[str, Any]], retrained: dict[str, dict]) -> str:
-    """``ablation_mnist5k.{json,md,png}`` in ``out``; returns the table."""
+                  runs: list[dict[str, Any]], retrained: dict[str, dict], task: str = "mnist5k"
+                  ) -> str:
+    """``ablation_TASK.{json,md,png}`` in ``out``; returns the table."""
     md = table_md(summary)
-    (out / "ablation_mnist5k.json").write_text(json.dumps(
+    (out / f"ablation_{task}.json").write_text(json.dumps(
         {**meta, "summary": summary, "retrained": retrained}, indent=1, default=_inf))
-    (out / "ablation_mnist5k.md").write_text(md)
-    plot(runs, summary, out / "ablation_mnist5k.png")
+    (out / f"ablation_{task}.md").write_text(md)
+    plot(runs, summary, out / f"ablation_{task}.png", task)
     return md
 
 

@@ -22,8 +22,10 @@ Commands (from the repository root; resumable: finished trainings are kept in th
 
     python benchmarks/mnist5k_reference.py                # 300 + 20 trainings, ~15 min here
     python benchmarks/mnist5k_reference.py --quick        # 4 + 2 trainings of 1 epoch
+    python benchmarks/mnist5k_reference.py --task fashion # Fashion-MNIST (--data: its folder)
 
-Writes ``results/mnist5k_reference.json``: the settings, the machine, every training, and the
+Writes ``results/mnist5k_reference.json`` (``--task fashion``:
+``fashion_reference.json``): the settings, the machine, every training, and the
 summary (quantile targets, the share of samples reaching each, the rank correlation).
 """
 
@@ -53,13 +55,27 @@ PROXY: dict[str, Any] = {
 }
 """The proxy settings of the issue-20 benchmarks (``TaskConfig`` / ``RewardConfig`` fields)."""
 
+TASKS = {"mnist5k": "mnist5k", "fashion": "idx:{data}"}
+"""``--task``: the dataset of the proxy. ``fashion`` is Fashion-MNIST (issue 20, part 5: a
+harder task), 2,000 of its 60,000 training images at the same settings, read from ``--data``
+(Debian's ``dataset-fashion-mnist`` installs it at ``/usr/share/datasets/fashion-mnist``)."""
+FASHION_DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def proxy_for(task: str, data: str = FASHION_DATA) -> dict[str, Any]:
+    """``PROXY`` with the dataset of ``task`` (a key of ``TASKS``); mnist5k's is ``PROXY``."""
+    if task not in TASKS:
+        raise SystemExit(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+    dataset = TASKS[task].format(data=str(Path(data).expanduser().resolve()))
+    return {**PROXY, "task": {**PROXY["task"], "dataset": dataset}}
+
 QUANTILES = {"top1": 0.99, "top0.2": 0.998}
 
 
-def task_config(**over: Any):
+def task_config(proxy: dict[str, Any] | None = None, **over: Any):
     from fnas.tasks import TaskConfig
 
-    return TaskConfig(**{**PROXY["task"], **over})
+    return TaskConfig(**{**(proxy or PROXY)["task"], **over})
 
 
 def reward_config(**over: Any):
@@ -77,7 +93,8 @@ def architectures(n: int) -> list[str]:
     return [space.decode(space.sample(rng)).to_str() for _ in range(n)]
 
 
-def _train(index: int, arch: str, seed: int, epochs: int | None) -> dict[str, Any]:
+def _train(index: int, arch: str, seed: int, epochs: int | None, proxy: dict[str, Any]
+           ) -> dict[str, Any]:
     import torch
 
     from fnas.tasks import run_rollout
@@ -85,7 +102,8 @@ def _train(index: int, arch: str, seed: int, epochs: int | None) -> dict[str, An
     torch.set_num_threads(1)
     over = {} if epochs is None else {"epochs": epochs}
     t0, c0 = time.perf_counter(), time.thread_time()
-    r = run_rollout(arch, task_config(**over), reward_config(), seed, return_weights=False).result
+    r = run_rollout(arch, task_config(proxy, **over), reward_config(), seed,
+                    return_weights=False).result
     return {"index": index, "arch": arch, "key": r.key, "seed": seed, "status": r.status,
             "message": r.message, "accuracy": r.accuracy, "reward": r.reward, "macs": r.macs,
             "params": r.params, "cpu_s": round(time.thread_time() - c0, 3),
@@ -125,34 +143,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="uniform samples to train")
     ap.add_argument("--retrain", type=int, default=20, help="of them, trained again (seed 2)")
     ap.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
-    ap.add_argument("--out", default=str(HERE / "results" / "mnist5k_reference.json"))
+    ap.add_argument("--task", default="mnist5k", choices=list(TASKS),
+                    help="the proxy's dataset (default mnist5k)")
+    ap.add_argument("--data", default=FASHION_DATA, help="the Fashion-MNIST idx folder")
+    ap.add_argument("--out", default=None, help="default: results/TASK_reference.json")
     ap.add_argument("--quick", action="store_true", help="4 + 2 trainings of 1 epoch")
     a = ap.parse_args(argv)
+    a.out = a.out or str(HERE / "results" / f"{a.task}_reference.json")
+    proxy = proxy_for(a.task, a.data)
     if a.n < 1 or not 0 <= a.retrain <= a.n or a.jobs < 1:
         ap.error("need --n >= 1, 0 <= --retrain <= --n and --jobs >= 1")
     epochs = None
     if a.quick:
         a.n, a.retrain, epochs = 4, 2, 1
-        a.out = str(Path(a.out).with_name("mnist5k_reference_quick.json"))
+        a.out = str(Path(a.out).with_name(f"{a.task}_reference_quick.json"))
     out = Path(a.out)
-    settings = {"proxy": PROXY, "arch_seed": ARCH_SEED, "retrain_seed": RETRAIN_SEED,
+    settings = {"proxy": proxy, "arch_seed": ARCH_SEED, "retrain_seed": RETRAIN_SEED,
                 "epochs_override": epochs}
     data: dict[str, Any] = {"settings": settings, "first": [], "second": []}
     if out.is_file():
         data = json.loads(out.read_text())
         if data.get("settings") != settings:
-            sys.exit(f"mnist5k_reference: {out} was made with other settings; move it away")
+            sys.exit(f"{a.task}_reference: {out} was made with other settings; move it away")
     archs = architectures(a.n)
     done1 = {r["index"] for r in data["first"]}
     done2 = {r["index"] for r in data["second"]}
     jobs = [(i, archs[i], i, "first") for i in range(a.n) if i not in done1]
     jobs += [(i, archs[i], RETRAIN_SEED + i, "second") for i in range(a.retrain)
              if i not in done2]
-    print(f"mnist5k_reference: {len(jobs)} trainings to go ({len(done1)} + {len(done2)} kept)",
+    print(f"{a.task}_reference: {len(jobs)} trainings to go ({len(done1)} + {len(done2)} kept)",
           flush=True)
     t0 = time.time()
     with ProcessPoolExecutor(a.jobs) as pool:
-        futs = {pool.submit(_train, i, arch, seed, epochs): part
+        futs = {pool.submit(_train, i, arch, seed, epochs, proxy): part
                 for i, arch, seed, part in jobs}
         for k, f in enumerate(as_completed(futs), 1):
             data[futs[f]].append(f.result())
