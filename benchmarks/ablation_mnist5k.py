@@ -48,6 +48,7 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py                  # all of it (see docs/BENCHMARKS.md)
     python benchmarks/ablation_mnist5k.py --variants ppo,fnas --seeds 5
     python benchmarks/ablation_mnist5k.py --summarise      # table and plot from the kept runs
+    python benchmarks/ablation_mnist5k.py --no-runs        # the same, retraining new bests
     python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
     python benchmarks/ablation_mnist5k.py --task fashion \\
         --variants random,rea,ppo,fnas,fnas-scratch --seeds 2   # Fashion-MNIST (part 5)
@@ -110,6 +111,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="smoke test: 1 seed, C = 20 s, 1 epoch, tiny sources")
     ap.add_argument("--summarise", action="store_true",
                     help="only the summary, table and plot from finished runs")
+    ap.add_argument("--no-runs", action="store_true",
+                    help="start no run: retrain the bests of the finished runs, then summarise")
     a = ap.parse_args(argv)
     a.reference = a.reference or str(HERE / "results" / f"{a.task}_reference.json")
     a.work = a.work or str(HERE / "results" / f"ablation_{a.task}_work")
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [(v, s) for s in range(max(seeds.values())) for v in variants
             if s < seeds[v] and not (runs_dir / f"{v}-s{s}.json").is_file()]
     t0 = time.time()
-    if todo and not a.summarise:
+    if todo and not (a.summarise or a.no_runs):
         print(f"{len(todo)} runs to go, {a.jobs} at a time", flush=True)
         _schedule(a, todo, runs_dir)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
