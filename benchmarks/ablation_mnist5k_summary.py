@@ -48,9 +48,10 @@ def best_within(curve: list[dict[str, Any]], budget: float) -> dict[str, Any]:
         if _real(row) and (best is None or row["reward"] > best["reward"]):
             best = row
     if best is None:
-        return {"reward": None, "arch": None, "cost_factor": None}
+        return {"reward": None, "arch": None, "cost_factor": None, "macs": None}
     factor = best["reward"] / best["accuracy"] if best["accuracy"] else None
-    return {"reward": best["reward"], "arch": best["arch"], "cost_factor": factor}
+    return {"reward": best["reward"], "arch": best["arch"], "cost_factor": factor,
+            "macs": best.get("macs")}
 
 
 def bootstrap_median(values: list[float], seed: int = 0) -> tuple[float, float, float]:
@@ -89,6 +90,8 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
             "cached": sum("c" in x["flags"] for x in inside),
             "predicted": sum("p" in x["flags"] for x in inside),
             "replayed": sum("r" in x["flags"] for x in inside),
+            "macs_trained": _median([x.get("macs") for x in inside
+                                     if "t" in x["flags"] and _real(x)]),
             "compute_total": c[-1]["compute"] if c else 0.0,
             "learning": _learning(inside)}
     table: dict[str, Any] = {}
@@ -101,7 +104,7 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
             row[k] = {"reached": sum(math.isfinite(x) for x in vals), "median": med,
                       "ci95": [lo, hi], "values": vals}
         for key in ("reward", "retrained_accuracy", "retrained_reward", "trainings",
-                    "cached", "predicted"):
+                    "cached", "predicted", "macs", "macs_trained"):
             row[key] = _stat([p[key] for p in rows if p[key] is not None])
         row["learning"] = _stat([p["learning"]["gain"] for p in rows
                                  if p["learning"]["gain"] is not None])
@@ -114,6 +117,11 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
                                        for k in targets}
     return {"budget": budget, "targets": targets, "table": table, "ratios": ratios,
             "per_run": per_run}
+
+
+def _median(values: list[Any]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.median(vals)) if vals else None
 
 
 def _learning(rows: list[dict[str, Any]], k: int = 16) -> dict[str, Any]:
@@ -153,8 +161,9 @@ def table_md(summary: dict[str, Any]) -> str:
     lines = [f"Compute budget C = {b:.0f} CPU-seconds per run; targets: the reference's "
              + ", ".join(f"{k} = {v:.4f}" for k, v in t.items()) + ".", "",
              f"| variant | runs | {head} | best reward within C | retrained accuracy | "
-             "retrained reward | trainings within C | late - early reward |",
-             "|---|---:|" + "---:|---:|" * len(keys) + "---:|---:|---:|---:|---:|"]
+             "retrained reward | best's MACs (M) | median MACs trained (M) | trainings within C | "
+             "late - early reward |",
+             "|---|---:|" + "---:|---:|" * len(keys) + "---:|---:|---:|---:|---:|---:|---:|"]
 
     def s(x: dict[str, Any] | None, fmt: str = "{:.4f}") -> str:
         if x is None:
@@ -166,6 +175,8 @@ def table_md(summary: dict[str, Any]) -> str:
                            for k in keys)
         lines.append(f"| {v} | {row['runs']} | {cells} | {s(row['reward'])} | "
                      f"{s(row['retrained_accuracy'])} | {s(row['retrained_reward'])} | "
+                     f"{s(_millions(row['macs']), '{:.2f}')} | "
+                     f"{s(_millions(row['macs_trained']), '{:.2f}')} | "
                      f"{s(row['trainings'], '{:.0f}')} | {s(row['learning'], '{:+.4f}')} |")
     if summary["ratios"]:
         lines += ["", "Ratios of median compute to target (baseline / variant; '>' where the "
@@ -180,6 +191,10 @@ def table_md(summary: dict[str, Any]) -> str:
                              f"{'' if x['kind'] == '=' else x['kind'] + ' '}{x['ratio']:.2f}x")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _millions(x: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if x is None else {k: (v / 1e6 if k != "n" else v) for k, v in x.items()}
 
 
 def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path, task: str = "mnist5k"

@@ -74,3 +74,14 @@ def test_learning_gain_compares_first_and_last_trainings(m):
     g = m._learning(run("ppo", 0, pts)["curve"])
     assert g["gain"] == pytest.approx(0.3)
     assert m._learning(run("ppo", 0, pts[:20])["curve"])["gain"] is None  # too few
+
+
+def test_size_of_what_is_trained_counts_trainings_only(m):
+    c = run("fnas", 0, [(10, 0.8, "t"), (20, 0.9, "t"), (30, 0.99, "p"), (40, 0.95, "c")])
+    for row, macs in zip(c["curve"], (2e6, 4e6, 9e6, 1e6), strict=True):
+        row["macs"] = macs
+    summary = m.summarise([c], REFERENCE, 1000.0, {})
+    p = summary["per_run"]["fnas-s0"]
+    assert p["macs"] == 1e6  # the best real result is the cached one
+    assert p["macs_trained"] == 3e6  # median of the two trainings; prediction and cache not
+    assert "| 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] |" in m.table_md(summary)
