@@ -26,7 +26,9 @@ Commands (from the repository root; resumable: finished trainings are kept in th
 
 Writes ``results/mnist5k_reference.json`` (``--task fashion``:
 ``fashion_reference.json``): the settings, the machine, every training, and the
-summary (quantile targets, the share of samples reaching each, the rank correlation).
+summary (quantile targets, the share of samples reaching each, the rank correlation, and
+``size``: what the targets reward, the MACs of the samples reaching each and the accuracy
+each needs at 1.5M, 3M, 6M and the median sample's MACs).
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def _train(index: int, arch: str, seed: int, epochs: int | None, proxy: dict[str
             "wall_s": round(time.perf_counter() - t0, 3)}
 
 
-def summarise(first: list[dict], second: list[dict]) -> dict[str, Any]:
+def summarise(first: list[dict], second: list[dict],
+              reward: dict[str, Any] | None = None) -> dict[str, Any]:
     from scipy.stats import spearmanr
 
     ok = [r for r in first if r["status"] == "ok"]
@@ -135,6 +138,38 @@ def summarise(first: list[dict], second: list[dict]) -> dict[str, Any]:
         out["noise"] = {"pairs": len(pairs), "spearman": float(rho.statistic),
                         "p_value": float(rho.pvalue),
                         "mean_abs_reward_change": float(np.mean(np.abs(np.subtract(a, b))))}
+    if ok and reward is not None:
+        out["size"] = size_breakdown(ok, out["targets"], reward)
+    return out
+
+
+SIZE_PROBES = (1.5e6, 3e6, 6e6)
+"""MACs at which ``size_breakdown`` states the accuracy each target needs."""
+
+
+def size_breakdown(ok: list[dict], targets: dict[str, Any], reward: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """What the quantile targets reward: the MACs of the uniform samples, the MACs of those
+    reaching each target, and the held-out accuracy a network needs to reach each target at a
+    given size (the reward ``accuracy * (MACs / T) ** w`` solved for the accuracy)."""
+    from fnas.tasks.reward import RewardConfig, mnas_reward
+
+    cfg = RewardConfig(**reward)
+    macs = np.array([r["macs"] for r in ok], dtype=float)
+    acc = np.array([r["accuracy"] for r in ok], dtype=float)
+    median = float(np.median(macs))
+    probes = {**{f"{m / 1e6:g}M": m for m in SIZE_PROBES}, "median": median}
+    out: dict[str, Any] = {
+        "macs": {"min": float(macs.min()), "median": median, "max": float(macs.max()),
+                 "share_under_6M": float((macs < 6e6).mean())},
+        "accuracy_max": float(acc.max()), "targets": {}}
+    for name, t in targets.items():
+        hit = [r for r in ok if r["reward"] >= t["reward"] - 1e-12]
+        out["targets"][name] = {
+            "macs_of_samples_reaching": [float(min(r["macs"] for r in hit)),
+                                         float(max(r["macs"] for r in hit))] if hit else None,
+            "accuracy_needed_at": {k: t["reward"] / mnas_reward(1.0, m, cfg)
+                                   for k, m in probes.items()}}
     return out
 
 
@@ -187,14 +222,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"{best:.4f}", flush=True)
     _save(out, data, a)
     s = data["summary"]
-    print(json.dumps({k: s[k] for k in ("targets", "noise") if k in s}, indent=1))
+    print(json.dumps({k: s[k] for k in ("targets", "noise", "size") if k in s}, indent=1))
     return 0
 
 
 def _save(out: Path, data: dict[str, Any], a: argparse.Namespace) -> None:
     data["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
                        "jobs": a.jobs, "python": platform.python_version()}
-    data["summary"] = summarise(data["first"], data["second"])
+    reward = data["settings"]["proxy"]["reward"]
+    data["summary"] = summarise(data["first"], data["second"], reward)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))

@@ -85,3 +85,26 @@ def test_size_of_what_is_trained_counts_trainings_only(m):
     assert p["macs"] == 1e6  # the best real result is the cached one
     assert p["macs_trained"] == 3e6  # median of the two trainings; prediction and cache not
     assert "| 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] |" in m.table_md(summary)
+
+
+def test_reference_size_breakdown_solves_the_reward_for_the_accuracy_needed():
+    path = SCRIPT.with_name("mnist5k_reference.py")
+    spec = importlib.util.spec_from_file_location("mnist5k_reference", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    from fnas.tasks.reward import RewardConfig, mnas_reward
+
+    reward = {"metric": "macs", "target": 8e6}
+    cfg = RewardConfig(**reward)
+    ok = [{"macs": m, "accuracy": a, "reward": mnas_reward(a, m, cfg)}
+          for m, a in [(4e6, 0.90), (8e6, 0.93), (16e6, 0.97), (2e6, 0.80)]]
+    targets = {"t": {"reward": ok[0]["reward"]}}  # only the 4M sample reaches it
+    s = ref.size_breakdown(ok, targets, reward)
+    assert s["macs"]["min"] == 2e6 and s["macs"]["median"] == 6e6
+    assert s["macs"]["share_under_6M"] == 0.5 and s["accuracy_max"] == 0.97
+    t = s["targets"]["t"]
+    assert t["macs_of_samples_reaching"] == [4e6, 4e6]
+    for key, macs in [("1.5M", 1.5e6), ("6M", 6e6), ("median", 6e6)]:
+        need = t["accuracy_needed_at"][key]
+        assert mnas_reward(need, macs, cfg) == pytest.approx(ok[0]["reward"])
+    assert t["accuracy_needed_at"]["1.5M"] < 0.90 < t["accuracy_needed_at"]["6M"]
