@@ -9,6 +9,12 @@ MnasNet's soft reward on multiply-adds with target 8M):
    - ``macs4m``: an fnas search on the same proxy task with another objective (MACs target
      4M instead of 8M), seed 1000, compute C. Its real results (accuracy and MACs, re-scored
      with the new reward) teach the critic, and its trained blocks fill the pool.
+     NOTE: under the soft reward (alpha = beta = -0.07) another target T multiplies every
+     reward by the same constant, ``(4M / 8M) ** 0.07``: ``macs4m`` optimises the same ranking
+     of architectures as the runs, so it is an earlier search of the same objective.
+   - ``acc``: an fnas search on the same proxy task for accuracy alone (no MACs term), seed
+     1000, compute C: an objective that really differs (it prefers large networks), so what
+     transfers from it is knowledge of the images and the space, not of the reward.
    - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
      the hard case of issue 10, where the knowledge did not transfer.
 2. **Variants**, each run in its own copy of its source's store (no run sees another's):
@@ -24,6 +30,7 @@ MnasNet's soft reward on multiply-adds with target 8M):
    fnas-nopool    fnas     off    on     macs4m     3
    fnas-frozen    fnas     on     on     macs4m     3   frozen uniform policy (screening only)
    fnas-digits    fnas     on     on     digits     3   knowledge from digits (hard case)
+   fnas-acc       fnas     on     on     acc        5   knowledge of another objective
    ============== ======== ===== ====== ======== =====================================
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
@@ -86,6 +93,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-frozen": {"strategy": "fnas", "source": "macs4m", "seeds": 3,
                     "fnas": {"screen": {"policy": "frozen"}}},
     "fnas-digits": {"strategy": "fnas", "source": "digits", "seeds": 3},
+    "fnas-acc": {"strategy": "fnas", "source": "acc", "seeds": 5},
 }
 SOURCE_SEED = 1000
 
@@ -189,10 +197,10 @@ def source(a: argparse.Namespace, name: str) -> Path:
         return path
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    if name == "macs4m":
+    if name in ("macs4m", "acc"):
         cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none",
-                      reward=reward_config(target=4e6))
-        r = _search(a, path, "source-macs4m", cfg, a.budget)
+                      reward=reward_config(target=4e6 if name == "macs4m" else None))
+        r = _search(a, path, f"source-{name}", cfg, a.budget)
     else:
         from fnas.search import SearchConfig
         from fnas.tasks import TaskConfig
