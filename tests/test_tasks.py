@@ -36,6 +36,18 @@ def test_reward_soft_and_hard():
             RewardConfig(**bad)
 
 
+def test_soft_target_only_scales_the_reward_and_the_hard_one_reorders():
+    """What the docs say of the target: soft searches with different targets rank alike."""
+    nets = [(0.97, 12e6), (0.93, 5e6), (0.85, 1.5e6)]
+    def order(cfg):
+        return sorted(range(3), key=lambda i: mnas_reward(*nets[i], cfg))
+    soft4, soft8 = RewardConfig("macs", 4e6), RewardConfig("macs", 8e6)
+    ratios = {mnas_reward(a, m, soft4) / mnas_reward(a, m, soft8) for a, m in nets}
+    assert max(ratios) == pytest.approx(min(ratios)) == pytest.approx(0.5 ** 0.07)
+    assert order(soft4) == order(soft8)
+    assert order(RewardConfig("macs", 4e6, "hard")) != order(RewardConfig("macs", 20e6, "hard"))
+
+
 def test_task_config_validation_and_signature():
     for bad in (dict(epochs=0), dict(batch_size=1), dict(lr=-1.0), dict(val_fraction=1.0),
                 dict(device="nonsense")):

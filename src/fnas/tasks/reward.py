@@ -2,7 +2,9 @@
 
 ``w = alpha`` if ``COST <= T`` else ``beta``. The soft constraint (alpha = beta = -0.07, the
 paper's default) trades about 5% of accuracy for 2x of cost on either side of the target; the
-hard constraint (alpha = 0, beta = -1) only penalises architectures over the target.
+hard constraint (alpha = 0, beta = -1) only penalises architectures over the target. Under
+the soft constraint the target only scales every reward by ``T ** 0.07``: the ranking of
+architectures does not depend on it.
 The cost is the measured latency in milliseconds or the analytic multiply-adds.
 """
 
