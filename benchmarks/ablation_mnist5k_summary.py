@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
-          ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"))
+          ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"),
+          ("ppo", "fnas-acc"), ("rea", "fnas-acc"), ("fnas-scratch", "fnas-acc"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 
