@@ -13,8 +13,9 @@ MnasNet's soft reward on multiply-adds with target 8M):
      reward by the same constant, ``(4M / 8M) ** 0.07``: ``macs4m`` optimises the same ranking
      of architectures as the runs, so it is an earlier search of the same objective.
    - ``acc``: an fnas search on the same proxy task for accuracy alone (no MACs term), seed
-     1000, compute C: an objective that really differs (it prefers large networks), so what
-     transfers from it is knowledge of the images and the space, not of the reward.
+     1000, compute C: an objective that really differs (it prefers large networks). What
+     transfers is its measurements (accuracy and MACs, re-scored with the runs' reward), not
+     its ranking.
    - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
      the hard case of issue 10, where the knowledge did not transfer.
 2. **Variants**, each run in its own copy of its source's store (no run sees another's):
