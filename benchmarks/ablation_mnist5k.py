@@ -16,6 +16,12 @@ MnasNet's soft reward on multiply-adds with target 8M):
      1000, compute C: an objective that really differs (it prefers large networks). What
      transfers is its measurements (accuracy and MACs, re-scored with the runs' reward), not
      its ranking.
+   - ``res14``: an fnas search on the same images at another resolution (mnist5k at 14x14,
+     the runs' reward), seed 1000, compute C: a cheap low-resolution search a user may have
+     run first (issue 20, part 4). Its trainings cost about a quarter of the runs', and its
+     MACs are about a quarter too; under the soft reward a common MACs factor is a common
+     reward factor, so the re-scored ranking is its 14x14 accuracy traded against size. Its
+     blocks (trained at 14x14) fill the pool.
    - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
      the hard case of issue 10, where the knowledge did not transfer.
 2. **Variants**, each run in its own copy of its source's store (no run sees another's):
@@ -32,6 +38,7 @@ MnasNet's soft reward on multiply-adds with target 8M):
    fnas-frozen    fnas     on     on     macs4m     3   frozen uniform policy (screening only)
    fnas-digits    fnas     on     on     digits     3   knowledge from digits (hard case)
    fnas-acc       fnas     on     on     acc        5   knowledge of another objective
+   fnas-res14     fnas     on     on     res14      5   knowledge at another resolution
    ============== ======== ===== ====== ======== =====================================
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
@@ -95,6 +102,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     "fnas": {"screen": {"policy": "frozen"}}},
     "fnas-digits": {"strategy": "fnas", "source": "digits", "seeds": 3},
     "fnas-acc": {"strategy": "fnas", "source": "acc", "seeds": 5},
+    "fnas-res14": {"strategy": "fnas", "source": "res14", "seeds": 5},
 }
 SOURCE_SEED = 1000
 
@@ -202,6 +210,9 @@ def source(a: argparse.Namespace, name: str) -> Path:
         cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none",
                       reward=reward_config(target=4e6 if name == "macs4m" else None))
         r = _search(a, path, f"source-{name}", cfg, a.budget)
+    elif name == "res14":
+        cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none", task=_task(a, image_size=14))
+        r = _search(a, path, "source-res14", cfg, a.budget)
     else:
         from fnas.search import SearchConfig
         from fnas.tasks import TaskConfig

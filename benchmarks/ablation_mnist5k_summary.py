@@ -19,7 +19,8 @@ import numpy as np
 
 RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
           ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"),
-          ("ppo", "fnas-acc"), ("rea", "fnas-acc"), ("fnas-scratch", "fnas-acc"))
+          ("ppo", "fnas-acc"), ("rea", "fnas-acc"), ("fnas-scratch", "fnas-acc"),
+          ("ppo", "fnas-res14"), ("rea", "fnas-res14"), ("fnas-scratch", "fnas-res14"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 

@@ -22,7 +22,7 @@ def test_mnas_space_shape():
     assert space.size == (4 * 2 * 2 * 3 * 3 * 3) ** 7
 
 
-@pytest.mark.parametrize("input_size", [8, 28, 32, 224])
+@pytest.mark.parametrize("input_size", [8, 14, 28, 32, 224])
 def test_decisions_round_trip(input_size):
     space = mnas_space(input_size)
     rng = np.random.default_rng(1)
@@ -47,8 +47,24 @@ def test_variants_change_widths_not_decisions():
     assert small.decode(idx).to_str() != big.decode(idx).to_str()
 
 
+def test_half_resolution_variant_shares_28s_weights_at_a_quarter_of_the_macs():
+    """14x14 is 28x28's layout at half resolution: knowledge and pooled blocks carry over."""
+    from fnas.space.cost import arch_cost
+
+    half, full = mnas_space(14), mnas_space(28)
+    assert half.decision_signature == full.decision_signature
+    assert half.signature != full.signature
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        idx = half.sample(rng)
+        a, b = half.decode(idx), full.decode(idx)
+        assert a.blocks == b.blocks  # same channels and strides: the same weights
+        ratio = arch_cost(a, 14, 1, 10).macs / arch_cost(b, 28, 1, 10).macs
+        assert 0.2 < ratio < 0.35, ratio
+
+
 def test_filter_choices_stay_distinct():
-    for size in (8, 28, 32, 224):
+    for size in (8, 14, 28, 32, 224):
         space = mnas_space(size)
         for i in range(7):
             chs = set()

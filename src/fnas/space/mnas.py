@@ -12,8 +12,11 @@ filters    0.75, 1.0 or 1.25 x MobileNetV2's [16, 24, 32, 64, 96, 160, 320]
 layers     -1, 0 or +1 on MobileNetV2's [1, 2, 3, 4, 3, 3, 1]
 =========  ==============================================================================
 
-Input-size variants (8x8 digits, 28x28 MNIST, 32x32 CIFAR, 224x224 ImageNet) change only the
-stem stride, block strides, width multiplier and head width, never the decisions.
+Input-size variants (8x8 digits, 14x14 half-resolution MNIST, 28x28 MNIST, 32x32 CIFAR, 224x224
+ImageNet) change only the stem stride, block strides, width multiplier and head width, never the
+decisions. The 14x14 variant is the 28x28 one at half resolution (same channels and strides, so
+the same weights; about a quarter of the multiply-adds): a cheap low-resolution search whose
+results and pooled blocks carry over to 28x28.
 
 NOTE (departures, all deliberate):
 - A block never has 0 layers: ``layers = max(1, base + delta)``. For the two single-layer
@@ -80,6 +83,7 @@ MNAS_VARIANTS: dict[int, MnasVariant] = {
     224: MnasVariant(224, 32, 2, (1, 2, 2, 2, 1, 2, 1), 1.0, 1280, 4),  # 224 -> 7
     32: MnasVariant(32, 16, 1, (1, 1, 2, 2, 1, 2, 1), 0.5, 640, 2),  # 32 -> 4
     28: MnasVariant(28, 16, 2, (1, 1, 2, 1, 1, 2, 1), 0.5, 320, 2),  # 28 -> 14 -> 4
+    14: MnasVariant(14, 16, 2, (1, 1, 2, 1, 1, 2, 1), 0.5, 320, 2),  # 14 -> 7 -> 2: 28's layout
     8: MnasVariant(8, 16, 1, (1, 1, 2, 1, 1, 2, 1), 0.5, 320, 2),  # 8 -> 2
 }
 
@@ -98,7 +102,7 @@ def _block_filters(v: MnasVariant, i: int, ratio: float) -> int:
 
 
 def mnas_space(input_size: int = 224) -> FactorizedSpace:
-    """The MnasNet space for ``input_size`` (224, 32, 28 or 8).
+    """The MnasNet space for ``input_size`` (224, 32, 28, 14 or 8).
 
     Raises:
         ConfigError: no variant exists for ``input_size``.
