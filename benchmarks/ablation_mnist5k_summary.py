@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mnist5k_reference import reaches  # noqa: E402
 
 RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
           ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"),
@@ -35,7 +39,7 @@ def reach(curve: list[dict[str, Any]], target: float, budget: float) -> float:
     for row in curve:
         if row["compute"] > budget:
             break
-        if _real(row) and row["reward"] >= target - 1e-12:
+        if _real(row) and reaches(row["reward"], target):
             return row["compute"]
     return math.inf
 

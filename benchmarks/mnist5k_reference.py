@@ -112,6 +112,12 @@ def _train(index: int, arch: str, seed: int, epochs: int | None, proxy: dict[str
             "wall_s": round(time.perf_counter() - t0, 3)}
 
 
+def reaches(reward: Any, target: float) -> Any:
+    """Whether ``reward`` (a float or an array) reaches ``target``, up to float rounding: the
+    one test of reaching a target, for the reference and the ablation alike."""
+    return reward >= target - 1e-12
+
+
 def summarise(first: list[dict], second: list[dict],
               reward: dict[str, Any] | None = None) -> dict[str, Any]:
     from scipy.stats import spearmanr
@@ -127,7 +133,7 @@ def summarise(first: list[dict], second: list[dict],
     for name, q in QUANTILES.items():
         t = float(np.quantile(rewards, q)) if len(ok) else None
         out["targets"][name] = {"quantile": q, "reward": t,
-                                "samples_reaching": int((rewards >= t - 1e-12).sum())
+                                "samples_reaching": int(reaches(rewards, t).sum())
                                 if t is not None else 0}
     by_index = {r["index"]: r for r in first}
     pairs = [(by_index[r["index"]]["reward"], r["reward"]) for r in second
@@ -164,7 +170,7 @@ def size_breakdown(ok: list[dict], targets: dict[str, Any], reward: dict[str, An
                  "share_under_6M": float((macs < 6e6).mean())},
         "accuracy_max": float(acc.max()), "targets": {}}
     for name, t in targets.items():
-        hit = [r for r in ok if r["reward"] >= t["reward"] - 1e-12]
+        hit = [r for r in ok if reaches(r["reward"], t["reward"])]
         out["targets"][name] = {
             "macs_of_samples_reaching": [float(min(r["macs"] for r in hit)),
                                          float(max(r["macs"] for r in hit))] if hit else None,
