@@ -69,6 +69,22 @@ def test_summary_table_ratios_and_censoring(m):
     assert "| ppo | 5 | 3/5 | 500 [" in md and "> 1000" in md and "> 5.00x" in md
 
 
+def test_post_hoc_targets_are_the_reference_best_and_reas_final_best(m):
+    ref = {"summary": {**REFERENCE["summary"], "reward": {"max": 0.97}}}
+    runs = []
+    for s in range(3):  # rea ends at 0.96, 0.98, 0.99 (median 0.98); fnas reaches 0.98 at 300
+        runs.append(run("rea", s, [(100, 0.9, "t"), (800, (0.96, 0.98, 0.99)[s], "t")]))
+        runs.append(run("fnas", s, [(100, 0.975, "t"), (300, 0.98, "t")]))
+    post = m.summarise(runs, ref, 1000.0, {})["post_hoc"]
+    assert post["targets"] == {"reference_max": 0.97, "rea_final": 0.98}
+    assert post["table"]["fnas"]["reference_max"]["median"] == 100
+    assert post["table"]["fnas"]["rea_final"]["median"] == 300
+    assert post["table"]["rea"]["rea_final"]["reached"] == 2
+    assert "| fnas | 3/3 | 100 [100, 100] | 3/3 | 300 [300, 300] |" in m.table_md(
+        m.summarise(runs, ref, 1000.0, {}))
+    assert m.summarise(runs[1::2], REFERENCE, 1000.0, {})["post_hoc"]["targets"] == {}
+
+
 def test_learning_gain_compares_first_and_last_trainings(m):
     pts = [(i, 0.5, "t") for i in range(16)] + [(16 + i, 0.8, "t") for i in range(16)]
     g = m._learning(run("ppo", 0, pts)["curve"])
