@@ -66,7 +66,7 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --no-runs        # the same, retraining new bests
     python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
     python benchmarks/ablation_mnist5k.py --task fashion \\
-        --variants random,rea,ppo,fnas,fnas-scratch --seeds 2   # Fashion-MNIST (part 5)
+        --variants random,rea,ppo,fnas,fnas-scratch --seeds 3   # Fashion-MNIST (part 5)
 
 Machine: recorded in the JSON. Seeds: run seeds 0..4 (0..2 for the 3-seed variants), sources
 1000; rollouts are deterministic on CPU for a given seed. Spread: bootstrap interval and range.
