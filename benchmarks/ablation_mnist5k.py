@@ -22,6 +22,8 @@ MnasNet's soft reward on multiply-adds with target 8M):
      MACs are about a quarter too; under the soft reward a common MACs factor is a common
      reward factor, so the re-scored ranking is its 14x14 accuracy traded against size. Its
      blocks (trained at 14x14) fill the pool.
+   - ``res14q``: the same as ``res14`` stopped at a quarter of the compute (C / 4): is a
+     short low-resolution search first cheaper in total than a search from scratch?
    - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
      the hard case of issue 10, where the knowledge did not transfer.
 2. **Variants**, each run in its own copy of its source's store (no run sees another's):
@@ -39,6 +41,7 @@ MnasNet's soft reward on multiply-adds with target 8M):
    fnas-digits    fnas     on     on     digits     3   knowledge from digits (hard case)
    fnas-acc       fnas     on     on     acc        5   knowledge of another objective
    fnas-res14     fnas     on     on     res14      5   knowledge at another resolution
+   fnas-res14q    fnas     on     on     res14q     5   the same from a source of C / 4
    ============== ======== ===== ====== ======== =====================================
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
@@ -103,6 +106,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-digits": {"strategy": "fnas", "source": "digits", "seeds": 3},
     "fnas-acc": {"strategy": "fnas", "source": "acc", "seeds": 5},
     "fnas-res14": {"strategy": "fnas", "source": "res14", "seeds": 5},
+    "fnas-res14q": {"strategy": "fnas", "source": "res14q", "seeds": 5},
 }
 SOURCE_SEED = 1000
 
@@ -210,9 +214,9 @@ def source(a: argparse.Namespace, name: str) -> Path:
         cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none",
                       reward=reward_config(target=4e6 if name == "macs4m" else None))
         r = _search(a, path, f"source-{name}", cfg, a.budget)
-    elif name == "res14":
+    elif name in ("res14", "res14q"):
         cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none", task=_task(a, image_size=14))
-        r = _search(a, path, "source-res14", cfg, a.budget)
+        r = _search(a, path, f"source-{name}", cfg, a.budget / (4 if name == "res14q" else 1))
     else:
         from fnas.search import SearchConfig
         from fnas.tasks import TaskConfig
@@ -239,7 +243,11 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
     over = {k: v[k] for k in ("pool", "replay", "fnas") if k in v}
     cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
     r = _search(a, store_dir, f"{variant}-s{seed}", cfg, a.budget)
-    return {"variant": variant, "seed": seed, "source": v.get("source"), **r}
+    # what the source itself cost, so that "source + run" can be read from the run's JSON
+    made = json.loads((src / "source.json").read_text()) if src is not None else None
+    spent = made["curve"][-1]["compute"] if made and made["curve"] else None
+    return {"variant": variant, "seed": seed, "source": v.get("source"),
+            "source_cpu_s": spent, **r}
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
