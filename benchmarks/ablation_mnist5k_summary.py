@@ -24,7 +24,8 @@ from mnist5k_reference import reaches  # noqa: E402
 RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
           ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"),
           ("ppo", "fnas-acc"), ("rea", "fnas-acc"), ("fnas-scratch", "fnas-acc"),
-          ("ppo", "fnas-res14"), ("rea", "fnas-res14"), ("fnas-scratch", "fnas-res14"))
+          ("ppo", "fnas-res14"), ("rea", "fnas-res14"), ("fnas-scratch", "fnas-res14"),
+          ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 
@@ -121,7 +122,33 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
     out = {"budget": budget, "targets": targets, "table": table, "ratios": ratios,
            "per_run": per_run}
     out["post_hoc"] = stricter(runs, out, reference)
+    out["with_source"] = with_source(runs, out)
     return out
+
+
+def with_source(runs: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    """Compute to every target (pre-registered and post hoc) counting what the run's knowledge
+    source cost, ``source_cpu_s`` (recorded by runs since 2026-12-01): is a source built for
+    the purpose cheaper in total than fnas from scratch? Variants without a recorded source
+    cost are left out; ``vs_scratch`` is fnas-scratch's median / this median."""
+    targets = {**summary["targets"], **(summary.get("post_hoc") or {}).get("targets", {})}
+    scratch = [r for r in runs if r["variant"] == "fnas-scratch"]
+    base = {k: float(np.median([reach(r["curve"], t, summary["budget"]) for r in scratch]))
+            for k, t in targets.items()} if scratch else {}
+    table: dict[str, Any] = {}
+    for v in summary["table"]:
+        rs = [r for r in runs if r["variant"] == v and r.get("source_cpu_s") is not None]
+        if not rs or len(rs) < summary["table"][v]["runs"]:
+            continue
+        row: dict[str, Any] = {"source_cpu_s": float(np.median([r["source_cpu_s"] for r in rs]))}
+        for k, t in targets.items():
+            cell = _reach_cell([r["source_cpu_s"] + reach(r["curve"], t, summary["budget"])
+                                for r in rs])
+            if k in base:
+                cell["vs_scratch"] = _ratio(base[k], cell["median"], summary["budget"])
+            row[k] = cell
+        table[v] = row
+    return {"targets": targets, "table": table}
 
 
 def _reach_cell(vals: list[float]) -> dict[str, Any]:
@@ -229,7 +256,31 @@ def table_md(summary: dict[str, Any]) -> str:
             lines.append(f"| {v} | " + " | ".join(
                 f"{row[k]['reached']}/{len(row[k]['values'])} | {_fmt_reach(row[k], b)}"
                 for k in pk) + " |")
+    lines += _with_source_md(summary)
     return "\n".join(lines) + "\n"
+
+
+def _with_source_md(summary: dict[str, Any]) -> list[str]:
+    ws = summary.get("with_source") or {}
+    if not ws.get("table"):
+        return []
+    keys, b = list(ws["targets"]), summary["budget"]
+
+    def vs(c: dict[str, Any]) -> str:
+        x = c.get("vs_scratch")
+        if x is None or x["ratio"] is None:
+            return "-"
+        return f"{'' if x['kind'] == '=' else x['kind'] + ' '}{x['ratio']:.2f}x"
+
+    lines = ["", "Counting the knowledge source's own compute (source + run; a miss within the "
+             "run's C is > C; fnas-scratch / this, medians):", "",
+             "| variant | source CPU-s | " + " | ".join(
+                 f"source + run to {k} | fnas-scratch / it" for k in keys) + " |",
+             "|---|---:|" + "---:|---:|" * len(keys)]
+    for v, row in ws["table"].items():
+        lines.append(f"| {v} | {row['source_cpu_s']:.0f} | " + " | ".join(
+            f"{_fmt_reach(row[k], b)} | {vs(row[k])}" for k in keys) + " |")
+    return lines
 
 
 def _millions(x: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -6,10 +6,35 @@ OpenMP's spinning threads slow each other many times over (an 8-architecture tes
 28 s at one thread, several minutes at two, on a loaded 2-core VM). One thread per process,
 inherited by every subprocess, keeps the suite's run time independent of what else the
 machine does. A value the caller set is kept.
+
+``bench_script`` loads a benchmark script as a module for the tests of its metrics.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@functools.cache
+def _load_benchmark(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """``bench_script("ablation_real")``: a script of ``benchmarks/`` loaded as a module, once
+    per session (the scripts are not a package), so tests can call its functions."""
+    return _load_benchmark

@@ -4,20 +4,13 @@ censoring, speed-up, and that a critic's prediction never counts as a reached re
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_real.py"
-
 
 @pytest.fixture(scope="module")
-def ab():
-    spec = importlib.util.spec_from_file_location("ablation_real", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def ab(bench_script):
+    return bench_script("ablation_real")
 
 
 def run(variant, seed, points, trainings=None):

@@ -4,22 +4,16 @@ prediction nor a failed training counts as a reached reward."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_mnist5k_summary.py"
 REFERENCE = {"summary": {"targets": {"top1": {"reward": 0.9}, "top0.2": {"reward": 0.95}}}}
 
 
 @pytest.fixture(scope="module")
-def m():
-    spec = importlib.util.spec_from_file_location("ablation_mnist5k_summary", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def m(bench_script):
+    return bench_script("ablation_mnist5k_summary")
 
 
 def run(variant, seed, points):
@@ -85,6 +79,27 @@ def test_post_hoc_targets_are_the_reference_best_and_reas_final_best(m):
     assert m.summarise(runs[1::2], REFERENCE, 1000.0, {})["post_hoc"]["targets"] == {}
 
 
+def test_with_source_adds_the_sources_compute_and_compares_with_scratch(m):
+    runs = []
+    for s in range(3):  # the source cost 200; its runs reach top1 at 10, top0.2 never
+        r = run("fnas-res14q", s, [(10, 0.92, "t"), (20, 0.93, "t")])
+        runs.append({**r, "source": "res14q", "source_cpu_s": 200.0})
+        runs.append(run("fnas-scratch", s, [(300, 0.91, "t"), (600, 0.96, "t")]))
+        # a variant whose runs do not record their source's cost is left out
+        runs.append({**run("fnas", s, [(4, 0.99, "t")]), "source": "macs4m"})
+    summary = m.summarise(runs, REFERENCE, 1000.0, {})
+    ws = summary["with_source"]
+    assert set(ws["table"]) == {"fnas-res14q"}
+    row = ws["table"]["fnas-res14q"]
+    assert row["source_cpu_s"] == 200.0
+    assert row["top1"]["values"] == [210.0] * 3 and row["top1"]["median"] == 210.0
+    assert row["top1"]["vs_scratch"] == {"ratio": pytest.approx(300 / 210), "kind": "="}
+    assert row["top0.2"]["median"] == math.inf  # a miss stays a miss, source or not
+    assert row["top0.2"]["vs_scratch"]["kind"] == "<"
+    md = m.table_md(summary)
+    assert "| fnas-res14q | 200 | 210 [210, 210] | 1.43x |" in md
+
+
 def test_learning_gain_compares_first_and_last_trainings(m):
     pts = [(i, 0.5, "t") for i in range(16)] + [(16 + i, 0.8, "t") for i in range(16)]
     g = m._learning(run("ppo", 0, pts)["curve"])
@@ -103,11 +118,8 @@ def test_size_of_what_is_trained_counts_trainings_only(m):
     assert "| 1.00 [1.00, 1.00] | 3.00 [3.00, 3.00] |" in m.table_md(summary)
 
 
-def test_reference_size_breakdown_solves_the_reward_for_the_accuracy_needed():
-    path = SCRIPT.with_name("mnist5k_reference.py")
-    spec = importlib.util.spec_from_file_location("mnist5k_reference", path)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+def test_reference_size_breakdown_solves_the_reward_for_the_accuracy_needed(bench_script):
+    ref = bench_script("mnist5k_reference")
     from fnas.tasks.reward import RewardConfig, mnas_reward
 
     reward = {"metric": "macs", "target": 8e6}

@@ -3,21 +3,13 @@ store's results through the same gathering as a search (issue 20, part 4)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "knowledge_quality.py"
-
 
 @pytest.fixture(scope="module")
-def kq():
-    spec = importlib.util.spec_from_file_location("knowledge_quality", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def kq(bench_script):
+    return bench_script("knowledge_quality")
 
 
 def test_scores_reward_a_ranking_by_its_top_picks(kq):
