@@ -156,6 +156,9 @@ def test_cli_nested_settings_from_a_file_set_and_the_flags(tmp_path):
     assert cfg.replay_cfg == ReplayConfig(share=0.25, correction=False, capacity=64)
     assert (cfg.reward.target, cfg.task.epochs) == (3, 2)
     assert config("--target-macs", "5", "--set", "reward.target=3").reward.target == 5e6
+    assert config("--set", "task.image_size=20").task.image_size == 20
+    sized = config("--task", "mnist5k", "--image-size", "14", "--set", "task.image_size=20")
+    assert (sized.task.dataset, sized.task.image_size) == ("mnist5k", 14)  # the flag wins
     for argv, needle in ((["--set", "fnas.screen.kapa=1"], "['fnas.screen.kapa']"),
                          (["--set", "rea.sample=x"], "rea.sample='x': expected int"),
                          (["--set", "kappa"], "expected KEY=VALUE"),

@@ -38,7 +38,7 @@ from fnas.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
-_NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "device",
+_NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "image_size", "device",
                  "target_latency", "target_macs", "hard", "seed", "name", "knowledge",
                  "knowledge_as",
                  "no_critic", "imagined", "acquisition", "candidates", "mutants", "policy",
@@ -86,6 +86,9 @@ def _arguments(s: argparse.ArgumentParser) -> None:
               metavar="N")
     add_field(s, "--batch", c, "batch", given_only=True, type=positive_int)
     add_field(s, "--epochs", TaskConfig, "epochs", given_only=True, type=positive_int)
+    add_field(s, "--image-size", TaskConfig, "image_size", given_only=True, type=positive_int,
+              metavar="PX", help="resize the task's images to PX x PX (default: the dataset's "
+              "own; folders 32); the space follows, e.g. a 14x14 search first (docs/GUIDE.md)")
     add_field(s, "--device", TaskConfig, "device", given_only=True)
     reward_args(s, default_none=True)
     add_field(s, "--seed", c, "seed", given_only=True, type=seed)
@@ -122,7 +125,8 @@ def config_from_args(args: argparse.Namespace):
                                            "max_samples")
              if getattr(args, k) is not None}
     task = {k: v for k, v in (("dataset", args.task), ("epochs", args.epochs),
-                              ("device", args.device)) if v is not None}
+                              ("image_size", args.image_size), ("device", args.device))
+            if v is not None}
     for name, table in (("task", task), ("replay_cfg", replay_from_args(args)),
                         ("fnas", fnas_from_args(args))):
         if table:
