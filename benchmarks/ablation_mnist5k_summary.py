@@ -296,7 +296,10 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path, task: 
 
     grid = np.linspace(0, summary["budget"], 200)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, v in enumerate(summary["table"]):
+    names = list(summary["table"])
+    palette = [f"C{i}" for i in range(10)] + ["black", "lime", "navy", "gold", "teal"]
+    colours = [palette[i % len(palette)] for i in range(len(names))]  # 15 distinct ones
+    for i, v in enumerate(names):
         rs = [r for r in runs if r["variant"] == v]
         m = np.full((len(rs), len(grid)), np.nan)
         for j, r in enumerate(rs):
@@ -313,17 +316,17 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path, task: 
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(m, 0)
             lo, hi = np.nanpercentile(m, 25, 0), np.nanpercentile(m, 75, 0)
-        ax.plot(grid, med, color=f"C{i}", label=f"{v} (n={len(rs)})",
+        ax.plot(grid, med, color=colours[i], label=f"{v} (n={len(rs)})",
                 ls="-" if v.startswith("fnas") else "--")
         if len(rs) > 1:
-            ax.fill_between(grid, lo, hi, color=f"C{i}", alpha=0.12, linewidth=0)
+            ax.fill_between(grid, lo, hi, color=colours[i], alpha=0.12, linewidth=0)
     for (k, t), ls in zip(summary["targets"].items(), (":", "-."), strict=False):
         ax.axhline(t, color="k", lw=0.8, ls=ls, label=f"target {k} of the reference")
     ax.set_xlabel("search compute (CPU-seconds: trainings + search overhead)")
     ax.set_ylabel("best real reward so far")
     ax.set_title(f"{task}, MnasNet space: median over seeds, IQR band")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
