@@ -8,6 +8,12 @@ inherited by every subprocess, keeps the suite's run time independent of what el
 machine does. A value the caller set is kept.
 
 ``bench_script`` loads a benchmark script as a module for the tests of its metrics.
+
+``local_ray`` is one local Ray for the whole test session (about 5 s to start), started the
+way ``RayExecutor`` starts one (loopback only), so that every in-process Ray test joins it
+instead of starting and stopping its own; ``test_ray_resume`` still starts and stops its own
+in the subprocesses it kills and resumes. Tests that use it carry the ``xdist_group("ray")``
+mark, so that under ``pytest -n 2`` they run in one worker and share its Ray.
 """
 
 from __future__ import annotations
@@ -38,3 +44,17 @@ def bench_script():
     """``bench_script("ablation_real")``: a script of ``benchmarks/`` loaded as a module, once
     per session (the scripts are not a package), so tests can call its functions."""
     return _load_benchmark
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with 2 CPUs for the session, started by fnas's own ``RayExecutor`` (which
+    binds it to the loopback interface); a ``RayExecutor()`` made in a test joins it and
+    leaves it running when closed. Stopped at the end of the session."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+    from fnas.search.executors import RayExecutor
+
+    owner = RayExecutor(parallel=2)
+    assert ray.is_initialized()
+    yield ray
+    owner.close()

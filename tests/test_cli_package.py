@@ -18,6 +18,8 @@ from fnas.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# the module fixture trains once: under pytest -n 2 one worker runs the module
+pytestmark = pytest.mark.xdist_group("cli_package")
 ARCH = "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24_se0.25 | cn_r1_k1_s1_c64"
 POOL_ARCH = "cn_r1_k3_s1_c16 | ir_r2_k3_s2_e3_c24_poolskip | ds_r1_k5_s1_e1_c24 | cn_r1_k1_s1_c32"
 

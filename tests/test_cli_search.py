@@ -1,4 +1,7 @@
-"""``fnas search/runs/show`` as a user runs them, with real training on digits and a kill -9."""
+"""``fnas search/runs/show`` as a user runs them, with real training on digits and a kill -9.
+
+The smoke test trains at full size; the others train for real on 100 digits images
+(``tests/fast.py``), since their subject is the bookkeeping around the trainings."""
 
 import json
 import os
@@ -10,9 +13,12 @@ import time
 
 import pytest
 
+from fast import TINY_SET
+
 pytestmark = pytest.mark.slow  # real searches in subprocesses
 
-SEARCH = ["search", "--epochs", "1", "--batch", "2", "--no-progress"]
+FULL = ["search", "--epochs", "1", "--batch", "2", "--no-progress"]
+SEARCH = [*FULL, *TINY_SET]
 
 
 def fnas(*args, **kw):
@@ -22,7 +28,7 @@ def fnas(*args, **kw):
 
 def test_search_smoke_then_runs_and_show(tmp_path):
     store = str(tmp_path / "s")
-    p = fnas(*SEARCH, "--budget", "4", "--store", store, "--name", "smoke",
+    p = fnas(*FULL, "--budget", "4", "--store", store, "--name", "smoke",
              "--target-macs", "1")
     assert p.returncode == 0, p.stderr
     assert "run smoke (done): 4 architectures" in p.stdout and "rank" in p.stdout
@@ -49,7 +55,9 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     # same pool as the uninterrupted one.
     # Screening from the second batch on (n_init 2), so the kill lands in a screening round.
     conf = tmp_path / "screen.json"
-    conf.write_text(json.dumps({"fnas": {"screen": {"n_init": 2, "candidates": 64}}}))
+    # A MACs target makes every reward distinct, whatever 100 images teach (tests/fast.py).
+    conf.write_text(json.dumps({"fnas": {"screen": {"n_init": 2, "candidates": 64}},
+                                "reward": {"metric": "macs", "target": 1e6}}))
     cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "8", "--store", str(store),
            "--name", "killed", "--config", str(conf)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,7 +133,10 @@ def test_search_bad_input_is_one_line(tmp_path):
 
 def test_runs_and_show_work_while_a_search_writes(tmp_path):
     store = tmp_path / "c"
-    proc = subprocess.Popen([sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "10",
+    # a budget it cannot reach while read: it is stopped by SIGTERM once the readers are done
+    # (--budget-seconds only bounds the test if a signal went astray)
+    proc = subprocess.Popen([sys.executable, "-m", "fnas.cli", *SEARCH, "--budget", "100000",
+                             "--strategy", "random", "--budget-seconds", "300",
                              "--store", str(store), "--name", "busy"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, n = time.time() + 300, 0
@@ -138,13 +149,23 @@ def test_runs_and_show_work_while_a_search_writes(tmp_path):
             pass
         time.sleep(0.2)
     assert proc.poll() is None, "the search finished before it could be read"
-    for args in (("runs", "--store", str(store)), ("show", "busy", "--store", str(store)),
-                 ("show", "busy", "--json", "--store", str(store))):
-        p = fnas(*args)
-        assert p.returncode == 0 and "busy" in p.stdout, p.stderr
-    assert proc.wait(timeout=600) == 0
+    readers = [subprocess.Popen([sys.executable, "-m", "fnas.cli", *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for args in (("runs", "--store", str(store)),
+                            ("show", "busy", "--store", str(store)),
+                            ("show", "busy", "--json", "--store", str(store)))]
+    for r in readers:  # three readers at once, while the search writes
+        out, err = r.communicate(timeout=300)
+        assert r.returncode == 0 and "busy" in out, err
+    assert proc.poll() is None, "the search stopped before the readers were done"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 130
+    con = sqlite3.connect(store / "fnas.db")
+    n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    con.close()
     p = fnas("show", "busy", "--json", "--store", str(store))
-    assert json.loads(p.stdout)["summary"]["evaluated"] == 10
+    out = json.loads(p.stdout)
+    assert out["status"] == "interrupted" and out["summary"]["evaluated"] == n >= 1
 
 
 def test_budget_seconds_stops_a_search_and_resume_gets_more(tmp_path):

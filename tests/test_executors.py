@@ -16,18 +16,20 @@ from fnas.search.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa
 from fnas.space import mnas_space  # noqa: E402
 from fnas.tasks import RewardConfig, RolloutResult, TaskConfig  # noqa: E402
 
-pytestmark = pytest.mark.slow  # a local Ray cluster in a module fixture, searches on it
+from fast import TINY_TASK  # noqa: E402
 
-TASK = TaskConfig(dataset="digits", epochs=2, latency_repeats=0)
+# searches on the session's local Ray (conftest's local_ray), in one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+
+TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 100 images (tests/fast.py)
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def module_ray(local_ray):
     # this module's evaluators travel by value: Ray's workers cannot import a test module
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
-    ray.shutdown()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 class Faulty(Evaluator):
@@ -50,14 +52,14 @@ class Faulty(Evaluator):
         return RolloutResult(spec.to_str(), spec.key, "ok", "", 0.5, accuracy=0.5, seed=seed)
 
 
-def test_ray_search_two_in_flight_with_the_pool(tmp_path, local_ray):
+def test_ray_search_two_in_flight_with_the_pool(tmp_path, module_ray):
     cfg = SearchConfig(strategy="fnas", budget=8, batch=4, seed=0, task=TASK, replay="off",
                        checkpoint=True)
     store = Store(tmp_path / "ray")
     ex = RayExecutor(parallel=2)
     out = run_search(store, cfg, name="r", progress=False, executor=ex)
     ex.close()
-    assert ray.is_initialized()  # it joined the fixture's Ray, so it leaves it running
+    assert ray.is_initialized()  # it joined the session's Ray, so it leaves it running
     rows = store.evaluations(out.experiment.id)
     assert len(rows) == 8 and {(e.iteration, e.slot) for e in rows} == \
         {(i, s) for i in range(2) for s in range(4)}
@@ -76,7 +78,7 @@ def test_ray_search_two_in_flight_with_the_pool(tmp_path, local_ray):
     assert first(store, out) == first(local, lo)
 
 
-def test_failures_are_recorded_and_the_search_goes_on(tmp_path, local_ray):
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path, module_ray):
     space = mnas_space(8)
     import numpy as np
 

@@ -27,7 +27,7 @@ def _search(store, name, budget=96, noise=0.02, strategy="fnas", knowledge="none
 @pytest.mark.slow
 def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
     store = Store(tmp_path)
-    out = _search(store, "f")
+    out = _search(store, "f", budget=48)  # trusted after min_real = 24: 24 more to decide
     rows = store.evaluations(out.experiment.id)
     predicted = [e for e in rows if e.predicted]
     audited = [e for e in rows if e.audited]
@@ -41,7 +41,7 @@ def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
     assert not any(e.predicted for e in first)
     trained = sum(e.trained for e in rows)
     # the budget is reached (the last batch completes), or the sample cap first
-    assert 96 <= trained < 96 + 8 or (trained < 96 and len(rows) >= 6 * 96)
+    assert 48 <= trained < 48 + 8 or (trained < 48 and len(rows) >= 6 * 48)
     last = out.stats
     distinct_real = {e.arch_key for e in rows if not e.predicted and e.status == "ok"}
     assert last["last/critic/trusted"] == 1.0
@@ -61,8 +61,9 @@ def test_critic_off_is_vanilla_ppo(tmp_path, replay):
 @pytest.mark.slow
 def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
     store = Store(tmp_path)
-    src = _search(store, "source", budget=96, noise=0.03, seed=1)
-    out = _search(store, "target", budget=48, noise=0.02, knowledge="all")
+    # the source only has to leave results: no imagined updates (most of a search's time)
+    src = _search(store, "source", budget=48, noise=0.03, seed=1, fnas={"imagined": 0})
+    out = _search(store, "target", budget=32, noise=0.02, knowledge="all")
     distinct = {e.arch_key for e in store.evaluations(src.experiment.id)
                 if e.status == "ok" and not e.predicted}
     assert out.experiment.stats["knowledge/points"] == len(distinct)  # each architecture once
@@ -70,7 +71,7 @@ def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
     rows = store.evaluations(out.experiment.id)
     first_pred = next(i for i, e in enumerate(rows) if e.predicted)
     assert sum(e.trained for e in rows[:first_pred]) < 24  # trusted before min_real
-    cold = _search(store, "cold", budget=48, noise=0.01, knowledge="none")
+    cold = _search(store, "cold", budget=8, noise=0.01, knowledge="none")
     assert cold.experiment.stats["knowledge/points"] == 0
     with pytest.raises(StoreError, match="ghost"):
         _search(store, "bad", budget=16, noise=0.04, knowledge="ghost")
@@ -96,7 +97,7 @@ def test_misleading_knowledge_is_judged_and_forgotten(tmp_path):
 @pytest.mark.slow
 def test_good_knowledge_is_kept_and_recalibrates_the_normalisation(tmp_path):
     store = Store(tmp_path)
-    _search(store, "source", budget=96, noise=0.03, seed=1)
+    _search(store, "source", budget=48, noise=0.03, seed=1, fnas={"imagined": 0})
     out = _search(store, "target", budget=32, noise=0.02, knowledge="all", fnas={"imagined": 0})
     assert out.stats["last/critic/knowledge_kept"] == 1.0
     assert out.stats["last/critic/knowledge_forgotten"] == 0.0
@@ -137,7 +138,7 @@ def test_imagined_updates_start_only_once_the_critic_is_trusted(tmp_path):
     runs = {}
     for imagined in (0, 4):
         store = Store(tmp_path / str(imagined))
-        out = _search(store, "r", budget=48, fnas={"imagined": imagined})
+        out = _search(store, "r", budget=32, fnas={"imagined": imagined})  # trusted at 24
         runs[imagined] = [e.arch_key for e in store.evaluations(out.experiment.id)]
     assert runs[0][:24] == runs[4][:24]  # untrusted: the same search, sample for sample
     assert runs[0] != runs[4]  # trusted: the critic's imagined batches moved the policy

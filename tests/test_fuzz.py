@@ -119,7 +119,8 @@ def test_cli_config_file_bad_and_overridden(tmp_path):
     assert p.returncode == 2 and "no fnas store" in p.stderr and not (tmp_path / "none").exists()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"strategy": "random", "budget": 2, "batch": 2,
-                                "task": {"epochs": 1, "latency_repeats": 0},
+                                "task": {"epochs": 1, "latency_repeats": 0,
+                                         "max_samples": 100, "batch_size": 32},
                                 "reward": {"metric": "macs", "target": 1e6}}))
     p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--config", str(good),
                         "--budget", "3", "--store", str(tmp_path / "s"), "--no-progress",

@@ -415,10 +415,9 @@ def _descendants(pid):
 @pytest.mark.skipif(not os.path.exists("/proc") or subprocess.run(
     ["which", "ss"], capture_output=True).returncode != 0, reason="needs Linux and ss")
 @pytest.mark.slow
-def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus():
-    pytest.importorskip("ray")
-    import ray
-
+@pytest.mark.xdist_group("ray")
+def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus(local_ray):
+    ray = local_ray  # started by RayExecutor, as a search starts it (conftest)
     from fnas.search.executors import RayExecutor
 
     ex = RayExecutor(parallel=2)

@@ -20,6 +20,8 @@ from fnas.report.export import compare_outputs
 from fnas.space import arch_cost, resolve_arch
 from fnas.tasks import evaluate, load_dataset
 
+from fast import TINY_SET
+
 ARCH = "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24_se0.25 | cn_r1_k1_s1_c64"
 POOL_ARCH = "cn_r1_k3_s1_c16 | ir_r2_k3_s2_e3_c24_poolskip | ds_r1_k5_s1_e1_c24 | cn_r1_k1_s1_c32"
 
@@ -27,6 +29,8 @@ POOL_ARCH = "cn_r1_k3_s1_c16 | ir_r2_k3_s2_e3_c24_poolskip | ds_r1_k5_s1_e1_c24 
 # One torch thread: these networks are tiny, and on a busy 2-core machine two OpenMP threads
 # spin-wait for each other on every op (a 2-architecture search went from seconds to minutes).
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# the module fixtures train and search once: under pytest -n 2 one worker runs the module
+pytestmark = pytest.mark.xdist_group("models")
 
 
 def fnas_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -58,10 +62,11 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """A real 2-architecture search on digits: (store dir, its best architectures)."""
+    """A real 2-architecture search on 100 digits images (tests/fast.py): (store dir, its best
+    architectures)."""
     store = tmp_path_factory.mktemp("store") / "s"
     p = fnas_cli("search", "--budget", "2", "--batch", "2", "--epochs", "1", "--store",
-                 str(store), "--name", "r1", "--no-progress")
+                 str(store), "--name", "r1", "--no-progress", *TINY_SET)
     assert p.returncode == 0, p.stderr
     show = fnas_cli("show", "r1", "--json", "--store", str(store))
     assert show.returncode == 0, show.stderr

@@ -16,6 +16,8 @@ from fnas.search.loop import task_signature
 from fnas.search.pooling import PoolRunner
 from fnas.tasks import TaskConfig
 
+from fast import TINY_TASK
+
 
 def _sql(store, sql, *args):
     """Run ``sql`` on the store's database file from outside, as another program (or damage)
@@ -26,7 +28,7 @@ def _sql(store, sql, *args):
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-macro" / \
     "nas-bench-macro_cifar10.json"
-TASK = TaskConfig(dataset="digits", epochs=2, latency_repeats=0)
+TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 200 images (tests/fast.py)
 
 
 def _search(store, name, **kw):

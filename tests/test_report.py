@@ -13,9 +13,12 @@ from fnas.report.html import best_so_far, load_run, pareto_front
 from fnas.search import SearchConfig, run_search
 from fnas.tasks import RewardConfig, TaskConfig
 
-pytestmark = pytest.mark.slow  # a real search in a module fixture, reports in subprocesses
+from fast import TINY_TASK
 
-TASK = TaskConfig(dataset="digits", epochs=1, latency_repeats=0)
+# a real search in a module fixture, reports in subprocesses; one xdist worker builds the fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
+
+TASK = TaskConfig(**TINY_TASK, epochs=1)  # real trainings on 100 images (tests/fast.py)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -78,9 +78,10 @@ def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo
                                              ("random", "auto")])
 @pytest.mark.slow
 def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, replay):
-    full, _ = _run(Store(tmp_path / "a"), "full", strategy=strategy, replay=replay)
+    # 4 batches of 8, stopped after 2: fnas screens from its second batch (8 warm-up samples)
+    full, _ = _run(Store(tmp_path / "a"), "full", budget=32, strategy=strategy, replay=replay)
     store = Store(tmp_path / "b")
-    part, _ = _run(store, "part", stop_after=2, strategy=strategy, replay=replay)
+    part, _ = _run(store, "part", budget=32, stop_after=2, strategy=strategy, replay=replay)
     # With the experience buffer PPO's second batch is half replayed: 8 + 4; fnas screens and
     # trains a full batch, the replayed results join its update on top.
     replaying = replay == "on" and strategy == "ppo"
@@ -90,7 +91,7 @@ def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, r
     store = Store(tmp_path / "b")  # a new process would reopen the store like this
     ev = CountingEvaluator(SPACE, _target(), noise=0.05)
     done = resume_search(store, "part", evaluator=ev, space=SPACE, progress=False)
-    assert done.experiment.status == "done" and done.stats["n_done"] == 48
+    assert done.experiment.status == "done" and done.stats["n_done"] == 32
     a = [(e.arch_key, e.reward) for e in Store(tmp_path / "a").evaluations(full.experiment.id)]
     b = [(e.arch_key, e.reward) for e in store.evaluations(done.experiment.id)]
     assert a == b  # the resumed search made exactly the decisions of the uninterrupted one
