@@ -111,6 +111,8 @@ def test_fnas_bench_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_fnas_bench_real_task_end_to_end(tmp_path):
+    """Over 20 s: ``fnas bench --bench real`` as a user runs it, two strategies training at
+    full size on digits (its CLI has no data-size flag)."""
     cmd = [sys.executable, "-m", "fnas.cli", "bench", "--bench", "real", "--task", "digits",
            "--epochs", "1", "--seeds", "1", "--budget", "2", "--batch", "2",
            "--strategies", "random,ppo", "--jobs", "1", "--out", str(tmp_path), "--no-progress"]

@@ -27,6 +27,8 @@ def fnas(*args, **kw):
 
 
 def test_search_smoke_then_runs_and_show(tmp_path):
+    """Over 20 s when the machine is busy: the one CLI search that trains at full size (4
+    digits trainings, 1 epoch), then three more processes read it."""
     store = str(tmp_path / "s")
     p = fnas(*FULL, "--budget", "4", "--store", store, "--name", "smoke",
              "--target-macs", "1")
@@ -49,6 +51,8 @@ def test_search_smoke_then_runs_and_show(tmp_path):
 
 
 def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """Over 20 s: three searches in subprocesses (killed, resumed, uninterrupted), each paying
+    the start of a process that imports torch, on real trainings of 100 images."""
     store = tmp_path / "k"
     # The default fnas search: critic, pool and replay buffer all on. An evaluation and its
     # pool entries are committed together, so the resumed run starts every batch from the

@@ -46,6 +46,8 @@ def _kill_then_resume(script: str, store: Path, cwd: Path, at_least: int) -> tup
 
 @pytest.mark.slow
 def test_own_objective_example_is_short_and_resumes_after_kill(tmp_path):
+    """Over 20 s when the machine is busy: the example as a user runs it, twice (killed, then
+    resumed), with its own training."""
     assert len((EXAMPLES / "own_objective.py").read_text().splitlines()) < 40
     store = tmp_path / "store"
     killed_at, out = _kill_then_resume("own_objective.py", store, tmp_path, 6)
@@ -70,6 +72,8 @@ def test_custom_strategy_example_runs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_own_data_example_trains_resumes_after_kill_and_loads_the_best(tmp_path):
+    """Over 20 s: the example as a user runs it, twice (killed, then resumed), training at full
+    size and retraining its best: the examples are kept exactly as documented."""
     assert len((EXAMPLES / "own_data.py").read_text().splitlines()) < 40
     store = tmp_path / "store"
     killed_at, out = _kill_then_resume("own_data.py", store, tmp_path, 4)
@@ -84,6 +88,7 @@ def test_own_data_example_trains_resumes_after_kill_and_loads_the_best(tmp_path)
 
 @pytest.mark.slow
 def test_custom_space_example_trades_accuracy_for_macs_and_resumes(tmp_path):
+    """Over 20 s: the example as a user runs it, twice, with its 12 real trainings."""
     store = tmp_path / "store"
     outs = []
     for _ in range(2):  # the second run finds the finished run and reports it again
@@ -101,6 +106,7 @@ def test_custom_space_example_trades_accuracy_for_macs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_search_example_falls_back_to_the_cpu(tmp_path):
+    """Over 20 s: the example as a user runs it, 8 real trainings on the CPU."""
     import torch
 
     if torch.cuda.is_available():

@@ -53,6 +53,8 @@ class Faulty(Evaluator):
 
 
 def test_ray_search_two_in_flight_with_the_pool(tmp_path, module_ray):
+    """Over 20 s: the one in-process search on Ray (the session's), whose two workers each
+    start a Python that imports torch, then the same search locally."""
     cfg = SearchConfig(strategy="fnas", budget=8, batch=4, seed=0, task=TASK, replay="off",
                        checkpoint=True)
     store = Store(tmp_path / "ray")

@@ -26,6 +26,8 @@ def _search(store, name, budget=96, noise=0.02, strategy="fnas", knowledge="none
 
 @pytest.mark.slow
 def test_decisions_are_flagged_and_predictions_never_count(tmp_path):
+    """Over 20 s on a busy machine: the veto rule's PPO updates (4 imagined ones a batch once
+    trusted) over 48 trained samples, the fewest that leave 24 to decide after min_real."""
     store = Store(tmp_path)
     out = _search(store, "f", budget=48)  # trusted after min_real = 24: 24 more to decide
     rows = store.evaluations(out.experiment.id)
@@ -60,6 +62,7 @@ def test_critic_off_is_vanilla_ppo(tmp_path, replay):
 
 @pytest.mark.slow
 def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
+    """Over 20 s on a busy machine: a source search and a target search of the veto rule."""
     store = Store(tmp_path)
     # the source only has to leave results: no imagined updates (most of a search's time)
     src = _search(store, "source", budget=48, noise=0.03, seed=1, fnas={"imagined": 0})
@@ -79,6 +82,8 @@ def test_knowledge_pretrains_the_critic_and_earns_trust_sooner(tmp_path):
 
 @pytest.mark.slow
 def test_misleading_knowledge_is_judged_and_forgotten(tmp_path):
+    """Over 20 s on a busy machine: a 96-sample source (judgement needs most of the source's
+    architectures) and a 48-sample target."""
     store = Store(tmp_path)
     # the source optimised the opposite architecture: its ranking is wrong for the target
     ev = SyntheticEvaluator(SPACE, (0,) * 8, noise=0.02)
@@ -96,6 +101,7 @@ def test_misleading_knowledge_is_judged_and_forgotten(tmp_path):
 
 @pytest.mark.slow
 def test_good_knowledge_is_kept_and_recalibrates_the_normalisation(tmp_path):
+    """Over 20 s on a busy machine: a source search and a target search."""
     store = Store(tmp_path)
     _search(store, "source", budget=48, noise=0.03, seed=1, fnas={"imagined": 0})
     out = _search(store, "target", budget=32, noise=0.02, knowledge="all", fnas={"imagined": 0})

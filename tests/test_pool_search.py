@@ -28,7 +28,7 @@ def _sql(store, sql, *args):
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-macro" / \
     "nas-bench-macro_cifar10.json"
-TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 200 images (tests/fast.py)
+TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 100 images (tests/fast.py)
 
 
 def _search(store, name, **kw):

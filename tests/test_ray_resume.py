@@ -51,6 +51,8 @@ def _results(store):
 
 
 def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path):
+    """Over 20 s: it starts Ray twice (the killed search, its resume), as a user's searches
+    do, with a local search beside the first."""
     store = tmp_path / "k"
     # the uninterrupted search, local, at the same time (its own store: no shared cache)
     whole_cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--store", str(tmp_path / "u"),

@@ -32,6 +32,7 @@ from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.tasks.reward import RewardConfig
+from fnas.tasks.trainer import MAX_COUNT, check_int
 
 __all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "create_search",
            "make_space", "register_space"]
@@ -151,9 +152,8 @@ class Search:
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).
         """
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                                   or budget < 1):
-            raise ConfigError(f"budget={budget!r} must be a positive integer")
+        if budget is not None:
+            budget = check_int(budget, "budget", 1, MAX_COUNT)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
                   stop_after=stop_after, callbacks=tuple(callbacks))
         try:

@@ -27,7 +27,7 @@ from fnas.space.factorized import FactorizedSpace
 from fnas.space.macro import macro_space
 from fnas.space.mnas import mnas_space
 from fnas.tasks.reward import RewardConfig
-from fnas.tasks.trainer import TaskConfig
+from fnas.tasks.trainer import MAX_COUNT, MAX_SEED, TaskConfig, check_int
 
 __all__ = ["SearchConfig", "STRATEGIES", "SPACES", "replay_config", "space_factory",
            "search_config_from_dict"]
@@ -197,17 +197,16 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}: expected one of {sorted(STRATEGIES)}")
-        if self.budget < 1:
-            raise ConfigError(f"budget={self.budget} must be >= 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
-                or not 0 <= self.seed <= 2**32 - 1:
-            raise ConfigError(f"seed={self.seed!r:.40} must be an integer in [0, 2**32 - 1]")
-        if self.batch < 2:
-            raise ConfigError(f"batch={self.batch} must be >= 2 (PPO needs a spread)")
+        # integers as integers, in range, before anything is written (a float or a bool budget
+        # would be recorded, then read back as a damaged row)
+        ints = {"budget": (1, MAX_COUNT), "seed": (0, MAX_SEED), "batch": (2, MAX_COUNT),
+                "max_samples": (1, MAX_COUNT), "pool_epochs": (1, MAX_COUNT)}
+        for name, (lo, hi) in ints.items():
+            value = getattr(self, name)
+            if value is not None or name in ("budget", "seed", "batch"):
+                object.__setattr__(self, name, check_int(value, name, lo, hi))
         if self.pool not in ("auto", "on", "off"):
             raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")
-        if self.pool_epochs is not None and self.pool_epochs < 1:
-            raise ConfigError(f"pool_epochs={self.pool_epochs} must be >= 1")
         if self.replay not in ("auto", "on", "off"):
             raise ConfigError(f"replay={self.replay!r}: expected 'auto', 'on' or 'off'")
         if self.replay == "on" and self.strategy not in ("fnas", "ppo"):

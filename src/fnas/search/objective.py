@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from fnas.errors import ConfigError, FnasError
 from fnas.search.evaluators import Evaluator
@@ -18,6 +21,8 @@ from fnas.tasks.rollout import RolloutResult
 __all__ = ["ObjectiveError", "ObjectiveEvaluator"]
 
 _METRICS = ("accuracy", "reward", "latency_ms", "macs", "params")
+_COUNTS = ("macs", "params")  # stored as SQLite integers
+_INT64_MAX = 2**63 - 1
 
 
 class ObjectiveError(FnasError):
@@ -54,12 +59,19 @@ class ObjectiveEvaluator(Evaluator):
         self.name = f"{getattr(objective, '__module__', '?')}.{qual}"
         self.signature = f"objective:{self.name}" + ("" if version is None else f"@{version}")
         try:
-            params = inspect.signature(objective).parameters.values()
-            self._with_seed = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                                  for p in params) >= 2 or any(p.kind == p.VAR_POSITIONAL
-                                                               for p in params)
-        except (TypeError, ValueError):
-            self._with_seed = False
+            params = list(inspect.signature(objective).parameters.values())
+        except (TypeError, ValueError):  # a builtin without a signature: called with arch only
+            params = None
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._with_seed = params is not None and (
+            sum(p.kind in positional for p in params) >= 2
+            or any(p.kind == p.VAR_POSITIONAL for p in params))
+        needed = [p.name for p in params or () if p.default is p.empty
+                  and p.kind in (*positional, inspect.Parameter.KEYWORD_ONLY)]
+        if len(needed) > 2 or any(p.kind == p.KEYWORD_ONLY and p.default is p.empty
+                                  for p in params or ()):
+            raise ConfigError(f"objective {self.name} needs the arguments {needed}: fnas calls "
+                              "objective(arch) or objective(arch, seed)")
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         t0 = time.perf_counter()
@@ -94,10 +106,30 @@ class ObjectiveEvaluator(Evaluator):
         else:
             m = {"accuracy": out}
         for k, v in m.items():
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if v is not None and not ok:
-                raise ObjectiveError(f"objective {self.name} returned {k}={v!r:.60}: expected a "
-                                     "finite number")
+            if v is None and (k != "accuracy" and (k != "reward" or "accuracy" in m)):
+                continue  # an optional metric left out (reward: computed from accuracy)
+            m[k] = self._number(k, v)
         m.setdefault("accuracy", m.get("reward"))
-        m["accuracy"] = float(m["accuracy"])
         return m
+
+    def _number(self, key: str, v: Any) -> float | int:
+        """``v`` as the store keeps ``key``: a finite float, or for ``macs`` and ``params`` a
+        non-negative integer (a float count is rounded); numpy scalars are numbers. Anything
+        else is an :class:`ObjectiveError` naming the objective, the key and the value."""
+        what = ("a non-negative integer count (at most 2**63 - 1)" if key in _COUNTS
+                else "a finite number")
+        bad = ObjectiveError(f"objective {self.name} returned {key}={v!r:.60}: expected {what}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise bad
+        try:
+            x = float(v)
+        except (OverflowError, ValueError, TypeError):  # 10**400, or a Real that is not one
+            raise bad from None
+        if not math.isfinite(x):
+            raise bad
+        if key not in _COUNTS:
+            return x
+        n = int(v) if isinstance(v, numbers.Integral) else round(x)
+        if not 0 <= n <= _INT64_MAX:
+            raise bad
+        return n

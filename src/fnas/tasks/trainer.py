@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,11 +30,25 @@ MAX_SEED = 2**32 - 1
 """Seeds are in ``[0, MAX_SEED]`` (numpy's ``SeedSequence`` and torch both take them)."""
 
 
+MAX_COUNT = 10**9
+"""Largest count fnas takes as a setting (budget, batch, epochs, samples...): far beyond any
+search, and well inside SQLite's 64-bit integers, so a setting is refused before anything is
+written rather than read back later as damage."""
+
+
+def check_int(value: object, what: str, lo: int = 0, hi: int = MAX_COUNT) -> int:
+    """``value`` as an ``int`` if it is an integer (a numpy integer too; not a bool, not a
+    float) in ``[lo, hi]``, else a one-line ConfigError naming ``what``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or not lo <= value <= hi:
+        top = "2**32 - 1" if hi == MAX_SEED else f"{hi:,}"
+        raise ConfigError(f"{what}={value!r:.40} must be an integer in [{lo}, {top}]")
+    return int(value)
+
+
 def check_seed(seed: object, what: str = "seed") -> int:
     """``seed`` if it is an integer in ``[0, MAX_SEED]``, else a one-line ConfigError."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"{what}={seed!r:.40} must be an integer in [0, 2**32 - 1]")
-    return seed
+    return check_int(seed, what, 0, MAX_SEED)
 
 
 def check_device(device: str) -> None:
@@ -87,6 +102,13 @@ class TaskConfig:
     """Timed batch-1 forwards per latency measurement (the median is kept); 0 skips it."""
 
     def __post_init__(self) -> None:
+        ints = {"epochs": (1, MAX_COUNT), "batch_size": (2, MAX_COUNT),
+                "latency_repeats": (0, MAX_COUNT), "max_samples": (1, MAX_COUNT),
+                "image_size": (1, MAX_IMAGE_SIZE), "split_seed": (0, MAX_SEED)}
+        for name, (lo, hi) in ints.items():  # integers as integers, before any other check
+            value = getattr(self, name)
+            if value is not None or name not in ("max_samples", "image_size"):
+                object.__setattr__(self, name, check_int(value, f"task {name}", lo, hi))
         checks = [
             (self.epochs >= 1, "epochs", "must be >= 1"),
             (self.batch_size >= 2, "batch_size", "must be >= 2 (BatchNorm)"),
