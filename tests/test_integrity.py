@@ -166,3 +166,101 @@ def test_the_cli_refuses_out_of_range_counts_before_making_a_store(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("fnas search: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "s").exists()
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"not standard JSON: {name}")
+    return __import__("json").loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_standard_json_with_null_for_non_finite_numbers(tmp_path, capsys):
+    from fnas.cli import main
+    from fnas.cli._common import json_text
+
+    assert _strict(json_text({"a": float("nan"), "b": [float("-inf"), 1.5], "c": (1, {2})})) \
+        == {"a": None, "b": [None, 1.5], "c": [1, [2]]}
+    # a run where nothing succeeded: its best reward is -inf inside, null outside
+    s = fnas.create_search(store=tmp_path, name="nothing", space=_space(), strategy="random",
+                           objective=lambda arch: 1 / 0, catch=(ZeroDivisionError,), batch=2)
+    s.optimize(budget=2, progress=False)
+    s.store.close()
+    assert main(["show", "nothing", "--json", "--store", str(tmp_path)]) == 0
+    out = _strict(capsys.readouterr().out)
+    assert out["stats"]["best_reward"] is None and out["summary"]["evaluated"] == 2
+
+
+# ---- the result cache never serves one objective's results to another -------------------------
+def _factory(k):
+    return lambda arch: {"accuracy": 0.5, "reward": float(k)}
+
+
+def _scaled(arch, k=1.0):
+    return {"accuracy": 0.5, "reward": float(k)}
+
+
+class _Scorer:
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, arch):
+        return {"accuracy": 0.5, "reward": float(self.k)}
+
+
+_LAMBDAS = (lambda arch: {"accuracy": 0.5, "reward": 1.0},
+            lambda arch: {"accuracy": 0.5, "reward": 100.0})
+
+
+@pytest.mark.parametrize("kind", ["closures", "partials", "instances", "lambdas"])
+def test_two_objectives_of_one_name_never_share_cached_results(tmp_path, kind):
+    import functools
+
+    one, other = {"closures": (_factory(1), _factory(100)),
+                  "partials": (functools.partial(_scaled, k=1), functools.partial(_scaled, k=100)),
+                  "instances": (_Scorer(1), _Scorer(100)),
+                  "lambdas": _LAMBDAS}[kind]
+    for name, objective in (("one", one), ("other", other)):
+        s = fnas.create_search(store=tmp_path, name=name, space=_space(), objective=objective,
+                               strategy="random", batch=3, seed=0)  # the same 6 architectures
+        s.optimize(budget=6, progress=False)
+    rows = s.trials()
+    assert {e.reward for e in rows} == {100.0}  # none of `one`'s rewards of 1.0
+    first = {}
+    for e in rows:  # a cached row repeats an architecture of this run, never one of `one`'s
+        assert not e.cached or e.arch_key in first
+        first.setdefault(e.arch_key, e)
+    assert s.best.reward == 100.0
+    # the same objective again does share: a third run of `other` is served from the cache
+    again = fnas.create_search(store=tmp_path, name="again", space=_space(), objective=other,
+                               strategy="random", batch=3, seed=0)
+    again.optimize(budget=6, progress=False)
+    assert all(e.cached for e in again.trials())
+
+
+def test_an_objective_holding_what_cannot_be_hashed_needs_a_version(tmp_path):
+    with open(__file__) as fh:
+        objective = _factory(fh)
+        with pytest.raises(ConfigError, match="closure variable 'k' is a TextIOWrapper.*version="):
+            fnas.create_search(store=tmp_path / "s", space=_space(), objective=objective)
+        assert not (tmp_path / "s").exists()
+        s = fnas.create_search(store=tmp_path / "s", space=_space(), objective=objective,
+                               version="v1")
+        assert s.evaluator.signature.endswith(".<lambda>@v1")
+
+
+def test_the_fingerprint_is_the_same_in_a_new_process(tmp_path):
+    (tmp_path / "myobjective.py").write_text(
+        "import functools\n"
+        "def score(arch, seed, k=2.5):\n    return {'accuracy': 0.5, 'reward': k * seed}\n"
+        "objective = functools.partial(score, k=[1, 2.5, 'x', {3: (4,)}])\n")
+    code = ("from fnas.search.identity import fingerprint; import myobjective; "
+            "print(fingerprint(myobjective.objective), fingerprint(myobjective.score))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "PYTHONHASHSEED": "0"}
+    outs = set()
+    for seed in ("1", "2"):  # string hashing differs between the two processes
+        env["PYTHONHASHSEED"] = seed
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        outs.add(p.stdout)
+    assert len(outs) == 1 and len(outs.pop().split()) == 2

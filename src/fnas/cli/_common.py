@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fnas.errors import ConfigError
 
 __all__ = ["Parser", "human", "one_line", "shown", "int_at_least", "positive_int",
            "nonneg_int", "positive_float", "share", "seed", "reward_args", "reward_from_args",
-           "print_top"]
+           "print_top", "json_text"]
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None; tuples, sets and other iterables as
+    lists (what ``json`` writes them as)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Standard JSON for ``--json`` output: a missing or non-finite number is ``null`` (Python's
+    ``json`` would write ``NaN`` or ``-Infinity``, which strict parsers such as
+    ``JSON.parse`` refuse); anything else unknown is written as its text."""
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False, default=str)
 
 
 class Parser(argparse.ArgumentParser):

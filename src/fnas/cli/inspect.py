@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from fnas.cli._common import human, positive_int
+from fnas.cli._common import human, json_text, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         out["latency_ms"] = measure_latency(model, (args.in_chans, args.input_size,
                                                     args.input_size))
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
         return 0
     print(f"arch    {spec.to_str()}")
     print(f"key     {spec.key}")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from fnas.cli._common import positive_int
+from fnas.cli._common import json_text, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -33,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     hit = sum(e.pool_hit_ratio or 0.0 for e in recent) / len(recent) if recent else None
     cov = sum(e.pool_coverage or 0.0 for e in recent) / len(recent) if recent else None
     if args.json:
-        print(json.dumps({**st.to_dict(), "recent_rollouts": len(recent),
-                          "recent_hit_ratio": hit, "recent_coverage": cov}, indent=2))
+        print(json_text({**st.to_dict(), "recent_rollouts": len(recent),
+                         "recent_hit_ratio": hit, "recent_coverage": cov}))
         return 0
     print(f"pool of {args.store}: {st.entries} entries in {st.files} files, "
           f"{st.disk_bytes / 2**20:.1f} MiB on disk"

@@ -7,7 +7,7 @@ import json
 import textwrap
 from typing import Any
 
-from fnas.cli._common import STOP_REASONS, positive_int, print_top, shown
+from fnas.cli._common import STOP_REASONS, json_text, positive_int, print_top, shown
 
 __all__ = ["add_parser", "non_default_settings", "run"]
 
@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
         st = exp.stats
         overhead = sum(st.get(k, 0.0) for k in ("sample", "update", "pool", "store", "checkpoint"))
         if args.json:
-            print(json.dumps({"id": exp.id, "name": exp.name, "status": exp.status,
-                              "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
-                              "config": exp.config, "summary": s, "stats": st,
-                              "updates": store.updates(exp.id),
-                              "top": [e.__dict__ for e in best]}, indent=2, default=list))
+            print(json_text({"id": exp.id, "name": exp.name, "status": exp.status,
+                             "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
+                             "config": exp.config, "summary": s, "stats": st,
+                             "updates": store.updates(exp.id),
+                             "top": [e.__dict__ for e in best]}))
             return 0
         cfg = exp.config
         task, rew = cfg.get("task", {}), cfg.get("reward", {})

@@ -7,11 +7,11 @@ RANK-th best distinct architecture (1-based, by real reward) of run RUN in ``--s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from fnas.cli._common import (
     human,
+    json_text,
     positive_float,
     positive_int,
     reward_args,
@@ -63,14 +63,14 @@ def run(args: argparse.Namespace) -> int:
     res, source = done.result, done.target.source
     if not done.ok:
         if args.json:  # as before weights files existed: the failed result, exit 1
-            print(json.dumps({**res.to_dict(), "weights": None, "source": source}, indent=2))
+            print(json_text({**res.to_dict(), "weights": None, "source": source}))
         else:
             print(f"fnas train: rollout {res.status}: {res.message} (nothing written)",
                   file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({**res.to_dict(), "weights": str(done.weights),
-                          "sha256": done.info.sha256, "source": source}, indent=2))
+        print(json_text({**res.to_dict(), "weights": str(done.weights),
+                         "sha256": done.info.sha256, "source": source}))
         return 0
     print(f"arch      {res.arch}")
     if source:

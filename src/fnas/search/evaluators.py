@@ -53,6 +53,11 @@ class Evaluator(ABC):
         task's); the result and the trained weights. Only for ``trains`` evaluators."""
         raise NotImplementedError(f"{type(self).__name__} does not train weights")
 
+    def rescorable(self, prior: Any) -> bool:
+        """Whether a stored result's reward can be recomputed from its metrics by
+        :meth:`rescore` (else a cached result keeps its recorded reward)."""
+        return prior.accuracy is not None
+
     def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
         """This evaluator's reward for stored metrics. (A cached result recorded without an
         accuracy, from an evaluator that fills only ``reward``, keeps its recorded reward: the

@@ -140,7 +140,6 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     store.acquire_lease(exp.id, exp.name)
     if budget is not None:
         cfg = replace(cfg, budget=budget)
-        store.update_experiment(exp.id, budget=budget)
     if budget_seconds is not None:
         cfg = replace(cfg, budget_seconds=budget_seconds)
     evaluator, space, strategy = _make(cfg, evaluator, space)
@@ -148,6 +147,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
             task_signature(cfg, evaluator) != exp.task_signature:
         raise StoreError(f"run {exp.name!r} was recorded with another space or task "
                          "(data or training settings changed); start a new run instead")
+    if budget is not None:  # only once the resume is accepted: a refused one writes nothing
+        store.update_experiment(exp.id, budget=budget)
     loop_state = restore(store, exp, strategy)
     if loop_state is None:  # killed before its first update: pre-train again, as at the start
         loop_state = {}

@@ -15,12 +15,15 @@ import numpy as np
 
 from fnas.errors import ConfigError, FnasError
 from fnas.search.evaluators import Evaluator
+from fnas.search.identity import Unhashable, fingerprint, qualified_name
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult
 
 __all__ = ["ObjectiveError", "ObjectiveEvaluator"]
 
 _METRICS = ("accuracy", "reward", "latency_ms", "macs", "params")
+OWN_REWARD = "reward given by the objective"
+"""The message of a result whose reward the objective returned (a cached repeat keeps it)."""
 _COUNTS = ("macs", "params")  # stored as SQLite integers
 _INT64_MAX = 2**63 - 1
 
@@ -35,12 +38,16 @@ class ObjectiveEvaluator(Evaluator):
     and optionally ``reward``, ``latency_ms``, ``macs``, ``params``.
 
     Its :attr:`signature`, which keys the result cache, is the function's qualified name plus
-    your ``version`` tag: change the tag when the function's results change, and two
-    objectives never share cached results.
+    either your ``version`` tag (runs with the same name and tag share cached results) or,
+    without a tag, a fingerprint of its content (:mod:`fnas.search.identity`: its code, the
+    values its closure holds, a partial's arguments, a callable instance's attributes), so
+    that two closures of one factory, two partials or two instances never share results,
+    and an edited function starts afresh. An objective holding something fnas cannot hash by
+    content (an open file, a data loader) needs a ``version``.
 
     Args:
         objective: the function.
-        version: your tag for this version of it.
+        version: your tag for this version of it (see above); None: its fingerprint.
         reward: a cost target (``RewardConfig``) to combine accuracy with latency or MACs, as
             MnasNet's reward does; default: the reward is the accuracy (or the dict's
             ``reward``).
@@ -55,9 +62,17 @@ class ObjectiveEvaluator(Evaluator):
             raise ConfigError(f"objective must be a function, got {type(objective).__name__}")
         self.objective, self.catch = objective, tuple(catch)
         self.reward = reward or RewardConfig()
-        qual = getattr(objective, "__qualname__", type(objective).__qualname__)
-        self.name = f"{getattr(objective, '__module__', '?')}.{qual}"
-        self.signature = f"objective:{self.name}" + ("" if version is None else f"@{version}")
+        self.name = qualified_name(objective)
+        if version is not None:  # the user's word: equal names and tags share results
+            self.signature = f"objective:{self.name}@{version}"
+        else:  # the code, closure, partial arguments or attributes tell two objectives apart
+            try:
+                self.signature = f"objective:{self.name}#{fingerprint(objective)}"
+            except Unhashable as e:
+                raise ConfigError(
+                    f"objective {self.name}: {e}, which fnas cannot tell apart from another "
+                    f"by its content; pass version='...' (your tag for this objective: runs "
+                    f"with the same name and tag share cached results)") from None
         try:
             params = list(inspect.signature(objective).parameters.values())
         except (TypeError, ValueError):  # a builtin without a signature: called with arch only
@@ -83,12 +98,18 @@ class ObjectiveEvaluator(Evaluator):
                                  self.reward.failure_reward, seed=seed,
                                  train_seconds=time.perf_counter() - t0)
         m = self._metrics(out)
-        reward = m.get("reward")
+        reward, note = m.get("reward"), OWN_REWARD
         if reward is None:
             reward = self.rescore(m["accuracy"], m.get("latency_ms"), m.get("macs"))
-        return RolloutResult(spec.to_str(), spec.key, "ok", "", float(reward), m["accuracy"],
+            note = ""
+        return RolloutResult(spec.to_str(), spec.key, "ok", note, float(reward), m["accuracy"],
                              m.get("latency_ms"), m.get("macs"), m.get("params"),
                              time.perf_counter() - t0, 0, seed)
+
+    def rescorable(self, prior: Any) -> bool:
+        """A reward the objective returned itself is kept for a cached repeat: it cannot be
+        recomputed from the accuracy."""
+        return prior.accuracy is not None and prior.message != OWN_REWARD
 
     def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
         if accuracy is not None and self.reward.target is None:

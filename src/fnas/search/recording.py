@@ -144,7 +144,7 @@ class Recorder:
                             message=f"predicted by the critic (spread {verdict.spread:.4f})",
                             predicted=True)
         elif prior is not None:
-            if prior.accuracy is None and prior.status == "ok":
+            if prior.status == "ok" and not self.evaluator.rescorable(prior):
                 reward = prior.reward  # nothing to re-score from: keep the recorded reward
             else:
                 reward = self.evaluator.rescore(prior.accuracy, prior.latency_ms, prior.macs)
