@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fnas
-from fnas.errors import ConfigError
+from fnas.errors import ConfigError, StoreError
 from fnas.knowledge import Store
 from fnas.search import SearchConfig
 from fnas.tasks import TaskConfig
@@ -264,3 +264,206 @@ def test_the_fingerprint_is_the_same_in_a_new_process(tmp_path):
         assert p.returncode == 0, p.stderr
         outs.add(p.stdout)
     assert len(outs) == 1 and len(outs.pop().split()) == 2
+
+
+# ---- concurrency ------------------------------------------------------------------------------
+def test_processes_opening_a_fresh_store_at_once_all_succeed(tmp_path):
+    """Six processes open one new store at the same moment (they wait on a start file) and
+    each records a run: all succeed, none is told the store is empty or damaged."""
+    root, go = tmp_path / "fresh", tmp_path / "go"
+    code = ("import os, sys, time\n"
+            "from fnas.knowledge import Store\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+            f"s = Store({str(root)!r})\n"
+            "s.create_experiment(f'run{sys.argv[1]}', 'random', 0, 's', 't', {}, 1)\n"
+            "print(len(s.list_experiments()) >= 1)\n"
+            "s.close()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(6)]
+    __import__("time").sleep(3)  # every process imported fnas and waits
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0 and out.strip() == "True", err[-500:]
+    with Store(root, readonly=True) as st:
+        assert sorted(e.name for e in st.list_experiments()) == [f"run{i}" for i in range(6)]
+    assert [p.name for p in root.iterdir() if p.name.endswith(".new")] == []  # no leftovers
+
+
+def test_an_empty_database_is_refused_without_advice_to_delete_it(tmp_path):
+    (tmp_path / "fnas.db").write_bytes(b"")
+    with pytest.raises(StoreError, match="empty") as e:
+        Store(tmp_path)
+    assert "remove" not in str(e.value) and (tmp_path / "fnas.db").stat().st_size == 0
+
+
+# ---- stable identity of spaces ------------------------------------------------------------------
+def test_function_choices_are_keyed_by_name_and_resume_in_a_new_process(tmp_path):
+    (tmp_path / "fnspace.py").write_text(
+        "import torch.nn.functional as F\nimport fnas\n"
+        "space = fnas.make_space('acts', {'act': (F.relu, F.gelu), 'w': (1, 2)})\n"
+        "def score(arch):\n    return 0.9 if arch['act'] is F.gelu else 0.5\n")
+    code = ("import sys, fnas, fnspace\n"
+            "s = fnas.create_search(store=sys.argv[1], name='acts', space=fnspace.space,\n"
+            "    objective=fnspace.score, strategy='random', batch=2, load_if_exists=True)\n"
+            "s.optimize(budget=int(sys.argv[2]), progress=False)\n"
+            "print(fnspace.space.signature, s.best.arch)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    outs = []
+    for budget in ("4", "8"):  # the second process resumes the first one's run
+        p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s"), budget],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-800:]
+        outs.append(p.stdout.split())
+    assert outs[0][0] == outs[1][0]  # the same space signature in both processes
+    assert " at 0x" not in " ".join(outs[1]) and outs[1][1].startswith("act=fn:torch.")
+    assert "gelu" in outs[1][1]  # keyed by the function's qualified name
+
+
+@pytest.mark.parametrize("choices,needle", [
+    ((lambda x: x, lambda x: 2 * x), "lambda"),
+    ((object(), object()), "memory address"),
+    (7, "must be a sequence"),
+    ("abc", "must be a sequence"),
+])
+def test_choices_without_a_stable_identity_are_refused(choices, needle):
+    with pytest.raises(fnas.errors.FnasError, match=needle):
+        fnas.make_space("bad", {"d": choices})
+
+
+def test_space_sizes_and_shapes_are_bounded():
+    from fnas.space.factorized import MAX_CHOICES, MAX_DECISIONS
+
+    with pytest.raises(ConfigError, match=f"at most {MAX_DECISIONS}"):
+        fnas.make_space("wide", {f"d{i}": (0, 1) for i in range(MAX_DECISIONS + 1)})
+    with pytest.raises(fnas.errors.FnasError, match=f"more than {MAX_CHOICES}"):
+        fnas.make_space("deep", {"d": range(100_000)})
+    with pytest.raises(ConfigError, match="must be a dict"):
+        fnas.make_space("listed", [("d", (1, 2))])
+
+
+# ---- nothing outside the run is touched -------------------------------------------------------
+def _special_files(tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = [fifo, tmp_path]  # a FIFO, a folder
+    if os.geteuid() == 0:  # a character device like /dev/null, made here
+        dev = tmp_path / "null"
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        out.append(dev)
+    return out
+
+
+def test_outputs_never_replace_a_device_fifo_or_folder(tmp_path, capsys):
+    import os
+
+    from fnas._io import atomic_write_bytes
+    from fnas.cli import main
+
+    for target in _special_files(tmp_path):
+        kind = os.stat(target).st_mode
+        with pytest.raises(OSError, match="not a regular file"):
+            atomic_write_bytes(target, b"x")
+        code = main(["export", "mnasnet_a1", "--format", "spec", "--out", str(target)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert "not a regular file" in err or "is a directory" in err, err
+        assert os.stat(target).st_mode == kind  # still what it was
+
+
+def test_a_symlinked_output_is_written_through(tmp_path):
+    from fnas._io import atomic_write_bytes
+
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"store": None}, "store=None"), ({"store": 3}, "store=3"),
+    ({"catch": "RuntimeError"}, "catch='RuntimeError'"), ({"catch": (ValueError, 3)}, "catch="),
+    ({"version": ["a"]}, "version=['a']"), ({"version": True}, "version=True"),
+])
+def test_bad_create_search_arguments_are_one_line_config_errors(tmp_path, kw, needle):
+    args = {"store": tmp_path / "s", **kw}
+    with pytest.raises(ConfigError, match=__import__("re").escape(needle)) as e:
+        fnas.create_search(space=_space(), objective=score, **args)
+    assert "\n" not in str(e.value) and not (tmp_path / "s").exists()
+
+
+def test_catch_may_be_one_exception_class(tmp_path):
+    s = fnas.create_search(store=tmp_path, space=_space(), objective=lambda a: 1 / 0,
+                           strategy="random", batch=2, catch=ZeroDivisionError)
+    s.optimize(budget=2, progress=False)
+    assert {e.status for e in s.trials()} == {"error"}
+
+
+def test_a_budget_beyond_the_space_ends_exhausted(tmp_path):
+    s = fnas.create_search(store=tmp_path, space=_space(), objective=score, strategy="random",
+                           batch=4, budget_counts="trained")
+    out = s.optimize(budget=1_000_000, progress=False)  # 9 architectures in the space
+    assert out.stats["stop_reason"] == "exhausted"
+    assert sum(e.trained for e in s.trials()) == 9
+
+
+# ---- damage is detected, never silently absorbed ----------------------------------------------
+def _run_to(root, batches, budget=12):
+    s = fnas.create_search(store=root, name="r", space=_space(), objective=score,
+                           strategy="random", batch=2, load_if_exists=True)
+    s.optimize(budget=budget, progress=False, stop_after=batches)
+    s.store.close()
+
+
+def _copy(src: Path, dst: Path):
+    import shutil
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+
+
+@pytest.mark.parametrize("damage", ["rows deleted", "database from an older backup",
+                                    "checkpoint from an older backup"])
+def test_a_store_that_disagrees_with_its_checkpoint_is_refused_and_left_as_is(tmp_path, damage):
+    import sqlite3
+
+    root = tmp_path / "s"
+    _run_to(root, 2)  # batches 0 and 1 recorded, checkpoint after batch 1
+    _copy(root, tmp_path / "backup")
+    _run_to(root, 2)  # batches 2 and 3 recorded, checkpoint after batch 3
+    if damage == "rows deleted":
+        with sqlite3.connect(root / "fnas.db") as db:
+            db.execute("DELETE FROM evaluations WHERE iteration = 1 AND slot = 0")
+    elif damage == "database from an older backup":
+        for p in root.glob("fnas.db*"):
+            p.unlink()
+        for p in (tmp_path / "backup").glob("fnas.db*"):
+            (root / p.name).write_bytes(p.read_bytes())
+    else:
+        for p in (tmp_path / "backup" / "runs" / "r").glob("checkpoint.*"):
+            (root / "runs" / "r" / p.name).write_bytes(p.read_bytes())
+    before = _bytes(root)
+    with pytest.raises(StoreError, match="missing from the store" if damage != "checkpoint "
+                       "from an older backup" else "checkpoint is older") as e:
+        _run_to(root, None)
+    assert "\n" not in str(e.value) and "nothing was changed" in str(e.value)
+    after = _bytes(root)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed <= {"fnas.db", "fnas.db-wal", "fnas.db-shm"}  # the status and lease only
+    with Store(root, readonly=True) as st:
+        exp = st.get_experiment("r")
+        assert exp.status != "done" and len(st.evaluations(exp.id)) < 12
+
+
+def test_an_intact_store_resumes_to_the_end(tmp_path):
+    root = tmp_path / "s"
+    _run_to(root, 2)
+    _run_to(root, None)
+    with Store(root, readonly=True) as st:
+        exp = st.get_experiment("r")
+        assert exp.status == "done" and len(st.evaluations(exp.id)) == 12

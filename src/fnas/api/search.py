@@ -30,7 +30,7 @@ from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, spa
 from fnas.search.evaluators import Evaluator
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
-from fnas.space.factorized import Decision, FactorizedSpace
+from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import MAX_COUNT, check_int
 
@@ -45,7 +45,7 @@ class Choices(Mapping):
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self._v = dict(values)
-        self.key = ",".join(f"{k}={v!r}" for k, v in self._v.items())
+        self.key = ",".join(f"{k}={choice_key(v)}" for k, v in self._v.items())
 
     def __getitem__(self, k: str) -> Any:
         return self._v[k]
@@ -85,9 +85,15 @@ def make_space(name: str, decisions: Mapping[str, Sequence[Any]],
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("a space needs a non-empty name")
+    if not isinstance(decisions, Mapping):
+        raise ConfigError(f"space {name!r}: decisions must be a dict of decision name -> "
+                          f"choices, got {type(decisions).__name__}")
     if not decisions:
         raise ConfigError(f"space {name!r} has no decisions")
-    ds = [Decision(str(k), tuple(v)) for k, v in decisions.items()]
+    if len(decisions) > MAX_DECISIONS:
+        raise ConfigError(f"space {name!r} has {len(decisions)} decisions: at most "
+                          f"{MAX_DECISIONS}")
+    ds = [Decision(str(k), v) for k, v in decisions.items()]
     return FactorizedSpace(name, ds, decode or Choices, meta=meta)
 
 
@@ -267,6 +273,8 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         settings.setdefault("objective", getattr(evaluator, "signature", label))
     cfg = SearchConfig(space=space_name, strategy=strategy, budget=budget, batch=batch,
                        seed=seed, **settings)
+    if not isinstance(store, (Store, str, Path)) or (isinstance(store, str) and not store):
+        raise ConfigError(f"store={store!r:.60}: expected a folder (a path) or an open Store")
     st = store if isinstance(store, Store) else Store(Path(store))
     if name is None:
         kind = label or cfg.task.dataset.split(":", 1)[0]

@@ -3,12 +3,17 @@ columns added since v1 (an older store gains them in place), and the rule for ru
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sqlite3
+import threading
+from pathlib import Path
 from typing import Any
 
 from fnas.errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name"]
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "create_atomically"]
 
 MAX_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -103,3 +108,30 @@ _ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
 _ADDED = _ADDED_V2 + _ADDED_V4
 """Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
 older store gains them in place, NULL."""
+
+
+def create_atomically(path: Path) -> None:
+    """Make a new store's database at ``path`` whole, then link it into place: processes that
+    open a fresh store at the same moment all find either no file or a complete store (one of
+    them wins the link; the others open its store), never a half-made or empty file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)  # atomic; fails if another process linked first
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: the store is made in place
+            pass
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()

@@ -62,6 +62,7 @@ from fnas.knowledge.schema import (
     MAX_NAME_LENGTH,
     SCHEMA_VERSION,
     check_run_name,
+    create_atomically,
 )
 
 if TYPE_CHECKING:
@@ -89,13 +90,16 @@ class Store(Leases):
         if (not create or readonly) and not self.path.is_file():
             raise StoreError(f"no fnas store at {self.root} (no fnas.db there)")
         try:
+            if not readonly and not self.path.exists():
+                create_atomically(self.path)
             if self.path.is_file() and self.path.stat().st_size == 0:
+                # fnas never leaves an empty database (a new one appears whole): this one is
+                # another program's, so it is neither used nor touched
                 raise StoreError(f"store database {self.path} is empty (0 bytes), not an fnas "
-                                 "store: remove it, or point --store elsewhere")
+                                 "store; point --store elsewhere")
             if readonly:
                 self._db = self._connect_ro()
             else:
-                self.root.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self._db.row_factory = sqlite3.Row
                 self._db.text_factory = decode_text
@@ -146,7 +150,9 @@ class Store(Leases):
         self._tables = tables
         if self.readonly:  # a reader never migrates: older stores are read as they are
             return
-        self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        # IMMEDIATE: take the write lock first (waiting up to the busy timeout), so that
+        # processes opening one store at once queue instead of failing on a lock upgrade
+        self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
         have = {r[1] for r in self._db.execute("PRAGMA table_info(evaluations)")}
         for name, kind in _ADDED:  # migrate an older store in place: new columns, NULL
             if name not in have:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fnas._io import regular_target
 from fnas.errors import InvalidArchitecture, ModelError
 from fnas.space.cost import arch_cost
 from fnas.space.spec import ArchSpec, BlockSpec
@@ -93,6 +94,10 @@ def spec_from_dict(d: Mapping[str, Any]) -> ArchSpec:
 
 
 def _atomic(path: Path, write) -> Path:
+    try:
+        path = regular_target(path)  # through a symlink; never over a device or FIFO
+    except OSError as e:
+        raise ModelError(f"cannot write {path}: {e.strerror or e}") from None
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

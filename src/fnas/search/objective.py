@@ -60,6 +60,16 @@ class ObjectiveEvaluator(Evaluator):
                  catch: tuple[type[BaseException], ...] = ()) -> None:
         if not callable(objective):
             raise ConfigError(f"objective must be a function, got {type(objective).__name__}")
+        if isinstance(catch, type):
+            catch = (catch,)
+        if not isinstance(catch, (tuple, list)) or not all(
+                isinstance(c, type) and issubclass(c, BaseException) for c in catch):
+            raise ConfigError(f"catch={catch!r:.60} must be a tuple of exception classes, "
+                              "e.g. (RuntimeError,)")
+        if version is not None and (isinstance(version, bool)
+                                    or not isinstance(version, (str, int))
+                                    or len(str(version)) > 200):
+            raise ConfigError(f"version={version!r:.60} must be a short text or an integer")
         self.objective, self.catch = objective, tuple(catch)
         self.reward = reward or RewardConfig()
         self.name = qualified_name(objective)

@@ -11,7 +11,7 @@ from fnas.knowledge.store import Experiment, Store
 from fnas.search.checkpoint import load_checkpoint
 from fnas.search.strategy import Strategy
 
-__all__ = ["restore", "checked_loop_state"]
+__all__ = ["restore", "checked_loop_state", "check_rows_against"]
 
 
 def restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
@@ -24,6 +24,7 @@ def restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any]
             return None
         tensors, meta = ckpt
         loop_state = checked_loop_state(exp, meta)
+        check_rows_against(store, exp, loop_state)
         try:
             strategy.load_state(tensors, meta["strategy"])
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
@@ -37,6 +38,31 @@ def restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any]
         if store.get_experiment(exp.id).status == "running":
             store.update_experiment(exp.id, status="interrupted")
         raise
+
+
+def check_rows_against(store: Store, exp: Experiment, loop: dict[str, Any]) -> None:
+    """Refuse, in one line, a store that does not hold what the checkpoint counts: the
+    checkpoint is written after every batch's rows are committed, so the rows of the batches
+    before ``loop['iteration']`` number exactly ``loop['n_done']``, and no row belongs to a
+    later batch. Fewer rows: some were lost (a damaged WAL, a database restored from an older
+    copy); more, or later ones: the checkpoint is older than the store. Either way a resume
+    would silently redo or skip work, so nothing is changed and the run is left as it is."""
+    it, n_done = loop.get("iteration", 0), loop.get("n_done", 0)
+    rows = store.evaluations(exp.id)
+    before = sum(e.iteration < it for e in rows)
+    later = sum(e.iteration > it for e in rows)
+    where = f"{store.path} and {store.run_dir(exp.name)}/checkpoint.*"
+    if before < n_done:
+        raise StoreError(f"run {exp.name!r}: {n_done - before} of the {n_done} evaluations its "
+                         f"checkpoint counts (batches 0-{it - 1}) are missing from the store: "
+                         "the database was damaged or restored from an older copy; nothing "
+                         f"was changed (restore both of {where} from one backup, or start a "
+                         "new run)")
+    if before > n_done or later:
+        raise StoreError(f"run {exp.name!r}: the store holds {before - n_done + later} "
+                         f"evaluation(s) its checkpoint (batch {it}) does not count: the "
+                         "checkpoint is older than the database; nothing was changed (restore "
+                         f"both of {where} from one backup, or start a new run)")
 
 
 def checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:

@@ -24,9 +24,13 @@ modules.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,22 +38,68 @@ import numpy as np
 
 from fnas.errors import InvalidArchitecture
 
-__all__ = ["Decision", "FactorizedSpace"]
+__all__ = ["Decision", "FactorizedSpace", "choice_key", "MAX_DECISIONS", "MAX_CHOICES"]
+
+MAX_DECISIONS = 512
+"""Most decisions a space may have (MnasNet's has 42): the controller unrolls one step each."""
+MAX_CHOICES = 4096
+"""Most choices one decision may have: the controller's head has one logit each."""
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def choice_key(value: Any) -> str:
+    """The stable text that identifies a choice in space signatures and architecture keys:
+    its ``repr``, or for a function or class its qualified name (``fn:module.qualname``), so
+    that no key holds a memory address and a new process computes the same one.
+
+    Raises:
+        InvalidArchitecture: a lambda (two share one name), or a value whose ``repr`` holds a
+            memory address (use a name or a number and map it in ``decode``).
+    """
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type,
+                          types.MethodType, functools.partial)):
+        func = value.func if isinstance(value, functools.partial) else value
+        qual = getattr(func, "__qualname__", "")
+        if "<lambda>" in qual or isinstance(value, functools.partial):
+            raise InvalidArchitecture(
+                f"choice {value!r:.60} has no stable name (a lambda or a partial): use a named "
+                "function, or a name or number mapped to it in decode")
+        return f"fn:{getattr(func, '__module__', '?')}.{qual}"
+    text = repr(value)
+    if _ADDRESS.search(text):
+        raise InvalidArchitecture(
+            f"choice {text:.60} is known only by its memory address: use a name or a number "
+            "(mapped to the object in decode), or a function or class")
+    return text
 
 
 @dataclass(frozen=True)
 class Decision:
-    """One categorical decision: a name and its ordered choices (any JSON-able values)."""
+    """One categorical decision: a name and its ordered choices (numbers, text, other values
+    with a stable ``repr``, or named functions and classes: :func:`choice_key`)."""
 
     name: str
     choices: tuple
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "choices", tuple(self.choices))
+        if isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, Iterable):
+            raise InvalidArchitecture(f"decision {self.name!r}: choices must be a sequence, "
+                                      f"got {type(self.choices).__name__}")
+        object.__setattr__(self, "choices", tuple(itertools.islice(self.choices,
+                                                                   MAX_CHOICES + 1)))
         if len(self.choices) < 1:
             raise InvalidArchitecture(f"decision {self.name!r} has no choices")
-        if len(set(map(repr, self.choices))) != len(self.choices):
+        if len(self.choices) > MAX_CHOICES:
+            raise InvalidArchitecture(f"decision {self.name!r} has more than {MAX_CHOICES} "
+                                      "choices")
+        if len(set(map(choice_key, self.choices))) != len(self.choices):
             raise InvalidArchitecture(f"decision {self.name!r} repeats a choice")
+
+    @property
+    def keys(self) -> list[str]:
+        """Each choice's :func:`choice_key`."""
+        return [choice_key(c) for c in self.choices]
 
     @property
     def size(self) -> int:
@@ -79,7 +129,9 @@ class FactorizedSpace:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
-        self.decisions = tuple(decisions)
+        self.decisions = tuple(itertools.islice(decisions, MAX_DECISIONS + 1))
+        if len(self.decisions) > MAX_DECISIONS:
+            raise InvalidArchitecture(f"space {name!r} has more than {MAX_DECISIONS} decisions")
         names = [d.name for d in self.decisions]
         if len(set(names)) != len(names):
             raise InvalidArchitecture(f"space {name!r} has duplicate decision names")
@@ -102,8 +154,8 @@ class FactorizedSpace:
     def signature(self) -> str:
         """Stable identifier of the space: name, decisions, choices and meta, hashed."""
         body = json.dumps(
-            {"name": self.name, "decisions": [[d.name, list(map(repr, d.choices))]
-                                              for d in self.decisions], "meta": self.meta},
+            {"name": self.name, "decisions": [[d.name, d.keys] for d in self.decisions],
+             "meta": self.meta},
             sort_keys=True,
         )
         return f"{self.name}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
@@ -112,7 +164,7 @@ class FactorizedSpace:
     def decision_signature(self) -> str:
         """Identifier of the decisions alone (names and choices, not ``meta``): spaces that
         share it share decision vectors, so knowledge moves between them (digits -> mnist)."""
-        body = json.dumps([[d.name, list(map(repr, d.choices))] for d in self.decisions])
+        body = json.dumps([[d.name, d.keys] for d in self.decisions])
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     def __len__(self) -> int:
