@@ -209,9 +209,10 @@ class SearchRun:
         if getattr(self.strategy, "exhausted", False):
             return "exhausted"
         space = getattr(self.strategy, "space", None)
-        if cfg.budget_counts == "trained" and space is not None and \
-                self.state.n_trained >= space.size:
-            return "exhausted"  # every architecture is known: a larger budget cannot be spent
+        if cfg.budget_counts == "trained" and space is not None and not hasattr(
+                self.strategy, "exhausted") and self.state.n_trained >= space.size:
+            # every architecture is known (a strategy that tracks this says so itself)
+            return "exhausted"
         if self.state.n_done >= cfg.sample_cap:  # a budget in trainings can end here instead
             return "max_samples"  # (a policy that only resamples known architectures)
         if self.stop_message:
