@@ -467,3 +467,14 @@ def test_an_intact_store_resumes_to_the_end(tmp_path):
     with Store(root, readonly=True) as st:
         exp = st.get_experiment("r")
         assert exp.status == "done" and len(st.evaluations(exp.id)) == 12
+
+
+@pytest.mark.parametrize("flag,value", [("--input-size", "1000000000"), ("--classes", "10000000"),
+                                        ("--in-chans", "99999")])
+def test_export_refuses_sizes_out_of_range_and_writes_nothing(tmp_path, capsys, flag, value):
+    from fnas.cli import main
+
+    out = tmp_path / "m.json"
+    assert main(["export", "mnasnet_a1", "--format", "spec", flag, value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and err.count("\n") == 1 and not out.exists()

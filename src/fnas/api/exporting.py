@@ -94,6 +94,12 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
                           f"{', '.join(EXPORT_FORMATS)}")
     if format == "onnx":
         ex.require_onnx()  # before anything is loaded or built
+    from fnas.tasks.trainer import MAX_IMAGE_SIZE, check_int
+
+    for what, value, top in (("--input-size", input_size, MAX_IMAGE_SIZE),
+                             ("--classes", num_classes, 1_000_000), ("--in-chans", in_chans, 4096)):
+        if value is not None:  # refused before anything is built or written
+            check_int(value, what, 1, top)
     info = model = None
     if weights is not None:
         from fnas.nn.weights import load
