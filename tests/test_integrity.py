@@ -248,6 +248,7 @@ def test_an_objective_holding_what_cannot_be_hashed_needs_a_version(tmp_path):
         assert s.evaluator.signature.endswith(".<lambda>@v1")
 
 
+@pytest.mark.slow  # Python processes that import torch
 def test_the_fingerprint_is_the_same_in_a_new_process(tmp_path):
     (tmp_path / "myobjective.py").write_text(
         "import functools\n"
@@ -298,6 +299,7 @@ def test_an_empty_database_is_refused_without_advice_to_delete_it(tmp_path):
 
 
 # ---- stable identity of spaces ------------------------------------------------------------------
+@pytest.mark.slow  # Python processes that import torch
 def test_function_choices_are_keyed_by_name_and_resume_in_a_new_process(tmp_path):
     (tmp_path / "fnspace.py").write_text(
         "import torch.nn.functional as F\nimport fnas\n"
@@ -478,3 +480,44 @@ def test_export_refuses_sizes_out_of_range_and_writes_nothing(tmp_path, capsys, 
     assert main(["export", "mnasnet_a1", "--format", "spec", flag, value, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert flag in err and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.slow  # six searches in subprocesses
+def test_searches_sharing_a_store_at_once_differ_only_in_what_the_cache_served(tmp_path):
+    """Issue 32's question: several API searches at once on one fresh store recorded rows
+    unlike their uninterrupted runs. The cause is the shared result cache (one objective, one
+    store: a result another run trained is served as ``cached``), not a divergence: every
+    run samples the same architectures and gets the same rewards as alone."""
+    import sqlite3
+
+    (tmp_path / "concobj.py").write_text(
+        "import sys, fnas\n"
+        "SPACE = fnas.make_space('conc', {'w': (8, 16, 32, 64), 'd': (1, 2, 3), 'k': (3, 5)})\n"
+        "def score(arch, seed):\n"
+        "    return arch['w'] / 64 - 0.05 * arch['d'] + 0.01 * arch['k']\n"
+        "s = fnas.create_search(store=sys.argv[1], name=sys.argv[2], space=SPACE,\n"
+        "    objective=score, strategy='rea', batch=4, seed=int(sys.argv[3]))\n"
+        "s.optimize(budget=16, progress=False)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+
+    def run(store, i):
+        return subprocess.Popen([sys.executable, "-m", "concobj", str(tmp_path / store),
+                                 f"r{i}", str(i)], env=env, stderr=subprocess.PIPE, text=True)
+
+    def rows(store, name):
+        with sqlite3.connect(tmp_path / store / "fnas.db") as db:
+            return db.execute("SELECT e.iteration, e.slot, e.arch_key, e.reward, e.cached FROM "
+                              "evaluations e JOIN experiments x ON x.id = e.experiment_id "
+                              "WHERE x.name = ? ORDER BY 1, 2", (name,)).fetchall()
+
+    together = [run("shared", i) for i in range(3)]  # one fresh store, three runs at once
+    for p in together:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-800:]
+    for i in range(3):
+        assert run(f"alone{i}", i).wait(timeout=300) == 0
+    served = 0
+    for i in range(3):
+        shared, alone = rows("shared", f"r{i}"), rows(f"alone{i}", f"r{i}")
+        assert [r[:4] for r in shared] == [r[:4] for r in alone] and len(shared) == 16
+        served += sum(r[4] for r in shared) - sum(r[4] for r in alone)
+    assert served > 0  # the runs did serve each other's results
