@@ -146,9 +146,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     if space.signature != exp.space_signature or \
             task_signature(cfg, evaluator) != exp.task_signature:
         raise StoreError(f"run {exp.name!r} was recorded with another space or task "
-                         "(data or training settings changed, or an objective whose code or "
-                         "captured values changed: pass the version= it was recorded with); "
-                         "start a new run instead")
+                         "(data or training settings changed, or the objective's code or "
+                         "captured values, or its version= tag); start a new run instead")
     if budget is not None:  # only once the resume is accepted: a refused one writes nothing
         store.update_experiment(exp.id, budget=budget)
     loop_state = restore(store, exp, strategy)
