@@ -149,7 +149,7 @@ def test_runs_and_show_work_while_a_search_writes(tmp_path):
     deadline, n = time.time() + 300, 0
     while time.time() < deadline and proc.poll() is None and n < 1:
         try:
-            con = sqlite3.connect(store / "fnas.db")
+            con = sqlite3.connect(f"file:{store / 'fnas.db'}?mode=ro", uri=True)  # creates none
             n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
             con.close()
         except sqlite3.OperationalError:

@@ -244,7 +244,7 @@ def test_sigterm_marks_the_run_interrupted_and_resume_finishes(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         try:
-            con = sqlite3.connect(s / "fnas.db")
+            con = sqlite3.connect(f"file:{s / 'fnas.db'}?mode=ro", uri=True)  # creates none
             n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
             con.close()
         except sqlite3.Error:

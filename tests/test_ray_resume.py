@@ -30,7 +30,7 @@ RAY = [*SEARCH, "--executor", "ray", "--parallel", "2"]
 
 def _count(db) -> int:
     try:
-        con = sqlite3.connect(db)
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # never creates the file
         n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
         con.close()
         return n
