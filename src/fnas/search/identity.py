@@ -9,9 +9,10 @@ It depends on no memory address, so a new process computes the same value, and i
 when the function's code changes.
 
 Values are hashed by their content when they are numbers, text, bytes, ``None``, containers of
-such values, numpy arrays or other callables. Anything else (an open file, a model, a data
-loader) cannot be told apart by content: :class:`Unhashable` is raised, naming it, and the
-caller asks for an explicit ``version=`` instead.
+such values, numpy arrays, torch tensors, other callables, or instances of classes written in
+Python (by their attributes, so a torch module by its weights). Anything held in a C object
+(an open file, a lock, a database connection) cannot be told apart by content:
+:class:`Unhashable` is raised, naming it, and the caller asks for an explicit ``version=``.
 """
 
 from __future__ import annotations
