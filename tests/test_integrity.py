@@ -521,3 +521,125 @@ def test_searches_sharing_a_store_at_once_differ_only_in_what_the_cache_served(t
         assert [r[:4] for r in shared] == [r[:4] for r in alone] and len(shared) == 16
         served += sum(r[4] for r in shared) - sum(r[4] for r in alone)
     assert served > 0  # the runs did serve each other's results
+
+
+# ---- one damaged row never stops the readers or the other runs --------------------------------
+def _measured(arch):
+    return {"accuracy": score(arch), "macs": 1000 * arch["width"] * arch["depth"]}
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two") / "s"
+    for name in ("r1", "r2"):
+        s = fnas.create_search(store=root, name=name, space=_space(), objective=_measured,
+                               strategy="random", batch=2, budget=6, version="1")
+        s.optimize(progress=False)
+        s.store.close()
+    return root
+
+
+def _sql(root: Path, *statements):
+    import sqlite3
+
+    with sqlite3.connect(root / "fnas.db") as db:
+        out = [db.execute(q).fetchall() for q in statements]
+    db.close()
+    return out
+
+
+def _cli(capsys, *args):
+    from fnas.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_damaged_run_row_is_listed_as_damaged_and_never_hides_the_others(two_runs, tmp_path,
+                                                                           capsys, caplog):
+    import json
+
+    root = tmp_path / "s"
+    _copy(two_runs, root)
+    _sql(root, "UPDATE experiments SET budget='x1.5' WHERE name='r1'")
+    code, out, err = _cli(capsys, "runs", "--store", str(root))
+    assert code == 0 and err.count("\n") == 1 and "field 'budget' holds 'x1.5'" in err, err
+    lines = {ln.split()[1]: ln.split() for ln in out.splitlines()[1:]}
+    assert lines["r1"][2] == "damaged" and lines["r2"][2:4] == ["done", "6/6"], out
+    code, out, _ = _cli(capsys, "runs", "--json", "--store", str(root))
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and "'budget'" in rows["r1"]["damaged"] and rows["r1"]["status"] == "damaged"
+    assert rows["r2"]["damaged"] is None and rows["r2"]["evaluated"] == 6
+    code, out, err = _cli(capsys, "show", "r2", "--store", str(root))
+    assert code == 0 and err == "" and "6 evaluated" in out
+    code, _, err = _cli(capsys, "show", "r1", "--store", str(root))
+    assert code == 2 and err.count("\n") == 1 and "'budget'" in err
+    with Store(root, readonly=True) as st:  # the Python listing leaves it out, and says so
+        assert [e.name for e in st.list_experiments()] == ["r2"]
+        assert "'budget'" in caplog.text
+        with pytest.raises(StoreError, match="'budget'"):
+            st.get_experiment("r1")
+    with pytest.raises(StoreError, match="field 'budget' holds") as e:  # not 'already exists'
+        fnas.create_search(store=root, name="r1", space=_space(), objective=_measured,
+                           strategy="random", batch=2, budget=8, version="1",
+                           load_if_exists=True).optimize(progress=False)
+    assert "\n" not in str(e.value)
+    assert _sql(root, "SELECT budget FROM experiments WHERE name='r1'",
+                "SELECT COUNT(*) FROM evaluations")[0:2] == [[("x1.5",)], [(12,)]]
+
+
+def test_damaged_evaluation_rows_are_skipped_by_readers_and_refused_by_a_resume(
+        two_runs, tmp_path, capsys):
+    import json
+
+    root = tmp_path / "s"
+    _copy(two_runs, root)
+    [[(best_id,)], [(other_id,)]] = _sql(  # the best row (reward damaged) and another one
+        root, "SELECT id FROM evaluations WHERE experiment_id=1 ORDER BY reward DESC LIMIT 1",
+        "SELECT id FROM evaluations WHERE experiment_id=1 ORDER BY reward ASC LIMIT 1")
+    seen, want = set(), []  # the best distinct architectures among the intact rows
+    for key, reward in _sql(root, f"SELECT arch_key, reward FROM evaluations WHERE "
+                            f"experiment_id=1 AND id NOT IN ({best_id}, {other_id}) AND "
+                            "status='ok' ORDER BY reward DESC, id")[0]:
+        if key not in seen:
+            seen.add(key)
+            want.append((key, reward))
+    _sql(root, f"UPDATE evaluations SET reward='junk' WHERE id={best_id}",
+         f"UPDATE evaluations SET macs='lots' WHERE id={other_id}")
+    code, out, err = _cli(capsys, "show", "r1", "--json", "--store", str(root))
+    assert code == 0 and err.count("\n") == 1 and "2 damaged evaluation rows skipped" in err
+    shown = json.loads(out)
+    assert shown["summary"]["evaluated"] == 4 and shown["damaged_evaluations"] == 2
+    assert [(e["arch_key"], e["reward"]) for e in shown["top"]] == want[:5]
+    code, out, err = _cli(capsys, "show", "r1", "--store", str(root))
+    assert code == 0 and "4 evaluated" in out and err.count("\n") == 1
+    code, out, err = _cli(capsys, "runs", "--store", str(root))  # the reward broke its sums
+    assert code == 0 and "damaged evaluation row" in err and " 4/6 " in out and " 6/6 " in out
+    code, out, err = _cli(capsys, "show", "r2", "--store", str(root))
+    assert code == 0 and err == "" and "6 evaluated" in out
+    assert _cli(capsys, "report", "r1", "--store", str(root), "--out",
+                str(tmp_path / "r.html"))[0] == 0 and (tmp_path / "r.html").is_file()
+    before = _sql(root, "SELECT * FROM evaluations ORDER BY id")
+    with pytest.raises(StoreError, match="'reward' holds 'junk'") as e:  # a resume never skips
+        fnas.create_search(store=root, name="r1", space=_space(), objective=_measured,
+                           strategy="random", batch=2, budget=8, version="1",
+                           load_if_exists=True).optimize(progress=False)
+    assert "\n" not in str(e.value) and _sql(root, "SELECT * FROM evaluations ORDER BY id") \
+        == before
+
+
+@pytest.mark.parametrize("sql,line", [
+    ("UPDATE experiments SET stats='{\"wall\": \"x\"}' WHERE name='r1'", "time"),
+    ("UPDATE experiments SET stats='{\"stop_reason\": [1]}' WHERE name='r1'", "stopped"),
+    ("UPDATE updates SET metrics='{\"screen/screened\": \"x\"}'", "screening"),
+    ("UPDATE updates SET metrics='{' WHERE experiment_id=1", "damaged update row"),
+])
+def test_show_says_which_line_is_damaged_and_shows_the_rest(two_runs, tmp_path, capsys, sql,
+                                                            line):
+    root = tmp_path / "s"
+    _copy(two_runs, root)
+    _sql(root, sql)
+    code, out, err = _cli(capsys, "show", "r1", "--store", str(root))
+    assert code == 0 and err.count("\n") == 1 and line in err, err
+    assert "6 evaluated" in out and "rank" in out

@@ -16,7 +16,8 @@ from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 if TYPE_CHECKING:
     from fnas.knowledge.store import Store
 
-__all__ = ["to_experiment", "to_eval", "db_errors", "json_field", "decode_text", "EVAL_COLUMNS"]
+__all__ = ["to_experiment", "to_eval", "to_update", "db_errors", "json_field", "decode_text",
+           "EVAL_COLUMNS"]
 
 
 def db_errors(fn: Callable) -> Callable:
@@ -121,6 +122,14 @@ def to_eval(row: sqlite3.Row) -> Evaluation:
     for f in EVAL_FLAGS:
         d[f] = bool(d[f])
     return Evaluation(**d)
+
+
+def to_update(row: sqlite3.Row) -> dict[str, Any]:
+    """A policy update's row: its counters and metrics, flattened (a damaged metrics field is
+    a StoreError naming it)."""
+    what = f"run id {row['experiment_id']}, update {row['iteration']!r}: field 'metrics'"
+    return {"iteration": row["iteration"], "n_done": row["n_done"],
+            "n_trained": row["n_trained"], **json_field(row["metrics"], what)}
 
 
 def decode_text(b: bytes) -> str:

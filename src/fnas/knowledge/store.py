@@ -17,6 +17,7 @@ Contract (Optuna ``BaseStorage`` style):
 - **Errors.** A missing, empty (0-byte), corrupted or newer-schema database raises
   :class:`StoreError` with one line naming the file; so does a row whose JSON or types were
   damaged (the message names the run and the field). Nothing already recorded is modified.
+  Readers go on past damaged rows, a search never (:mod:`~fnas.knowledge.readers`).
 - **Readers.** ``Store(root, readonly=True)`` opens the database read-only (SQLite's
   ``mode=ro``), never creates, migrates or writes anything, and so works on a store the user
   may not write (``fnas runs``, ``show``, ``report``, ``pool stats``, ``export``).
@@ -47,14 +48,15 @@ from urllib.parse import quote
 
 from fnas.errors import StoreError
 from fnas.knowledge.leases import LEASE_TTL, Leases
+from fnas.knowledge.readers import intact_experiments, readable
 from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 from fnas.knowledge.rows import (
     EVAL_COLUMNS,
     db_errors,
     decode_text,
-    json_field,
     to_eval,
     to_experiment,
+    to_update,
 )
 from fnas.knowledge.schema import (
     _ADDED,
@@ -211,6 +213,7 @@ class Store(Leases):
                  json.dumps(dict(config), sort_keys=True), "running", budget, now, now),
             )
         except sqlite3.IntegrityError:
+            self.get_experiment(name)  # a damaged row of that name says so instead
             raise StoreError(f"an experiment named {name!r} already exists in {self.root}"
                              ) from None
         return self.get_experiment(cur.lastrowid)
@@ -234,11 +237,10 @@ class Store(Leases):
             raise StoreError(f"no experiment {ref!r} in {self.root} (see 'fnas runs')")
         return self._alive(to_experiment(row))
 
-
-    @db_errors
     def list_experiments(self) -> list[Experiment]:
-        rows = self._db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
-        return [self._alive(to_experiment(r)) for r in rows]
+        """The runs by id; a damaged row is left out with a warning on the ``fnas`` logger
+        (:func:`~fnas.knowledge.readers.scan_experiments` lists it, marked damaged)."""
+        return intact_experiments(self)
 
     @db_errors
     def update_experiment(self, exp_id: int, *, status: str | None = None,
@@ -311,19 +313,19 @@ class Store(Leases):
         retried.
         """
         st = tuple(statuses)
-        row = self._db.execute(
+        rows = self._db.execute(
             f"SELECT * FROM evaluations WHERE task_signature=? AND arch_key=? AND trained=1 "
-            f"AND status IN ({', '.join('?' * len(st))}) ORDER BY id LIMIT 1",
+            f"AND status IN ({', '.join('?' * len(st))}) ORDER BY id",
             (task_signature, arch_key, *st),
-        ).fetchone()
-        return to_eval(row) if row else None
+        ).fetchall()  # a damaged row is skipped (with a warning): it is trained again
+        return next(iter(readable(rows, f"cached results of {arch_key[:60]}")), None)
 
     @db_errors
     def recent_pooled(self, limit: int = 100) -> list[Evaluation]:
         """The last ``limit`` trainings, in any run, that started from a pool snapshot."""
         rows = self._db.execute("SELECT * FROM evaluations WHERE pool_snapshot IS NOT NULL "
                                 "AND trained=1 ORDER BY id DESC LIMIT ?", (int(limit),))
-        return [to_eval(r) for r in rows]
+        return readable(rows, "pool-initialised rollouts")  # damaged rows skipped, counted
 
     @db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
@@ -388,9 +390,4 @@ class Store(Leases):
             return []  # a store older than v3, read as it is
         rows = self._db.execute("SELECT * FROM updates WHERE experiment_id=? ORDER BY iteration",
                                 (exp_id,))
-        out = []
-        for r in rows:
-            what = f"run id {exp_id}, update {r['iteration']!r}: field 'metrics'"
-            out.append({"iteration": r["iteration"], "n_done": r["n_done"],
-                        "n_trained": r["n_trained"], **json_field(r["metrics"], what)})
-        return out
+        return [to_update(r) for r in rows]

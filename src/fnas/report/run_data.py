@@ -4,6 +4,7 @@ predictions and the count of candidates screened out."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from fnas.knowledge.readers import readable_evaluations, skipped, summary_of, top_of
 from fnas.knowledge.store import Evaluation, Experiment, Store
 
 __all__ = ["RunData", "load_run", "best_so_far", "cost_of", "pareto_front", "critic_pairs",
            "screened"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,10 +47,16 @@ class RunData:
 
 
 def load_run(store: Store, ref: int | str, top: int = 10) -> RunData:
-    """Read one run. Raises :class:`~fnas.errors.StoreError` for an unknown run."""
+    """Read one run; its damaged evaluation rows are left out, with a warning on the ``fnas``
+    logger (:mod:`fnas.knowledge.readers`). Raises :class:`~fnas.errors.StoreError` for an
+    unknown run, or one whose own row is damaged."""
     exp = store.get_experiment(ref)
-    return RunData(exp, store.evaluations(exp.id), store.updates(exp.id),
-                   store.summary(exp.id), store.top(exp.id, top))
+    evals, bad = readable_evaluations(store, exp.id)
+    if bad:
+        logger.warning(skipped(exp.name, bad))
+        return RunData(exp, evals, store.updates(exp.id), summary_of(evals), top_of(evals, top))
+    return RunData(exp, evals, store.updates(exp.id), store.summary(exp.id),
+                   store.top(exp.id, top))
 
 
 # ---- series -------------------------------------------------------------------------------
