@@ -643,3 +643,32 @@ def test_show_says_which_line_is_damaged_and_shows_the_rest(two_runs, tmp_path, 
     code, out, err = _cli(capsys, "show", "r1", "--store", str(root))
     assert code == 0 and err.count("\n") == 1 and line in err, err
     assert "6 evaluated" in out and "rank" in out
+
+
+# ---- a FIFO given as an input file never hangs a command ------------------------------------
+def test_input_files_that_are_fifos_devices_or_folders_are_refused_without_reading(tmp_path):
+    """Run in a subprocess with a timeout: reading a FIFO would wait for a writer forever."""
+    import json
+    import os
+
+    fifo = tmp_path / "config.json"
+    os.mkfifo(fifo)
+    cases = [["search", "--config", str(fifo), "--store", str(tmp_path / "s")],
+             ["search", "--config", str(tmp_path), "--store", str(tmp_path / "s")],
+             ["bench", "--table", str(fifo), "--space", "macro"],
+             ["bench", "--bench", "table", "--space", "macro", "--table", str(tmp_path / "t.csv"),
+              "--source-table", str(fifo)],
+             ["export", "mnasnet_a1", "--weights", str(fifo), "--format", "spec", "--out",
+              str(tmp_path / "m.json")]]
+    if os.path.exists("/dev/zero"):  # a device that never ends
+        cases.append(["search", "--config", "/dev/zero", "--store", str(tmp_path / "s")])
+    script = ("import contextlib, io, json, sys\nfrom fnas.cli import main\nout = []\n"
+              "for argv in json.loads(sys.argv[1]):\n    err = io.StringIO()\n"
+              "    with contextlib.redirect_stderr(err):\n        code = main(argv)\n"
+              "    out.append((code, err.getvalue()))\nprint(json.dumps(out))\n")
+    p = subprocess.run([sys.executable, "-c", script, json.dumps(cases)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-800:]
+    for argv, (code, err) in zip(cases, json.loads(p.stdout), strict=True):
+        assert code == 2 and err.count("\n") == 1 and "not a regular file" in err, (argv, err)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "m.json").exists()

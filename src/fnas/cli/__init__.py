@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from fnas.cli import bench, export, inspect, pool, report, runs, search, show, train
-from fnas.cli._common import Parser, one_line
+from fnas.cli._common import Parser, one_line, regular_file
 from fnas.errors import ConfigError, FnasError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -24,6 +24,10 @@ COMMANDS = {m.__name__.rsplit(".", 1)[1]: m
 """Command name -> its module (``add_parser``, ``run``), in ``fnas --help`` order."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+INPUT_FILES = ("config", "table", "source_table", "data", "weights")
+"""The arguments (by dest) that name a file a command reads (``--config``, ``--table``,
+``--source-table``, ``--data``, ``--weights``): each must be a regular file if it exists."""
 
 
 def build_parser() -> Parser:
@@ -58,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command not in COMMANDS:
             raise ConfigError(f"unknown command {args.command!r}")
+        for dest in INPUT_FILES:  # a FIFO must not hang the command, nor a device
+            if isinstance(getattr(args, dest, None), str):
+                regular_file(getattr(args, dest), "--" + dest.replace("_", "-"))
         code = COMMANDS[args.command].run(args)
         sys.stdout.flush()  # here, so that a closed pipe is met inside the try
         return code

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,7 +15,7 @@ from fnas.errors import ConfigError
 
 __all__ = ["Parser", "human", "one_line", "shown", "int_at_least", "positive_int",
            "nonneg_int", "positive_float", "share", "seed", "reward_args", "reward_from_args",
-           "print_top", "json_text"]
+           "print_top", "json_text", "regular_file"]
 
 
 def _finite(obj: Any) -> Any:
@@ -95,6 +97,21 @@ def one_line(text: str) -> str:
 def shown(name: str) -> str:
     """A run name as printed in a table: control characters (from a damaged row) escaped."""
     return name if name.isprintable() else repr(name)
+
+
+def regular_file(path: str, flag: str) -> None:
+    """Refuse, in one :class:`ConfigError` line, an input path that exists but is not a
+    regular file (symlinks followed): reading a FIFO would wait for a writer forever, and a
+    device may never end. A missing path is left to the reader, which says so itself."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, unreadable, or a NUL in the name
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+    raise ConfigError(f"{flag} {path!r:.200}: not a regular file ({kind}); give a file")
 
 
 def int_at_least(lo: int, what: str):
