@@ -672,3 +672,40 @@ def test_input_files_that_are_fifos_devices_or_folders_are_refused_without_readi
     for argv, (code, err) in zip(cases, json.loads(p.stdout), strict=True):
         assert code == 2 and err.count("\n") == 1 and "not a regular file" in err, (argv, err)
     assert not (tmp_path / "s").exists() and not (tmp_path / "m.json").exists()
+
+
+# ---- choices that cannot be hashed are keyed, searched, and keyed alike in every process ------
+def test_unhashable_choices_are_searched_and_keyed_alike_in_every_process(tmp_path):
+    """Sets print their members in an order that changes with the process's hash seed: a
+    choice's key sorts them, so a space's signature (and a resume) does not depend on it."""
+    import os
+
+    decisions = {"d": ({1}, {2}), "w": ([1], [2]), "s": ({"x", "y", "z"}, {"q"}),
+                 "n": (({"b", "a"},), {"k": {"m", "n"}})}
+    sp = fnas.make_space("unhashable", decisions)
+    assert sp.size == 16 and sp.decisions[2].keys == ["{'x', 'y', 'z'}", "{'q'}"]
+    s = fnas.create_search(store=tmp_path, space=sp, objective=lambda a: len(a["s"]) / 3,
+                           strategy="random", batch=4, budget=8, version="1")
+    s.optimize(progress=False)
+    assert len(s.trials()) == 8 and max(e.reward for e in s.trials()) == 1.0
+    code = ("import fnas\nprint(fnas.make_space('unhashable', {'d': ({1}, {2}), 'w': ([1], "
+            "[2]), 's': ({'x', 'y', 'z'}, {'q'}), 'n': (({'b', 'a'},), {'k': {'m', 'n'}})})"
+            ".signature)")
+    sigs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                           check=True).stdout.strip() for seed in (1, 2, 3, 4)}
+    assert sigs == {sp.signature}
+
+
+def test_choices_nested_too_deep_or_without_a_repr_are_one_line():
+    class NoRepr:
+        def __repr__(self):
+            raise ValueError("no repr")
+
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    for choices, needle in (((deep, 1), "nested too deep"), ((NoRepr(), 1), "no usable repr")):
+        with pytest.raises(fnas.errors.FnasError, match=needle) as e:
+            fnas.make_space("bad", {"d": choices})
+        assert "\n" not in str(e.value)

@@ -66,12 +66,48 @@ def choice_key(value: Any) -> str:
                 f"choice {value!r:.60} has no stable name (a lambda or a partial): use a named "
                 "function, or a name or number mapped to it in decode")
         return f"fn:{getattr(func, '__module__', '?')}.{qual}"
-    text = repr(value)
+    try:
+        text = _stable_repr(value)
+    except RecursionError:
+        raise InvalidArchitecture(f"a choice of type {type(value).__name__} is nested too deep "
+                                  "to be keyed: use a name or a number") from None
+    except Exception as e:  # noqa: BLE001 (a user's __repr__ that raises)
+        raise InvalidArchitecture(f"a choice of type {type(value).__name__} has no usable "
+                                  f"repr ({type(e).__name__}): use a name or a number") from None
     if _ADDRESS.search(text):
         raise InvalidArchitecture(
             f"choice {text:.60} is known only by its memory address: use a name or a number "
             "(mapped to the object in decode), or a function or class")
     return text
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)``, except that a set's members are in a fixed order (numbers by value,
+    the rest by their text), inside lists, tuples and dicts too: the order Python prints a
+    set of strings in changes from process to process (hash randomisation)."""
+    kind = type(value)
+    if kind in (set, frozenset) and value:
+        parts = sorted((_stable_repr(v) for v in value), key=lambda t: (_number(t), t))
+        inner = "{" + ", ".join(parts) + "}"
+        return inner if kind is set else f"frozenset({inner})"
+    if kind in (list, tuple) and any(type(v) in _NESTED for v in value):
+        inner = ", ".join(_stable_repr(v) for v in value)
+        return f"[{inner}]" if kind is list else f"({inner}{',' * (len(value) == 1)})"
+    if kind is dict and any(type(v) in _NESTED or type(k) in _NESTED for k, v in value.items()):
+        return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}"
+                               for k, v in value.items()) + "}"
+    return repr(value)
+
+
+_NESTED = (set, frozenset, list, tuple, dict)
+
+
+def _number(text: str) -> tuple[int, float]:
+    try:
+        v = float(text)
+    except ValueError:
+        return 1, 0.0
+    return (0, v) if v == v else (1, 0.0)  # NaN sorts with the text
 
 
 @dataclass(frozen=True)
