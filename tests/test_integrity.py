@@ -709,3 +709,126 @@ def test_choices_nested_too_deep_or_without_a_repr_are_one_line():
         with pytest.raises(fnas.errors.FnasError, match=needle) as e:
             fnas.make_space("bad", {"d": choices})
         assert "\n" not in str(e.value)
+
+
+# ---- threads of one process -------------------------------------------------------------------
+def _rows(root: Path, name: str, cols: str = "iteration, slot, arch_key, reward, status, cached"):
+    return _sql(root, f"SELECT {cols} FROM evaluations WHERE experiment_id = (SELECT id FROM "
+                f"experiments WHERE name = '{name}') ORDER BY iteration, slot")[0]
+
+
+def test_a_second_thread_opening_a_running_run_is_refused_and_the_first_finishes(tmp_path):
+    """Deterministic: the first thread's objective waits until the second has tried."""
+    import os
+    import threading
+
+    started, tried = threading.Event(), threading.Event()
+
+    def held(arch):
+        started.set()
+        tried.wait(60)
+        return score(arch)
+
+    def search(root):
+        return fnas.create_search(store=root, name="same", space=_space(), objective=held,
+                                  strategy="random", batch=2, budget=6, version="1",
+                                  load_if_exists=True)
+
+    started.set(), tried.set()
+    search(tmp_path / "alone").optimize(progress=False)  # the reference, made alone
+    started.clear(), tried.clear()
+    out: dict = {}
+
+    def first():
+        try:
+            out["first"] = search(tmp_path / "s").optimize(progress=False).stats["stop_reason"]
+        finally:
+            tried.set()
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert started.wait(60)
+    with pytest.raises(StoreError) as e:
+        search(tmp_path / "s").optimize(progress=False)
+    tried.set()
+    t.join(120)
+    msg = str(e.value)
+    assert "\n" not in msg and "run 'same' is being run by another thread of this process" \
+        in msg and f"pid {os.getpid()}" in msg
+    assert out["first"] == "budget"
+    assert _rows(tmp_path / "s", "same") == _rows(tmp_path / "alone", "same")
+    with Store(tmp_path / "s", readonly=True) as st:
+        assert st.get_experiment("same").status == "done"
+    s = search(tmp_path / "s")  # once the first thread is done, this one may open it
+    assert s.optimize(budget=8, progress=False).experiment.status == "done"
+
+
+def test_a_lease_held_by_a_live_thread_is_refused_and_a_finished_threads_is_taken(tmp_path):
+    import threading
+
+    s = fnas.create_search(store=tmp_path, name="r", space=_space(), objective=score,
+                           strategy="random", batch=2, budget=4)
+    s.optimize(progress=False, stop_after=1)
+    exp_id = s.experiment.id
+    s.store.close()
+    hold, release = threading.Event(), threading.Event()
+
+    def holder():  # takes the lease and ends without giving it back
+        Store(tmp_path).acquire_lease(exp_id, "r")
+        hold.set()
+        release.wait(60)
+
+    t = threading.Thread(target=holder, name="holder")
+    t.start()
+    assert hold.wait(60)
+    mine = Store(tmp_path)
+    with pytest.raises(StoreError, match="another thread of this process .* thread 'holder'"):
+        mine.acquire_lease(exp_id, "r")
+    release.set()
+    t.join(60)
+    mine.acquire_lease(exp_id, "r")  # its thread ended: taken over
+    assert _sql(tmp_path, "SELECT COUNT(*) FROM leases")[0] == [(1,)]
+    mine.close()
+    assert _sql(tmp_path, "SELECT COUNT(*) FROM leases")[0] == [(0,)]
+    first, second = Store(tmp_path), Store(tmp_path)  # one thread, two stores: the later one
+    first.acquire_lease(exp_id, "r")  # takes the lease over, and the earlier one's close
+    second.acquire_lease(exp_id, "r")  # leaves it alone
+    first.close()
+    assert _sql(tmp_path, "SELECT COUNT(*) FROM leases")[0] == [(1,)]
+    second.close()
+    assert _sql(tmp_path, "SELECT COUNT(*) FROM leases")[0] == [(0,)]
+
+
+def test_two_threads_running_two_runs_of_one_store_both_finish(tmp_path):
+    import threading
+
+    def search(root, name, store=None):
+        return fnas.create_search(store=store or root, name=name, space=_space(),
+                                  objective=score, strategy="random", batch=2, budget=6,
+                                  seed=len(name), version="1")
+
+    for name in ("a", "bb"):
+        search(tmp_path / f"alone-{name}", name).optimize(progress=False)
+    out: dict = {}
+
+    def run(name, store=None):
+        try:
+            out[name] = search(tmp_path / "s", name, store).optimize(progress=False).stats[
+                "stop_reason"]
+        except StoreError as e:
+            out[name] = str(e)
+
+    ts = [threading.Thread(target=run, args=(n,)) for n in ("a", "bb")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert out == {"a": "budget", "bb": "budget"}
+    cols = "iteration, slot, arch_key, reward, status"  # 'cached' depends on who was first
+    for name in ("a", "bb"):
+        assert _rows(tmp_path / "s", name, cols) == _rows(tmp_path / f"alone-{name}", name, cols)
+    shared = Store(tmp_path / "shared")  # one Store object shared by threads: refused
+    t = threading.Thread(target=run, args=("ccc", shared))
+    t.start()
+    t.join(120)
+    assert "opened in another thread" in out["ccc"] and "\n" not in out["ccc"]

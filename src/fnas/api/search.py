@@ -162,6 +162,11 @@ class Search:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
                   stop_after=stop_after, callbacks=tuple(callbacks))
+        with self.store.running(self.name):  # another thread of this process: refused
+            return self._optimize(budget, budget_seconds, kw)
+
+    def _optimize(self, budget: int | None, budget_seconds: float | None,
+                  kw: dict[str, Any]) -> SearchOutcome:
         try:
             if self.exists:
                 self.outcome = resume_search(self.store, self.name, budget=budget,

@@ -5,12 +5,14 @@ heartbeat); a lease whose owner died (same host: its pid is gone; elsewhere: no 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +25,27 @@ __all__ = ["LEASE_TTL", "Leases"]
 LEASE_TTL = 60.0
 """Seconds without a heartbeat after which another host's lease is considered dead."""
 _HEARTBEAT = 5.0
-_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_TOKEN = uuid.uuid4().hex[:8]
+
+# Within one process every lease row has the same owner, so the threads of the process are
+# told apart here: (database file, run id) -> (thread, heartbeat stop, the holding store's
+# leases); (database file, run name) -> the thread that runs it (Leases.running).
+_LOCK = threading.Lock()
+_HELD: dict[tuple[tuple[int, int], int], tuple[threading.Thread, threading.Event, dict]] = {}
+_RUNNING: dict[tuple[tuple[int, int], str], threading.Thread] = {}
+
+
+def _owner() -> str:
+    """This process's lease owner (its pid now: a forked child is another owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+
+
+def _busy(name: object, thread: threading.Thread) -> StoreError:
+    who = ("this thread, in a search that has not returned" if thread is
+           threading.current_thread() else f"another thread of this process (pid "
+           f"{os.getpid()}, thread {thread.name!r})")
+    return StoreError(f"run {name!r} is being run by {who}; wait for it to finish, or give "
+                      "each thread a run of its own")
 
 
 class Leases:
@@ -43,12 +65,26 @@ class Leases:
     def _lease_dead(host: str, pid: int, heartbeat: float, now: float) -> bool:
         if host == socket.gethostname():
             try:
+                if int(pid) <= 0:  # a damaged row: 0 or -1 would signal a process group
+                    return True
                 os.kill(int(pid), 0)
             except ProcessLookupError:
                 return True
-            except (PermissionError, OverflowError, ValueError):
+            except (PermissionError, OverflowError, ValueError, TypeError):
                 pass
-        return now - float(heartbeat) > LEASE_TTL
+        try:
+            return now - float(heartbeat) > LEASE_TTL
+        except (TypeError, ValueError):  # a damaged heartbeat: nobody keeps it alive
+            return True
+
+    def _db_file(self) -> tuple[int, int]:
+        """The database file's identity (device, inode): two paths to one store are one."""
+        try:
+            st = os.stat(self.path)
+            return st.st_dev, st.st_ino
+        except OSError as e:
+            raise StoreError(f"cannot open store database {self.path}: {e.strerror or e}"
+                             ) from None
 
     @db_errors
     def acquire_lease(self, exp_id: int, name: str = "") -> None:
@@ -56,33 +92,80 @@ class Leases:
         thread until :meth:`release_lease` or :meth:`close`.
 
         Raises:
-            StoreError: another live process holds it (names its pid and host).
+            StoreError: another live process holds it (names its pid and host), or another
+                thread of this process does (says so).
         """
         if exp_id in self._leases:
             return
+        key, me, stop = (self._db_file(), exp_id), threading.current_thread(), threading.Event()
+        with _LOCK:
+            held = _HELD.get(key)
+            if held is not None and held[0] is not me and held[0].is_alive():
+                raise _busy(name or exp_id, held[0])
+            if held is not None:  # this thread's earlier store, or a finished thread's
+                held[1].set()
+                held[2].pop(exp_id, None)  # so that its close leaves the lease alone
+            _HELD[key] = (me, stop, self._leases)
+        try:
+            self._take_lease(exp_id, name)
+        except BaseException:
+            with _LOCK:
+                if _HELD.get(key, (None, None))[1] is stop:
+                    del _HELD[key]
+            raise
+        self._leases[exp_id] = stop
+        threading.Thread(target=self._heartbeat, args=(exp_id, stop), daemon=True,
+                         name=f"fnas-lease-{exp_id}").start()
+
+    def _take_lease(self, exp_id: int, name: str) -> None:
         self._lease_table()
-        now = time.time()
+        now, owner = time.time(), _owner()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
                                    "experiment_id=?", (exp_id,)).fetchone()
-            if row is not None and row["owner"] != _OWNER and \
+            if row is not None and row["owner"] != owner and \
                     not self._lease_dead(row["host"], row["pid"], row["heartbeat"], now):
                 raise StoreError(f"run {name or exp_id!r} is being run or resumed by pid "
                                  f"{row['pid']} on {row['host']} (heartbeat "
-                                 f"{max(0.0, now - row['heartbeat']):.0f} s ago); wait for it "
-                                 "to finish or stop it first")
+                                 f"{max(0.0, now - float(row['heartbeat'])):.0f} s ago); wait "
+                                 "for it to finish or stop it first")
             self._db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
-                             (exp_id, _OWNER, socket.gethostname(), os.getpid(), now))
+                             (exp_id, owner, socket.gethostname(), os.getpid(), now))
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        stop = threading.Event()
-        self._leases[exp_id] = stop
-        threading.Thread(target=self._heartbeat, args=(exp_id, stop), daemon=True,
-                         name=f"fnas-lease-{exp_id}").start()
+
+    @contextlib.contextmanager
+    def running(self, name: str) -> Iterator[None]:
+        """This thread runs the run ``name`` for the duration (``Search.optimize``): another
+        thread of this process that tries meanwhile, even before the run is created, is
+        refused in one line; at the end this store gives back the run's lease if it still
+        holds it (a resume refused after taking it).
+
+        Raises:
+            StoreError: another thread of this process runs it.
+        """
+        key, me = (self._db_file(), name), threading.current_thread()
+        with _LOCK:
+            holder = _RUNNING.get(key)
+            if holder is not None and holder.is_alive():
+                raise _busy(name, holder)
+            _RUNNING[key] = me
+        try:
+            yield
+        finally:
+            with _LOCK:
+                if _RUNNING.get(key) is me:
+                    del _RUNNING[key]
+            if self._leases:
+                with contextlib.suppress(StoreError, sqlite3.Error):
+                    row = self._db.execute("SELECT id FROM experiments WHERE name=?",
+                                           (name,)).fetchone()
+                    if row is not None:
+                        self.release_lease(row[0])
 
     def _heartbeat(self, exp_id: int, stop: threading.Event) -> None:
         try:
@@ -93,7 +176,7 @@ class Leases:
             while not stop.wait(_HEARTBEAT):
                 try:
                     db.execute("UPDATE leases SET heartbeat=? WHERE experiment_id=? AND owner=?",
-                               (time.time(), exp_id, _OWNER))
+                               (time.time(), exp_id, _owner()))
                 except sqlite3.Error:
                     pass  # a busy or full disk: the next beat tries again
         finally:
@@ -106,8 +189,12 @@ class Leases:
         if stop is None:
             return
         stop.set()
+        with _LOCK:
+            key = next((k for k, v in _HELD.items() if v[1] is stop), None)
+            if key is not None:
+                del _HELD[key]
         self._db.execute("DELETE FROM leases WHERE experiment_id=? AND owner=?",
-                         (exp_id, _OWNER))
+                         (exp_id, _owner()))
 
 
     def _alive(self, exp: Experiment) -> Experiment:
@@ -120,7 +207,7 @@ class Leases:
                                    "experiment_id=?", (exp.id,)).fetchone()
         except sqlite3.OperationalError:  # no leases table: no process ever held one
             row = None
-        if row is not None and (row["owner"] == _OWNER or not self._lease_dead(
+        if row is not None and (row["owner"] == _owner() or not self._lease_dead(
                 row["host"], row["pid"], row["heartbeat"], time.time())):
             return exp
         return replace(exp, status="interrupted")

@@ -29,6 +29,13 @@ def db_errors(fn: Callable) -> Callable:
             return fn(self, *args, **kw)
         except sqlite3.IntegrityError:
             raise
+        except sqlite3.ProgrammingError as e:
+            if "thread" not in str(e):
+                raise StoreError(f"store database {self.path}: {' '.join(str(e).split())}"
+                                 ) from None
+            raise StoreError(f"store {self.root} was opened in another thread: a Store serves "
+                             "the thread that opened it; open one in each thread (a path "
+                             "given to create_search does)") from None
         except sqlite3.DatabaseError as e:
             why = " ".join(str(e).split())
             hint = "; free disk space, then resume" if "full" in why else ""

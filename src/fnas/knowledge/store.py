@@ -25,7 +25,8 @@ Contract (Optuna ``BaseStorage`` style):
   must never read as a run id), not starting with ``.`` or ``-``, without ``..``: it names a
   folder under ``runs/`` and must not escape it (:func:`check_run_name`).
 - **Leases.** A process that runs a search holds the run's lease (a ``leases`` row with a
-  heartbeat); a second search or resume of the same run is refused while the lease is live.
+  heartbeat); a second search or resume of the same run is refused while the lease is live,
+  from another thread of the same process too. A Store serves the thread that opened it.
   A lease whose owner died (same host: its pid is gone; elsewhere: no heartbeat for
   :data:`LEASE_TTL` seconds) is taken over. A ``running`` run without a live lease reads as
   ``interrupted`` (its process died: kill -9, or a disk too full to record even that).
