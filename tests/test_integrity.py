@@ -832,3 +832,85 @@ def test_two_threads_running_two_runs_of_one_store_both_finish(tmp_path):
     t.start()
     t.join(120)
     assert "opened in another thread" in out["ccc"] and "\n" not in out["ccc"]
+
+
+# ---- a library that cannot load (ulimit -v) is one line ---------------------------------------
+@pytest.mark.parametrize("top_level,needle", [
+    ("raise ImportError('libfake.so: failed to map segment from shared object')",
+     "cannot load fakelib (out of memory? check ulimit -v and free memory): libfake.so: "
+     "failed to map segment from shared object"),
+    ("raise RuntimeError('std::bad_alloc')", "cannot load fakelib (out of memory? check "
+     "ulimit -v and free memory): std::bad_alloc"),
+    ("raise MemoryError()", "cannot load fakelib (out of memory? check ulimit -v"),
+    ("try:\n    raise ImportError('libq.so: failed to map segment from shared object')\n"
+     "except ImportError as e:\n    raise ImportError('\\n\\nIMPORTANT: PLEASE READ THIS\\n"
+     "Original error was: libq.so: failed to map segment from shared object\\n') from e",
+     "cannot load fakelib (out of memory? check ulimit -v and free memory): libq.so: failed"),
+    ("raise ImportError('No module named backend')", "cannot load fakelib: No module named"),
+])
+def test_a_library_that_cannot_load_is_one_line_in_every_command(tmp_path, monkeypatch, capsys,
+                                                                  top_level, needle):
+    """In process: a module whose top level fails as torch or numpy do under ``ulimit -v``
+    (the real limit is the subprocess test below)."""
+    import importlib
+
+    import fnas.cli.runs
+
+    (tmp_path / "fakelib.py").write_text(top_level + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(fnas.cli.runs, "run", lambda args: importlib.import_module("fakelib"))
+    code, out, err = _cli(capsys, "runs")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"fnas runs: error: {needle}"), err
+
+
+def test_running_out_of_memory_is_one_line_and_other_errors_are_not_hidden(monkeypatch,
+                                                                          capsys):
+    import fnas.cli.runs
+
+    def no_memory(args):
+        raise MemoryError
+
+    monkeypatch.setattr(fnas.cli.runs, "run", no_memory)
+    assert _cli(capsys, "runs")[2] == \
+        "fnas runs: error: out of memory (check ulimit -v and free memory)\n"
+
+    def a_bug(args):
+        raise RuntimeError("a bug, not a library that cannot load")
+
+    monkeypatch.setattr(fnas.cli.runs, "run", a_bug)
+    with pytest.raises(RuntimeError, match="a bug"):  # not dressed up as a loading problem
+        _cli(capsys, "runs")
+
+
+def test_show_under_an_address_space_limit_too_small_for_torch_is_one_line(two_runs):
+    """A real ``ulimit -v``: the limit is set between what numpy needs and what torch needs
+    (measured here, so it holds on another machine), where torch's shared library cannot be
+    mapped (here: ``cannot load torch (...): libtorch_cpu.so: failed to map segment``)."""
+    import os
+    import resource
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to measure the address space")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    probe = ("import numpy, sqlite3, fnas.cli\nprint([l.split()[1] for l in "
+             "open('/proc/self/status') if l.startswith('VmPeak')][0])")
+    peak_kb = int(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                                 text=True, timeout=120, check=True).stdout)
+    import torch
+
+    lib = max((p.stat().st_size for p in (Path(torch.__file__).parent / "lib").glob("*.so*")),
+              default=0)  # the shared library torch maps first, whole
+    if lib < 256 << 20:
+        pytest.skip("torch's largest library is small enough to map under a tight limit")
+    limit = (peak_kb << 10) + (128 << 20)  # numpy loads, torch's library cannot be mapped
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    p = subprocess.run([sys.executable, "-m", "fnas.cli", "show", "r1", "--store",
+                        str(two_runs)], env=env, preexec_fn=cap, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2, p.stderr[-1500:]
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("fnas show: error: cannot load ")
+    assert "(out of memory? check ulimit -v and free memory): " in p.stderr, p.stderr

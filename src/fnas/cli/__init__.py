@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from fnas.cli import bench, export, inspect, pool, report, runs, search, show, train
-from fnas.cli._common import Parser, one_line, regular_file
+from fnas.cli._common import Parser, load_failure, one_line, regular_file
 from fnas.errors import ConfigError, FnasError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -82,6 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 141
+    except (ImportError, MemoryError, RuntimeError, OSError) as e:
+        line = load_failure(e)  # torch or numpy that cannot load (ulimit -v), no memory
+        if line is None:
+            raise
+        print(f"fnas {args.command}: error: {line}", file=sys.stderr)
+        if argv is None:  # the program itself: a half-loaded library's exit hooks stay quiet
+            sys.excepthook = sys.unraisablehook = lambda *a: None
+        return 2
     except KeyboardInterrupt:
         print(f"fnas {args.command}: interrupted", file=sys.stderr)
         return 130

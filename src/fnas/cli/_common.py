@@ -15,7 +15,7 @@ from fnas.errors import ConfigError
 
 __all__ = ["Parser", "human", "one_line", "shown", "int_at_least", "positive_int",
            "nonneg_int", "positive_float", "share", "seed", "reward_args", "reward_from_args",
-           "print_top", "json_text", "regular_file"]
+           "print_top", "json_text", "regular_file", "load_failure"]
 
 
 def _finite(obj: Any) -> Any:
@@ -112,6 +112,39 @@ def regular_file(path: str, flag: str) -> None:
     kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "a device")
     raise ConfigError(f"{flag} {path!r:.200}: not a regular file ({kind}); give a file")
+
+
+_MEMORY = ("failed to map segment", "cannot allocate memory", "bad_alloc", "out of memory")
+
+
+def load_failure(e: BaseException) -> str | None:
+    """The one line for a library that could not be loaded (torch or numpy under ``ulimit
+    -v``: a shared object that cannot be mapped, a ``MemoryError`` or ``std::bad_alloc``
+    while a module runs its top level), or for memory running out anywhere; None for any
+    other error (it is not about loading)."""
+    frames, tb = [], e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "<module>":  # a module's top level: an import
+            frames.append(str(tb.tb_frame.f_globals.get("__name__", "?")))
+        tb = tb.tb_next
+    if not isinstance(e, (ImportError, MemoryError)) and not frames:
+        return None
+    name = frames[-1] if frames else getattr(e, "name", None) or ""
+    name = name if name.startswith("fnas") else name.split(".")[0]
+    cause = e
+    while cause.__cause__ is not None or (cause.__context__ is not None
+                                         and not cause.__suppress_context__):
+        cause = cause.__cause__ or cause.__context__  # numpy's advice wraps the real error
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    why = lines[-1] if lines and "Original error" in str(cause) else lines[0] if lines else ""
+    why = one_line(why.removeprefix("Original error was: "))[:300]
+    memory = isinstance(e, MemoryError) or isinstance(cause, MemoryError) or any(
+        m in (str(e) + str(cause)).lower() for m in _MEMORY)
+    hint = " (out of memory? check ulimit -v and free memory)" if memory else ""
+    if not frames and isinstance(e, MemoryError):
+        return "out of memory (check ulimit -v and free memory)" + (f": {why}" if why else "")
+    what = name or "a library"
+    return f"cannot load {what}{hint}: {why or type(cause).__name__}"
 
 
 def int_at_least(lo: int, what: str):
