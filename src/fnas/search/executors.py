@@ -248,6 +248,9 @@ class RayExecutor(Executor):
                                   f"{' at ' + address if address else ''}: "
                                   f"{' '.join(str(e).split())[:200]}") from None
             self._owns = True
+            from fnas.search.ray_guard import start_guard  # a local Ray started here ends
+
+            self._guard = None if address else start_guard(ray)  # with this process (#32)
         # fnas re-submits after a worker death itself (not Ray's max_retries), so that every
         # retry is counted and shows in the evaluation's message
         self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=0)(_ray_rollout)
@@ -329,8 +332,11 @@ class RayExecutor(Executor):
             return job, rollout
 
     def close(self) -> None:
-        if self._owns and self.ray.is_initialized():
-            self.ray.shutdown()
+        from fnas.search.ray_guard import ending  # the guard ends what the shutdown left
+
+        with ending(getattr(self, "_guard", None)):
+            if self._owns and self.ray.is_initialized():
+                self.ray.shutdown()
 
 
 def make_executor(name: str, address: str | None = None, parallel: int = 2,
