@@ -219,6 +219,7 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
                   strategy: str = "fnas", budget: int = 32, batch: int = 8, seed: int = 0,
                   reward: RewardConfig | None = None,
                   catch: tuple[type[BaseException], ...] = (),
+                  timeout: float | None = None,
                   **settings: Any) -> Search:
     """A search over ``space`` that scores architectures with ``objective``.
 
@@ -239,6 +240,10 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         budget, batch, seed: as in :class:`~fnas.search.config.SearchConfig`.
         reward: a cost target for the objective's accuracy (MnasNet's reward).
         catch: exception types of the objective recorded as failed architectures.
+        timeout: seconds one evaluation may take; past them it is stopped and recorded as
+            failed (``SearchConfig.eval_timeout``). The objective then runs in a worker
+            process (:mod:`fnas.search.workers`): it must be picklable by cloudpickle (a
+            closure or a lambda is), and what it keeps in globals stays in that process.
         **settings: any other :class:`~fnas.search.config.SearchConfig` field
             (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).
 
@@ -276,6 +281,10 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         evaluator, label = None, None
     if evaluator is not None:
         settings.setdefault("objective", getattr(evaluator, "signature", label))
+    if timeout is not None:
+        if "eval_timeout" in settings:
+            raise ConfigError("give timeout= or eval_timeout=, not both")
+        settings["eval_timeout"] = timeout
     cfg = SearchConfig(space=space_name, strategy=strategy, budget=budget, batch=batch,
                        seed=seed, **settings)
     if not isinstance(store, (Store, str, Path)) or (isinstance(store, str) and not store):

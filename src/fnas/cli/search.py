@@ -80,6 +80,8 @@ def _arguments(s: argparse.ArgumentParser) -> None:
     add_field(s, "--budget-seconds", c, "budget_seconds", given_only=True, type=positive_float,
               metavar="S", help=field_help(c, "budget_seconds") + "; with --resume, a new "
               "limit")
+    add_field(s, "--eval-timeout", c, "eval_timeout", given_only=True, type=positive_float,
+              metavar="S")
     add_field(s, "--budget-counts", c, "budget_counts", given_only=True,
               choices=["samples", "trained"])
     add_field(s, "--max-samples", c, "max_samples", given_only=True, type=positive_int,
@@ -122,7 +124,7 @@ def config_from_args(args: argparse.Namespace):
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
                                            "replay", "budget_seconds", "budget_counts",
-                                           "max_samples")
+                                           "max_samples", "eval_timeout")
              if getattr(args, k) is not None}
     task = {k: v for k, v in (("dataset", args.task), ("epochs", args.epochs),
                               ("image_size", args.image_size), ("device", args.device))

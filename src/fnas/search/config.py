@@ -181,6 +181,15 @@ class SearchConfig:
     budget_seconds: float | None = None
     """Also stop once the search's compute is spent: its wall-clock seconds (trainings plus
     the search's own overhead: sampling, critic, updates, store), summed over resumes."""
+    eval_timeout: float | None = None
+    """Seconds one evaluation may take: past them it is stopped and recorded as failed
+    (status ``error``). Evaluations then run in a worker process
+    (:mod:`fnas.search.workers`) or as Ray tasks, which can be stopped."""
+    eval_isolation: str = "auto"
+    """Where local evaluations run: ``process`` (a worker process, which ``eval_timeout`` and
+    ``budget_seconds`` can stop), ``none`` (in this process: a running evaluation is waited
+    for), or ``auto`` (a worker when ``eval_timeout`` or ``budget_seconds`` is set and the
+    objective can be sent to one, else in this process)."""
     objective: str | None = None
     """What scores architectures when it is not the proxy task ``task`` (the objective's
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
@@ -221,6 +230,17 @@ class SearchConfig:
                     self.budget_seconds, bool) and 0 < self.budget_seconds < float("inf")):
             raise ConfigError(f"budget_seconds={self.budget_seconds!r:.40} must be a positive "
                               "number of seconds")
+        if self.eval_timeout is not None and not (
+                isinstance(self.eval_timeout, (int, float)) and not isinstance(
+                    self.eval_timeout, bool) and 0 < self.eval_timeout < float("inf")):
+            raise ConfigError(f"eval_timeout={self.eval_timeout!r:.40} must be a positive "
+                              "number of seconds")
+        if self.eval_isolation not in ("auto", "process", "none"):
+            raise ConfigError(f"eval_isolation={self.eval_isolation!r:.40}: expected 'auto', "
+                              "'process' or 'none'")
+        if self.eval_timeout is not None and self.eval_isolation == "none":
+            raise ConfigError("eval_timeout needs evaluations that can be stopped: "
+                              "eval_isolation 'none' runs them in this process")
 
     @property
     def sample_cap(self) -> int:

@@ -42,6 +42,9 @@ class Evaluator(ABC):
     """Whether :meth:`train` exists (weights are trained, so the knowledge pool applies)."""
     epochs: int = 0
     """Epochs of a from-scratch training (for ``trains`` evaluators)."""
+    instant: bool = False
+    """Whether an evaluation is a quick lookup that cannot hang (a table, a formula): such
+    evaluations stay in the search's process even with ``budget_seconds``."""
 
     @abstractmethod
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
@@ -108,6 +111,8 @@ class SyntheticEvaluator(Evaluator):
     raises its probability. ``noise`` adds Gaussian noise seeded by the evaluation seed.
     """
 
+    instant = True
+
     def __init__(self, space: FactorizedSpace, target: Sequence[int], noise: float = 0.0) -> None:
         self.space, self.noise = space, noise
         self.target = np.asarray(space.check(target))
@@ -132,6 +137,8 @@ class MacroTableEvaluator(Evaluator):
     cost (``RewardConfig("macs", target)``). ``train_seconds`` is left at 0; a query's compute
     estimate is ``flops / table.mean_flops`` (:meth:`cost`).
     """
+
+    instant = True
 
     def __init__(self, path: str, reward: RewardConfig | None = None, noisy: bool = False,
                  tag: str = "", invert: bool = False) -> None:

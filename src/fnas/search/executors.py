@@ -19,50 +19,29 @@ store. The search goes on in every case.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import re
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from fnas.errors import ConfigError
-from fnas.tasks.rollout import Rollout, RolloutResult
+from fnas.search.jobs import RolloutJob, SearchDeadline, _failed, run_job
+from fnas.search.ray_net import _loopback_only, _probe, _ray_rollout
+from fnas.tasks.rollout import Rollout
 
-__all__ = ["RolloutJob", "Executor", "LocalExecutor", "RayExecutor", "make_executor", "run_job",
-           "EXECUTORS"]
+__all__ = ["RolloutJob", "SearchDeadline", "Executor", "LocalExecutor", "RayExecutor",
+           "make_executor", "run_job", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
 
-@dataclass(frozen=True)
-class RolloutJob:
-    """One rollout to run: ``train`` (weights in and out) or a plain ``evaluate``."""
-
-    slot: int
-    spec: Any
-    seed: int
-    init_weights: dict | None = field(default=None, repr=False)
-    epochs: int | None = None
-    train: bool = False
-
-
-def run_job(evaluator: Any, job: RolloutJob) -> Rollout:
-    """Run one job with ``evaluator`` (in this process)."""
-    if job.train:
-        return evaluator.train(job.spec, job.seed, job.init_weights, job.epochs)
-    return Rollout(evaluator.evaluate(job.spec, job.seed))
-
-
-def _failed(evaluator: Any, job: RolloutJob, message: str) -> Rollout:
-    """A failed rollout: status ``error``, the penalty reward, a one-line message."""
-    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", message).split())[:300]
-    return Rollout(RolloutResult(arch=job.spec.to_str(), key=job.spec.key, status="error",
-                                 message=text, reward=evaluator.reward.failure_reward,
-                                 seed=job.seed))
+RAY_START = 60.0
+"""Seconds a Ray task may take to start (a worker importing torch, a busy cluster): a task
+interrupts itself at its job's ``timeout``; the driver cancels one still running this much
+later (native code that never returns to Python)."""
 
 
 class Executor(ABC):
@@ -83,6 +62,9 @@ class Executor(ABC):
     name = "base"
     parallel = 1
     """Jobs the loop keeps pending at once."""
+    stops = False
+    """Whether a running evaluation can be stopped: a job's ``timeout`` and the search's
+    deadline (:meth:`wait_until`) are honoured. The in-process executor cannot stop one."""
 
     @abstractmethod
     def submit(self, evaluator: Any, job: RolloutJob) -> None:
@@ -91,6 +73,12 @@ class Executor(ABC):
     @abstractmethod
     def wait(self) -> tuple[RolloutJob, Rollout]:
         """The next pending job to complete, with its rollout (blocks until there is one)."""
+
+    def wait_until(self, deadline: float | None) -> tuple[RolloutJob, Rollout]:
+        """:meth:`wait`, but an executor that ``stops`` evaluations stops the pending ones at
+        ``deadline`` (a ``time.monotonic()`` time) and raises :class:`SearchDeadline`. By
+        default the deadline is not watched: a running evaluation is waited for."""
+        return self.wait()
 
     @property
     @abstractmethod
@@ -150,60 +138,6 @@ class LocalExecutor(Executor):
         self._queue.clear()
 
 
-def _ray_rollout(evaluator: Any, job: RolloutJob, threads: int) -> Rollout:
-    import torch
-
-    torch.set_num_threads(threads)  # one core per task: no oversubscription
-    return run_job(evaluator, job)
-
-
-def _probe(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on an unreachable cluster (``ray.init`` would wait minutes)."""
-    import socket
-
-    hostport = address.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot reach Ray at {address}: "
-                          f"{getattr(e, 'strerror', None) or e}") from None
-
-
-@contextlib.contextmanager
-def _loopback_only(ray: Any, enabled: bool = True) -> Iterator[None]:
-    """Make a local ``ray.init`` bind every Ray server (GCS, raylet, workers) to 127.0.0.1.
-
-    ``_node_ip_address="127.0.0.1"`` alone is not enough: on Linux Ray swaps a loopback node
-    address for the machine's routable one, and its gRPC servers then listen on all
-    interfaces. Ray keeps the loopback address when its ``ENABLE_RAY_CLUSTER`` switch is off
-    (its default on macOS and Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so it is
-    turned off for the duration of the start, then restored.
-    """
-    if not enabled:
-        yield
-        return
-    var = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-    old_env = os.environ.get(var)
-    os.environ[var] = "0"
-    try:
-        from ray._private import ray_constants
-    except ImportError:  # a Ray without the switch: the address argument is all there is
-        ray_constants = None
-    old_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
-    if ray_constants is not None and old_flag is not None:
-        ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        if old_env is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = old_env
-        if ray_constants is not None and old_flag is not None:
-            ray_constants.ENABLE_RAY_CLUSTER = old_flag
-
-
 class RayExecutor(Executor):
     """Rollouts as Ray tasks on a local Ray (started here) or an existing cluster.
 
@@ -216,6 +150,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    stops = True
 
     def __init__(self, address: str | None = None, parallel: int = 2, retries: int = 1,
                  cpus_per_rollout: int = 1) -> None:
@@ -251,11 +186,14 @@ class RayExecutor(Executor):
             from fnas.search.ray_guard import start_guard  # a local Ray started here ends
 
             self._guard = None if address else start_guard(ray)  # with this process (#32)
+        self._local = self._owns and not address
+        """A one-node Ray started here: when its node dies there is nothing to retry on."""
         # fnas re-submits after a worker death itself (not Ray's max_retries), so that every
         # retry is counted and shows in the evaluation's message
         self._task = ray.remote(num_cpus=cpus_per_rollout, max_retries=0)(_ray_rollout)
         self._evaluator_ref: tuple[int, Any, Any] | None = None
         self._inflight: dict[Any, tuple[Any, RolloutJob]] = {}  # Ray ref -> (evaluator, job)
+        self._started: dict[Any, float] = {}  # Ray ref -> when it was submitted (monotonic)
         self._deaths: dict[int, list[str]] = {}  # slot -> why each attempt's worker died
 
     def gpus_per_rollout(self, device: str) -> float:
@@ -289,7 +227,9 @@ class RayExecutor(Executor):
 
     def submit(self, evaluator: Any, job: RolloutJob) -> None:
         ev_ref, task = self._ref(evaluator)
-        self._inflight[task.remote(ev_ref, job, self.cpus)] = (evaluator, job)
+        ref = task.remote(ev_ref, job, self.cpus)
+        self._inflight[ref] = (evaluator, job)
+        self._started[ref] = time.monotonic()
 
     @property
     def pending(self) -> int:
@@ -297,14 +237,51 @@ class RayExecutor(Executor):
 
     def abandon(self) -> None:
         self._inflight.clear()  # their results are never read; the tasks finish on their own
+        self._started.clear()
         self._deaths.clear()
 
     def wait(self) -> tuple[RolloutJob, Rollout]:
+        return self.wait_until(None)
+
+    def _next_ready(self, deadline: float | None) -> Any:
+        """The next completed task's ref, or None once one has run past its job's timeout or
+        ``deadline`` is reached (whichever comes first)."""
+        ends = [self._started[r] + j.timeout + RAY_START for r, (_, j) in self._inflight.items()
+                if j.timeout is not None] + ([deadline] if deadline is not None else [])
+        wait = max(0.0, min(ends) - time.monotonic()) if ends else None
+        ready, _ = self.ray.wait(list(self._inflight), num_returns=1, timeout=wait)
+        return ready[0] if ready else None
+
+    def _overdue(self, deadline: float | None) -> tuple[RolloutJob, Rollout] | None:
+        """At ``deadline``: every pending task cancelled, :class:`SearchDeadline` raised. A
+        task past its job's timeout: cancelled, and its failed rollout. Else None."""
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            for ref in self._inflight:
+                self.ray.cancel(ref, force=True)
+            self.abandon()
+            raise SearchDeadline("the search's compute limit was reached")
+        for ref, (evaluator, job) in list(self._inflight.items()):
+            if job.timeout is not None and now >= self._started[ref] + job.timeout + RAY_START:
+                self.ray.cancel(ref, force=True)
+                del self._inflight[ref], self._started[ref]
+                self._deaths.pop(job.slot, None)
+                return job, _failed(evaluator, job, f"timed out after {job.timeout:g} s "
+                                    "(eval_timeout): the Ray task was cancelled")
+        return None
+
+    def wait_until(self, deadline: float | None) -> tuple[RolloutJob, Rollout]:
         ray = self.ray
         assert self._inflight, "wait() without a pending job"
         while True:
-            (ref,), _ = ray.wait(list(self._inflight), num_returns=1)
+            ref = self._next_ready(deadline)
+            if ref is None:
+                late = self._overdue(deadline)
+                if late is not None:
+                    return late
+                continue
             evaluator, job = self._inflight.pop(ref)
+            self._started.pop(ref, None)
             died = self._deaths.get(job.slot, [])
             try:
                 rollout = ray.get(ref)
@@ -313,6 +290,12 @@ class RayExecutor(Executor):
                 rollout = _failed(evaluator, job, f"{type(cause).__name__}: {cause}")
             except ray.exceptions.RayError as e:  # the worker (or its node) died
                 first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                dead = tuple(getattr(ray.exceptions, n) for n in (
+                    "LocalRayletDiedError", "NodeDiedError") if hasattr(ray.exceptions, n))
+                if self._local and isinstance(e, dead):  # the whole local Ray is gone
+                    self.abandon()
+                    raise ConfigError(f"the local Ray died ({type(e).__name__}: "
+                                      f"{first[:150]}): resume the run with --resume") from None
                 died = self._deaths.setdefault(job.slot, [])
                 died.append(f"{type(e).__name__}: {first}")
                 if len(died) <= self.retries:

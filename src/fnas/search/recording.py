@@ -5,6 +5,7 @@ evaluation is committed to the store as it completes; the driver is the only wri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 from fnas.errors import StoreError
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.evaluators import Evaluator
-from fnas.search.executors import Executor, RolloutJob
+from fnas.search.executors import Executor, RolloutJob, SearchDeadline
 from fnas.search.loop_state import Timers
 from fnas.search.strategy import Proposal, Verdict
 
@@ -41,23 +42,34 @@ class Recorder:
         executor: where trainings run.
         timers: the loop's timers; the recorder adds its store, pool, evaluate, train seconds.
         runner: the knowledge pool's runner, or None without the pool.
+        timeout: seconds each training may take, or None.
     """
 
     def __init__(self, store: Store, exp: Experiment, evaluator: Evaluator, seed: int,
-                 executor: Executor, timers: Timers, runner: Any = None) -> None:
+                 executor: Executor, timers: Timers, runner: Any = None,
+                 timeout: float | None = None) -> None:
         self.store, self.exp, self.evaluator, self.seed = store, exp, evaluator, seed
         self.executor, self.timers, self.runner = executor, timers, runner
+        self.timeout = timeout
+        """Seconds each training may take (``eval_timeout``; the executor stops it)."""
+        self.deadline: float | None = None
         self._in_flight: dict[int, tuple[str, dict[str, Any], Any]] = {}
         """slot -> (architecture key, pool fields, pool InitStats) of each pending training"""
 
-    def batch(self, iteration: int, proposals: Sequence[Proposal], verdicts: Sequence[Verdict]
-              ) -> Iterator[tuple[Evaluation, bool]]:
+    def batch(self, iteration: int, proposals: Sequence[Proposal], verdicts: Sequence[Verdict],
+              deadline: float | None = None) -> Iterator[tuple[Evaluation, bool]]:
         """Evaluate and record one batch; yields each evaluation as it is recorded, with True
         for one recorded before a resume (an interrupted batch is completed, not redone).
 
+        ``deadline`` (a ``time.monotonic()`` time, the search's compute limit): no slot is
+        started after it, and an executor that ``stops`` evaluations stops the pending ones
+        at it. The batch then ends with :class:`SearchDeadline`, its recorded slots kept.
+
         Raises:
             StoreError: a slot recorded before the resume holds another architecture.
+            SearchDeadline: ``deadline`` was reached before the batch was complete.
         """
+        self.deadline = deadline
         with self.timers.measure("store"):
             recorded = {e.slot: e for e in self.store.evaluations(self.exp.id, iteration)}
         if self.runner is not None:
@@ -75,7 +87,10 @@ class Recorder:
                     yield self._collect(iteration, proposals, verdicts), False
                 if slot in recorded:
                     yield recorded[slot], True
-                elif any(k == p.spec.key for k, _, _ in self._in_flight.values()):
+                    continue
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise SearchDeadline("the search's compute limit was reached")
+                if any(k == p.spec.key for k, _, _ in self._in_flight.values()):
                     later.append(slot)
                 else:
                     ev = self._settle(p, iteration, slot, verdicts[slot])
@@ -90,6 +105,8 @@ class Recorder:
                 if ev is not None:  # its twin's result, from the cache
                     yield ev, False
                     continue
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise SearchDeadline("the search's compute limit was reached")
                 self._submit(proposals[slot], iteration, slot)  # its twin failed transiently
                 yield self._collect(iteration, proposals, verdicts), False
         finally:
@@ -103,9 +120,9 @@ class Recorder:
             pool_s = self.runner.seconds
             init, epochs, fields, stats = self.runner.prepare(self.evaluator, p.spec, rs)
             self.timers.add("pool", self.runner.seconds - pool_s)
-            job = RolloutJob(slot, p.spec, rs, init, epochs, train=True)
+            job = RolloutJob(slot, p.spec, rs, init, epochs, train=True, timeout=self.timeout)
         else:
-            job, fields, stats = RolloutJob(slot, p.spec, rs), {}, None
+            job, fields, stats = RolloutJob(slot, p.spec, rs, timeout=self.timeout), {}, None
         self._in_flight[slot] = (p.spec.key, fields, stats)
         self.executor.submit(self.evaluator, job)
 
@@ -113,7 +130,7 @@ class Recorder:
                  verdicts: Sequence[Verdict]) -> Evaluation:
         """Wait for the next training to complete and record it (with its pool entries)."""
         with self.timers.measure("evaluate"):
-            job, rollout = self.executor.wait()
+            job, rollout = self.executor.wait_until(self.deadline)
         p = proposals[job.slot]
         _, fields, stats = self._in_flight.pop(job.slot)
         then = None

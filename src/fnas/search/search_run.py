@@ -42,7 +42,7 @@ from fnas.search.callbacks import dispatch
 from fnas.search.checkpoint import save_checkpoint
 from fnas.search.config import SearchConfig
 from fnas.search.evaluators import Evaluator
-from fnas.search.executors import Executor, LocalExecutor
+from fnas.search.executors import Executor, LocalExecutor, SearchDeadline
 from fnas.search.loop_state import LoopState
 from fnas.search.progress import Progress
 from fnas.search.recording import Recorder
@@ -112,8 +112,11 @@ class SearchRun:
             self.runner = PoolRunner(store, exp.config.get("decision_signature",
                                                            exp.space_signature),
                                      exp.task_signature, e_pool)
-        self.recorder = Recorder(store, exp, evaluator, cfg.seed, executor or LocalExecutor(),
-                                 self.timers, self.runner)
+        self._own_executor: Executor | None = None
+        self.recorder = Recorder(store, exp, evaluator, cfg.seed,
+                                 self._executor(evaluator, executor), self.timers, self.runner,
+                                 timeout=cfg.eval_timeout)
+        self._deadline_hit = False
         real = [e.reward for e in store.evaluations(exp.id) if not e.predicted
                 and e.status == "ok"]
         self.best = max(real, default=-math.inf)
@@ -164,16 +167,38 @@ class SearchRun:
         should go on (:meth:`stop_reason` is None)."""
         st, exp, strategy, timers = self.state, self.exp, self.strategy, self.timers
         n = self._batch_size()
+        # with a compute limit, the batch may end early: keep where it started, so that the
+        # checkpoint can record the seconds spent (a resume then starts from the same place)
+        before = strategy.state() if self.cfg.budget_seconds and self.cfg.checkpoint else None
+        n_trained = st.n_trained
         with timers.measure("sample"):
             proposals = strategy.ask(n)  # fewer than n if the rest is replayed from memory
             verdicts = strategy.decide(proposals)
         evals = []
-        # closed at once on an interruption (not when the traceback goes): the executor
-        # forgets the batch's pending rollouts before anything else uses it
-        with closing(self.recorder.batch(st.iteration, proposals, verdicts)) as batch:
-            for ev, resumed in batch:
-                evals.append(ev)
-                self._evaluated(ev, resumed)
+        deadline = None
+        if self.cfg.budget_seconds is not None:  # the compute limit, as a monotonic time
+            spent = self.timers.wall + time.perf_counter() - self._t_wall
+            deadline = time.monotonic() + self.cfg.budget_seconds - spent
+        try:
+            # closed at once on an interruption (not when the traceback goes): the executor
+            # forgets the batch's pending rollouts before anything else uses it
+            with closing(self.recorder.batch(st.iteration, proposals, verdicts,
+                                             deadline)) as batch:
+                for ev, resumed in batch:
+                    evals.append(ev)
+                    self._evaluated(ev, resumed)
+        except SearchDeadline:  # budget_seconds ran out within the batch: it ends here
+            self._deadline_hit = True
+            t = time.perf_counter()
+            timers.wall += t - self._t_wall
+            self._t_wall = t
+            if before is not None:
+                loop = {**st.to_dict(exp.id), "n_trained": n_trained}
+                save_checkpoint(self.store.run_dir(exp.name), before[0],
+                                {"strategy": before[1], "loop": loop})
+            with timers.measure("store"):
+                self.store.update_experiment(exp.id, stats=self._stats())
+            return False
         evals.sort(key=lambda e: e.slot)  # a parallel executor records in completion order
         with timers.measure("update"):
             strategy.observe(evals)
@@ -204,7 +229,8 @@ class SearchRun:
         cfg = self.cfg
         if self._spent() >= cfg.budget:
             return "budget"
-        if cfg.budget_seconds is not None and self.timers.wall >= cfg.budget_seconds:
+        if cfg.budget_seconds is not None and (self.timers.wall >= cfg.budget_seconds
+                                               or self._deadline_hit):
             return "seconds"
         if getattr(self.strategy, "exhausted", False):
             return "exhausted"
@@ -220,8 +246,11 @@ class SearchRun:
         return None
 
     def close(self) -> None:
-        """Close the progress bar and the pool, and release the run's lease."""
+        """Close the progress bar, the pool and a worker this run started, and release the
+        run's lease."""
         self.progress.close()
+        if self._own_executor is not None:
+            self._own_executor.close()
         if self.runner is not None:
             self.runner.close()
         self.store.release_lease(self.exp.id)
@@ -250,6 +279,42 @@ class SearchRun:
                              stats)
 
     # ---- helpers -------------------------------------------------------------------------
+    def _executor(self, evaluator: Evaluator, executor: Executor | None) -> Executor:
+        """The executor the run's evaluations go through: the caller's, or for local
+        evaluations a worker process (``fnas.search.workers``) when ``eval_isolation`` asks
+        for one, or (``auto``) when ``eval_timeout`` or ``budget_seconds`` must be able to
+        stop an evaluation that may take long.
+
+        Raises:
+            ConfigError: ``eval_timeout`` with an executor that cannot stop evaluations, or
+                with an objective that cannot be sent to a worker process.
+        """
+        cfg = self.cfg
+        if executor is not None and not isinstance(executor, LocalExecutor):
+            if cfg.eval_timeout is not None and not executor.stops:
+                raise ConfigError(f"executor {executor.name!r} cannot stop an evaluation: "
+                                  "eval_timeout needs the local or the ray executor")
+            return executor
+        local = executor or LocalExecutor()
+        want = cfg.eval_isolation == "process" or (
+            cfg.eval_isolation == "auto" and not evaluator.instant
+            and (cfg.eval_timeout is not None or cfg.budget_seconds is not None))
+        if not want:
+            return local
+        from fnas.search.workers import WorkerExecutor, can_ship
+
+        why = can_ship(evaluator)
+        if why is not None:
+            if cfg.eval_timeout is not None or cfg.eval_isolation == "process":
+                raise ConfigError(f"evaluations with a timeout run in a worker process, and "
+                                  f"the objective cannot be sent there ({why}): define it at "
+                                  "module level, or drop eval_timeout")
+            logger.warning("budget_seconds: the objective cannot be sent to a worker process "
+                           "(%s), so it is checked between evaluations only", why)
+            return local
+        self._own_executor = WorkerExecutor()
+        return self._own_executor
+
     def _batch_size(self) -> int:
         """B, or fewer for the last batch under the sample cap, which never leaves a lone
         last sample (it is folded into this batch)."""
