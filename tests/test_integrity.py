@@ -914,3 +914,169 @@ def test_show_under_an_address_space_limit_too_small_for_torch_is_one_line(two_r
     assert p.returncode == 2, p.stderr[-1500:]
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("fnas show: error: cannot load ")
     assert "(out of memory? check ulimit -v and free memory): " in p.stderr, p.stderr
+
+
+# ---- names fnas chooses are unique without a race ---------------------------------------------
+def test_a_name_fnas_chooses_that_is_taken_gets_a_number_and_a_given_one_is_refused(tmp_path):
+    from fnas.knowledge.schema import MAX_NAME_LENGTH
+
+    with Store(tmp_path) as st:
+        args = ("random", 0, "s", "t", {}, 1)
+        assert st.create_experiment("auto", *args, unique=True).name == "auto"
+        assert st.create_experiment("auto", *args, unique=True).name == "auto-2"
+        assert st.create_experiment("auto", *args, unique=True).name == "auto-3"
+        with pytest.raises(StoreError, match="'auto' already exists") as e:  # a given name
+            st.create_experiment("auto", *args)
+        assert "\n" not in str(e.value)
+        long = "x" * MAX_NAME_LENGTH  # a suffix still fits the longest name
+        st.create_experiment(long, *args, unique=True)
+        assert st.create_experiment(long, *args, unique=True).name == "x" * 98 + "-2"
+        assert [e.name for e in st.list_experiments()][:3] == ["auto", "auto-2", "auto-3"]
+
+
+@pytest.mark.slow  # two Python processes that import torch and search
+def test_two_searches_started_in_the_same_second_without_a_name_both_run(tmp_path):
+    """Two real ``fnas search`` processes on one store, no ``--name``, released at the same
+    moment (they wait on a start file), with the clock stopped at one second in both: each
+    names its run from the same second, so the names collide for sure; the second takes
+    ``-2`` (one INSERT each, no check-then-insert race), and both finish."""
+    import os
+
+    root, go = tmp_path / "s", tmp_path / "go"
+    code = ("import datetime, os, sys, time\nimport fnas.search.loop as loop\n"
+            "from fnas.cli import main\n"
+            "class Stopped(datetime.datetime):\n    @classmethod\n"
+            "    def now(cls, tz=None):\n        return cls(2024, 5, 6, 7, 8, 9)\n"
+            "loop.datetime = Stopped\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.002)\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    argv = ["search", "--strategy", "random", "--budget", "2", "--batch", "2", "--set",
+            "task.max_samples=100", "--set", "task.batch_size=32", "--set", "task.epochs=1",
+            "--set", "task.latency_repeats=0", "--no-progress", "--store", str(root)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code, *argv], text=True, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    __import__("time").sleep(3)  # both imported fnas and wait (a late one only waits less)
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-800:]
+    names = sorted(o.split()[1] for o, _ in outs if o.startswith("run "))
+    assert names == ["random-digits-s0-20240506-070809", "random-digits-s0-20240506-070809-2"]
+    with Store(root, readonly=True) as st:
+        runs = st.list_experiments()
+        assert sorted(e.name for e in runs) == names and {e.status for e in runs} == {"done"}
+        assert all(len(st.evaluations(e.id)) == 2 for e in runs)
+
+
+def test_a_new_search_learns_past_other_runs_damaged_rows(two_runs, tmp_path, caplog):
+    """knowledge='all' reads every other run: a damaged evaluation row of one is skipped with
+    a warning naming the run, a run whose own row is damaged is left out, and the new search
+    runs to its end."""
+    root = tmp_path / "s"
+    _copy(two_runs, root)
+    _sql(root, "UPDATE evaluations SET macs='junk' WHERE id = (SELECT MIN(id) FROM evaluations"
+         " WHERE experiment_id=1)")
+    s = fnas.create_search(store=root, name="r3", space=_space(), objective=_measured,
+                           strategy="fnas", batch=2, budget=4, version="1", knowledge="all")
+    out = s.optimize(progress=False)
+    assert len(s.trials()) == 4 and out.stats["knowledge/experiments"] == ["r1", "r2"]
+    assert "run 'r1': 1 damaged evaluation row skipped" in caplog.text
+    _sql(root, "UPDATE experiments SET budget='x1.5' WHERE name='r2'")  # the run row itself
+    s.store.close()
+    s = fnas.create_search(store=root, name="r4", space=_space(), objective=_measured,
+                           strategy="fnas", batch=2, budget=4, version="1", knowledge="all")
+    out = s.optimize(progress=False)
+    assert len(s.trials()) == 4 and out.stats["knowledge/experiments"] == ["r1", "r3"]
+    s.store.close()
+
+
+# ---- the Python loaders refuse a FIFO too (one check, fnas._io.regular_source) -----------------
+def test_every_loader_of_a_named_file_refuses_a_fifo_device_or_folder_unread(tmp_path):
+    """Each loader is called on a FIFO (and the checks on a folder and /dev/zero) in a
+    subprocess with a timeout: a loader that opened the FIFO would wait for a writer forever,
+    so a regression fails here instead of hanging the suite."""
+    import json
+    import os
+
+    fifo = tmp_path / "input.json"
+    os.mkfifo(fifo)
+    os.mkfifo(tmp_path / "input.toml")
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    os.mkfifo(idx / "train-images-idx3-ubyte")
+    (idx / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x02\x00\x01")
+    script = (
+        "import json, sys\nfrom pathlib import Path\n"
+        "from fnas._io import read_source, regular_source\n"
+        "from fnas.nn.weights import load, read_info\n"
+        "from fnas.search.config_io import load_config\n"
+        "from fnas.tasks import load_dataset, load_score_table\n"
+        "from fnas.tasks.macro_table import load_macro_table\n"
+        "fifo, idx, folder = sys.argv[1:4]\n"
+        "calls = {'load_config': lambda: load_config(fifo),\n"
+        "    'load_config(toml)': lambda: load_config(Path(fifo).with_suffix('.toml')),\n"
+        "    'load_score_table': lambda: load_score_table(fifo),\n"
+        "    'load_macro_table': lambda: load_macro_table(fifo),\n"
+        "    'fnas.load': lambda: load(fifo),\n"
+        "    'read_info': lambda: read_info(fifo),\n"
+        "    'idx dataset': lambda: load_dataset('idx:' + idx),\n"
+        "    'read_source(folder)': lambda: read_source(folder, 'x'),\n"
+        "    'regular_source(/dev/zero)': lambda: regular_source('/dev/zero', 'x')}\n"
+        "out = {}\n"
+        "for name, call in calls.items():\n"
+        "    try:\n        call()\n        out[name] = ['no error', '']\n"
+        "    except Exception as e:\n        out[name] = [type(e).__name__, str(e)]\n"
+        "print(json.dumps(out))\n")
+    p = subprocess.run([sys.executable, "-c", script, str(fifo), str(idx), str(tmp_path)],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-800:]
+    out = json.loads(p.stdout)
+    assert len(out) == 9
+    for name, (kind, msg) in out.items():
+        if name == "regular_source(/dev/zero)" and not os.path.exists("/dev/zero"):
+            continue
+        assert kind == "ConfigError" and "not a regular file (" in msg, (name, kind, msg)
+        assert "\n" not in msg and msg.endswith("; give a file"), (name, msg)
+    assert "(a FIFO)" in out["load_macro_table"][1] and "(a directory)" in \
+        out["read_source(folder)"][1] and "idx file" in out["idx dataset"][1]
+    assert out["regular_source(/dev/zero)"][1].endswith("(a device); give a file")
+
+
+# ---- keys stay short: one choice's, and one architecture's -------------------------------------
+def test_choice_keys_and_architecture_keys_have_a_length_limit():
+    from fnas.search import SPACES
+    from fnas.space.factorized import MAX_ARCH_KEY, MAX_CHOICE_KEY
+
+    with pytest.raises(fnas.errors.InvalidArchitecture, match=f"at most {MAX_CHOICE_KEY}") as e:
+        fnas.make_space("huge", {"d": ("x" * 10_000, "y")})  # its repr went into every key
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
+    fnas.make_space("fits", {"d": ("x" * (MAX_CHOICE_KEY - 2), "y")})  # repr adds the quotes
+    wide = {f"decision{i:03d}": ("a" * 150, "b") for i in range(60)}  # 60 x 164 characters
+    with pytest.raises(fnas.errors.InvalidArchitecture, match=f"at most {MAX_ARCH_KEY}") as e:
+        fnas.make_space("wide-keys", wide)
+    assert "\n" not in str(e.value)
+    sp = fnas.make_space("fits-too", dict(list(wide.items())[:40]))
+    arch = sp.decode(sp.sample(np.random.default_rng(0)))
+    assert len(arch.key) <= MAX_ARCH_KEY
+    for name in ("mnas", "macro"):  # the built-in spaces are far inside the limits
+        assert SPACES[name](32).decisions
+
+
+def test_to_dataframe_leaves_out_damaged_rows_and_says_how_many(two_runs, tmp_path, caplog):
+    pytest.importorskip("pandas")
+    root = tmp_path / "s"
+    _copy(two_runs, root)
+    _sql(root, "UPDATE evaluations SET macs='junk' WHERE id = (SELECT MIN(id) FROM evaluations"
+         " WHERE experiment_id=1)")
+    with Store(root, readonly=True) as st:
+        df = st.to_dataframe()
+        assert list(df.groupby("run").size().items()) == [("r1", 5), ("r2", 6)]
+        assert "run 'r1': 1 damaged evaluation row skipped" in caplog.text
+        assert len(st.to_dataframe("r1")) == 5 and len(st.to_dataframe("r2")) == 6
+    _sql(root, "UPDATE experiments SET budget='x1.5' WHERE name='r2'")  # the run row itself
+    with Store(root, readonly=True) as st:
+        assert set(st.to_dataframe()["run"]) == {"r1"}
+        with pytest.raises(StoreError, match="'budget'"):  # a run named: its row is refused
+            st.to_dataframe("r2")

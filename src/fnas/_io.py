@@ -1,12 +1,59 @@
-"""Small file helpers shared by the store's writers."""
+"""Small file helpers: the store's writers (:func:`atomic_write_bytes`) and the readers of a
+file the user names (:func:`regular_source`, :func:`read_source`)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "regular_target"]
+from fnas.errors import ConfigError
+
+__all__ = ["atomic_write_bytes", "regular_target", "regular_source", "read_source"]
+
+
+def _not_regular(mode: int, path: str | Path, what: str) -> ConfigError:
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+    return ConfigError(f"{what} {str(path)!r:.200}: not a regular file ({kind}); give a file")
+
+
+def regular_source(path: str | Path, what: str) -> Path:
+    """``path`` as a Path, if it is a regular file (symlinks followed) or missing (the reader
+    says so itself, in its words): every loader of a file the user names checks it before
+    opening it, since reading a FIFO waits for a writer forever and a device may never end.
+
+    Raises:
+        ConfigError: ``path`` is a FIFO, a device, a socket or a folder; one line, naming
+        ``what`` it was given as (``config``, ``--table``...).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, unreadable, or a NUL in the name
+        return Path(path)
+    if not stat.S_ISREG(mode):
+        raise _not_regular(mode, path, what)
+    return Path(path)
+
+
+def read_source(path: str | Path, what: str) -> bytes:
+    """The bytes of a regular file the user names, refusing anything else without waiting:
+    opened non-blocking and checked on the open file (no window in which a FIFO could take
+    the file's place between the check and the read).
+
+    Raises:
+        ConfigError: a FIFO, a device, a socket or a folder (:func:`regular_source`).
+        OSError: missing or unreadable (the caller words it).
+    """
+    fd = os.open(regular_source(path, what), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(mode, path, what)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return f.read()
 
 
 def regular_target(path: Path) -> Path:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import stat
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fnas._io import regular_source
 from fnas.errors import ConfigError
 
 __all__ = ["Parser", "human", "one_line", "shown", "int_at_least", "positive_int",
@@ -102,16 +101,9 @@ def shown(name: str) -> str:
 def regular_file(path: str, flag: str) -> None:
     """Refuse, in one :class:`ConfigError` line, an input path that exists but is not a
     regular file (symlinks followed): reading a FIFO would wait for a writer forever, and a
-    device may never end. A missing path is left to the reader, which says so itself."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):  # missing, unreadable, or a NUL in the name
-        return
-    if stat.S_ISREG(mode):
-        return
-    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "a device")
-    raise ConfigError(f"{flag} {path!r:.200}: not a regular file ({kind}); give a file")
+    device may never end. A missing path is left to the reader, which says so itself
+    (:func:`fnas._io.regular_source`, which every loader uses too)."""
+    regular_source(path, flag)
 
 
 _MEMORY = ("failed to map segment", "cannot allocate memory", "bad_alloc", "out of memory")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
 from fnas.cli._common import (
     STOP_REASONS,
@@ -194,14 +193,15 @@ def run(args: argparse.Namespace) -> int:
                       f" --resume {args.resume}", file=sys.stderr)
                 return 130
         else:
-            name = args.name or (f"{cfg.strategy}-{cfg.task.dataset.split(':', 1)[0]}"
-                                 f"-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
+            created = []  # the run recorded (no --name: a unique one, maybe NAME-2)
             try:
-                out = run_search(store, cfg, name=name, progress=not args.no_progress,
-                                 executor=executor, evaluator=evaluator)
+                out = run_search(store, cfg, name=args.name, progress=not args.no_progress,
+                                 executor=executor, evaluator=evaluator,
+                                 on_created=created.append)
             except KeyboardInterrupt:
-                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
-                      f" --resume {name}", file=sys.stderr)
+                print("fnas search: interrupted; " + (
+                    f"continue with: fnas search --store {args.store} --resume "
+                    f"{created[0].name}" if created else "no run was recorded"), file=sys.stderr)
                 return 130
         exp = out.experiment
         s = store.summary(exp.id)

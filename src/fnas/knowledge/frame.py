@@ -26,9 +26,11 @@ are the same for an empty frame.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+from fnas.knowledge.readers import intact_experiments, readable_evaluations, skipped
 from fnas.knowledge.records import EVAL_FLAGS, Evaluation
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = ["COLUMNS", "evaluations_frame"]
 
 COLUMNS = ("run", *(f.name for f in fields(Evaluation)))
 """The DataFrame's columns, in order."""
+logger = logging.getLogger(__name__)
 _DTYPES = {**dict.fromkeys(("experiment_id", "iteration", "slot", "seed", "id"), "int64"),
            **dict.fromkeys(("macs", "params", "epochs", "pool_snapshot"), "Int64"),
            **dict.fromkeys(("reward", "accuracy", "latency_ms", "train_seconds",
@@ -58,14 +61,21 @@ def _pandas() -> Any:
 
 
 def evaluations_frame(store: Store, run: int | str | None = None) -> pd.DataFrame:
-    """One row per evaluation of ``run`` (a name or id), or of every run if None.
+    """One row per evaluation of ``run`` (a name or id), or of every run if None. A reader:
+    damaged evaluation rows are left out, with one warning per run on the ``fnas`` logger
+    saying how many (as ``fnas show`` does), and so are runs whose own row is damaged
+    (:func:`~fnas.knowledge.readers.intact_experiments`) when every run is listed.
 
     Raises:
         ImportError: pandas is not installed (the message says how to install it).
-        StoreError: ``run`` is unknown, or a row is damaged.
+        StoreError: ``run`` is unknown, or its own row is damaged.
     """
     pd = _pandas()
-    exps = store.list_experiments() if run is None else [store.get_experiment(run)]
-    rows = [(e.name, *(getattr(ev, c) for c in COLUMNS[1:]))
-            for e in exps for ev in store.evaluations(e.id)]
+    exps = intact_experiments(store) if run is None else [store.get_experiment(run)]
+    rows = []
+    for e in exps:
+        evals, bad = readable_evaluations(store, e.id)
+        if bad:
+            logger.warning("%s; the DataFrame leaves them out", skipped(e.name, bad))
+        rows += [(e.name, *(getattr(ev, c) for c in COLUMNS[1:])) for ev in evals]
     return pd.DataFrame.from_records(rows, columns=list(COLUMNS)).astype(_DTYPES)

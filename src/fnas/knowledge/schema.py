@@ -13,7 +13,8 @@ from typing import Any
 
 from fnas.errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "create_atomically"]
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "create_atomically",
+           "insert_run"]
 
 MAX_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -37,6 +38,25 @@ def check_run_name(name: Any) -> str:
     if name[0] in ".-" or ".." in name:
         raise StoreError(f"run name {shown} must not start with '.' or '-' or hold '..'")
     return name
+
+
+def insert_run(db: sqlite3.Connection, name: str, unique: bool, row: tuple) -> int | None:
+    """Insert an experiments row (``row``: the columns after ``name``) under ``name`` or, if
+    ``unique`` (fnas chose the name), the first free of ``name-2``, ``name-3``, ... (cut to
+    fit :data:`MAX_NAME_LENGTH`): each try is one INSERT, which the UNIQUE constraint refuses
+    or takes, so processes naming runs at the same moment never collide (no check, then
+    insert). Returns the new row's id, or None when the name (every name tried) is taken."""
+    for i in range(1, 1001 if unique else 2):
+        tail = f"-{i}" if i > 1 else ""
+        try:
+            return int(db.execute(
+                "INSERT INTO experiments (name, strategy, seed, space_signature, task_signature,"
+                " config, status, budget, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (name[:MAX_NAME_LENGTH - len(tail)] + tail, *row)).lastrowid)
+        except sqlite3.IntegrityError as e:
+            if not (unique and "UNIQUE" in str(e)):
+                return None
+    return None
 
 
 SCHEMA_VERSION = 4

@@ -66,6 +66,7 @@ from fnas.knowledge.schema import (
     SCHEMA_VERSION,
     check_run_name,
     create_atomically,
+    insert_run,
 )
 
 if TYPE_CHECKING:
@@ -197,27 +198,24 @@ class Store(Leases):
     @db_errors
     def create_experiment(
         self, name: str, strategy: str, seed: int, space_signature: str, task_signature: str,
-        config: Mapping[str, Any], budget: int,
+        config: Mapping[str, Any], budget: int, unique: bool = False,
     ) -> Experiment:
-        """Insert a new experiment (status ``running``).
+        """Insert a new experiment (status ``running``). With ``unique`` (a name fnas chose), a
+        taken name becomes ``name-2``, ``name-3``, ..., each try one INSERT (no check, then
+        insert: no race; :func:`~fnas.knowledge.schema.insert_run`).
 
         Raises:
-            StoreError: the name is taken, or not a safe run name (:func:`check_run_name`).
+            StoreError: the name is taken (not ``unique``), or not safe (:func:`check_run_name`).
         """
         check_run_name(name)
-        now = time.time()
-        try:
-            cur = self._db.execute(
-                "INSERT INTO experiments (name, strategy, seed, space_signature, task_signature,"
-                " config, status, budget, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (name, strategy, seed, space_signature, task_signature,
-                 json.dumps(dict(config), sort_keys=True), "running", budget, now, now),
-            )
-        except sqlite3.IntegrityError:
-            self.get_experiment(name)  # a damaged row of that name says so instead
-            raise StoreError(f"an experiment named {name!r} already exists in {self.root}"
-                             ) from None
-        return self.get_experiment(cur.lastrowid)
+        exp_id = insert_run(self._db, name, unique, (
+            strategy, seed, space_signature, task_signature, json.dumps(dict(config),
+            sort_keys=True), "running", budget, *[time.time()] * 2))
+        if exp_id is None:
+            if not unique:
+                self.get_experiment(name)  # a damaged row of that name says so instead
+            raise StoreError(f"an experiment named {name!r} already exists in {self.root}")
+        return self.get_experiment(exp_id)
 
     @db_errors
     def get_experiment(self, ref: int | str) -> Experiment:
@@ -364,11 +362,12 @@ class Store(Leases):
     def to_dataframe(self, run: int | str | None = None) -> pd.DataFrame:
         """A ``pandas.DataFrame`` with one row per evaluation of ``run`` (a name or id), or of
         every run if None, in recording order; its columns (``run``, then the
-        :class:`Evaluation` fields) are listed in :mod:`fnas.knowledge.frame`.
+        :class:`Evaluation` fields) are listed in :mod:`fnas.knowledge.frame`. Damaged rows
+        are left out, with a warning saying how many.
 
         Raises:
             ImportError: pandas is not installed (``pip install pandas``).
-            StoreError: ``run`` is unknown, or a row is damaged.
+            StoreError: ``run`` is unknown, or its own row is damaged.
         """
         from fnas.knowledge.frame import evaluations_frame
 

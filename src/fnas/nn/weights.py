@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fnas._io import atomic_write_bytes
+from fnas._io import atomic_write_bytes, regular_source
 from fnas.errors import FnasError, ModelError
 from fnas.nn.builder import Net, build_model, check_model_size
 from fnas.space.spec import ArchSpec
@@ -177,7 +177,7 @@ def _open(path: str | Path) -> tuple[Path, Any]:
     """(path, safe_open handle) or a one-line ModelError."""
     from safetensors import SafetensorError, safe_open
 
-    p = Path(path)
+    p = regular_source(path, "model file")  # a FIFO would hang the read
     if not p.is_file():
         raise ModelError(f"no model file at {p}")
     try:
@@ -192,6 +192,7 @@ def read_info(path: str | Path) -> ModelInfo:
 
     Raises:
         ModelError: missing or unreadable file, or not an fnas model file.
+        ConfigError: a FIFO, device or folder (refused unread: it could hang).
     """
     p, f = _open(path)
     meta = f.metadata() or {}
@@ -214,6 +215,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Net:
     Raises:
         ModelError: the file is missing, truncated, corrupted, not an fnas model file, or its
             tensors do not match its architecture.
+        ConfigError: a FIFO, device or folder (refused unread: it could hang).
     """
     from safetensors import SafetensorError
 

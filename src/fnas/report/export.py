@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fnas._io import regular_target
+from fnas._io import read_source, regular_source, regular_target
 from fnas.errors import InvalidArchitecture, ModelError
 from fnas.space.cost import arch_cost
 from fnas.space.spec import ArchSpec, BlockSpec
@@ -252,6 +252,7 @@ def check_onnx(path: str | Path, model: nn.Module, input_size: int | None = None
         return None
     in_chans, size = _model_shape(model, input_size)
     x = example_input(in_chans, size, batch)
+    regular_source(path, "ONNX model")  # a FIFO is refused: onnxruntime would wait on it
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         (out,) = sess.run(["logits"], {"input": x.numpy()})
@@ -271,7 +272,11 @@ def check_pt2(path: str | Path, model: nn.Module, input_size: int | None = None,
     in_chans, size = _model_shape(model, input_size)
     x = example_input(in_chans, size, batch)
     try:
-        loaded = torch.export.load(io.BytesIO(Path(path).read_bytes())).module()
+        data = read_source(path, "exported program")  # a FIFO is refused: it would hang
+    except OSError as e:
+        raise ModelError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        loaded = torch.export.load(io.BytesIO(data)).module()
         with torch.no_grad():
             out = loaded(x)
     except Exception as e:  # noqa: BLE001

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fnas._io import read_source
 from fnas.errors import ConfigError
 from fnas.search.config import search_config_from_dict
 
@@ -39,11 +40,12 @@ def load_config(path: str | Path):
     """A validated :class:`SearchConfig` from a JSON (``.json``) or TOML (``.toml``) file.
 
     Raises:
-        ConfigError: unreadable file, bad syntax, or bad settings; one line each.
+        ConfigError: unreadable file (or a FIFO, device or folder: refused unread), bad
+        syntax, or bad settings; one line each.
     """
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_source(p, "config")
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
     try:

@@ -3,11 +3,13 @@ critic's pre-training points (DESIGN.md: the critic learns across searches)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from fnas.errors import ConfigError
+from fnas.knowledge.readers import intact_experiments, readable_evaluations, skipped
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import SearchConfig
 from fnas.search.evaluators import Evaluator
@@ -15,6 +17,8 @@ from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
 
 __all__ = ["gather_knowledge", "pretrain"]
+
+logger = logging.getLogger(__name__)
 
 
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
@@ -31,6 +35,9 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
     another objective teaches what it *measured*, not what it was rewarded for. A run lacking
     a metric the new reward needs (no latency recorded, say) teaches its own rewards instead.
 
+    Another run's damaged rows are skipped with a warning (a new search is never stopped by
+    them): a run whose experiment row is damaged, and the damaged evaluation rows of a run.
+
     Raises:
         StoreError: ``which`` names an unknown run. ConfigError: it names an incompatible one.
     """
@@ -38,8 +45,8 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
 
     if which == "none":
         return [], []
-    if which == "all":
-        exps = [e for e in store.list_experiments()
+    if which == "all":  # a run whose row is damaged is left out, with a warning
+        exps = [e for e in intact_experiments(store)
                 if e.id != exclude and e.config.get("decision_signature") == decision_signature]
     else:
         exps = [store.get_experiment(r.strip()) for r in which.split(",") if r.strip()]
@@ -50,7 +57,10 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
     knowledge, names = [], []
     for e in exps:
         rows, seen = [], set()
-        for ev in store.evaluations(e.id):
+        evals, bad = readable_evaluations(store, e.id)  # another run's damage stops no search
+        if bad:
+            logger.warning("knowledge from %s", skipped(e.name, bad))
+        for ev in evals:
             if ev.status == "ok" and not ev.predicted and (ev.trained or ev.cached) \
                     and ev.arch_key not in seen:
                 seen.add(ev.arch_key)

@@ -8,7 +8,7 @@ it; ``resume_search`` restores a stopped run's strategy and loop state from its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, StoreError
-from fnas.knowledge.store import Store
+from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import (
     SPACES,
     STRATEGIES,
@@ -67,9 +67,16 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
 def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
                evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
                progress: bool = True, stop_after: int | None = None,
-               executor: Executor | None = None, callbacks: Sequence[Any] = ()) -> SearchOutcome:
+               executor: Executor | None = None, callbacks: Sequence[Any] = (),
+               unique_name: bool = False,
+               on_created: Callable[[Experiment], None] | None = None) -> SearchOutcome:
     """Start a new search recorded in ``store``.
 
+    ``name`` None names the run ``strategy-task-sSEED-YYYYmmdd-HHMMSS``, made unique in the
+    store (``-2``, ``-3``, ... if taken, atomically: two searches started in the same second
+    both run); ``unique_name=True`` does the same for a given name (else a taken name is
+    refused). ``on_created(experiment)``, if given, is called as soon as the run is
+    recorded: the caller learns its name even if the search is interrupted later.
     ``stop_after`` stops after that many iterations (as a kill would, minus the kill), leaving
     the experiment resumable. ``callbacks`` (``fnas.search.callbacks``) run after each
     evaluation and each update; one that raises ``StopSearch`` stops the search.
@@ -80,12 +87,17 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
         ConfigError: bad configuration. StoreError: the name is taken, or the store fails.
     """
     evaluator, space, strategy = _make(cfg, evaluator, space)
-    kind = cfg.task.dataset.split(":", 1)[0]
-    name = name or f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    if name is None:  # unique in the store: two searches may start in the same second
+        kind = cfg.task.dataset.split(":", 1)[0]
+        name = f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+        unique_name = True
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     _check_new_run(store, cfg, space, name, executor)  # nothing is written before this
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
-                                  task_signature(cfg, evaluator), config, cfg.budget)
+                                  task_signature(cfg, evaluator), config, cfg.budget,
+                                  unique=unique_name)
+    if on_created is not None:
+        on_created(exp)
     store.acquire_lease(exp.id, exp.name)
     pretrain(store, exp, cfg, space, strategy, evaluator)
     return SearchRun(store, exp, cfg, evaluator, strategy, LoopState(), progress=progress,

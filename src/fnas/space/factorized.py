@@ -38,12 +38,19 @@ import numpy as np
 
 from fnas.errors import InvalidArchitecture
 
-__all__ = ["Decision", "FactorizedSpace", "choice_key", "MAX_DECISIONS", "MAX_CHOICES"]
+__all__ = ["Decision", "FactorizedSpace", "choice_key", "MAX_DECISIONS", "MAX_CHOICES",
+           "MAX_CHOICE_KEY", "MAX_ARCH_KEY"]
 
 MAX_DECISIONS = 512
 """Most decisions a space may have (MnasNet's has 42): the controller unrolls one step each."""
 MAX_CHOICES = 4096
 """Most choices one decision may have: the controller's head has one logit each."""
+MAX_CHOICE_KEY = 200
+"""Longest :func:`choice_key` of one choice, in characters: the key enters the space's
+signature and every stored architecture key (``decision=key,...``) that chooses it."""
+MAX_ARCH_KEY = 8192
+"""Longest architecture key a space may give (every decision's name and its longest choice
+key, ``name=key`` joined by commas), in characters: one is stored with every evaluation."""
 
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
 
@@ -129,8 +136,16 @@ class Decision:
         if len(self.choices) > MAX_CHOICES:
             raise InvalidArchitecture(f"decision {self.name!r} has more than {MAX_CHOICES} "
                                       "choices")
-        if len(set(map(choice_key, self.choices))) != len(self.choices):
+        keys = list(map(choice_key, self.choices))
+        if len(set(keys)) != len(self.choices):
             raise InvalidArchitecture(f"decision {self.name!r} repeats a choice")
+        longest = max(keys, key=len)
+        if len(longest) > MAX_CHOICE_KEY:
+            raise InvalidArchitecture(
+                f"decision {self.name!r}: choice {longest[:40]!r}... has a key of {len(longest)} "
+                f"characters; at most {MAX_CHOICE_KEY} (use a name or a number, mapped to the "
+                "value in decode)")
+        object.__setattr__(self, "_key_length", len(longest))  # not a field: eq and hash skip it
 
     @property
     def keys(self) -> list[str]:
@@ -171,6 +186,13 @@ class FactorizedSpace:
         names = [d.name for d in self.decisions]
         if len(set(names)) != len(names):
             raise InvalidArchitecture(f"space {name!r} has duplicate decision names")
+        longest = sum(len(str(d.name)) + 2 + getattr(d, "_key_length", 0)
+                      for d in self.decisions) - 1  # name=key, commas between
+        if longest > MAX_ARCH_KEY:
+            raise InvalidArchitecture(
+                f"space {name!r}: an architecture's key (decision=choice for each decision) may "
+                f"reach {longest} characters; at most {MAX_ARCH_KEY}: use shorter decision names "
+                "or choices (names or numbers, mapped to the values in decode)")
         self._decode = decode
         self._encode = encode
         self.meta = dict(meta or {})

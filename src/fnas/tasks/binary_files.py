@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnas._io import read_source, regular_source
 from fnas.errors import TaskError
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32
@@ -32,7 +33,7 @@ def read_cifar(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for f in files:
         try:
-            raw = np.fromfile(f, dtype=np.uint8)
+            raw = np.frombuffer(read_source(f, "CIFAR-10 batch"), dtype=np.uint8)
         except OSError as exc:
             raise TaskError(f"cannot read CIFAR-10 batch {f!r}: {exc.strerror}") from exc
         if raw.size == 0 or raw.size % _CIFAR_RECORD:
@@ -54,7 +55,7 @@ def read_cifar(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 def _idx_file(root: Path, stem: str) -> Path:
     """root/stem or root/stem.gz, TaskError when neither is there."""
     for p in (root / stem, root / f"{stem}.gz"):
-        if p.is_file():
+        if regular_source(p, "idx file").is_file():  # a FIFO is refused: it would hang
             return p
     raise TaskError(f"idx dataset {str(root)!r} has no {stem} (or {stem}.gz): expected the "
                     "MNIST-format train-images-idx3-ubyte and train-labels-idx1-ubyte")
@@ -78,8 +79,8 @@ def _read_idx(path: Path | str, ndim: int) -> np.ndarray:
     """An idx file of unsigned bytes (magic 0x00000800 + ndim) -> array; TaskError if it is
     not one: wrong magic, other element type, or a size that does not match its header."""
     try:
-        with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as f:
-            raw = f.read()
+        raw = read_source(path, "idx file")  # a FIFO or device is refused unread
+        raw = gzip.decompress(raw) if str(path).endswith(".gz") else raw
     except (OSError, EOFError) as exc:  # gzip raises BadGzipFile (an OSError) or EOFError
         raise TaskError(f"cannot read idx file {str(path)!r}: {exc}") from exc
     if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fnas._io import read_source, regular_source
 from fnas.errors import TaskError
 
 __all__ = ["MacroEntry", "MacroTable", "load_macro_table"]
@@ -58,13 +59,16 @@ def load_macro_table(path: str | Path) -> MacroTable:
 
     Raises:
         TaskError: missing file, invalid JSON, or a row without the expected fields.
+        ConfigError: a FIFO, device or folder (refused unread: it could hang or never end).
     """
-    p = Path(path).expanduser()
+    p = regular_source(Path(path).expanduser(), "NAS-Bench-Macro table")
     if not p.is_file():
         raise TaskError(f"NAS-Bench-Macro table not found at {p}: get nas-bench-macro_cifar10.json"
                         " from the NAS-Bench-Macro repository (data/ folder) and pass its path")
     try:
-        raw = json.loads(p.read_text())
+        raw = json.loads(read_source(p, "NAS-Bench-Macro table").decode())
+    except OSError as e:
+        raise TaskError(f"{p} cannot be read: {e.strerror or e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise TaskError(f"{p} is not valid JSON: {e}") from None
     if not isinstance(raw, dict) or not raw:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fnas._io import read_source, regular_source
 from fnas.errors import TaskError
 
 __all__ = ["ScoreTable", "load_score_table", "KEY_FIELDS"]
@@ -133,12 +134,13 @@ def load_score_table(path: str | Path, metric: str | None = None,
     Raises:
         TaskError: a missing or unreadable file, no rows, an unknown field (the message lists
             the known ones), a repeated key, or a score that is not a finite number.
+        ConfigError: a FIFO, device or folder (refused unread: it could hang or never end).
     """
-    p = Path(path).expanduser()
+    p = regular_source(Path(path).expanduser(), "benchmark table")  # a FIFO would hang
     if not p.is_file():
         raise TaskError(f"benchmark table not found at {p}")
-    try:
-        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
+    try:  # a spreadsheet's byte-order mark too
+        text = read_source(p, "benchmark table").decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise TaskError(f"{p} cannot be read: {type(e).__name__}") from None
     if not text.strip():
