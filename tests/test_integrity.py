@@ -1080,3 +1080,72 @@ def test_to_dataframe_leaves_out_damaged_rows_and_says_how_many(two_runs, tmp_pa
         assert set(st.to_dataframe()["run"]) == {"r1"}
         with pytest.raises(StoreError, match="'budget'"):  # a run named: its row is refused
             st.to_dataframe("r2")
+
+
+def test_a_refusal_quoting_a_huge_value_stays_one_short_line(tmp_path):
+    from fnas.cli import main
+
+    big = "x" * 1_000_000
+    with pytest.raises(ConfigError) as e:
+        SearchConfig(space=big)
+    assert len(str(e.value)) <= fnas.errors.MAX_MESSAGE and "characters left out" in str(e.value)
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"budget": ' + "9" * 1_000_000 + "}")  # int() refuses > 4,300 digits
+    from fnas.search.config_io import load_config
+
+    with pytest.raises(ConfigError, match="not valid JSON: Exceeds the limit"):
+        load_config(cfg)
+    assert main(["search", "--config", str(cfg), "--store", str(tmp_path / "s")]) == 2
+    assert not (tmp_path / "s").exists()
+
+
+def test_fnas_survives_batches_whose_every_evaluation_failed(tmp_path):
+    """Every result a failure: no critic can be fitted, the imagined updates are skipped, and
+    no step is taken on NaN advantages (it crashed the policy update)."""
+    def fails(arch):
+        raise ZeroDivisionError("always")
+
+    sp = fnas.make_space("all-fail", {"a": (1, 2, 3, 4), "b": (4, 5, 6)})
+    s = fnas.create_search(store=tmp_path, name="f", space=sp, objective=fails, budget=8,
+                           batch=4, version="1", catch=(ZeroDivisionError,))
+    out = s.optimize(progress=False)
+    assert out.experiment.status == "done"
+    assert [e.status for e in s.trials()] == ["error"] * 8
+    import torch
+
+    from fnas.agent.policy import LSTMPolicy
+    from fnas.agent.ppo import PPOConfig, ppo_update
+
+    policy = LSTMPolicy([len(d.choices) for d in sp.decisions])
+    before = [p.detach().clone() for p in policy.parameters()]
+    a = torch.zeros(4, 2, dtype=torch.long)
+    stats = ppo_update(policy, torch.optim.Adam(policy.parameters()), a, torch.zeros(4, 2),
+                       torch.tensor([0.0, float("nan"), 1.0, 2.0]), PPOConfig(),
+                       torch.Generator().manual_seed(0))
+    assert stats == {"losses/skipped_nonfinite": 1.0}
+    assert all(torch.equal(x, y) for x, y in zip(before, policy.parameters(), strict=True))
+
+
+def test_a_run_the_database_lost_is_said_so_on_resume(tmp_path, caplog):
+    s = fnas.create_search(store=tmp_path, name="lost", space=_space(), objective=score,
+                           budget=4, batch=2, strategy="random", version="1")
+    s.optimize(progress=False, stop_after=1)
+    _sql(tmp_path, "DELETE FROM evaluations", "DELETE FROM updates", "DELETE FROM leases",
+         "DELETE FROM experiments")  # what a damaged WAL leaves: the run's files, no rows
+    from fnas.search import resume_search
+
+    with Store(tmp_path) as st, pytest.raises(StoreError, match="database lost it"):
+        resume_search(st, "lost", progress=False)
+    again = fnas.create_search(store=tmp_path, name="lost", space=_space(), objective=score,
+                               budget=4, batch=2, strategy="random", version="1",
+                               load_if_exists=True)
+    again.optimize(progress=False)
+    assert "database lost it" in caplog.text and "starts again" in caplog.text
+    assert len(again.trials()) == 4
+
+
+def test_create_search_gives_its_reward_to_the_proxy_task(tmp_path):
+    from fnas.tasks.reward import RewardConfig
+
+    s = fnas.create_search(store=tmp_path, name="r", reward=RewardConfig("macs", 1e6))
+    assert s.config.reward == RewardConfig("macs", 1e6)

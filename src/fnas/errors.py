@@ -11,8 +11,21 @@ __all__ = ["FnasError", "InvalidArchitecture", "ConfigError", "StoreError", "Tas
            "ModelError"]
 
 
+MAX_MESSAGE = 500
+"""Characters of an error message kept: a message quoting a huge value (a 1 MB setting)
+keeps its start and its end."""
+
+
 class FnasError(Exception):
-    """Base class of every error fnas raises on purpose."""
+    """Base class of every error fnas raises on purpose. Its message is one line of at most
+    :data:`MAX_MESSAGE` characters (a longer one is cut in the middle)."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE:
+            m = args[0]
+            args = (f"{m[:MAX_MESSAGE - 120]} [... {len(m) - MAX_MESSAGE + 100} characters "
+                    f"left out ...] {m[-80:]}",)
+        super().__init__(*args)
 
 
 class InvalidArchitecture(FnasError, ValueError):

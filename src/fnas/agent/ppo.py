@@ -76,6 +76,8 @@ def ppo_update(
     collapses below the floor.
     """
     n = b_actions.shape[0]
+    if not torch.isfinite(b_advantages).all():  # a step on NaN would ruin the policy for good
+        return {"losses/skipped_nonfinite": 1.0}
     if b_weights is None:
         b_weights = torch.ones(n)
     if cfg.normalize_advantages and n > 1:

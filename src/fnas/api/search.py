@@ -279,6 +279,10 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         label = getattr(objective, "__name__", "objective")
     else:
         evaluator, label = None, None
+        if reward is not None:  # the proxy task's reward
+            if "reward" in settings:
+                raise ConfigError("give reward= or a reward setting, not both")
+            settings["reward"] = reward
     if evaluator is not None:
         settings.setdefault("objective", getattr(evaluator, "signature", label))
     if timeout is not None:

@@ -60,12 +60,13 @@ def load_config(path: str | Path):
                               ) from None
         try:
             d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, ValueError) as e:  # ValueError: a 5,000-digit int
             raise ConfigError(f"config {p} is not valid TOML: {e}") from None
     else:
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as e:
-            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deep"
+        except (ValueError, RecursionError) as e:  # ValueError: a 5,000-digit number too
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else (
+                "nested too deep" if isinstance(e, RecursionError) else str(e).split(";")[0])
             raise ConfigError(f"config {p} is not valid JSON: {msg}") from None
     return search_config_from_dict(d)

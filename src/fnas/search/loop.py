@@ -8,6 +8,7 @@ it; ``resume_search`` restores a stopped run's strategy and loop state from its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -31,6 +32,8 @@ from fnas.search.restore import restore
 from fnas.search.search_run import SearchOutcome, SearchRun, pool_epochs
 from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
+
+logger = logging.getLogger("fnas.search.loop")
 
 __all__ = ["SearchConfig", "SearchOutcome", "run_search", "resume_search", "STRATEGIES",
            "SPACES", "replay_config", "gather_knowledge", "task_signature", "pool_epochs"]
@@ -93,6 +96,10 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
         unique_name = True
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     _check_new_run(store, cfg, space, name, executor)  # nothing is written before this
+    try:
+        _lost_run(store, name)
+    except StoreError as e:  # a new run of that name: its old files are replaced
+        logger.warning("%s; it starts again from scratch", e)
     exp = store.create_experiment(name, cfg.strategy, cfg.seed, space.signature,
                                   task_signature(cfg, evaluator), config, cfg.budget,
                                   unique=unique_name)
@@ -131,6 +138,28 @@ def _check_new_run(store: Store, cfg: SearchConfig, space: FactorizedSpace, name
                                   "this search")
 
 
+def _lost_run(store: Store, ref: int | str) -> None:
+    """A run the store does not hold but whose folder (checkpoint) exists: the database lost
+    its rows (a damaged or deleted ``fnas.db-wal``, an older ``fnas.db``), which is said.
+
+    Raises:
+        StoreError: so it is.
+    """
+    from fnas.knowledge.store import check_run_name
+
+    if not isinstance(ref, str):
+        return
+    try:
+        check_run_name(ref)
+    except (StoreError, ConfigError):
+        return
+    folder = store.root / "runs" / ref
+    if folder.is_dir() and any(folder.iterdir()):
+        raise StoreError(f"run {ref!r} has files in {folder} but no record in {store.path}: "
+                         "the database lost it (a damaged or deleted fnas.db-wal, or an older "
+                         "fnas.db); its results cannot be recovered: start it again")
+
+
 def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
                   budget_seconds: float | None = None,
                   evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
@@ -143,7 +172,11 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     Raises:
         StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
     """
-    exp = store.get_experiment(ref)
+    try:
+        exp = store.get_experiment(ref)
+    except StoreError:
+        _lost_run(store, ref)
+        raise
     try:
         cfg = SearchConfig.from_dict(exp.config)
     except ConfigError as e:

@@ -319,6 +319,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                 with torch.no_grad():
                     lp, _ = self.policy.evaluate(a)
                 m = torch.as_tensor(self.imagined_reward(a.numpy()), dtype=torch.float32)
+                if not torch.isfinite(m).all():  # no critic yet (every result failed, say)
+                    break
                 ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), icfg, self._gen,
                            min_entropy=floor)
             with torch.no_grad():
