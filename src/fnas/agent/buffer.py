@@ -1,9 +1,9 @@
 """The experience buffer: real results replayed in later PPO updates, with an off-policy weight.
 
-FNAS's third saving (DESIGN.md, loop steps 1 and 5). Real results are expensive, so each one
-feeds more than one policy update: a share of every PPO batch (default one half) is replayed
-from a buffer of earlier *real* results (trained, or served from the cache; never predicted).
-Each entry keeps what the correction needs:
+FNAS's third saving (docs/DESIGN.md, "The experience buffer"). Real results are expensive, so
+each one feeds more than one policy update: a share of every PPO batch (default one half) is
+replayed from a buffer of earlier *real* results (trained, or served from the cache; never
+predicted). Each entry keeps what the correction needs:
 
 - the decision vector and its real reward;
 - ``log mu_b(a)``, the log-probability of the whole architecture under the policy that first

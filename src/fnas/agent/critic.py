@@ -8,10 +8,10 @@ gets an independent Poisson(1) count per member). The members' mean is the predi
 mu(a), their standard deviation the uncertainty sigma(a). Training is MSE on minibatches drawn
 in proportion to a member's counts.
 
-Each member also has a value net V(a_<t) = E[r | a_<t] (PPO's per-decision advantages,
-DESIGN.md step 5), same input, trained on the same resample: with probability ``prefix_prob`` an
-example is shown as a uniformly random strict prefix of its architecture with the same target
-(a Monte-Carlo value estimate), otherwise as the full architecture.
+Each member also has a value net V(a_<t) = E[r | a_<t] (PPO's per-decision advantages:
+docs/DESIGN.md, "The critic"), same input, trained on the same resample: with probability
+``prefix_prob`` an example is shown as a uniformly random strict prefix of its architecture
+with the same target (a Monte-Carlo value estimate), otherwise as the full architecture.
 NOTE: one network for both jobs, as first planned, loses ranking quality as fits accumulate:
 on NAS-Bench-Macro with 50 points, Kendall tau fell from 0.81 (100 steps) to 0.74 (3,000
 steps) with prefix examples, and stayed at 0.83 without them (a second output head did not

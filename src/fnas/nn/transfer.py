@@ -10,9 +10,9 @@ about [0, 1] over the MnasNet space's range: op type (``ir``/``ds`` are half apa
 layers (|dr| / 2), SE (1 if only one side has it), skip (0/1), activation (0/1), and the
 block's input channels (log ratio / log 5/3). :func:`rank_candidates` sorts by distance; ties
 go to the freshest candidate (the later one in insertion order).
-NOTE: DESIGN.md lists the block's choices only; the input-channel term (weight 0.5) is added
-because the first layer's tensors depend on it, so among equal configs the entry whose input
-width matches transfers more.
+NOTE: the FNAS paper as reconstructed lists the block's choices only; the input-channel term
+(weight 0.5) is added because the first layer's tensors depend on it, so among equal configs the
+entry whose input width matches transfers more (docs/DESIGN.md, "Departures from the paper").
 
 **Transfer by role** (:func:`transfer_block`). A tensor's role is its place in the layer,
 independent of the op: ``expand`` (MBConv's 1x1 expansion), ``dw`` (the depthwise conv, its BN
@@ -29,10 +29,11 @@ layer ``min(j, source_layers - 1)`` (extra layers copy the source's last layer):
 - an SE head comes only from an SE head of the same role, and tensors with no counterpart
   (a regular conv vs a depthwise one, MBConv's expansion vs ``ds``) keep their fresh init.
 
-NOTE: DESIGN.md says "an SE head only from an SE head"; here it must also sit in the same
-place: ``ir``/``ds`` gate the depthwise channels, ``cn`` its output channels, so a ``cn`` SE
-never feeds an ``ir``/``ds`` one. BN statistics follow their conv: a BN whose conv has no
-counterpart keeps its fresh init too.
+NOTE: the FNAS paper as reconstructed says "an SE head only from an SE head"; here it must also
+sit in the same place (docs/DESIGN.md, "Departures from the paper"): ``ir``/``ds`` gate the
+depthwise channels, ``cn`` its output channels, so a ``cn`` SE never feeds an ``ir``/``ds``
+one. BN statistics follow their conv: a BN whose conv has no counterpart keeps its fresh init
+too.
 
 **Coverage** counts *parameters* (what :func:`fnas.space.arch_cost` counts: conv weights, BN
 affine, SE convs), not buffers: ``copied`` is the number of destination parameter elements that
@@ -91,7 +92,8 @@ class SimilarityWeights:
     act: float = 0.5
     """Activation: weights trained under another nonlinearity fit less well."""
     in_chs: float = 0.5
-    """Block input channels (beyond DESIGN.md): the first layer's tensors are cut along them."""
+    """Block input channels, beyond the paper as reconstructed: the first layer's tensors are
+    cut along them (docs/DESIGN.md, "The knowledge pool")."""
 
 
 def _log_ratio(a: float, b: float) -> float:

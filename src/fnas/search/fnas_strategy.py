@@ -1,6 +1,6 @@
 """The ``fnas`` strategy: MnasNet PPO plus the uncertainty-aware critic and decision module.
 
-With the critic on (DESIGN.md, loop steps 2, 3, 5, 6):
+With the critic on and ``acquisition='off'`` (docs/DESIGN.md, "The veto rule"):
 
 - **Decide.** Until the critic is *trusted* every sample is trained. Trusted means: at least
   ``min_real`` real results in this experiment, or a critic pre-trained on earlier experiments

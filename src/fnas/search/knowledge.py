@@ -1,5 +1,5 @@
 """Lifelong knowledge for a new search: the real results of earlier runs in the store, as the
-critic's pre-training points (DESIGN.md: the critic learns across searches)."""
+critic's pre-training points (docs/DESIGN.md, "Knowledge across searches")."""
 
 from __future__ import annotations
 

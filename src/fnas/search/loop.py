@@ -1,5 +1,5 @@
 """Starting and resuming searches: the public facade over :class:`~fnas.search.search_run.
-SearchRun`, which runs the loop (DESIGN.md's numbered loop) one batch at a time.
+SearchRun`, which runs the loop (docs/DESIGN.md, "The loop") one batch at a time.
 
 ``run_search`` checks a new run, records it, pre-trains its strategy on earlier runs and runs
 it; ``resume_search`` restores a stopped run's strategy and loop state from its checkpoint

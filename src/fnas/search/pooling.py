@@ -1,15 +1,15 @@
-"""How the search loop uses the knowledge pool (DESIGN.md, loop step 4).
+"""How the search loop uses the knowledge pool (docs/DESIGN.md, "The knowledge pool").
 
 For every batch the loop takes one :class:`~fnas.knowledge.PoolSnapshot`. Each architecture
 of the batch that is really trained starts from the snapshot's closest blocks
 (:meth:`~fnas.knowledge.PoolSnapshot.init_weights`) and trains for ``pool_epochs`` (default
 E/2) when any block was initialised, E otherwise. Its trained weights go back into the pool as
 soon as it finishes, in the transaction that records its evaluation, so a kill loses none of
-them and never separates the two; but the rest of the batch still reads the
-snapshot taken before the batch, so the effect is exactly that of updating the pool between
-batches (DESIGN.md's fairness rule). The snapshot id is recorded with each evaluation, with
-the hit ratio, the coverage and the epochs trained; a resumed batch rebuilds the same snapshot
-from that id.
+them and never separates the two; but the rest of the batch still reads the snapshot taken
+before the batch, so the effect is exactly that of updating the pool between batches (the
+fairness rule: docs/DESIGN.md, "The knowledge pool"). The snapshot id is recorded with each
+evaluation, with the hit ratio, the coverage and the epochs trained; a resumed batch rebuilds
+the same snapshot from that id.
 
 A pool that cannot be written (disk full, read-only store) warns once per failure and the
 search goes on without that entry; missing or corrupted files are skipped by the snapshot.

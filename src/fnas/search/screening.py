@@ -1,6 +1,6 @@
 """The ``fnas`` strategy: the uncertainty-aware critic screens candidates and picks what is trained.
 
-One round (DESIGN.md loop step 2, revised), with B the batch:
+One round (docs/DESIGN.md, "Screening"), with B the batch:
 
 1. **Warm-up.** Until ``n_init`` real results (0 when the critic was pre-trained on earlier
    runs: knowledge screens from the first batch; after knowledge is forgotten, ``n_init``

@@ -1,4 +1,4 @@
-"""A search in progress, run one batch at a time (DESIGN.md's numbered loop).
+"""A search in progress, run one batch at a time (docs/DESIGN.md, "The loop").
 
 One :meth:`SearchRun.step` = one batch of B architectures:
 
