@@ -81,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", action="append", default=[], metavar="NAME=STORE",
                     help="a source store to judge (repeatable)")
-    ap.add_argument("--reference", default=str(HERE / "results" / "mnist5k_reference.json"))
+    ap.add_argument("--reference",
+                    default=os.path.relpath(HERE / "results" / "mnist5k_reference.json"))
     ap.add_argument("--seeds", default="0,1,2,3,4", help="critic seeds")
-    ap.add_argument("--out", default=str(HERE / "results" / "knowledge_quality.json"))
+    ap.add_argument("--out", default=os.path.relpath(HERE / "results" / "knowledge_quality.json"))
     a = ap.parse_args(argv)
     import torch
 

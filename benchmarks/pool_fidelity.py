@@ -223,7 +223,7 @@ def main() -> int:
     ap.add_argument("--store", help="keep the store (and its pools) in this fresh folder")
     ap.add_argument("--quick", action="store_true",
                     help="5 archs, fill 3, E=P=1, R=2, source 2, 1500 images, 200 resamples")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--out", default=os.path.relpath(Path(__file__).parent / "results"))
     a = ap.parse_args()
     if a.quick:
         a.archs, a.fill, a.epochs, a.pool_epochs, a.ref_epochs = 5, 3, 1, 1, 2

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--dataset", default="mnist5k")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--out", default=os.path.relpath(Path(__file__).parent / "results"))
     ap.add_argument("--rederive", action="store_true",
                     help="recompute the derived figures of the existing JSON (no re-timing)")
     a = ap.parse_args(argv)

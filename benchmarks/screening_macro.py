@@ -209,7 +209,7 @@ def _plot(out: dict) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(DATA), help="nas-bench-macro_cifar10.json")
+    p.add_argument("--data", default=os.path.relpath(DATA), help="nas-bench-macro_cifar10.json")
     p.add_argument("--only", default=None, help="comma-separated variants (default: all)")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--jobs", type=int, default=0, help="parallel runs (0: one per core)")

@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--scratch", action="store_true", help="also fnas without knowledge")
     ap.add_argument("--quick", action="store_true", help="1 seed, budget 8, 1 epoch")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--out", default=os.path.relpath(Path(__file__).parent / "results"))
     a = ap.parse_args()
     if a.quick:
         a.seeds, a.budget, a.source_budget, a.epochs = 1, 8, 8, 1
