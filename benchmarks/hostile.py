@@ -83,6 +83,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -1728,7 +1729,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    text = json.dumps(result, indent=2) + "\n"  # messages name the temporary folder: WORK
+    out.write_text(re.sub(r"/[^\"\s]*/fnas-hos(tile-[A-Za-z0-9_]+)?[a-z-]*", "WORK", text))
     print(json.dumps({k: result[k] for k in (
         "attempts", "kills", "kills_survived", "evaluations_lost", "evaluations_duplicated",
         "silent_losses", "detected_losses", "outside_touched", "cache_leaks", "tracebacks",
