@@ -254,7 +254,7 @@ def test_the_fingerprint_is_the_same_in_a_new_process(tmp_path):
         "import functools\n"
         "def score(arch, seed, k=2.5):\n    return {'accuracy': 0.5, 'reward': k * seed}\n"
         "objective = functools.partial(score, k=[1, 2.5, 'x', {3: (4,)}])\n")
-    code = ("from fnas.search.identity import fingerprint; import myobjective; "
+    code = ("from fnas.execution.identity import fingerprint; import myobjective; "
             "print(fingerprint(myobjective.objective), fingerprint(myobjective.score))")
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "PYTHONHASHSEED": "0"}
     outs = set()
