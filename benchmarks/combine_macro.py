@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from fnas.report.bench_plot import plot_bench
-from fnas.search.bench import bench_config_from, summarize
+from fnas.benchmark.harness import bench_config_from, summarize
+from fnas.benchmark.plot import plot_bench
 
 RES = Path(__file__).parent / "results"
 PARTS = [("bench-macro.json", None), ("bench-macro-fnas.json", None),

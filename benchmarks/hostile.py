@@ -863,7 +863,7 @@ def ray(t: Tally, work: Path) -> None:
         t.skipped.append("ray: not installed")
         return
     code = ("import os, subprocess, sys\n"
-            "from fnas.search.executors import RayExecutor\n"
+            "from fnas.execution.executors import RayExecutor\n"
             "ex = RayExecutor(parallel=2)\n"
             "import ray\n"
             "ray.get([ray.remote(lambda: 1).remote() for _ in range(2)])\n"

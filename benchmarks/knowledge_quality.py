@@ -44,7 +44,7 @@ from mnist5k_reference import QUANTILES, reaches  # noqa: E402
 
 def _critic(points: list[tuple[tuple[int, ...], float]], sizes: Any, seed: int):
     from fnas.agent.critic import EnsembleCritic
-    from fnas.search.fnas_config import FNASConfig
+    from fnas.strategies.fnas.config import FNASConfig
 
     critic = EnsembleCritic(sizes, FNASConfig().critic_cfg, seed)
     critic.add([list(d) for d, _ in points], [z for _, z in points])

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fnas.search.evaluators import ProxyEvaluator
-from fnas.search.executors import LocalExecutor, RayExecutor, RolloutJob
+from fnas.execution.evaluators import ProxyEvaluator
+from fnas.execution.executors import LocalExecutor, RayExecutor, RolloutJob
 from fnas.space import mnas_space
 from fnas.tasks import RewardConfig, TaskConfig
 

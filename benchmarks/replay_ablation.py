@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fnas.search.bench import BenchConfig, queries_to_target, run_bench
-from fnas.search.evaluators import MacroTableEvaluator
+from fnas.benchmark.harness import BenchConfig, queries_to_target, run_bench
+from fnas.execution.evaluators import MacroTableEvaluator
 
 HERE = Path(__file__).parent
 DATA = HERE.parent.parent / "shared" / "data" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"

@@ -4,7 +4,7 @@
     python benchmarks/screening_macro.py --only fnas,rea  # some variants
     python benchmarks/screening_macro.py --summarise      # the table and plot from what exists
 
-Every variant is one ``fnas bench`` configuration (``fnas.search.bench.run_bench``: the same
+Every variant is one ``fnas bench`` configuration (``fnas.benchmark.harness.run_bench``: the same
 loop, store and cache as ``fnas search``), seeds 0-19, target: any architecture within 0.2
 points of the table's best mean accuracy. A run stops at its budget of real queries or at
 5 x budget samples. Each variant's full result (every query of every run) is written to
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fnas.search.bench import BenchConfig, queries_to_target, run_bench, save_bench
-from fnas.search.evaluators import MacroTableEvaluator
+from fnas.benchmark.harness import BenchConfig, queries_to_target, run_bench, save_bench
+from fnas.execution.evaluators import MacroTableEvaluator
 
 HERE = Path(__file__).parent
 RES = HERE / "results"

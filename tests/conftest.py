@@ -52,7 +52,7 @@ def local_ray():
     binds it to the loopback interface); a ``RayExecutor()`` made in a test joins it and
     leaves it running when closed. Stopped at the end of the session."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
-    from fnas.search.executors import RayExecutor
+    from fnas.execution.executors import RayExecutor
 
     owner = RayExecutor(parallel=2)
     assert ray.is_initialized()

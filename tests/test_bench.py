@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fnas.benchmark.harness import one_run, queries_to_target
 from fnas.errors import ConfigError, TaskError
 from fnas.search import BenchConfig, MacroTableEvaluator
-from fnas.search.bench import one_run, queries_to_target
 from fnas.space import MacroArch, macro_space
 from fnas.tasks import RewardConfig
 
@@ -136,7 +136,7 @@ def test_bench_bad_input():
 def test_committed_macro_summaries_recompute_exactly(stem):
     """The committed figures' runs, summarised by today's code, give the committed numbers
     (the NAS-Bench-Macro target set and regret did not move when bench was generalised)."""
-    from fnas.search.bench import bench_config_from, summarize
+    from fnas.benchmark.harness import bench_config_from, summarize
 
     res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
                       f"{stem}.json").read_text())

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import fnas
+from fnas.benchmark.harness import one_run
 from fnas.cli import main
 from fnas.errors import ConfigError, TaskError
 from fnas.search import BenchConfig
-from fnas.search.bench import one_run
 from fnas.tasks import load_score_table
 
 MODULE = '''
@@ -216,7 +216,7 @@ def test_partial_table_policy(tiny, tmp_path):
 
 def test_an_unlisted_architecture_of_a_space_too_large_to_check_stops_the_bench(
         tiny, tmp_path, monkeypatch, capsys):
-    import fnas.search.bench_truth as truth
+    import fnas.benchmark.truth as truth
 
     monkeypatch.setattr(truth, "ENUMERATE_MAX", 10)  # the 18 architectures are "too many"
     part = tmp_path / "part.json"
@@ -310,8 +310,8 @@ def test_bad_tables_are_one_line(tiny, tmp_path, capsys, name, text, needle):
 def test_a_registered_benchmark_still_plugs_in(tiny, monkeypatch):
     from tinybench import space
 
+    from fnas.benchmark.harness import run_bench
     from fnas.search import BENCHMARKS, Evaluator
-    from fnas.search.bench import run_bench
     from fnas.tasks import RolloutResult
 
     class Lookup(Evaluator):
@@ -347,7 +347,7 @@ def test_the_macro_file_reads_as_a_table_too():
         "nas-bench-macro" / "nas-bench-macro_cifar10.json"
     if not table.is_file():
         pytest.skip("NAS-Bench-Macro table not found")
-    from fnas.search.bench import bench_truth
+    from fnas.benchmark.harness import bench_truth
 
     macro = bench_truth(BenchConfig(data=str(table)))
     top = bench_truth(BenchConfig(data=str(table), target="top:25"))

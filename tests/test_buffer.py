@@ -15,9 +15,9 @@ from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
 from fnas.search.checkpoint import load_checkpoint
 from fnas.search.loop import resume_search
-from fnas.search.ppo import PPOStrategy
-from fnas.search.strategy import Proposal
 from fnas.space import macro_space
+from fnas.strategies.base import Proposal
+from fnas.strategies.ppo import PPOStrategy
 
 SPACE = macro_space()
 TARGET = (2, 2, 2, 1, 2, 2, 2, 0)

@@ -99,7 +99,7 @@ def test_a_registered_strategy_and_space_are_reachable(monkeypatch, capsys):
 def test_help_texts_and_defaults_come_from_the_configs(capsys):
     from fnas.agent.buffer import ReplayConfig
     from fnas.search import SearchConfig
-    from fnas.search.screening import ScreenConfig
+    from fnas.strategies.fnas.screening import ScreenConfig
 
     code, out, _ = run_main(capsys, "search", "--help")
     out = " ".join(out.split())

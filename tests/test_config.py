@@ -26,9 +26,9 @@ from fnas.search import (
     run_search,
 )
 from fnas.search.config_io import load_config, search_config_from_dict
-from fnas.search.fnas_strategy import DecisionConfig, FNASConfig
-from fnas.search.screening import ScreenConfig
 from fnas.space import mnas_space
+from fnas.strategies.fnas.screening import ScreenConfig
+from fnas.strategies.fnas.veto import DecisionConfig, FNASConfig
 
 README = Path(__file__).parent.parent / "docs" / "GUIDE.md"
 SPACE = mnas_space(8)

@@ -9,10 +9,10 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
 
+from fnas.execution.evaluators import Evaluator  # noqa: E402
+from fnas.execution.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa: E402
 from fnas.knowledge import Pool, Store  # noqa: E402
 from fnas.search import SearchConfig, run_search  # noqa: E402
-from fnas.search.evaluators import Evaluator  # noqa: E402
-from fnas.search.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa: E402
 from fnas.space import mnas_space  # noqa: E402
 from fnas.tasks import RewardConfig, RolloutResult, TaskConfig  # noqa: E402
 

@@ -8,8 +8,8 @@ import pytest
 from fnas.errors import StoreError
 from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
-from fnas.search.fnas_strategy import DecisionConfig, FNASConfig, FNASStrategy
 from fnas.space import macro_space
+from fnas.strategies.fnas.veto import DecisionConfig, FNASConfig, FNASStrategy
 
 SPACE = macro_space()
 TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
@@ -181,7 +181,7 @@ def test_prefix_advantages_and_state_round_trip():
 
 
 def test_decision_state_loads_an_older_checkpoint():
-    from fnas.search.fnas_state import FNASState
+    from fnas.strategies.fnas.state import FNASState
 
     # a checkpoint written before knowledge judgement existed: four fields missing
     old = {"tau": 0.5, "errors": [0.1, 0.2, 0.3], "pretrained": 12, "n_real": 9,

@@ -20,12 +20,12 @@ import torch
 
 import fnas
 from fnas.errors import ConfigError, FnasError, InvalidArchitecture, ModelError, StoreError
+from fnas.execution.evaluators import Evaluator
 from fnas.knowledge import Store
 from fnas.knowledge.store import check_run_name
 from fnas.search import SearchConfig, SyntheticEvaluator, resume_search, run_search
 from fnas.search.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fnas.search.config_io import search_config_from_dict
-from fnas.search.evaluators import Evaluator
 from fnas.space import ArchSpec, mnas_space
 from fnas.tasks import RolloutResult, TaskConfig
 
@@ -418,7 +418,7 @@ def _descendants(pid):
 @pytest.mark.xdist_group("ray")
 def test_local_ray_listens_on_loopback_only_and_refuses_cuda_without_gpus(local_ray):
     ray = local_ray  # started by RayExecutor, as a search starts it (conftest)
-    from fnas.search.executors import RayExecutor
+    from fnas.execution.executors import RayExecutor
 
     ex = RayExecutor(parallel=2)
     try:

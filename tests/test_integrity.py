@@ -254,9 +254,11 @@ def test_the_fingerprint_is_the_same_in_a_new_process(tmp_path):
         "import functools\n"
         "def score(arch, seed, k=2.5):\n    return {'accuracy': 0.5, 'reward': k * seed}\n"
         "objective = functools.partial(score, k=[1, 2.5, 'x', {3: (4,)}])\n")
-    code = ("from fnas.search.identity import fingerprint; import myobjective; "
+    code = ("from fnas.execution.identity import fingerprint; import myobjective; "
             "print(fingerprint(myobjective.objective), fingerprint(myobjective.score))")
-    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "PYTHONHASHSEED": "0"}
+    os = __import__("os")  # the fnas this process imports (a PYTHONPATH source tree) as well
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
     outs = set()
     for seed in ("1", "2"):  # string hashing differs between the two processes
         env["PYTHONHASHSEED"] = seed
@@ -310,7 +312,9 @@ def test_function_choices_are_keyed_by_name_and_resume_in_a_new_process(tmp_path
             "    objective=fnspace.score, strategy='random', batch=2, load_if_exists=True)\n"
             "s.optimize(budget=int(sys.argv[2]), progress=False)\n"
             "print(fnspace.space.signature, s.best.arch)\n")
-    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    os = __import__("os")  # the fnas this process imports (a PYTHONPATH source tree) as well
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
     outs = []
     for budget in ("4", "8"):  # the second process resumes the first one's run
         p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s"), budget],
@@ -498,7 +502,9 @@ def test_searches_sharing_a_store_at_once_differ_only_in_what_the_cache_served(t
         "s = fnas.create_search(store=sys.argv[1], name=sys.argv[2], space=SPACE,\n"
         "    objective=score, strategy='rea', batch=4, seed=int(sys.argv[3]))\n"
         "s.optimize(budget=16, progress=False)\n")
-    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    os = __import__("os")  # the fnas this process imports (a PYTHONPATH source tree) as well
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
 
     def run(store, i):
         return subprocess.Popen([sys.executable, "-m", "concobj", str(tmp_path / store),

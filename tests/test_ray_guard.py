@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from fnas.search import ray_guard
-from fnas.search.ray_guard import RayGuard, session_processes
+from fnas.execution import ray_guard
+from fnas.execution.ray_guard import RayGuard, session_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray"),
               pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -29,7 +29,7 @@ DEADLINE = 30.0  # seconds for every process of a Ray to be gone (the guard take
 # and guard printed; then it waits (``hold``), closes (``close``) or keeps Ray busy (``busy``).
 DRIVER = textwrap.dedent("""
     import os, sys, time
-    from fnas.search.executors import RayExecutor
+    from fnas.execution.executors import RayExecutor
     import ray
     ex = RayExecutor(parallel=1)
     @ray.remote(num_cpus=1, max_retries=0)
@@ -174,7 +174,7 @@ def test_ray_agent_killed_mid_run_says_so_in_one_fnas_line():
 
 
 def test_executor_joining_a_running_ray_starts_no_guard(local_ray):
-    from fnas.search.executors import RayExecutor
+    from fnas.execution.executors import RayExecutor
 
     ex = RayExecutor(parallel=2)  # joins the session's Ray: not its to end
     try:

@@ -11,13 +11,13 @@ import pytest
 from fnas.agent.acquisition import RankGauss, acquire, mutants, rank_gauss
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.errors import ConfigError
+from fnas.execution.evaluators import Evaluator
 from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
-from fnas.search.evaluators import Evaluator
 from fnas.search.loop import resume_search
-from fnas.search.screening import ScreenConfig
 from fnas.space import macro_space
 from fnas.space.factorized import Decision, FactorizedSpace
+from fnas.strategies.fnas.screening import ScreenConfig
 from fnas.tasks.rollout import RolloutResult
 
 SPACE = macro_space()
@@ -107,7 +107,7 @@ def test_the_novelty_objective_steers_the_policy_off_what_it_has_seen():
     import torch
 
     from fnas.agent.critic import CriticConfig
-    from fnas.search.screening import ScreeningStrategy
+    from fnas.strategies.fnas.screening import ScreeningStrategy
 
     space = FactorizedSpace("toy4", [Decision(f"d{i}", (0, 1, 2)) for i in range(4)],
                             lambda c: _Toy(tuple(c[f"d{i}"] for i in range(4))))

@@ -107,10 +107,10 @@ def test_resume_reuses_evaluations_of_the_interrupted_batch(tmp_path):
     strat.load_state(tensors, meta["strategy"])
     props = strat.ask(8)
     ev = CountingEvaluator(SPACE, _target(), noise=0.05)
-    from fnas.search.executors import LocalExecutor
+    from fnas.execution.executors import LocalExecutor
     from fnas.search.loop_state import Timers
     from fnas.search.recording import Recorder
-    from fnas.search.strategy import Verdict
+    from fnas.strategies.base import Verdict
 
     batch = Recorder(store, exp, ev, 0, LocalExecutor(), Timers()).batch(1, props,
                                                                          [Verdict()] * 8)
@@ -194,7 +194,7 @@ def test_duplicate_run_name_and_changed_task(tmp_path):
 def test_a_search_stops_when_its_seconds_are_spent_and_says_so(tmp_path):
     import time
 
-    from fnas.search.evaluators import Evaluator
+    from fnas.execution.evaluators import Evaluator
     from fnas.space import macro_space
 
     space = macro_space()

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from fnas.errors import ConfigError
+from fnas.execution.executors import Executor, run_job
 from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, resume_search, run_search
 from fnas.search.config import STRATEGIES
-from fnas.search.executors import Executor, run_job
 from fnas.search.loop_state import LoopState, Timers
-from fnas.search.strategy import Proposal, Strategy
 from fnas.space import macro_space
+from fnas.strategies.base import Proposal, Strategy
 
 SPACE = macro_space()
 TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
@@ -136,7 +136,7 @@ def test_a_batch_interrupted_in_flight_is_completed_on_resume(tmp_path, repeats)
 
 def test_an_executor_must_be_an_executor(tmp_path, repeats):
     store = Store(tmp_path)
-    with pytest.raises(ConfigError, match=r"expected a fnas.search.executors.Executor, got "
+    with pytest.raises(ConfigError, match=r"expected a fnas.execution.executors.Executor, got "
                                           r"object$"):
         _search(store, repeats, executor=object())
     assert store.list_experiments() == []  # refused before the run is recorded

@@ -9,11 +9,11 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from fnas.errors import ConfigError
-from fnas.search.evaluators import MacroTableEvaluator, SyntheticEvaluator
-from fnas.search.random_search import RandomSearch
-from fnas.search.rea import REAConfig, REAStrategy
+from fnas.execution.evaluators import MacroTableEvaluator, SyntheticEvaluator
 from fnas.space.factorized import Decision, FactorizedSpace
 from fnas.space.macro import macro_space
+from fnas.strategies.random_search import RandomSearch
+from fnas.strategies.rea import REAConfig, REAStrategy
 
 SPACE = macro_space()
 MACRO_TABLE = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-macro"

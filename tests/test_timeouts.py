@@ -3,7 +3,7 @@ that runs too long as failed, ``budget_seconds`` holds within a batch, a worker 
 failed evaluation, and the worker changes no result.
 
 The objectives here hang on purpose (``time.sleep(10**6)`` on chosen architectures): each test
-passes only if fnas stops them. They run in fnas's worker process (``fnas.search.workers``).
+passes only if fnas stops them. They run in fnas's worker process (``fnas.execution.workers``).
 """
 
 from __future__ import annotations
@@ -223,10 +223,10 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_ray_tasks_past_their_timeout_or_the_deadline_are_cancelled(tmp_path, local_ray):
+    from fnas.execution.executors import RayExecutor
+    from fnas.execution.objective import ObjectiveEvaluator
     from fnas.knowledge import Store
-    from fnas.search.executors import RayExecutor
     from fnas.search.loop import run_search
-    from fnas.search.objective import ObjectiveEvaluator
 
     fnas.register_space(SPACE.name, SPACE)
     local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

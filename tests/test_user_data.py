@@ -181,8 +181,8 @@ def test_the_cli_resume_without_the_data_is_one_line(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_ray_workers_receive_the_registered_data(tmp_path, local_ray):
+    from fnas.execution.executors import RayExecutor
     from fnas.search import SearchConfig, run_search
-    from fnas.search.executors import RayExecutor
 
     fnas.register_dataset("mydigits", X, Y, version="v1")
     ex = RayExecutor(parallel=1)  # joins the session's local Ray: its workers are other processes

@@ -11,7 +11,7 @@
 
 The space may be an object (it is registered under its name) and the objective a function
 (registered under its ``module:qualname``): both reach the benchmark's worker processes,
-which are forked.
+which are forked. The benchmark itself is :mod:`fnas.benchmark`; this is its Python entry point.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fnas.api.search import register_space
+from fnas.benchmark.config import BenchConfig, register_objective
+from fnas.benchmark.harness import run_bench
+from fnas.benchmark.summary import save_bench
 from fnas.errors import ConfigError
-from fnas.search.bench import OBJECTIVES, BenchConfig, run_bench, save_bench
 from fnas.space.factorized import FactorizedSpace
 
 __all__ = ["bench"]
@@ -43,12 +45,12 @@ def bench(space: str | FactorizedSpace | None = None, *, table: str | None = Non
         target: ``top:K``, ``within:D`` or ``score:X`` (default: the best).
         out: a folder to write ``NAME.json`` and ``NAME.png`` into, as ``fnas bench``.
         progress: a progress bar over the runs.
-        **settings: any other :class:`~fnas.search.bench.BenchConfig` field (``strategies``,
+        **settings: any other :class:`~fnas.benchmark.config.BenchConfig` field (``strategies``,
             ``seeds``, ``budget``, ``batch``, ``cost``, ``missing``, ``source_table``,
             ``jobs``, ...); ``bench="macro", data=PATH`` runs NAS-Bench-Macro.
 
     Returns:
-        The result (``fnas.search.bench.run_bench``): ``summary`` per strategy
+        The result (``fnas.benchmark.harness.run_bench``): ``summary`` per strategy
         (``queries_to_target``, ``final_regret``...), ``truth``, ``runs``, ``config``.
 
     Raises:
@@ -57,17 +59,10 @@ def bench(space: str | FactorizedSpace | None = None, *, table: str | None = Non
     if isinstance(space, FactorizedSpace):
         register_space(space.name, space)
         space = space.name
-    for key in ("objective", "source_objective"):
-        fn = objective if key == "objective" else settings.get(key)
-        if callable(fn):
-            ref = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-            if OBJECTIVES.get(ref, fn) is not fn:  # two lambdas, two local functions
-                ref += f"@{id(fn):x}"
-            OBJECTIVES[ref] = fn
-            if key == "objective":
-                objective = ref
-            else:
-                settings[key] = ref
+    if callable(objective):
+        objective = register_objective(objective)
+    if callable(settings.get("source_objective")):
+        settings["source_objective"] = register_objective(settings["source_objective"])
     bench_name = settings.pop("bench", None) or (
         "table" if table is not None else "objective" if objective is not None else None)
     if bench_name is None:

@@ -14,7 +14,7 @@
     search.best, search.trials_dataframe()
 
 Modelled on Optuna's ``create_study(...).optimize(objective)``. The objective is wrapped into
-an :class:`~fnas.search.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); everything else
+an :class:`~fnas.execution.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); everything else
 (the store, the cache, checkpoints, resume, the strategies) is the one ``fnas search`` uses.
 """
 
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from fnas.errors import ConfigError, FnasError
+from fnas.execution.evaluators import Evaluator
+from fnas.execution.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, space_factory
-from fnas.search.evaluators import Evaluator
 from fnas.search.loop import SearchOutcome, resume_search, run_search
-from fnas.search.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import MAX_COUNT, check_int
@@ -242,7 +242,7 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         catch: exception types of the objective recorded as failed architectures.
         timeout: seconds one evaluation may take; past them it is stopped and recorded as
             failed (``SearchConfig.eval_timeout``). The objective then runs in a worker
-            process (:mod:`fnas.search.workers`): it must be picklable by cloudpickle (a
+            process (:mod:`fnas.execution.workers`): it must be picklable by cloudpickle (a
             closure or a lambda is), and what it keeps in globals stays in that process.
         **settings: any other :class:`~fnas.search.config.SearchConfig` field
             (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).

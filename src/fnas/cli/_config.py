@@ -126,8 +126,8 @@ def screen_args(p: argparse.ArgumentParser) -> None:
     """fnas's screening flags (``FNASConfig.acquisition`` and ``ScreenConfig``); None unless
     given."""
     from fnas.agent.acquisition import ACQUISITIONS
-    from fnas.search.fnas_strategy import FNASConfig
-    from fnas.search.screening import ScreenConfig
+    from fnas.strategies.fnas.screening import ScreenConfig
+    from fnas.strategies.fnas.veto import FNASConfig
 
     add_field(p, "--imagined", FNASConfig, "imagined", given_only=True, type=nonneg_int,
               metavar="N", help_prefix="fnas: ")

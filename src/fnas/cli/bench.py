@@ -1,6 +1,6 @@
 """``fnas bench``: compare strategies over seeds on a benchmark (``BenchConfig``).
 
-``--bench`` and ``--strategies`` take the registries' names (``fnas.search.bench.BENCHMARKS``,
+``--bench`` and ``--strategies`` take the registries' names (``fnas.benchmark.BENCHMARKS``,
 ``fnas.search.STRATEGIES``); defaults and help texts are ``BenchConfig``'s. Without
 ``--bench``, ``--table`` means the table benchmark, ``--objective`` the objective one, and
 otherwise NAS-Bench-Macro.
@@ -49,9 +49,9 @@ macro, 'depth=2,width=16' for a fnas.make_space space) to scores, higher is bett
 
 
 def _arguments(b: argparse.ArgumentParser) -> None:
+    from fnas.benchmark.config import BENCHMARKS, BenchConfig
+    from fnas.benchmark.truth import MISSING
     from fnas.search import STRATEGIES
-    from fnas.search.bench import BENCHMARKS, BenchConfig
-    from fnas.search.bench_truth import MISSING
     from fnas.tasks import TaskConfig
 
     c = BenchConfig
@@ -98,8 +98,8 @@ def _arguments(b: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fnas.benchmark.harness import BenchConfig, format_summary, run_bench, save_bench
     from fnas.search import STRATEGIES
-    from fnas.search.bench import BenchConfig, format_summary, run_bench, save_bench
     from fnas.tasks import TaskConfig
 
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())

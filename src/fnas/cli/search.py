@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _arguments(s: argparse.ArgumentParser) -> None:
+    from fnas.execution.executors import EXECUTORS
     from fnas.search import SPACES, STRATEGIES, SearchConfig
-    from fnas.search.executors import EXECUTORS
     from fnas.tasks import TaskConfig
 
     c = SearchConfig
@@ -147,9 +147,9 @@ def _merged(a: dict, b: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fnas.execution.executors import make_executor
     from fnas.knowledge.store import Store, check_run_name
     from fnas.search import resume_search, run_search
-    from fnas.search.executors import make_executor
     from fnas.tasks.trainer import check_device
 
     # Validate everything before touching the store; resuming never creates one.
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         check_device(cfg.task.device)
     evaluator = None
     if cfg is not None:  # the task's data too (a bad path, a minibatch larger than the data)
-        from fnas.search.evaluators import ProxyEvaluator
+        from fnas.execution.evaluators import ProxyEvaluator
 
         evaluator = ProxyEvaluator(cfg.task, cfg.reward)
     executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)

@@ -31,12 +31,11 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from fnas.knowledge.readers import intact_experiments, readable_evaluations, skipped
-from fnas.knowledge.records import EVAL_FLAGS, Evaluation
+from fnas.knowledge.records import EVAL_FLAGS, Evaluation, StoreLike
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fnas.knowledge.store import Store
 
 __all__ = ["COLUMNS", "evaluations_frame"]
 
@@ -60,7 +59,7 @@ def _pandas() -> Any:
     return pandas
 
 
-def evaluations_frame(store: Store, run: int | str | None = None) -> pd.DataFrame:
+def evaluations_frame(store: StoreLike, run: int | str | None = None) -> pd.DataFrame:
     """One row per evaluation of ``run`` (a name or id), or of every run if None. A reader:
     damaged evaluation rows are left out, with one warning per run on the ``fnas`` logger
     saying how many (as ``fnas show`` does), and so are runs whose own row is damaged

@@ -20,14 +20,11 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fnas.errors import StoreError
-from fnas.knowledge.records import Evaluation, Experiment
+from fnas.knowledge.records import Evaluation, Experiment, StoreLike
 from fnas.knowledge.rows import db_errors, to_eval, to_experiment, to_update
-
-if TYPE_CHECKING:
-    from fnas.knowledge.store import Store
 
 __all__ = ["DamagedRun", "scan_experiments", "intact_experiments", "readable_evaluations",
            "readable_updates", "readable", "skipped", "summary_of", "top_of"]
@@ -47,7 +44,7 @@ class DamagedRun:
 
 
 @db_errors
-def scan_experiments(store: Store) -> list[Experiment | DamagedRun]:
+def scan_experiments(store: StoreLike) -> list[Experiment | DamagedRun]:
     """Every run of the store by id: an :class:`Experiment`, or a :class:`DamagedRun` for a
     row that does not pass the checks."""
     out: list[Experiment | DamagedRun] = []
@@ -60,7 +57,7 @@ def scan_experiments(store: Store) -> list[Experiment | DamagedRun]:
     return out
 
 
-def intact_experiments(store: Store) -> list[Experiment]:
+def intact_experiments(store: StoreLike) -> list[Experiment]:
     """The runs whose rows pass the checks; each damaged one is left out with a warning."""
     out = []
     for e in scan_experiments(store):
@@ -98,7 +95,7 @@ def skipped(run: str, bad: list[str], kind: str = "evaluation") -> str:
 
 
 @db_errors
-def readable_evaluations(store: Store, exp_id: int) -> tuple[list[Evaluation], list[str]]:
+def readable_evaluations(store: StoreLike, exp_id: int) -> tuple[list[Evaluation], list[str]]:
     """A run's evaluations in recording order, without its damaged rows, and the reasons
     (one line each) of the rows skipped."""
     return _split(store._db.execute("SELECT * FROM evaluations WHERE experiment_id=? "
@@ -106,7 +103,7 @@ def readable_evaluations(store: Store, exp_id: int) -> tuple[list[Evaluation], l
 
 
 @db_errors
-def readable_updates(store: Store, exp_id: int) -> tuple[list[dict[str, Any]], list[str]]:
+def readable_updates(store: StoreLike, exp_id: int) -> tuple[list[dict[str, Any]], list[str]]:
     """``Store.updates`` without the damaged rows, and the reasons of the rows skipped."""
     try:
         return store.updates(exp_id), []

@@ -1,11 +1,15 @@
 """What the store records: an :class:`Experiment` (one search run) and its
-:class:`Evaluation` rows, as plain frozen dataclasses (no database here)."""
+:class:`Evaluation` rows, as plain frozen dataclasses (no database here); and
+:class:`StoreLike`, what the store's helper modules use of a store."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["EVAL_FLAGS", "Evaluation", "Experiment"]
+__all__ = ["EVAL_FLAGS", "Evaluation", "Experiment", "StoreLike"]
 
 EVAL_FLAGS = ("trained", "predicted", "audited", "cached", "replayed")
 """Flags of an evaluation: really trained; reward predicted by the critic; an audit (trained
@@ -74,3 +78,19 @@ class Evaluation:
     predicted_spread: float | None = None
     """The critic's ensemble spread for it, in reward units."""
     id: int | None = None
+
+
+class StoreLike(Protocol):
+    """What :mod:`~fnas.knowledge.rows`, :mod:`~fnas.knowledge.readers` and
+    :mod:`~fnas.knowledge.frame` use of a :class:`~fnas.knowledge.store.Store`: declared here,
+    below them, so that they need not import the store (which imports them)."""
+
+    root: Path
+    path: Path
+    _db: sqlite3.Connection
+
+    def _alive(self, exp: Experiment) -> Experiment: ...
+
+    def get_experiment(self, ref: int | str) -> Experiment: ...
+
+    def updates(self, exp_id: int) -> list[dict[str, Any]]: ...

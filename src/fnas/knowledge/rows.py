@@ -8,13 +8,10 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fnas.errors import StoreError
-from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
-
-if TYPE_CHECKING:
-    from fnas.knowledge.store import Store
+from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment, StoreLike
 
 __all__ = ["to_experiment", "to_eval", "to_update", "db_errors", "json_field", "decode_text",
            "EVAL_COLUMNS"]
@@ -24,7 +21,7 @@ def db_errors(fn: Callable) -> Callable:
     """A store method whose SQLite failure (a damaged file, a full disk, a lock held too
     long) surfaces as one :class:`StoreError` line naming the database."""
     @functools.wraps(fn)
-    def wrapper(self: Store, *args: Any, **kw: Any) -> Any:
+    def wrapper(self: StoreLike, *args: Any, **kw: Any) -> Any:
         try:
             return fn(self, *args, **kw)
         except sqlite3.IntegrityError:

@@ -87,8 +87,8 @@ def check_model_size(spec: ArchSpec, in_chans: int = 3, num_classes: int = 1000,
         ConfigError: in_chans, num_classes or input_size out of range, or more than
             :data:`MAX_PARAMS` parameters.
     """
+    from fnas._limits import MAX_IMAGE_SIZE
     from fnas.space.cost import arch_cost
-    from fnas.tasks.trainer import MAX_IMAGE_SIZE
 
     for name, v, hi in (("in_chans", in_chans, MAX_IN_CHANS),
                         ("num_classes", num_classes, MAX_CLASSES),

@@ -121,8 +121,8 @@ class ModelInfo:
                 continue
             if isinstance(v, bool) or not isinstance(v, types[name]):
                 raise ModelError(f"{where}: metadata field {name!r} has a bad value {v!r:.60}")
+        from fnas._limits import MAX_IMAGE_SIZE
         from fnas.nn.builder import MAX_CLASSES, MAX_IN_CHANS
-        from fnas.tasks.trainer import MAX_IMAGE_SIZE
 
         for name, hi in (("in_chans", MAX_IN_CHANS), ("num_classes", MAX_CLASSES),
                          ("input_size", MAX_IMAGE_SIZE)):

@@ -1,12 +1,13 @@
 """A search's configuration: :class:`SearchConfig`, with a typed dataclass per concern (the
 task, the reward, PPO, the ``fnas`` strategy, regularized evolution, the experience buffer), and
-the registries of strategies and spaces. A config that comes from a dict (a user's file through
-:mod:`fnas.search.config_io`, a stored run) is validated field by field
-(:mod:`fnas.search.config_build`).
+the registry of spaces (the strategies' is :mod:`fnas.strategies.registry`). A config that
+comes from a dict (a user's file through :mod:`fnas.search.config_io`, a stored run) is
+validated field by field (:mod:`fnas._config_build`).
 
-``STRATEGIES`` maps a name to a factory ``(space, SearchConfig) -> Strategy`` and ``SPACES``
-a name to a factory taking the task's input size; register your own in them (or use
-``fnas.register_space``). A space may also be named ``"module:attr"``: it is imported.
+``STRATEGIES`` (re-exported from :mod:`fnas.strategies.registry`) maps a name to a factory
+``(space, SearchConfig) -> Strategy`` and ``SPACES`` a name to a factory taking the task's
+input size; register your own in them (or use ``fnas.register_space``). A space may also be
+named ``"module:attr"``: it is imported.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fnas._config_build import build_config, nested_fields
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, FnasError
-from fnas.search.config_build import build_config, nested_fields
-from fnas.search.fnas_config import FNASConfig
-from fnas.search.ppo import PPOStrategy
-from fnas.search.rea import REAConfig
-from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
 from fnas.space.macro import macro_space
 from fnas.space.mnas import mnas_space
+from fnas.strategies.fnas.config import FNASConfig
+from fnas.strategies.rea import REAConfig
+from fnas.strategies.registry import STRATEGIES, replay_config
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import MAX_COUNT, MAX_SEED, TaskConfig, check_int
 
@@ -33,48 +33,6 @@ __all__ = ["SearchConfig", "STRATEGIES", "SPACES", "replay_config", "space_facto
            "search_config_from_dict"]
 
 
-def replay_config(cfg: SearchConfig) -> ReplayConfig | None:
-    """The experience buffer's settings in this search, or None if replay is off.
-
-    ``auto`` turns it on for the ``fnas`` strategy only (vanilla ``ppo`` is MnasNet's, with
-    all three FNAS parts off); ``on`` gives it to ``ppo`` too. Other strategies have no
-    policy to update and refuse ``on``
-    (``SearchConfig`` already refused bad settings and ``on`` for a strategy without one.)
-    """
-    if cfg.replay == "off" or (cfg.replay == "auto" and cfg.strategy != "fnas"):
-        return None
-    return cfg.replay_cfg
-
-
-def _ppo(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    return PPOStrategy(space, cfg.seed, cfg.ppo, replay_config(cfg))
-
-
-def _rea(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    from fnas.search.rea import REAStrategy
-
-    return REAStrategy(space, cfg.seed, cfg.rea)
-
-
-def _fnas(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    from fnas.search.fnas_strategy import FNASStrategy
-    from fnas.search.screening import ScreeningStrategy
-
-    f = cfg.fnas
-    if not f.critic or f.acquisition == "off":  # vanilla PPO, or the first design's veto rule
-        return FNASStrategy(space, cfg.seed, cfg.ppo, f, replay_config(cfg))
-    return ScreeningStrategy(space, cfg.seed, cfg.ppo, f.critic_cfg, f.screen, f.acquisition,
-                             f.n_imagined, replay_config(cfg))
-
-
-def _random(space: FactorizedSpace, cfg: SearchConfig) -> Strategy:
-    from fnas.search.random_search import RandomSearch
-
-    return RandomSearch(space, cfg.seed)
-
-
-STRATEGIES = {"fnas": _fnas, "ppo": _ppo, "rea": _rea, "random": _random}
-"""Strategy factories ``(space, SearchConfig) -> Strategy``; register your own here."""
 SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
 """Space factories taking the task's input size."""
 
@@ -184,7 +142,7 @@ class SearchConfig:
     eval_timeout: float | None = None
     """Seconds one evaluation may take: past them it is stopped and recorded as failed
     (status ``error``). Evaluations then run in a worker process
-    (:mod:`fnas.search.workers`) or as Ray tasks, which can be stopped."""
+    (:mod:`fnas.execution.workers`) or as Ray tasks, which can be stopped."""
     eval_isolation: str = "auto"
     """Where local evaluations run: ``process`` (a worker process, which ``eval_timeout`` and
     ``budget_seconds`` can stop), ``none`` (in this process: a running evaluation is waited

@@ -3,7 +3,7 @@
 ``load_config(path)`` reads a JSON or TOML file (TOML needs Python >= 3.11's ``tomllib``);
 ``search_config_from_dict(d)`` builds a :class:`SearchConfig` from a plain dict. Every field,
 nested ones included, is checked against its declared type before the dataclasses' own range
-checks run (:mod:`fnas.search.config_build`), so a bad value is reported here, in one line
+checks run (:mod:`fnas._config_build`), so a bad value is reported here, in one line
 naming its dotted key (``fnas.screen.kappa``), as a :class:`ConfigError`, never as a traceback
 later in the search. No input makes these functions raise anything else (fuzzed in
 ``tests/test_fuzz.py``).

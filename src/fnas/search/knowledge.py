@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError
+from fnas.execution.evaluators import Evaluator
 from fnas.knowledge.readers import intact_experiments, readable_evaluations, skipped
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import SearchConfig
-from fnas.search.evaluators import Evaluator
-from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Strategy
 
 __all__ = ["gather_knowledge", "pretrain"]
 

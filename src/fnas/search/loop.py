@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, StoreError
+from fnas.execution.evaluators import Evaluator, ProxyEvaluator
+from fnas.execution.executors import Executor, LocalExecutor
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import (
     SPACES,
@@ -24,14 +26,12 @@ from fnas.search.config import (
     SearchConfig,
     replay_config,
 )
-from fnas.search.evaluators import Evaluator, ProxyEvaluator
-from fnas.search.executors import Executor, LocalExecutor
 from fnas.search.knowledge import gather_knowledge, pretrain
 from fnas.search.loop_state import LoopState
 from fnas.search.restore import restore
 from fnas.search.search_run import SearchOutcome, SearchRun, pool_epochs
-from fnas.search.strategy import Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Strategy
 
 logger = logging.getLogger("fnas.search.loop")
 
@@ -83,7 +83,7 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     ``stop_after`` stops after that many iterations (as a kill would, minus the kill), leaving
     the experiment resumable. ``callbacks`` (``fnas.search.callbacks``) run after each
     evaluation and each update; one that raises ``StopSearch`` stops the search.
-    ``executor`` (``fnas.search.executors``) runs the rollouts; None runs them here, one
+    ``executor`` (``fnas.execution.executors``) runs the rollouts; None runs them here, one
     after the other.
 
     Raises:
@@ -118,7 +118,7 @@ def _check_device(device: str, executor: Executor | None) -> None:
         ConfigError: it is not, or ``executor`` is no ``Executor``.
     """
     if executor is not None and not isinstance(executor, Executor):
-        raise ConfigError(f"executor: expected a fnas.search.executors.Executor, got "
+        raise ConfigError(f"executor: expected a fnas.execution.executors.Executor, got "
                           f"{type(executor).__name__}")
     (executor or LocalExecutor()).check_device(device)
 

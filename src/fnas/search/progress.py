@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from fnas.knowledge.store import Evaluation, Experiment
-from fnas.search.strategy import Strategy
+from fnas.strategies.base import Strategy
 
 __all__ = ["Progress", "log_evaluation", "log_update", "postfix", "LOGGED"]
 

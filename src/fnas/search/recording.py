@@ -1,6 +1,6 @@
 """One batch's proposals evaluated and recorded, slot by slot: an evaluation recorded before a
 resume reused, a stored result reused (``cached``), a prediction recorded, or a training run
-through the search's executor (``fnas.search.executors``: in this process or on Ray). Each
+through the search's executor (``fnas.execution.executors``: in this process or on Ray). Each
 evaluation is committed to the store as it completes; the driver is the only writer."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import StoreError
+from fnas.execution.evaluators import Evaluator
+from fnas.execution.executors import Executor, RolloutJob, SearchDeadline
 from fnas.knowledge.store import Evaluation, Experiment, Store
-from fnas.search.evaluators import Evaluator
-from fnas.search.executors import Executor, RolloutJob, SearchDeadline
 from fnas.search.loop_state import Timers
-from fnas.search.strategy import Proposal, Verdict
+from fnas.strategies.base import Proposal, Verdict
 
 __all__ = ["Recorder", "rollout_seed"]
 

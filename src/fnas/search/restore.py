@@ -9,7 +9,7 @@ from typing import Any
 from fnas.errors import StoreError
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.checkpoint import load_checkpoint
-from fnas.search.strategy import Strategy
+from fnas.strategies.base import Strategy
 
 __all__ = ["restore", "checked_loop_state", "check_rows_against"]
 

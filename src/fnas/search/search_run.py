@@ -37,16 +37,16 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, StoreError
+from fnas.execution.evaluators import Evaluator
+from fnas.execution.executors import Executor, LocalExecutor, SearchDeadline
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.callbacks import dispatch
 from fnas.search.checkpoint import save_checkpoint
 from fnas.search.config import SearchConfig
-from fnas.search.evaluators import Evaluator
-from fnas.search.executors import Executor, LocalExecutor, SearchDeadline
 from fnas.search.loop_state import LoopState
 from fnas.search.progress import Progress
 from fnas.search.recording import Recorder
-from fnas.search.strategy import Strategy
+from fnas.strategies.base import Strategy
 
 __all__ = ["SearchOutcome", "SearchRun", "pool_epochs"]
 
@@ -93,7 +93,7 @@ class SearchRun:
         strategy: the run's strategy, fresh or restored from the checkpoint.
         state: the loop's counters and timers (``LoopState()`` at a run's start).
         progress: show a progress bar.
-        executor: where rollouts run (``fnas.search.executors``); None runs them here.
+        executor: where rollouts run (``fnas.execution.executors``); None runs them here.
         callbacks: called after each evaluation and each update (``fnas.search.callbacks``).
     """
 
@@ -281,7 +281,7 @@ class SearchRun:
     # ---- helpers -------------------------------------------------------------------------
     def _executor(self, evaluator: Evaluator, executor: Executor | None) -> Executor:
         """The executor the run's evaluations go through: the caller's, or for local
-        evaluations a worker process (``fnas.search.workers``) when ``eval_isolation`` asks
+        evaluations a worker process (``fnas.execution.workers``) when ``eval_isolation`` asks
         for one, or (``auto``) when ``eval_timeout`` or ``budget_seconds`` must be able to
         stop an evaluation that may take long.
 
@@ -301,7 +301,7 @@ class SearchRun:
             and (cfg.eval_timeout is not None or cfg.budget_seconds is not None))
         if not want:
             return local
-        from fnas.search.workers import WorkerExecutor, can_ship
+        from fnas.execution.workers import WorkerExecutor, can_ship
 
         why = can_ship(evaluator)
         if why is not None:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fnas._limits import MAX_IMAGE_SIZE
 from fnas.errors import ConfigError, TaskError
 from fnas.tasks.binary_files import read_cifar, read_idx_pair, resolve_cifar, resolve_idx
 from fnas.tasks.user_data import registered_dataset, registered_datasets
@@ -149,8 +150,8 @@ def load_dataset(
     if not 0 <= seed < 2**32:
         raise ConfigError(f"split_seed must be in [0, 2**32), got {split_seed!r}")
     size = None if image_size is None else _as_int("image_size", image_size)
-    if size is not None and not 1 <= size <= 1024:  # fnas.tasks.trainer.MAX_IMAGE_SIZE
-        raise ConfigError(f"image_size must be in [1, 1024], got {image_size!r}")
+    if size is not None and not 1 <= size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"image_size must be in [1, {MAX_IMAGE_SIZE}], got {image_size!r}")
     source = _resolve(kind, path)
     cap = None if max_samples is None else _as_int("max_samples", max_samples)
     if cap is not None and cap < 2 * source.num_classes:

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from fnas._limits import MAX_IMAGE_SIZE
 from fnas.errors import ConfigError
 
 __all__ = ["RegisteredDataset", "register_dataset", "unregister_dataset", "registered_dataset",
@@ -46,7 +47,7 @@ __all__ = ["RegisteredDataset", "register_dataset", "unregister_dataset", "regis
 BUILTIN_NAMES = ("digits", "mnist5k", "cifar10", "idx", "folder")
 """Names a registered dataset cannot take (``fnas.tasks.datasets.DATASET_KINDS``)."""
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
-_MAX_SIDE = 1024  # fnas.tasks.trainer.MAX_IMAGE_SIZE (the trainer imports this layer)
+_MAX_SIDE = MAX_IMAGE_SIZE
 _REGISTRY: dict[str, RegisteredDataset] = {}
 _LOCK = threading.Lock()
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from fnas.errors import ConfigError
-from fnas.search.strategy import Proposal, Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Proposal, Strategy
 
 __all__ = ["REAConfig", "REAStrategy"]
 

@@ -28,8 +28,8 @@ from dataclasses import replace
 from typing import Any
 
 from fnas.errors import ConfigError
-from fnas.search.jobs import RolloutJob, SearchDeadline, _failed, run_job
-from fnas.search.ray_net import _loopback_only, _probe, _ray_rollout
+from fnas.execution.jobs import RolloutJob, SearchDeadline, _failed, run_job
+from fnas.execution.ray_net import _loopback_only, _probe, _ray_rollout
 from fnas.tasks.rollout import Rollout
 
 __all__ = ["RolloutJob", "SearchDeadline", "Executor", "LocalExecutor", "RayExecutor",
@@ -183,7 +183,7 @@ class RayExecutor(Executor):
                                   f"{' at ' + address if address else ''}: "
                                   f"{' '.join(str(e).split())[:200]}") from None
             self._owns = True
-            from fnas.search.ray_guard import start_guard  # a local Ray started here ends
+            from fnas.execution.ray_guard import start_guard  # a local Ray started here ends
 
             self._guard = None if address else start_guard(ray)  # with this process (#32)
         self._local = self._owns and not address
@@ -315,7 +315,7 @@ class RayExecutor(Executor):
             return job, rollout
 
     def close(self) -> None:
-        from fnas.search.ray_guard import ending  # the guard ends what the shutdown left
+        from fnas.execution.ray_guard import ending  # the guard ends what the shutdown left
 
         with ending(getattr(self, "_guard", None)):
             if self._owns and self.ray.is_initialized():

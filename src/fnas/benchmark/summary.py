@@ -1,7 +1,7 @@
 """A benchmark's summary: per strategy, queries to target, success rate and final regret.
 
-Where the measures come from is :mod:`fnas.search.bench_truth` (:func:`bench_truth` builds a
-config's :class:`~fnas.search.bench_truth.Truth`); this module turns runs into numbers, the
+Where the measures come from is :mod:`fnas.benchmark.truth` (:func:`bench_truth` builds a
+config's :class:`~fnas.benchmark.truth.Truth`); this module turns runs into numbers, the
 printed table and the result files.
 """
 
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fnas.search.bench_truth import Truth
-from fnas.search.evaluators import MacroTableEvaluator
+from fnas.benchmark.truth import Truth
+from fnas.execution.evaluators import MacroTableEvaluator
 from fnas.tasks.score_table import load_score_table
 
 if TYPE_CHECKING:
-    from fnas.search.bench import BenchConfig
+    from fnas.benchmark.config import BenchConfig
 
 __all__ = ["bench_truth", "target_of", "queries_to_target", "summarize", "format_summary",
            "save_bench"]
@@ -150,7 +150,7 @@ def _fmt(x: float) -> str:
 
 def save_bench(result: dict[str, Any], out_dir: str, stem: str) -> tuple[str, str]:
     """Write ``stem.json`` and ``stem.png`` into ``out_dir``; returns their paths."""
-    from fnas.report.bench_plot import plot_bench
+    from fnas.benchmark.plot import plot_bench
 
     os.makedirs(out_dir, exist_ok=True)
     js = os.path.join(out_dir, stem + ".json")

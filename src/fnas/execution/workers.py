@@ -11,7 +11,7 @@ waits for it with a limit:
   timed out); the next evaluation starts a fresh worker;
 - past the search's deadline (``budget_seconds``) the worker is killed, the evaluation is not
   recorded (it was cut short by the search, not failed by the architecture) and
-  :class:`~fnas.search.executors.SearchDeadline` ends the batch; a resume with more seconds
+  :class:`~fnas.execution.executors.SearchDeadline` ends the batch; a resume with more seconds
   evaluates it again;
 - a worker that dies (a crash in native code, the kernel's OOM killer) is a failed evaluation,
   and the search goes on.
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from fnas.errors import ConfigError
-from fnas.search.executors import Executor, RolloutJob, SearchDeadline, _failed
+from fnas.execution.executors import Executor, RolloutJob, SearchDeadline, _failed
 from fnas.tasks.rollout import Rollout
 
 __all__ = ["WorkerExecutor", "can_ship"]
@@ -110,7 +110,7 @@ class WorkerExecutor(Executor):
     def _start(self) -> None:
         r_job, w_job = os.pipe()
         r_res, w_res = os.pipe()
-        cmd = [sys.executable, "-m", "fnas.search.worker_main", str(r_job), str(w_res),
+        cmd = [sys.executable, "-m", "fnas.execution.worker_main", str(r_job), str(w_res),
                str(os.getpid())]
         # the worker imports this fnas, even one the driver found by editing sys.path
         env = dict(os.environ)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, FnasError
-from fnas.search.evaluators import Evaluator
-from fnas.search.identity import Unhashable, fingerprint, qualified_name
+from fnas.execution.evaluators import Evaluator
+from fnas.execution.identity import Unhashable, fingerprint, qualified_name
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult
 
@@ -39,7 +39,7 @@ class ObjectiveEvaluator(Evaluator):
 
     Its :attr:`signature`, which keys the result cache, is the function's qualified name plus
     either your ``version`` tag (runs with the same name and tag share cached results) or,
-    without a tag, a fingerprint of its content (:mod:`fnas.search.identity`: its code, the
+    without a tag, a fingerprint of its content (:mod:`fnas.execution.identity`: its code, the
     values its closure holds, a partial's arguments, a callable instance's attributes), so
     that two closures of one factory, two partials or two instances never share results,
     and an edited function starts afresh. An objective holding something fnas cannot hash by

@@ -10,17 +10,17 @@ import numpy as np
 import torch
 
 from fnas.agent.acquisition import mutants
-from fnas.search.ppo import single_thread
+from fnas.strategies.ppo import single_thread
 
 if TYPE_CHECKING:
-    from fnas.search.screen_config import ScreenConfig, ScreenState
     from fnas.space.factorized import FactorizedSpace
+    from fnas.strategies.fnas.screen_config import ScreenConfig, ScreenState
 
 __all__ = ["Candidates"]
 
 
 class Candidates:
-    """The candidate methods of :class:`~fnas.search.screening.ScreeningStrategy` (a mixin:
+    """The candidate methods of :class:`~fnas.strategies.fnas.screening.ScreeningStrategy` (a mixin:
     they use its space, policy, generators, settings ``scfg``, state ``st`` and the decision
     vectors and architecture keys already evaluated)."""
 

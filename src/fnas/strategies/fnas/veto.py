@@ -53,11 +53,11 @@ import torch
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
-from fnas.search.fnas_config import DecisionConfig, FNASConfig
-from fnas.search.fnas_state import FNASState
-from fnas.search.ppo import PPOStrategy, single_thread
-from fnas.search.strategy import Proposal, Verdict
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Proposal, Verdict
+from fnas.strategies.fnas.config import DecisionConfig, FNASConfig
+from fnas.strategies.fnas.state import FNASState
+from fnas.strategies.ppo import PPOStrategy, single_thread
 
 __all__ = ["DecisionConfig", "FNASConfig", "FNASStrategy"]
 

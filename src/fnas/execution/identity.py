@@ -20,13 +20,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import re
 import types
 import weakref
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Unhashable", "fingerprint", "qualified_name"]
+__all__ = ["Unhashable", "fingerprint", "qualified_name", "HASHED_AS"]
 
 _MAX_DEPTH = 24
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python (not a C type)
@@ -44,6 +45,48 @@ def qualified_name(obj: Any) -> str:
     target = obj if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType,
                                      types.MethodType)) else type(obj)
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+
+
+HASHED_AS = {
+    "fnas.strategies.base": "fnas.search.strategy",
+    "fnas.strategies.random_search": "fnas.search.random_search",
+    "fnas.strategies.rea": "fnas.search.rea",
+    "fnas.strategies.ppo": "fnas.search.ppo",
+    "fnas.strategies.fnas.screening": "fnas.search.screening",
+    "fnas.strategies.fnas.candidates": "fnas.search.screen_candidates",
+    "fnas.strategies.fnas.screen_config": "fnas.search.screen_config",
+    "fnas.strategies.fnas.veto": "fnas.search.fnas_strategy",
+    "fnas.strategies.fnas.config": "fnas.search.fnas_config",
+    "fnas.strategies.fnas.state": "fnas.search.fnas_state",
+    "fnas.execution.evaluators": "fnas.search.evaluators",
+    "fnas.execution.objective": "fnas.search.objective",
+    "fnas.execution.identity": "fnas.search.identity",
+    "fnas.execution.executors": "fnas.search.executors",
+    "fnas.execution.jobs": "fnas.search.jobs",
+    "fnas.execution.workers": "fnas.search.workers",
+    "fnas.execution.worker_main": "fnas.search.worker_main",
+    "fnas.execution.ray_net": "fnas.search.ray_net",
+    "fnas.execution.ray_guard": "fnas.search.ray_guard",
+    "fnas._config_build": "fnas.search.config_build",
+    "fnas.benchmark.harness": "fnas.search.bench",
+    "fnas.benchmark.summary": "fnas.search.bench_summary",
+    "fnas.benchmark.truth": "fnas.search.bench_truth",
+    "fnas.benchmark.plot": "fnas.report.bench_plot",
+    "fnas.strategies.registry": "fnas.search.config",
+    "fnas.benchmark.config": "fnas.search.bench",
+    "fnas._limits": "fnas.tasks.trainer",
+}
+"""fnas modules that moved (issue 33), hashed under their old names: an objective that holds
+an fnas object (an evaluator, a config) keeps its fingerprint, and so its cached results. The
+last three hold what was split out of the old module named."""
+_MOVED = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(HASHED_AS, key=len,
+                                                                          reverse=True))
+                    + r")(?![\w])")
+
+
+def _hashed(name: str) -> str:
+    """``name`` (a module or ``module.qualname``) as fingerprints hash it: see HASHED_AS."""
+    return _MOVED.sub(lambda m: HASHED_AS[m.group(1)], name) if "fnas." in name else name
 
 
 _FIRST: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -128,7 +171,7 @@ def _feed(h: Any, v: Any, where: str, depth: int, seen: set[int]) -> None:
         _feed(h, v.co_names, f"{where} (names)", depth + 1, seen)
         return
     if id(v) in seen:  # a recursive function or a cycle: its name is enough the second time
-        _put(h, "again", qualified_name(v).encode())
+        _put(h, "again", _hashed(qualified_name(v)).encode())
         return
     seen = seen | {id(v)}
     if isinstance(v, functools.partial):
@@ -138,12 +181,12 @@ def _feed(h: Any, v: Any, where: str, depth: int, seen: set[int]) -> None:
         _feed(h, v.keywords, f"{where} (partial's keywords)", depth + 1, seen)
         return
     if isinstance(v, types.MethodType):
-        _put(h, "method", qualified_name(v).encode())
+        _put(h, "method", _hashed(qualified_name(v)).encode())
         _feed(h, v.__func__, f"{where}", depth + 1, seen)
         _feed(h, v.__self__, f"{where} (its instance)", depth + 1, seen)
         return
     if isinstance(v, types.FunctionType):
-        _put(h, "function", qualified_name(v).encode())
+        _put(h, "function", _hashed(qualified_name(v)).encode())
         _feed(h, v.__code__, where, depth + 1, seen)
         _feed(h, v.__defaults__, f"{where} (defaults)", depth + 1, seen)
         _feed(h, v.__kwdefaults__, f"{where} (keyword defaults)", depth + 1, seen)
@@ -155,20 +198,20 @@ def _feed(h: Any, v: Any, where: str, depth: int, seen: set[int]) -> None:
             _feed(h, content, f"{where}'s closure variable {name!r}", depth + 1, seen)
         return
     if isinstance(v, (types.BuiltinFunctionType, type, types.ModuleType)):
-        _put(h, type(v).__name__, (getattr(v, "__module__", "") or "").encode()
-             + b"." + getattr(v, "__qualname__", getattr(v, "__name__", "?")).encode())
+        _put(h, type(v).__name__, _hashed(getattr(v, "__module__", "") or "").encode()
+             + b"." + _hashed(getattr(v, "__qualname__", getattr(v, "__name__", "?"))).encode())
         return
     state = getattr(v, "__dict__", None)
     if not type(v).__flags__ & _HEAPTYPE:  # a C type (a file, a lock, a connection...): its
         raise Unhashable(f"{where} is a {type(v).__name__}")  # state is not in __dict__
     if callable(v) and inspect.isclass(type(v)) and isinstance(state, dict):
         # a callable instance: its class (and its __call__'s code) and its attributes
-        _put(h, "instance", qualified_name(v).encode())
+        _put(h, "instance", _hashed(qualified_name(v)).encode())
         _feed(h, type(v).__call__, f"{where}.__call__", depth + 1, seen)
         _feed(h, state, f"{where}'s attributes", depth + 1, seen)
         return
     if isinstance(state, dict):
-        _put(h, "object", qualified_name(v).encode())
+        _put(h, "object", _hashed(qualified_name(v)).encode())
         _feed(h, state, f"{where}'s attributes", depth + 1, seen)
         return
     raise Unhashable(f"{where} is a {type(v).__name__}")

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fnas.search.strategy import Proposal, Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Proposal, Strategy
 
 __all__ = ["RandomSearch"]
 

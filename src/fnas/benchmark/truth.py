@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, TaskError
-from fnas.search.evaluators import Evaluator
+from fnas.execution.evaluators import Evaluator
 from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult

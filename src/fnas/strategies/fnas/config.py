@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fnas._config_build import build_config
 from fnas.agent.acquisition import ACQUISITIONS
 from fnas.agent.critic import CriticConfig
 from fnas.errors import ConfigError
-from fnas.search.config_build import build_config
-from fnas.search.screen_config import ScreenConfig
+from fnas.strategies.fnas.screen_config import ScreenConfig
 
 __all__ = ["DecisionConfig", "FNASConfig"]
 
@@ -82,7 +82,7 @@ class FNASConfig:
     acquisition: str = "ucb"
     """How the critic chooses what is trained: ``ucb``, ``ts`` (Thompson sampling) or ``ei``
     (expected improvement) screen many candidates and train the best B
-    (``fnas.search.screening``); ``off`` is the first design's veto rule below."""
+    (``fnas.strategies.fnas.screening``); ``off`` is the first design's veto rule below."""
     screen: ScreenConfig = ScreenConfig()
     """How the critic screens candidates (``acquisition`` ``ucb``, ``ts`` or ``ei``)."""
     imagined: int | None = None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fnas.errors import ConfigError
-from fnas.search.jobs import RolloutJob, _failed, run_job
+from fnas.execution.jobs import RolloutJob, _failed, run_job
 from fnas.tasks.rollout import Rollout
 
 __all__ = ["_probe", "_loopback_only", "_ray_rollout", "EvaluationTimeout"]

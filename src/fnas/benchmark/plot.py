@@ -47,7 +47,7 @@ def plot_bench(result: dict[str, Any], path: str | None = None) -> Figure:
         (line,) = ax.plot(x, med, label=f"{s} (n={len(runs)})")
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     if cfg["bench"] == "macro":
-        from fnas.search.evaluators import MacroTableEvaluator
+        from fnas.execution.evaluators import MacroTableEvaluator
 
         table = MacroTableEvaluator(cfg["data"]).table
         ax.axhline(table.best_acc, color="k", lw=0.8, ls="--", label="table best (mean acc)")

@@ -1,8 +1,8 @@
-"""The worker process of :class:`fnas.search.workers.WorkerExecutor`: ``python -m
-fnas.search.worker_main JOB_FD RESULT_FD DRIVER_PID``.
+"""The worker process of :class:`fnas.execution.workers.WorkerExecutor`: ``python -m
+fnas.execution.worker_main JOB_FD RESULT_FD DRIVER_PID``.
 
 It reads messages from the driver's pipe (``path``: the driver's ``sys.path``; ``evaluator``:
-the cloudpickled evaluator; ``job``: a :class:`~fnas.search.executors.RolloutJob`) and answers
+the cloudpickled evaluator; ``job``: a :class:`~fnas.execution.executors.RolloutJob`) and answers
 each job on the result pipe with ``("ok", rollout)``, ``("raised", exception)`` or
 ``("load_failed", why)``. It ignores Ctrl-C (the driver decides), and it ends when the driver
 closes the pipe or dies (it checks its parent every second).
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     inbox = Connection(int(argv[0]), writable=False)
     out = Connection(int(argv[1]), readable=False)
     threading.Thread(target=_watch_parent, args=(int(argv[2]),), daemon=True).start()
-    from fnas.search.executors import run_job
+    from fnas.execution.executors import run_job
 
     evaluator: Any = None
     shipped: bytes | None = None

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights
+from fnas.agent.optim_state import load_optimizer_state, optimizer_state
 from fnas.agent.policy import LSTMPolicy
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.agent.threads import single_thread
-from fnas.search.checkpoint import load_optimizer_state, optimizer_state
-from fnas.search.strategy import Proposal, Strategy
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Proposal, Strategy
 
 __all__ = ["PPOStrategy", "single_thread"]
 

@@ -1,5 +1,5 @@
 """A rollout job, what runs it in a process, and how the loop is told that its compute limit
-has come (the contract every executor shares, :mod:`fnas.search.executors`)."""
+has come (the contract every executor shares, :mod:`fnas.execution.executors`)."""
 
 from __future__ import annotations
 

@@ -50,11 +50,11 @@ from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.errors import ConfigError
-from fnas.search.ppo import PPOStrategy, single_thread
-from fnas.search.screen_candidates import Candidates
-from fnas.search.screen_config import ScreenConfig, ScreenState
-from fnas.search.strategy import Proposal, Verdict
 from fnas.space.factorized import FactorizedSpace
+from fnas.strategies.base import Proposal, Verdict
+from fnas.strategies.fnas.candidates import Candidates
+from fnas.strategies.fnas.screen_config import ScreenConfig, ScreenState
+from fnas.strategies.ppo import PPOStrategy, single_thread
 
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
 

@@ -1,0 +1,19 @@
+"""Search strategies: what proposes the architectures and learns from their results, through
+the ask/tell contract of :class:`Strategy` (:mod:`fnas.strategies.base`).
+
+One module per strategy: :mod:`~fnas.strategies.random_search` (``random``),
+:mod:`~fnas.strategies.rea` (``rea``, regularized evolution), :mod:`~fnas.strategies.ppo`
+(``ppo``, MnasNet's controller, with the experience buffer) and the :mod:`fnas.strategies.fnas`
+subpackage (``fnas``: screening with the critic, or the veto rule). ``STRATEGIES``
+(:mod:`~fnas.strategies.registry`) names them for ``SearchConfig``, the CLI and the benchmark:
+a new strategy is a module here plus one entry there.
+"""
+
+from fnas.strategies.base import Proposal, Strategy, Verdict
+from fnas.strategies.ppo import PPOStrategy
+from fnas.strategies.random_search import RandomSearch
+from fnas.strategies.rea import REAConfig, REAStrategy
+from fnas.strategies.registry import STRATEGIES, replay_config
+
+__all__ = ["Proposal", "Strategy", "Verdict", "PPOStrategy", "RandomSearch", "REAConfig",
+           "REAStrategy", "STRATEGIES", "replay_config"]
