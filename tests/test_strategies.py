@@ -176,3 +176,44 @@ def test_rea_beats_random_search_on_nas_bench_macro():
     p = mannwhitneyu(rea, rnd, alternative="less").pvalue
     assert np.median(rea) < np.median(rnd), (np.median(rea), np.median(rnd))
     assert p < 0.05, (p, np.median(rea), np.median(rnd))
+
+
+def test_capabilities_not_names_switch_the_buffer_and_the_pool():
+    """A strategy opts into replay and the pool by declaring it (issue 33): the config and
+    the loop ask its capabilities, never its name."""
+    from fnas.search.config import SearchConfig
+    from fnas.search.search_run import pool_epochs
+    from fnas.strategies import (
+        CAPABILITIES,
+        STRATEGIES,
+        Capabilities,
+        capabilities,
+        register_strategy,
+        replay_config,
+    )
+    from fnas.strategies.ppo import PPOStrategy
+
+    class Trains:  # what pool_epochs reads of an evaluator
+        trains, epochs = True, 4
+
+    def factory(space, cfg):
+        return PPOStrategy(space, cfg.seed, cfg.ppo, replay_config(cfg))
+
+    try:
+        register_strategy("plain-policy", factory, Capabilities(policy=True))
+        register_strategy("lifelong", factory, Capabilities(policy=True, replay=True,
+                                                            pool=True))
+        register_strategy("no-policy", factory)
+        assert capabilities("no-policy") == Capabilities()
+        with pytest.raises(ConfigError, match="no policy to replay"):
+            SearchConfig(strategy="no-policy", replay="on")
+        plain, life = SearchConfig(strategy="plain-policy"), SearchConfig(strategy="lifelong")
+        assert replay_config(plain) is None and replay_config(life) is not None
+        assert replay_config(SearchConfig(strategy="plain-policy", replay="on")) is not None
+        assert pool_epochs(plain, Trains()) is None and pool_epochs(life, Trains()) == 2
+        with pytest.raises(ConfigError, match="callable"):
+            register_strategy("bad", 3)
+    finally:
+        for name in ("plain-policy", "lifelong", "no-policy"):
+            STRATEGIES.pop(name, None)
+            CAPABILITIES.pop(name, None)

@@ -25,7 +25,7 @@ from fnas.space.macro import macro_space
 from fnas.space.mnas import mnas_space
 from fnas.strategies.fnas.config import FNASConfig
 from fnas.strategies.rea import REAConfig
-from fnas.strategies.registry import STRATEGIES, replay_config
+from fnas.strategies.registry import STRATEGIES, capabilities, replay_config
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import MAX_COUNT, MAX_SEED, TaskConfig, check_int
 
@@ -176,7 +176,7 @@ class SearchConfig:
             raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")
         if self.replay not in ("auto", "on", "off"):
             raise ConfigError(f"replay={self.replay!r}: expected 'auto', 'on' or 'off'")
-        if self.replay == "on" and self.strategy not in ("fnas", "ppo"):
+        if self.replay == "on" and not capabilities(self.strategy).policy:
             raise ConfigError(f"strategy {self.strategy!r} has no policy to replay experience "
                               "into: use replay 'off' or 'auto'")
         if self.knowledge_as not in ("measurements", "rewards"):

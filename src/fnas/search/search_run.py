@@ -47,6 +47,7 @@ from fnas.search.loop_state import LoopState
 from fnas.search.progress import Progress
 from fnas.search.recording import Recorder
 from fnas.strategies.base import Strategy
+from fnas.strategies.registry import capabilities
 
 __all__ = ["SearchOutcome", "SearchRun", "pool_epochs"]
 
@@ -71,7 +72,7 @@ def pool_epochs(cfg: SearchConfig, evaluator: Evaluator) -> int | None:
     Raises:
         ConfigError: the pool is ``on`` but the evaluator trains no weights (a table).
     """
-    if cfg.pool == "off" or (cfg.pool == "auto" and (cfg.strategy != "fnas"
+    if cfg.pool == "off" or (cfg.pool == "auto" and (not capabilities(cfg.strategy).pool
                                                      or not evaluator.trains)):
         return None
     if not evaluator.trains:

@@ -6,14 +6,23 @@ One module per strategy: :mod:`~fnas.strategies.random_search` (``random``),
 (``ppo``, MnasNet's controller, with the experience buffer) and the :mod:`fnas.strategies.fnas`
 subpackage (``fnas``: screening with the critic, or the veto rule). ``STRATEGIES``
 (:mod:`~fnas.strategies.registry`) names them for ``SearchConfig``, the CLI and the benchmark:
-a new strategy is a module here plus one entry there.
+a new strategy is a module here plus :func:`register_strategy`, which also declares what it
+can use (:class:`Capabilities`: a policy to replay into, the buffer and the pool by default).
 """
 
 from fnas.strategies.base import Proposal, Strategy, Verdict
 from fnas.strategies.ppo import PPOStrategy
 from fnas.strategies.random_search import RandomSearch
 from fnas.strategies.rea import REAConfig, REAStrategy
-from fnas.strategies.registry import STRATEGIES, replay_config
+from fnas.strategies.registry import (
+    CAPABILITIES,
+    STRATEGIES,
+    Capabilities,
+    capabilities,
+    register_strategy,
+    replay_config,
+)
 
 __all__ = ["Proposal", "Strategy", "Verdict", "PPOStrategy", "RandomSearch", "REAConfig",
-           "REAStrategy", "STRATEGIES", "replay_config"]
+           "REAStrategy", "STRATEGIES", "CAPABILITIES", "Capabilities", "capabilities",
+           "register_strategy", "replay_config"]
