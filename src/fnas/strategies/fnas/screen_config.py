@@ -8,7 +8,7 @@ from typing import Any
 
 from fnas.errors import ConfigError
 
-__all__ = ["ScreenConfig", "ScreenState"]
+__all__ = ["ScreenConfig", "ScreenState", "Round"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,24 @@ class ScreenState:
         s.judge = [(float(a), float(b)) for a, b in s.judge]
         s.picks = [(float(a), float(b)) for a, b in s.picks]
         return s
+
+
+@dataclass
+class Round:
+    """One screening round's plan, made by ``ask`` and read by ``decide`` and ``tell`` (never
+    checkpointed: a resumed round is asked again)."""
+
+    counts: dict[str, int]
+    """Candidates by origin and fallback, and how many were screened out."""
+    info: list[tuple[float, float, float]]
+    """Per pick: the critic's mean, spread and acquisition score (NaN in a warm-up round)."""
+    origin: list[int]
+    """Per pick: 0 policy, 1 mutant, 2 uniform, 3 repeat."""
+    policy_x: Any
+    """The policy's samples the imagined updates draw from (an array of decision rows)."""
+    ref: Any
+    """The run's rank-Gaussian map of rewards at ask time (``RankGauss``), or None."""
+    warm: bool
+    """A warm-up round (no screening)."""
+    score_ms: float
+    """Milliseconds ``ask`` spent drawing and scoring candidates."""

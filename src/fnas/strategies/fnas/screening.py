@@ -53,7 +53,7 @@ from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.candidates import Candidates
-from fnas.strategies.fnas.screen_config import ScreenConfig, ScreenState
+from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
@@ -78,7 +78,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self.st = ScreenState()
         self._seen: set[tuple[int, ...]] = set()
         self._seen_keys: set[str] = set()
-        self._round: dict[str, Any] = {}
+        self._round: Round | None = None
         self._batch: list[Any] = []
         self._refits = 1  # critic fits after this round's results (more after forgetting)
         self._h_uniform = float(np.mean(np.log(np.asarray(space.sizes, dtype=np.float64))))
@@ -164,10 +164,10 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self._pending = (actions, lp_t)
         self._real = None
         counts["screened"] = max(0, len(x) - n) if not warm else 0
-        self._round = {"counts": counts, "info": info, "origin": origin[rows].tolist(),
-                       "policy_x": self._drawn[: 4 * self.scfg.imagined_batch]
-                       if self.scfg.novelty else x[origin == 0][: 4 * self.scfg.imagined_batch],
-                       "ref": ref, "warm": warm, "score_ms": 1e3 * (time.perf_counter() - t0)}
+        self._round = Round(counts, info, origin[rows].tolist(),
+                            self._drawn[: 4 * self.scfg.imagined_batch] if self.scfg.novelty
+                            else x[origin == 0][: 4 * self.scfg.imagined_batch],
+                            ref, warm, 1e3 * (time.perf_counter() - t0))
         return [Proposal(s, tuple(int(v) for v in d), float(lp))
                 for s, d, lp in zip(specs, picks.tolist(), logp, strict=True)]
 
@@ -185,9 +185,10 @@ class ScreeningStrategy(Candidates, PPOStrategy):
     def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
         """Every pick is trained; its verdict carries the critic's mean and spread in reward
         units (through this run's rank-Gaussian map), for the record."""
-        ref = self._round.get("ref")
+        rnd = self._round
+        ref = rnd.ref if rnd is not None else None
         out = []
-        for m, s, _ in self._round.get("info", [(math.nan,) * 3] * len(proposals)):
+        for m, s, _ in rnd.info if rnd is not None else [(math.nan,) * 3] * len(proposals):
             if ref is None or math.isnan(m):
                 out.append(Verdict("train"))
                 continue
@@ -212,10 +213,11 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         assert self._pending is not None, "tell() without a matching ask()"
         actions, logp = self._pending
         rnd, st = self._round, self.st
+        assert rnd is not None, "tell() without a matching ask()"
         t0 = time.perf_counter()
         errs: list[float] = []  # per pick: |its target under the round's map - the mean|
         new_x, known = [], {tuple(d) for d, _ in st.own}
-        for ev, (m, _, _) in zip(self._batch, rnd["info"], strict=True):
+        for ev, (m, _, _) in zip(self._batch, rnd.info, strict=True):
             errs.append(math.nan)
             if ev.status != "ok" or ev.predicted:
                 continue
@@ -223,8 +225,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                 st.picks.append((m, float(ev.reward)))
                 if st.knowledge == "pending":
                     st.judge.append((m, float(ev.reward)))
-                if rnd["ref"] is not None:
-                    errs[-1] = abs(float(rnd["ref"](ev.reward)) - m)
+                if rnd.ref is not None:
+                    errs[-1] = abs(float(rnd.ref(ev.reward)) - m)
             key = tuple(int(d) for d in ev.decisions)
             if key not in known:
                 known.add(key)
@@ -248,23 +250,23 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         stats.update(self._update(actions, logp, rewards, rnd))
         self._end_batch(actions, logp, rewards)
         upd_ms = 1e3 * (time.perf_counter() - t0)
-        if rnd["warm"]:
+        if rnd.warm:
             st.n_warm += sum(int(ev.status == "ok") for ev in self._batch)
-        for k, v in rnd["counts"].items():
+        for k, v in rnd.counts.items():
             st.totals[k] = st.totals.get(k, 0) + int(v)
         st.totals["trained"] = st.totals.get("trained", 0) + sum(
             int(ev.trained) for ev in self._batch)
         tau = _kendall(st.picks[-64:])
-        stats.update({f"screen/{k}": float(v) for k, v in rnd["counts"].items()})
+        stats.update({f"screen/{k}": float(v) for k, v in rnd.counts.items()})
         stats.update({f"screen/total_{k}": float(v) for k, v in st.totals.items()})
         stats.update({
-            "screen/pick_mean": [_r(m) for m, _, _ in rnd["info"]],
-            "screen/pick_spread": [_r(s) for _, s, _ in rnd["info"]],
-            "screen/pick_score": [_r(a) for _, _, a in rnd["info"]],
+            "screen/pick_mean": [_r(m) for m, _, _ in rnd.info],
+            "screen/pick_spread": [_r(s) for _, s, _ in rnd.info],
+            "screen/pick_score": [_r(a) for _, _, a in rnd.info],
             "screen/pick_origin": [("policy", "mutant", "uniform", "repeat")[o]
-                                   for o in rnd["origin"]],
+                                   for o in rnd.origin],
             "screen/pick_reward": [_r(float(r)) for r in rewards],
-            "screen/warmup": float(rnd["warm"]),
+            "screen/warmup": float(rnd.warm),
             "screen/pick_error": [_r(e) for e in errs],
             "critic/pick_error": float(np.nanmean(errs)) if not np.isnan(errs).all()
             else math.nan,
@@ -272,8 +274,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             "critic/knowledge_kept": float(st.knowledge == "kept"),
             "critic/knowledge_forgotten": float(st.knowledge == "forgotten"),
             "controller/mean_reward": float(np.mean(rewards)),
-            "time/score_ms": rnd["score_ms"], "time/fit_ms": fit_ms, "time/update_ms": upd_ms})
-        self._round, self._batch = {}, []
+            "time/score_ms": rnd.score_ms, "time/fit_ms": fit_ms, "time/update_ms": upd_ms})
+        self._round, self._batch = None, []
         return stats
 
     def _judge(self, stats: dict[str, Any]) -> None:
@@ -294,7 +296,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self._refits = 3
 
     def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
-                rnd: dict[str, Any]) -> dict[str, Any]:
+                rnd: Round) -> dict[str, Any]:
         """PPO on the trained picks (+ replay), then imagined updates; entropy held."""
         if self.scfg.policy == "frozen":
             return {}
@@ -310,7 +312,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             floor = self.scfg.entropy_floor * self._h_uniform
             stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
                                     adv - adv.mean(), cfg, self._gen, b_w, floor))
-            px = rnd["policy_x"]
+            px = rnd.policy_x
             # imagined batches are fresh and 8x larger: 4 epochs each (CleanRL's default)
             icfg = replace(cfg, update_epochs=min(cfg.update_epochs, 4))
             for _ in range(self.imagined if len(px) >= 2 else 0):
