@@ -155,3 +155,41 @@ def test_loop_state_reads_every_checkpoint_it_wrote():
     with t.measure("store"):
         pass
     assert t.store > 0.0
+
+
+def test_the_evaluator_contract_names_what_the_loop_reads(tmp_path):
+    """input_size, in_chans, num_classes, device, cost() and evaluate_at(fidelity) are on the
+    base class (the loop, the pool, the executors and the harness read them), with defaults
+    an evaluator of one's own inherits."""
+    from fnas.errors import ConfigError
+    from fnas.execution.evaluators import Evaluator, ProxyEvaluator
+    from fnas.space import mnas_space
+    from fnas.tasks.reward import RewardConfig
+    from fnas.tasks.trainer import TaskConfig
+
+    from fast import TINY_TASK
+
+    class Mine(Evaluator):
+        signature = "mine"
+
+        def evaluate(self, spec, seed):
+            raise AssertionError("not called")
+
+    mine = Mine()
+    assert (mine.input_size, mine.in_chans, mine.num_classes, mine.device) == (224, 3, 10, "cpu")
+    assert mine.cost("any") is None
+    with pytest.raises(ConfigError, match="full fidelity only"):
+        mine.evaluate_at(None, 0, 0.5)
+    for bad in (0, 1.5, True, "1"):
+        with pytest.raises(ConfigError, match="fidelity"):
+            mine.evaluate_at(None, 0, bad)
+    mine.device = "cuda"
+    assert mine.device == "cuda"
+    ev = ProxyEvaluator(TaskConfig(**TINY_TASK, epochs=4), RewardConfig())
+    assert (ev.in_chans, ev.num_classes, ev.input_size, ev.device) == (1, 10, 8, "cpu")
+    spec = mnas_space(ev.input_size).decode(mnas_space(ev.input_size).sample(
+        np.random.default_rng(0)))
+    low, full = ev.evaluate_at(spec, 0, 0.25), ev.evaluate_at(spec, 0, 1.0)
+    assert low.status == full.status == "ok"
+    assert (low.epochs, full.epochs) == (1, 4)
+    assert ev.evaluate(spec, 0).accuracy == full.accuracy  # fidelity 1 is evaluate

@@ -100,10 +100,8 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
         if not e.trained:
             continue
         best = max(best, e.reward) if e.status == "ok" else best
-        if isinstance(evaluator, (MacroTableEvaluator, TableEvaluator)) and e.status == "ok":
-            cost += evaluator.cost(e.arch_key)
-        else:
-            cost += e.train_seconds
+        known = evaluator.cost(e.arch_key) if e.status == "ok" else None
+        cost += known if known is not None else e.train_seconds
         acc = None if e.accuracy is None else round(e.accuracy, 6)
         for c, v in zip(cols, (len(history["query"]) + 1, samples, e.arch_key,
                                round(e.reward, 6), acc, round(cost, 4), round(best, 6)),
@@ -138,7 +136,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     evaluator, space_name = BENCHMARKS[cfg.bench](cfg)  # fail fast, before forking workers
-    _check_tables(cfg, space_name, getattr(evaluator, "input_size", 224))
+    _check_tables(cfg, space_name, evaluator.input_size)
     if cfg.bench != "objective":
         bench_truth(cfg)  # a target the table cannot have fails now
     jobs = cfg.jobs or os.cpu_count() or 1

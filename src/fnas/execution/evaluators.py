@@ -45,10 +45,45 @@ class Evaluator(ABC):
     instant: bool = False
     """Whether an evaluation is a quick lookup that cannot hang (a table, a formula): such
     evaluations stay in the search's process even with ``budget_seconds``."""
+    input_size: int = 224
+    """The input's height = width, which a space that depends on it is built for."""
+    in_chans: int = 3
+    """Input channels of the networks it trains (``trains`` evaluators: the pool reads it)."""
+    num_classes: int = 10
+    """Classifier outputs of the networks it trains (``trains`` evaluators)."""
+
+    @property
+    def device(self) -> str:
+        """Where an evaluation runs (``cpu``, ``cuda``...; an executor asks for a GPU for it):
+        the one set, else its ``task``'s, else ``cpu``."""
+        return self.__dict__.get("_device") or getattr(getattr(self, "task", None), "device",
+                                                       "cpu")
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.__dict__["_device"] = value
 
     @abstractmethod
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         """Train/score ``spec``; never raises for bad input."""
+
+    def evaluate_at(self, spec: Any, seed: int, fidelity: float = 1.0) -> RolloutResult:
+        """``spec``'s result at ``fidelity``, a fraction in (0, 1] of a full evaluation (of its
+        epochs, for an evaluator that trains); 1 is :meth:`evaluate`. An evaluator without
+        lower fidelities refuses any other.
+
+        Raises:
+            ConfigError: a fidelity outside (0, 1], or one this evaluator does not offer.
+        """
+        if _fidelity(fidelity) != 1.0:
+            raise ConfigError(f"{type(self).__name__} evaluates at full fidelity only "
+                              f"(asked for {fidelity!r:.20})")
+        return self.evaluate(spec, seed)
+
+    def cost(self, key: str) -> float | None:
+        """A known compute estimate of evaluating architecture ``key`` (a table's FLOPs
+        ratio), or None: the evaluation's measured seconds are its cost."""
+        return None
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None) -> Rollout:
@@ -71,8 +106,15 @@ class Evaluator(ABC):
                            self.reward)
 
 
+def _fidelity(f: Any) -> float:
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+        raise ConfigError(f"fidelity={f!r:.20} must be a number in (0, 1]")
+    return float(f)
+
+
 class ProxyEvaluator(Evaluator):
-    """Real training on the proxy task (:func:`fnas.tasks.run_rollout`)."""
+    """Real training on the proxy task (:func:`fnas.tasks.run_rollout`); a lower fidelity
+    trains for that fraction of the task's epochs (at least one)."""
 
     def __init__(self, task: TaskConfig, reward: RewardConfig) -> None:
         self.task, self.reward = task, reward
@@ -97,6 +139,11 @@ class ProxyEvaluator(Evaluator):
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
         return run_rollout(spec, self.task, self.reward, seed, return_weights=False).result
+
+    def evaluate_at(self, spec: Any, seed: int, fidelity: float = 1.0) -> RolloutResult:
+        epochs = max(1, round(self.task.epochs * _fidelity(fidelity)))
+        task = replace(self.task, epochs=epochs)
+        return run_rollout(spec, task, self.reward, seed, return_weights=False).result
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None) -> Rollout:

@@ -219,7 +219,7 @@ class RayExecutor(Executor):
         """The evaluator in Ray's object store and the task to run it with (its GPUs), made
         once per evaluator."""
         if self._evaluator_ref is None or self._evaluator_ref[0] != id(evaluator):
-            device = getattr(getattr(evaluator, "task", None), "device", "cpu")
+            device = evaluator.device
             gpus = self.gpus_per_rollout(device)
             task = self._task.options(num_gpus=gpus) if gpus else self._task
             self._evaluator_ref = (id(evaluator), self.ray.put(evaluator), task)

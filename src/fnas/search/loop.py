@@ -54,7 +54,7 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
           space: FactorizedSpace | None) -> tuple[Evaluator, FactorizedSpace, Strategy]:
     evaluator = evaluator or ProxyEvaluator(cfg.task, cfg.reward)
     if space is None:
-        space = SPACES[cfg.space](getattr(evaluator, "input_size", 224))
+        space = SPACES[cfg.space](evaluator.input_size)
     if isinstance(evaluator, ProxyEvaluator):  # it trains block-string networks only
         from fnas.space.spec import ArchSpec
 
