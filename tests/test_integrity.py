@@ -1155,3 +1155,14 @@ def test_create_search_gives_its_reward_to_the_proxy_task(tmp_path):
 
     s = fnas.create_search(store=tmp_path, name="r", reward=RewardConfig("macs", 1e6))
     assert s.config.reward == RewardConfig("macs", 1e6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.one_of(st.text(max_size=60), st.integers(), st.none()), max_size=5),
+       stamp=st.booleans())
+def test_the_one_run_name_builder_always_gives_a_safe_name(parts, stamp):
+    """fnas names runs through one builder (issue 33): whatever the strategy, space, objective
+    or dataset is called, the name passes check_run_name."""
+    from fnas.knowledge.schema import check_run_name, default_run_name
+
+    assert check_run_name(default_run_name(*parts, stamp=stamp))

@@ -28,6 +28,7 @@ from typing import Any
 from fnas.errors import ConfigError, FnasError
 from fnas.execution.evaluators import Evaluator
 from fnas.execution.objective import ObjectiveError, ObjectiveEvaluator
+from fnas.knowledge.schema import default_run_name
 from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, space_factory
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
@@ -296,15 +297,9 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
     st = store if isinstance(store, Store) else Store(Path(store))
     if name is None:
         kind = label or cfg.task.dataset.split(":", 1)[0]
-        name = _run_name(f"{strategy}-{space_name}-{kind}-s{seed}")
+        name = default_run_name(strategy, space_name, kind, f"s{seed}")
     search = Search(st, name, cfg, evaluator, space_obj)
     if search.exists and not load_if_exists:
         raise StoreError(f"run {name!r} already exists in {st.root}: pass load_if_exists=True "
                          "to continue it, or another name")
     return search
-
-
-def _run_name(raw: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]", "_", raw)[:100]

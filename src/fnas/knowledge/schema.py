@@ -13,8 +13,8 @@ from typing import Any
 
 from fnas.errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "create_atomically",
-           "insert_run"]
+__all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "default_run_name",
+           "create_atomically", "insert_run"]
 
 MAX_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -38,6 +38,20 @@ def check_run_name(name: Any) -> str:
     if name[0] in ".-" or ".." in name:
         raise StoreError(f"run name {shown} must not start with '.' or '-' or hold '..'")
     return name
+
+
+def default_run_name(*parts: Any, stamp: bool = False) -> str:
+    """The one builder of the names fnas gives runs: ``parts`` joined by ``-`` (each cut to
+    its safe characters), then, with ``stamp``, the time (``...-20261206-183000``); always a
+    safe run name (:func:`check_run_name`)."""
+    from datetime import datetime
+
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    if stamp:
+        text += f"-{datetime.now():%Y%m%d-%H%M%S}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text).replace("..", "_.")[:MAX_NAME_LENGTH]
+    name = name.lstrip(".-") or "run"
+    return name if not name.isdigit() else f"run-{name}"[:MAX_NAME_LENGTH]
 
 
 def insert_run(db: sqlite3.Connection, name: str, unique: bool, row: tuple) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from fnas.errors import ConfigError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
+from fnas.knowledge.schema import default_run_name
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import (
     SPACES,
@@ -91,8 +91,8 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
     """
     evaluator, space, strategy = _make(cfg, evaluator, space)
     if name is None:  # unique in the store: two searches may start in the same second
-        kind = cfg.task.dataset.split(":", 1)[0]
-        name = f"{cfg.strategy}-{kind}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+        name = default_run_name(cfg.strategy, cfg.task.dataset.split(":", 1)[0],
+                                f"s{cfg.seed}", stamp=True)
         unique_name = True
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     _check_new_run(store, cfg, space, name, executor)  # nothing is written before this
