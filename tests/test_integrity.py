@@ -949,11 +949,11 @@ def test_two_searches_started_in_the_same_second_without_a_name_both_run(tmp_pat
     import os
 
     root, go = tmp_path / "s", tmp_path / "go"
-    code = ("import datetime, os, sys, time\nimport fnas.search.loop as loop\n"
+    code = ("import datetime, os, sys, time\nimport fnas.knowledge.schema as names\n"
             "from fnas.cli import main\n"
             "class Stopped(datetime.datetime):\n    @classmethod\n"
             "    def now(cls, tz=None):\n        return cls(2024, 5, 6, 7, 8, 9)\n"
-            "loop.datetime = Stopped\n"
+            "names.datetime = Stopped\n"
             f"while not os.path.exists({str(go)!r}): time.sleep(0.002)\n"
             "sys.exit(main(sys.argv[1:]))\n")
     argv = ["search", "--strategy", "random", "--budget", "2", "--batch", "2", "--set",

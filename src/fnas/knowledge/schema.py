@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,6 @@ def default_run_name(*parts: Any, stamp: bool = False) -> str:
     """The one builder of the names fnas gives runs: ``parts`` joined by ``-`` (each cut to
     its safe characters), then, with ``stamp``, the time (``...-20261206-183000``); always a
     safe run name (:func:`check_run_name`)."""
-    from datetime import datetime
-
     text = "-".join(str(p) for p in parts if p not in (None, ""))
     if stamp:
         text += f"-{datetime.now():%Y%m%d-%H%M%S}"
