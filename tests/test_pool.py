@@ -253,7 +253,7 @@ def _eval_of(store: Store, spec: ArchSpec, slot: int):
                       status="ok", trained=True)
 
 
-def test_an_evaluation_and_its_pool_entries_are_committed_together(pool):
+def test_an_evaluation_and_its_pool_entries_are_committed_together(pool, monkeypatch):
     from fnas.search.pooling import PoolRunner
     from fnas.tasks.rollout import Rollout, RolloutResult
 
@@ -261,31 +261,69 @@ def test_an_evaluation_and_its_pool_entries_are_committed_together(pool):
     runner = PoolRunner(store, SPACE.signature, "t", 1)
     ok = RolloutResult(arch=spec.to_str(), key=spec.key, status="ok", message="", reward=0.5,
                        epochs=1)
-    then = runner.stage(spec, Rollout(ok, trained(spec, 9)), None)
-    assert then is not None and pool.entries() == []  # files written, no rows yet
+    insert = Pool.insert
 
-    def killed(db, eval_id):  # dies after inserting the rows, before the commit
-        then(db, eval_id)
+    def killed(db, staged, eval_id):  # dies after inserting the rows, before the commit
+        insert(db, staged, eval_id)
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        store.add_evaluation(_eval_of(store, spec, 0), killed)
+    with monkeypatch.context() as m:
+        m.setattr(Pool, "insert", staticmethod(killed))
+        with pytest.raises(KeyboardInterrupt):
+            runner.commit(spec, _eval_of(store, spec, 0), Rollout(ok, trained(spec, 9)), None)
     assert store.evaluations(1) == [] and pool.entries() == []  # neither row, not one alone
-    ev = store.add_evaluation(_eval_of(store, spec, 0), then)
+    assert len(list((store.root / "pool").rglob("*.safetensors"))) == len(spec.blocks)
+    done = runner.commit(spec, _eval_of(store, spec, 0), Rollout(ok, trained(spec, 9)), None)
+    ev = done.evaluation
+    assert ev.id is not None and [e.id for e in store.evaluations(1)] == [ev.id]
     entries = pool.entries()
     assert len(entries) == len(spec.blocks) and {e.source_eval for e in entries} == {ev.id}
     # pool trouble inside the transaction keeps the evaluation, without entries, and warns
     other = sample(10)
-    then = runner.stage(other, Rollout(ok, trained(other, 10)), None)
     _sql(store, "CREATE TRIGGER full BEFORE INSERT ON pool_entries "
          "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
     with pytest.warns(PoolWarning, match="disk trouble"):
-        ev2 = store.add_evaluation(_eval_of(store, other, 1), then)
+        ev2 = runner.commit(other, _eval_of(store, other, 1), Rollout(ok, trained(other, 10)),
+                            None).evaluation
     assert [e.id for e in store.evaluations(1)] == [ev.id, ev2.id]
     assert len(pool.entries()) == len(spec.blocks)
-    # a failed rollout has nothing to pool
+    _sql(store, "DROP TRIGGER full")
+    # a failed rollout has nothing to pool: recorded, and no pool write tried (none warns)
     bad = RolloutResult(arch=spec.to_str(), key=spec.key, status="nan", message="", reward=-1)
-    assert runner.stage(spec, Rollout(bad, None), None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ev3 = runner.commit(spec, _eval_of(store, spec, 2), Rollout(bad, None), None).evaluation
+    assert [e.id for e in store.evaluations(1)] == [ev.id, ev2.id, ev3.id]
+    assert len(pool.entries()) == len(spec.blocks)
+    runner.close()
+
+
+def test_prepare_initialises_from_the_batch_snapshot_only(pool):
+    """A slot's plan comes from the snapshot taken when the batch began: weights committed
+    during the batch do not change the plans of its later slots (the fairness rule)."""
+    from fnas.execution.evaluators import ProxyEvaluator
+    from fnas.search.pooling import PoolRunner
+    from fnas.tasks.rollout import Rollout, RolloutResult
+
+    from fast import TINY_TASK
+
+    store, evaluator = pool.store, ProxyEvaluator(TaskConfig(**TINY_TASK, epochs=4),
+                                                  RewardConfig())
+    runner = PoolRunner(store, SPACE.signature, "t", 2)
+    spec = sample(14)
+    runner.begin_batch([])
+    empty = runner.prepare(evaluator, spec, seed=5)
+    assert (empty.snapshot, empty.epochs, empty.stats.hits) == (0, 4, 0)  # nothing to hit
+    assert empty.fields() == {"pool_snapshot": 0, "pool_hit_ratio": 0.0, "pool_coverage": 0.0}
+    ok = RolloutResult(arch=spec.to_str(), key=spec.key, status="ok", message="", reward=0.5,
+                       epochs=4)
+    runner.commit(spec, _eval_of(store, spec, 0), Rollout(ok, trained(spec, 14)), empty)
+    assert runner.prepare(evaluator, spec, seed=5).stats.hits == 0  # the same batch
+    runner.begin_batch([])  # the next batch sees the entries
+    hit = runner.prepare(evaluator, spec, seed=5)
+    assert hit.snapshot == len(spec.blocks) and hit.epochs == 2
+    assert hit.fields()["pool_hit_ratio"] == 1.0 and hit.fields()["pool_snapshot"] == hit.snapshot
+    assert hit.weights and all(e.total_epochs == 4 for e in pool.entries())
     runner.close()
 
 
@@ -303,11 +341,10 @@ def test_entries_are_ordered_by_batch_and_slot_not_by_completion(pool):
     ok = RolloutResult(arch="", key="", status="ok", message="", reward=0.5, epochs=1)
     for slot in (1, 0):  # batch 1 (empty snapshot 0): slot 1 finishes first
         ev = replace(_eval_of(store, specs[slot], slot), pool_snapshot=0)
-        store.add_evaluation(ev, runner.stage(specs[slot], Rollout(ok, trained(specs[slot],
-                                                                                   slot)), None))
+        runner.commit(specs[slot], ev, Rollout(ok, trained(specs[slot], slot)), None)
     snap_id = pool.snapshot().id
     ev = replace(_eval_of(store, specs[2], 0), iteration=1, pool_snapshot=snap_id)
-    store.add_evaluation(ev, runner.stage(specs[2], Rollout(ok, trained(specs[2], 2)), None))
+    runner.commit(specs[2], ev, Rollout(ok, trained(specs[2], 2)), None)
     keys = [e.arch_key for e in pool.entries(stage=0)]
     assert keys == [specs[0].key, specs[1].key, specs[2].key]
     ids = [e.id for e in pool.entries(stage=0)]

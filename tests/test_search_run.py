@@ -4,6 +4,8 @@ architecture in its own batch waits for its twin and is served from the cache; a
 interrupted with rollouts in flight is completed on resume, every evaluation counted once; the
 loop's counters and timers checkpoint as they always have."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from fnas.search.config import STRATEGIES
 from fnas.search.loop_state import LoopState, Timers
 from fnas.space import macro_space
 from fnas.strategies.base import Proposal, Strategy
+from fnas.tasks.rollout import Rollout
 
 SPACE = macro_space()
 TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
@@ -132,6 +135,24 @@ def test_a_batch_interrupted_in_flight_is_completed_on_resume(tmp_path, repeats)
     # the slots recorded before the resume are counted too
     assert done.stats["n_trained"] == ref.stats["n_trained"] == 20
     assert done.stats["n_done"] == 24 and done.experiment.status == "done"
+
+
+def test_each_trained_slot_counts_its_training_seconds_once(tmp_path, repeats):
+    """A trained slot's seconds reach the loop's timers once, from its commit's result: the
+    rollouts' own training seconds sum to the ``train`` timer, and a repeat served from the
+    cache adds none (rollouts complete out of order here)."""
+
+    class Quarter(LastFirst):
+        def wait(self):
+            job, rollout = super().wait()
+            return job, Rollout(replace(rollout.result, train_seconds=0.25), rollout.weights)
+
+    store = Store(tmp_path)
+    out = _search(store, repeats, Quarter())
+    rows = store.evaluations(out.experiment.id)
+    assert out.stats["n_trained"] == sum(e.trained for e in rows) == 20
+    assert out.stats["train"] == 0.25 * 20  # quarters add up exactly
+    assert all(e.train_seconds == 0.25 for e in rows if e.trained)
 
 
 def test_an_executor_must_be_an_executor(tmp_path, repeats):

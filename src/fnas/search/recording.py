@@ -1,13 +1,22 @@
 """One batch's proposals evaluated and recorded, slot by slot: an evaluation recorded before a
 resume reused, a stored result reused (``cached``), a prediction recorded, or a training run
 through the search's executor (``fnas.execution.executors``: in this process or on Ray). Each
-evaluation is committed to the store as it completes; the driver is the only writer."""
+evaluation is committed to the store as it completes; the driver is the only writer.
+
+A slot that is trained takes one path, three named steps of :class:`Recorder`, each once:
+**prepare** (:meth:`Recorder._prepare`: its seed and, with the knowledge pool, its
+initialisation from the batch's snapshot, a :class:`SlotPlan`), **train**
+(:meth:`Recorder._train`: the executor runs it) and **commit** (:meth:`Recorder._commit`: its
+evaluation recorded, with its pool entries in the same transaction, a :class:`SlotResult`).
+Each step measures its own seconds, carried in the plan and the result and counted in the
+loop's timers once per slot (docs/DESIGN.md, "The loop")."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,14 +26,60 @@ from fnas.execution.executors import Executor, RolloutJob, SearchDeadline
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.loop_state import Timers
 from fnas.strategies.base import Proposal, Verdict
+from fnas.tasks.rollout import Rollout
 
-__all__ = ["Recorder", "rollout_seed"]
+if TYPE_CHECKING:
+    from fnas.search.pooling import PoolInit, PoolRunner
+
+__all__ = ["Recorder", "SlotPlan", "SlotResult", "rollout_seed"]
 
 
 def rollout_seed(seed: int, iteration: int, slot: int) -> int:
     """The training seed of a batch slot: a function of the run's seed and the slot only, so
     a slot trained again after a resume (or on another worker) trains the same way."""
     return int(np.random.SeedSequence([seed, iteration, slot]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """What the prepare step decided for one slot to be trained (:meth:`Recorder._prepare`)."""
+
+    iteration: int
+    """The batch (policy update) the slot belongs to."""
+    slot: int
+    """The slot's place in its batch."""
+    proposal: Proposal
+    """The architecture to train, its decisions and behaviour log-probability."""
+    verdict: Verdict
+    """The decision step's verdict (``train`` or ``audit``) and the critic's prediction."""
+    seed: int
+    """The training seed (:func:`rollout_seed` of the run's seed, the iteration and the slot)."""
+    pool: PoolInit | None
+    """The initialisation from the batch's pool snapshot (weights, epochs, hit ratio,
+    coverage, seconds spent); None without the pool."""
+
+    @property
+    def spec(self) -> Any:
+        """The architecture to train."""
+        return self.proposal.spec
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    """What the commit step recorded for one trained slot, and the seconds of its path by the
+    loop's timer parts (:meth:`Recorder._commit`)."""
+
+    evaluation: Evaluation
+    """The evaluation as the store recorded it (with its pool fields when the pool is on)."""
+    pool_seconds: float
+    """Initialising from the pool's snapshot (prepare) and writing the weights' files
+    (commit)."""
+    evaluate_seconds: float
+    """Waiting for the rollout (in this process: running it)."""
+    train_seconds: float
+    """The rollout's own training seconds (on a remote worker: the worker's)."""
+    store_seconds: float
+    """The transaction that recorded the evaluation (and its pool entries)."""
 
 
 class Recorder:
@@ -41,20 +96,20 @@ class Recorder:
         seed: the run's seed (training seeds derive from it, per slot).
         executor: where trainings run.
         timers: the loop's timers; the recorder adds its store, pool, evaluate, train seconds.
-        runner: the knowledge pool's runner, or None without the pool.
+        runner: the knowledge pool's runner (``fnas.search.pooling``), or None without it.
         timeout: seconds each training may take, or None.
     """
 
     def __init__(self, store: Store, exp: Experiment, evaluator: Evaluator, seed: int,
-                 executor: Executor, timers: Timers, runner: Any = None,
+                 executor: Executor, timers: Timers, runner: PoolRunner | None = None,
                  timeout: float | None = None) -> None:
         self.store, self.exp, self.evaluator, self.seed = store, exp, evaluator, seed
         self.executor, self.timers, self.runner = executor, timers, runner
         self.timeout = timeout
         """Seconds each training may take (``eval_timeout``; the executor stops it)."""
         self.deadline: float | None = None
-        self._in_flight: dict[int, tuple[str, dict[str, Any], Any]] = {}
-        """slot -> (architecture key, pool fields, pool InitStats) of each pending training"""
+        self._in_flight: dict[int, SlotPlan] = {}
+        """slot -> the plan of each pending training"""
 
     def batch(self, iteration: int, proposals: Sequence[Proposal], verdicts: Sequence[Verdict],
               deadline: float | None = None) -> Iterator[tuple[Evaluation, bool]]:
@@ -73,7 +128,8 @@ class Recorder:
         with self.timers.measure("store"):
             recorded = {e.slot: e for e in self.store.evaluations(self.exp.id, iteration)}
         if self.runner is not None:
-            self.runner.begin_batch(recorded.values())
+            with self.timers.measure("pool"):
+                self.runner.begin_batch(recorded.values())
         for slot, p in enumerate(proposals):
             ev = recorded.get(slot)
             if ev is not None and ev.arch_key != p.spec.key:
@@ -84,22 +140,22 @@ class Recorder:
         try:
             for slot, p in enumerate(proposals):
                 while self.executor.pending >= self.executor.parallel:
-                    yield self._collect(iteration, proposals, verdicts), False
+                    yield self._collect(), False
                 if slot in recorded:
                     yield recorded[slot], True
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     raise SearchDeadline("the search's compute limit was reached")
-                if any(k == p.spec.key for k, _, _ in self._in_flight.values()):
+                if any(plan.spec.key == p.spec.key for plan in self._in_flight.values()):
                     later.append(slot)
                 else:
                     ev = self._settle(p, iteration, slot, verdicts[slot])
                     if ev is not None:
                         yield ev, False
                     else:
-                        self._submit(p, iteration, slot)
+                        self._train(self._prepare(p, iteration, slot, verdicts[slot]))
             while self.executor.pending:
-                yield self._collect(iteration, proposals, verdicts), False
+                yield self._collect(), False
             for slot in later:
                 ev = self._settle(proposals[slot], iteration, slot, verdicts[slot])
                 if ev is not None:  # its twin's result, from the cache
@@ -107,40 +163,48 @@ class Recorder:
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     raise SearchDeadline("the search's compute limit was reached")
-                self._submit(proposals[slot], iteration, slot)  # its twin failed transiently
-                yield self._collect(iteration, proposals, verdicts), False
+                # its twin failed transiently: train it
+                self._train(self._prepare(proposals[slot], iteration, slot, verdicts[slot]))
+                yield self._collect(), False
         finally:
             self.executor.abandon()  # an interrupted batch: a resume trains them again
+            for plan in self._in_flight.values():  # prepared, never committed: the time the
+                if plan.pool is not None:  # pool took still counts
+                    self.timers.add("pool", plan.pool.seconds)
             self._in_flight.clear()
 
-    def _submit(self, p: Proposal, iteration: int, slot: int) -> None:
-        """Hand the training of ``p`` to the executor (pool-initialised with the pool on)."""
-        rs = rollout_seed(self.seed, iteration, slot)
-        if self.runner is not None:
-            pool_s = self.runner.seconds
-            init, epochs, fields, stats = self.runner.prepare(self.evaluator, p.spec, rs)
-            self.timers.add("pool", self.runner.seconds - pool_s)
-            job = RolloutJob(slot, p.spec, rs, init, epochs, train=True, timeout=self.timeout)
+    def _prepare(self, p: Proposal, iteration: int, slot: int, verdict: Verdict) -> SlotPlan:
+        """Prepare a slot's training: its seed and, with the pool, its initialisation from the
+        batch's snapshot."""
+        seed = rollout_seed(self.seed, iteration, slot)
+        init = None if self.runner is None else self.runner.prepare(self.evaluator, p.spec,
+                                                                      seed)
+        return SlotPlan(iteration, slot, p, verdict, seed, init)
+
+    def _train(self, plan: SlotPlan) -> None:
+        """Hand a prepared slot's training to the executor (pool-initialised with the pool on;
+        the local executor runs it when :meth:`_collect` waits for it)."""
+        if plan.pool is None:
+            job = RolloutJob(plan.slot, plan.spec, plan.seed, timeout=self.timeout)
         else:
-            job, fields, stats = RolloutJob(slot, p.spec, rs, timeout=self.timeout), {}, None
-        self._in_flight[slot] = (p.spec.key, fields, stats)
+            job = RolloutJob(plan.slot, plan.spec, plan.seed, plan.pool.weights,
+                             plan.pool.epochs, train=True, timeout=self.timeout)
+        self._in_flight[plan.slot] = plan
         self.executor.submit(self.evaluator, job)
 
-    def _collect(self, iteration: int, proposals: Sequence[Proposal],
-                 verdicts: Sequence[Verdict]) -> Evaluation:
-        """Wait for the next training to complete and record it (with its pool entries)."""
-        with self.timers.measure("evaluate"):
+    def _collect(self) -> Evaluation:
+        """Wait for the next training to complete, commit it and count its path's seconds."""
+        t = time.perf_counter()
+        try:
             job, rollout = self.executor.wait_until(self.deadline)
-        p = proposals[job.slot]
-        _, fields, stats = self._in_flight.pop(job.slot)
-        then = None
-        if self.runner is not None:
-            pool_s = self.runner.seconds
-            then = self.runner.stage(p.spec, rollout, stats)
-            self.timers.add("pool", self.runner.seconds - pool_s)
-        self.timers.add("train", rollout.result.train_seconds)
-        return self._record_trained(p, iteration, job.slot, job.seed, rollout.result,
-                                    verdicts[job.slot], fields, then)
+        except BaseException:  # the deadline, Ctrl-C: the time waited counts all the same
+            self.timers.add("evaluate", time.perf_counter() - t)
+            raise
+        done = self._commit(self._in_flight.pop(job.slot), rollout, time.perf_counter() - t)
+        for part, seconds in (("pool", done.pool_seconds), ("evaluate", done.evaluate_seconds),
+                              ("train", done.train_seconds), ("store", done.store_seconds)):
+            self.timers.add(part, seconds)
+        return done.evaluation
 
     def _base(self, p: Proposal, iteration: int, slot: int, verdict: Verdict
               ) -> dict[str, Any]:
@@ -174,13 +238,22 @@ class Recorder:
         with self.timers.measure("store"):
             return self.store.add_evaluation(ev)
 
-    def _record_trained(self, p: Proposal, iteration: int, slot: int, rs: int, r: Any,
-                        verdict: Verdict, extra: dict[str, Any], then: Any) -> Evaluation:
-        """Record a training's evaluation (and, through ``then``, its pool entries with it)."""
-        ev = Evaluation(**self._base(p, iteration, slot, verdict), reward=r.reward,
-                        status=r.status, message=r.message, accuracy=r.accuracy,
-                        latency_ms=r.latency_ms, macs=r.macs, params=r.params,
-                        train_seconds=r.train_seconds, seed=rs, trained=True,
-                        audited=verdict.action == "audit", epochs=r.epochs or None, **extra)
-        with self.timers.measure("store"):
-            return self.store.add_evaluation(ev, then)
+    def _commit(self, plan: SlotPlan, rollout: Rollout, waited: float) -> SlotResult:
+        """Commit a slot's training: record its evaluation and, with the pool, put its trained
+        weights into the pool in the same transaction (``PoolRunner.commit``)."""
+        r = rollout.result
+        ev = Evaluation(**self._base(plan.proposal, plan.iteration, plan.slot, plan.verdict),
+                        reward=r.reward, status=r.status, message=r.message,
+                        accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
+                        params=r.params, train_seconds=r.train_seconds, seed=plan.seed,
+                        trained=True, audited=plan.verdict.action == "audit",
+                        epochs=r.epochs or None,
+                        **(plan.pool.fields() if plan.pool is not None else {}))
+        prepared = plan.pool.seconds if plan.pool is not None else 0.0
+        if self.runner is None:
+            t = time.perf_counter()
+            ev = self.store.add_evaluation(ev)
+            return SlotResult(ev, prepared, waited, r.train_seconds, time.perf_counter() - t)
+        done = self.runner.commit(plan.spec, ev, rollout, plan.pool)
+        return SlotResult(done.evaluation, prepared + done.pool_seconds, waited,
+                          r.train_seconds, done.store_seconds)
