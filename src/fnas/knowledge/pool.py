@@ -13,8 +13,10 @@ those of the entry it was initialised from), and the time.
 **Fairness.** :meth:`Pool.snapshot` returns an immutable :class:`PoolSnapshot`: the entries
 with id <= :attr:`PoolSnapshot.id`. Rows are never changed or deleted and ids never reused, so
 ``pool.snapshot(upto=snap.id)`` rebuilds the same view later (a resumed batch initialises
-exactly as the interrupted one did). A batch reads one snapshot; the driver adds the batch's
-trained weights with :meth:`Pool.add` between batches, and is the only writer.
+exactly as the interrupted one did). A batch reads one snapshot; the driver, the only writer,
+adds each trained architecture's weights as it records its evaluation (:meth:`Pool.stage`,
+then :meth:`Pool.insert` in the evaluation's transaction: ``PoolRunner.commit``), so the rest
+of the batch, reading the snapshot, sees the pool as it was between batches.
 
 NOTE: entries match within one ``space`` string: pass the space's ``signature`` to share only
 within one input-size variant, or a coarser name (say ``decision_signature``) to share wider.
