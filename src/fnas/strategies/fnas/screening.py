@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, rank_gauss
+from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, needs_members, rank_gauss
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
@@ -70,7 +70,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         super().__init__(space, seed, ppo, replay)
         if acquisition not in ACQUISITIONS:
             raise ConfigError(f"acquisition {acquisition!r}: expected one of "
-                              f"{ACQUISITIONS + ('off',)}")
+                              f"{(*ACQUISITIONS, 'off')}")
         self.scfg, self.acquisition, self.imagined = screen, acquisition, imagined
         self.critic_cfg = critic_cfg
         self.critic = EnsembleCritic(space.sizes, critic_cfg, seed + 7919)
@@ -124,7 +124,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         info: list[tuple[float, float, float]] = []
         if len(x) and not warm:
             mean, spread = self.critic.predict(x)
-            members = self.critic.predict_members(x) if self.acquisition == "ts" else None
+            members = self.critic.predict_members(x) if needs_members(self.acquisition) \
+                else None
             best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
                 if ref is not None else None
             k = min(len(x), 4 * n)  # room for picks skipped as another vector's network
