@@ -53,6 +53,13 @@ from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.candidates import Candidates
+from fnas.strategies.fnas.knowledge import (
+    FORGET_FITS,
+    forget_knowledge,
+    judge_knowledge,
+    kendall,
+    pretrain_critic,
+)
 from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
@@ -87,12 +94,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
         if not knowledge:
             return 0
-        x = [list(d) for d, _ in knowledge]
-        y = [float(r) for _, r in knowledge]
-        self.critic.add(x, y)
-        with single_thread():
-            for _ in range(5):
-                self.critic.fit()
+        x, y = pretrain_critic(self.critic, knowledge)
         top = np.argsort(-np.asarray(y), kind="stable")[: self.scfg.parents]
         self.st.knowledge_parents = [x[int(i)] for i in top]
         self.st.n_knowledge, self.st.knowledge = len(y), "pending"
@@ -257,7 +259,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             st.totals[k] = st.totals.get(k, 0) + int(v)
         st.totals["trained"] = st.totals.get("trained", 0) + sum(
             int(ev.trained) for ev in self._batch)
-        tau = _kendall(st.picks[-64:])
+        tau = kendall(st.picks[-64:])
         stats.update({f"screen/{k}": float(v) for k, v in rnd.counts.items()})
         stats.update({f"screen/total_{k}": float(v) for k, v in st.totals.items()})
         stats.update({
@@ -280,21 +282,19 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         return stats
 
     def _judge(self, stats: dict[str, Any]) -> None:
-        """Keep a pre-trained critic's knowledge if it ranked its picks, else forget it."""
+        """Keep a pre-trained critic's knowledge if it ranked its picks, else forget it (the
+        caller retargets this run's points and refits the new critic ``FORGET_FITS`` times)."""
         st = self.st
-        tau = _kendall(st.judge)
-        stats["critic/judge_tau"] = tau
+        verdict = judge_knowledge(st.judge, self.scfg.judge_min_rank)
+        stats["critic/judge_tau"] = verdict.tau
         st.judge = []
-        if not math.isnan(tau) and tau >= self.scfg.judge_min_rank:
+        if verdict.keep:
             st.knowledge = "kept"
             return
         st.knowledge = "forgotten"
-        x, y = self.critic.points()
-        self.critic = EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + 1)
-        if len(x) > st.n_knowledge:  # this run's points; the caller retargets and refits
-            self.critic.add(x[st.n_knowledge:], y[st.n_knowledge:])
+        self.critic = forget_knowledge(self.critic, st.n_knowledge)
         st.n_knowledge = 0
-        self._refits = 3
+        self._refits = FORGET_FITS
 
     def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
                 rnd: Round) -> dict[str, Any]:
@@ -370,17 +370,6 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self.st = ScreenState.from_meta(s["state"])
         self._seen = {tuple(d) for d in self.st.seen}
         self._seen_keys = set(self.st.seen_keys)
-
-
-def _kendall(pairs: Sequence[tuple[float, float]]) -> float:
-    if len(pairs) < 3:
-        return math.nan
-    from scipy.stats import kendalltau
-
-    a, b = np.asarray(pairs, dtype=np.float64).T
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(kendalltau(a, b)[0])
 
 
 def _r(v: float) -> float | None:
