@@ -1,6 +1,8 @@
-"""The ``fnas`` strategy: MnasNet PPO plus the uncertainty-aware critic and decision module.
+"""The ``fnas`` strategy's veto rule (``FNASConfig.decision_rule='veto'``, the paper's literal
+"skip training" decision, kept as an ablation), and its PPO controller alone (critic off).
 
-With the critic on and ``acquisition='off'`` (docs/DESIGN.md, "The veto rule"):
+With the critic on (docs/DESIGN.md, "The veto rule"; the knowledge path is
+:mod:`~fnas.strategies.fnas.knowledge`, the screening's too):
 
 - **Decide.** Until the critic is *trusted* every sample is trained. Trusted means: at least
   ``min_real`` real results in this experiment, or a critic pre-trained on earlier experiments
@@ -65,11 +67,12 @@ from fnas.strategies.fnas.knowledge import (
 from fnas.strategies.fnas.state import FNASState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
-__all__ = ["DecisionConfig", "FNASConfig", "FNASStrategy"]
+__all__ = ["DecisionConfig", "FNASConfig", "VetoStrategy", "FNASStrategy"]
 
 
-class FNASStrategy(PPOStrategy):
-    """PPO whose decision step can replace trainings by confident critic predictions."""
+class VetoStrategy(PPOStrategy):
+    """The ``fnas`` strategy with the veto rule: PPO whose decision step can replace trainings
+    by confident critic predictions (with the critic off: vanilla PPO)."""
 
     name = "fnas"
 
@@ -287,3 +290,7 @@ class FNASStrategy(PPOStrategy):
                                f["critic"])
         self._rng.bit_generator.state = f["rng"]
         self.st = FNASState.from_dict(f, self.dcfg.error_window)
+
+
+FNASStrategy = VetoStrategy
+"""The veto rule's class under its name before issue 33 (when it was called ``fnas``'s)."""
