@@ -2,7 +2,7 @@
 caller's dict), field by field.
 
 Each value is checked against its field's annotation before the class's own range checks run;
-a field annotated with a config dataclass (``SearchConfig.fnas``, ``FNASConfig.screen``...) is
+a field annotated with a config dataclass (``SearchConfig.task``, ``FNASConfig.screen``...) is
 built from its table the same way, recursively. Every failure is one :class:`ConfigError` line
 naming the dotted key (``fnas.screen.kappa``). ``strict`` refuses unknown keys (a user's typo);
 without it they are ignored (a stored run may carry keys of an older version). A class with

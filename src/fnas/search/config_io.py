@@ -9,9 +9,10 @@ later in the search. No input makes these functions raise anything else (fuzzed 
 ``tests/test_fuzz.py``).
 
 A file holds the ``SearchConfig`` fields, with a table per nested dataclass: ``task``,
-``reward``, ``ppo``, ``fnas`` (``FNASConfig``, with ``screen``, ``decision`` and
-``critic_cfg`` tables of its own), ``rea`` (``REAConfig``) and ``replay_cfg``
-(``ReplayConfig``)::
+``reward``, and the strategy's settings as runs record them (:mod:`fnas.strategies.settings`):
+``fnas`` (``FNASConfig``, with ``screen``, ``decision`` and ``critic_cfg`` tables of its
+own), ``ppo`` (``PPOConfig``), ``rea`` (``REAConfig``) and ``replay_cfg`` (``ReplayConfig``),
+or ``strategy_config`` (the chosen strategy's, whatever its class)::
 
     {"strategy": "fnas", "budget": 64, "batch": 8,
      "task": {"dataset": "mnist5k", "epochs": 3},

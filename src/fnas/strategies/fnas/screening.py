@@ -1,4 +1,5 @@
-"""The ``fnas`` strategy: the uncertainty-aware critic screens candidates and picks what is trained.
+"""The ``fnas`` strategy's default decision rule (``decision_rule='screen'``): the
+uncertainty-aware critic screens candidates and picks what is trained.
 
 One round (docs/DESIGN.md, "Screening"), with B the batch:
 
@@ -24,7 +25,8 @@ One round (docs/DESIGN.md, "Screening"), with B the batch:
    has a floor: an epoch that finds the policy's entropy per decision under
    ``entropy_floor`` x that of the uniform policy ascends the entropy instead, so the policy
    keeps proposing unseen candidates until the budget is spent.
-6. **Knowledge is judged.** A pre-trained critic ranks the first batch; once ``judge_after``
+6. **Knowledge is judged** (:mod:`~fnas.strategies.fnas.knowledge`, the veto rule's path
+   too). A pre-trained critic ranks the first batch; once ``judge_after``
    of its picks have real results it must rank them (Kendall tau >= ``judge_min_rank``), or
    it forgets the knowledge and is refitted on this run's results alone.
 
