@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fnas.agent.buffer import ReplayConfig
+from fnas.agent.ppo import PPOConfig
 from fnas.cli import build_parser
 from fnas.cli.search import config_from_args
 from fnas.errors import ConfigError
@@ -29,6 +30,7 @@ from fnas.search.config_io import load_config, search_config_from_dict
 from fnas.space import mnas_space
 from fnas.strategies.fnas.screening import ScreenConfig
 from fnas.strategies.fnas.veto import DecisionConfig, FNASConfig
+from fnas.strategies.ppo import PPOStrategyConfig
 
 README = Path(__file__).parent.parent / "docs" / "GUIDE.md"
 SPACE = mnas_space(8)
@@ -44,18 +46,134 @@ def test_the_nested_settings_are_typed_and_a_dict_of_some_fields_still_works():
     assert given == typed
     assert isinstance(given.fnas.screen, ScreenConfig) and given.fnas.screen.candidates == 64
     assert given.fnas.screen.kappa == ScreenConfig().kappa  # the keys left out: defaults
-    assert (given.rea.sample, given.replay_cfg.share) == (4, 0.25)
+    assert given.replay_cfg.share == 0.25
     assert SearchConfig().fnas == FNASConfig() and SearchConfig().rea == REAConfig()
     assert SearchConfig().replay_cfg == ReplayConfig()
 
 
+def test_a_search_holds_the_chosen_strategys_settings_in_one_field():
+    """Issue 33: one strategy config, of the class the strategy registered; the stored
+    shape's tables feed it (its own, and those of its parts) and the others are checked but
+    never held (a REA table in an fnas search was never read)."""
+    cfg = SearchConfig(fnas={"acquisition": "ts"}, ppo={"lr": 1e-3}, replay_cfg={"share": 0.25},
+                       rea={"population": 8, "sample": 4})
+    assert cfg.strategy_config == FNASConfig(acquisition="ts", ppo=PPOConfig(lr=1e-3),
+                                             replay_cfg=ReplayConfig(share=0.25))
+    assert cfg.rea == REAConfig() and cfg.ppo.lr == 1e-3  # views of the old names
+    assert cfg == SearchConfig(strategy_config={"acquisition": "ts", "ppo": {"lr": 1e-3},
+                                                "replay_cfg": {"share": 0.25}})
+    rea = SearchConfig(strategy="rea", rea={"population": 8, "sample": 4}, ppo={"lr": 1e-3})
+    assert rea.strategy_config == REAConfig(8, 4) and rea.ppo == PPOConfig()
+    ppo = SearchConfig(strategy="ppo", replay="on", ppo={"hidden": 32})
+    assert ppo.strategy_config == PPOStrategyConfig(ppo=PPOConfig(hidden=32))
+    assert SearchConfig(strategy="random").strategy_config is None
+    with pytest.raises(ConfigError, match="takes no settings"):
+        SearchConfig(strategy="random", strategy_config={"x": 1})
+    with pytest.raises(ConfigError, match="must be a table of settings or a PPOStrategyConfig"):
+        SearchConfig(strategy="ppo", strategy_config=FNASConfig())
+    with pytest.raises(ConfigError, match=re.escape("config setting rea.sample")):
+        SearchConfig(rea={"sample": 50})  # checked, although fnas does not read it
+
+
 def test_to_dict_is_json_and_round_trips():
-    cfg = SearchConfig(strategy="ppo", replay="on", replay_cfg={"sampling": "prioritized"},
-                       fnas={"imagined": 3, "decision": {"tau": 0.5}}, rea={"sample": 5})
+    cfg = SearchConfig(strategy="fnas", replay="on", replay_cfg={"sampling": "prioritized"},
+                       fnas={"imagined": 3, "decision": {"tau": 0.5}}, ppo={"lr": 1e-3})
     d = json.loads(json.dumps(cfg.to_dict()))
     assert d["fnas"]["decision"]["tau"] == 0.5 and d["replay_cfg"]["sampling"] == "prioritized"
     assert d["fnas"]["screen"] == json.loads(json.dumps(ScreenConfig().__dict__))
+    assert d["ppo"]["lr"] == 1e-3 and "strategy_config" not in d and "ppo" not in d["fnas"]
+    assert d["rea"] == REAConfig().__dict__  # the stored shape: every table, as before
     assert search_config_from_dict(d) == cfg == SearchConfig.from_dict(d, strict=True)
+    for other in (SearchConfig(strategy="ppo", ppo={"hidden": 32}), SearchConfig(strategy="rea"),
+                  SearchConfig(strategy="random"), SearchConfig(fnas={"decision_rule": "veto"})):
+        assert SearchConfig.from_dict(json.loads(json.dumps(other.to_dict()))) == other
+
+
+STORED = json.loads((Path(__file__).parent / "data" / "stored_configs_8e641a7.json").read_text())
+
+
+def test_configs_stored_before_one_strategy_config_load_with_their_meaning():
+    """Runs recorded at commit 8e641a7 (settings side by side): each loads as the settings it
+    ran with, and is stored again exactly as it was (the stored shape did not change), but
+    for settings of a strategy the run did not use, which it never read."""
+    veto, ppo, rea = (json.loads(STORED["configs"][k]) for k in ("veto", "ppo", "rea"))
+    v = SearchConfig.from_dict(veto)
+    assert v.strategy_config.decision_rule == "veto" and v.fnas.decision.tau == 0.3
+    assert (v.fnas.critic_cfg.members, v.fnas.imagined, v.ppo.lr, v.replay_cfg.share) == \
+        (3, 0, 0.001, 0.25)
+    p = SearchConfig.from_dict(ppo)
+    assert p.strategy_config == PPOStrategyConfig(PPOConfig(hidden=32),
+                                                  ReplayConfig(sampling="prioritized"))
+    r = SearchConfig.from_dict(rea)
+    assert r.strategy_config == REAConfig(12, 3)
+    for cfg, stored in ((v, veto), (r, rea)):
+        assert cfg.to_dict() == {k: x for k, x in stored.items() if k != "decision_signature"}
+    again = p.to_dict()
+    assert again["rea"] == REAConfig().__dict__ != ppo["rea"]  # never read by a ppo run
+    assert again == {**{k: x for k, x in ppo.items() if k != "decision_signature"},
+                     "rea": REAConfig().__dict__}
+
+
+def test_the_veto_rule_is_named_by_decision_rule_and_off_still_says_it():
+    veto = SearchConfig(fnas={"decision_rule": "veto"})
+    assert veto == SearchConfig(fnas={"acquisition": "off"}) == \
+        SearchConfig(strategy_config=FNASConfig(decision_rule="veto"))
+    assert (veto.fnas.acquisition, veto.to_dict()["fnas"]["acquisition"]) == ("off", "off")
+    assert "decision_rule" not in veto.to_dict()["fnas"]  # stored in its old spelling
+    assert veto.with_settings({"fnas": {"acquisition": "ts"}}).fnas.decision_rule == "screen"
+    assert veto.with_settings({"fnas": {"decision_rule": "screen"}}).fnas.acquisition == "ucb"
+    ts = SearchConfig(fnas={"acquisition": "ts"})
+    assert ts.with_settings({"fnas": {"decision_rule": "veto"}}) == veto
+    assert ts.with_settings({"fnas": {"decision_rule": "screen"}}) == ts
+    for bad in ({"decision_rule": "veto", "acquisition": "ts"},
+                {"decision_rule": "screen", "acquisition": "off"}):
+        with pytest.raises(ConfigError, match=r"^config settings fnas: decision_rule=.* "
+                                              "contradict each other"):
+            SearchConfig(fnas=bad)
+    with pytest.raises(ConfigError, match="decision_rule='greedy'"):
+        SearchConfig(fnas={"decision_rule": "greedy"})
+    with pytest.raises(ConfigError, match="has no acquisition"):
+        FNASConfig(decision_rule="veto", acquisition="ei")
+
+
+def test_a_new_strategy_keeps_the_settings_the_two_share():
+    fnas = SearchConfig(ppo={"lr": 1e-3}, replay_cfg={"share": 0.25}, fnas={"imagined": 1})
+    ppo = fnas.with_settings({"strategy": "ppo"})
+    assert ppo.strategy_config == PPOStrategyConfig(PPOConfig(lr=1e-3), ReplayConfig(share=0.25))
+    back = ppo.with_settings({"strategy": "fnas"})
+    assert back.ppo.lr == 1e-3 and back.fnas.imagined is None  # ppo never held fnas's
+
+
+def test_a_strategy_registered_with_its_settings_class_is_stored_under_strategy_config():
+    from dataclasses import dataclass
+
+    from fnas.strategies import STRATEGIES, config_class, register_strategy
+    from fnas.strategies.random_search import RandomSearch
+
+    @dataclass(frozen=True)
+    class Knobs:
+        width: int = 3
+        """How wide."""
+        ppo: PPOConfig = PPOConfig()
+        """A controller, fed by the stored shape's ``ppo`` table."""
+
+    register_strategy("knobs", lambda space, cfg: RandomSearch(space, cfg.seed), config=Knobs)
+    try:
+        assert config_class("knobs") is Knobs
+        cfg = SearchConfig(strategy="knobs", strategy_config={"width": 5}, ppo={"lr": 1e-3})
+        assert cfg.strategy_config == Knobs(5, PPOConfig(lr=1e-3))
+        d = cfg.to_dict()
+        assert d["strategy_config"] == {"width": 5} and d["ppo"]["lr"] == 1e-3
+        assert SearchConfig.from_dict(json.loads(json.dumps(d)), strict=True) == cfg
+        with pytest.raises(ConfigError, match=re.escape("config setting strategy_config.width")):
+            SearchConfig(strategy="knobs", strategy_config={"width": "x"})
+        with pytest.raises(ConfigError, match="must be a dataclass"):
+            register_strategy("bad", lambda space, cfg: None, config=dict)
+    finally:
+        for registry in ("STRATEGIES", "CAPABILITIES", "STRATEGY_CONFIGS"):
+            getattr(__import__("fnas.strategies.registry", fromlist=[registry]),
+                    registry).pop("knobs", None)
+    assert "knobs" not in STRATEGIES
 
 
 BAD = [

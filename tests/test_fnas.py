@@ -1,6 +1,6 @@
-"""The fnas strategy's first design, the veto rule (``acquisition="off"``): critic-driven
-decisions, flags, ablation, lifelong knowledge. Screening (the default) is tested in
-``test_screening.py``."""
+"""The fnas strategy's veto rule (``decision_rule="veto"``, old spelling ``acquisition="off"``):
+critic-driven decisions, flags, ablation, lifelong knowledge; the knowledge path both decision
+rules share. Screening (the default) is tested in ``test_screening.py``."""
 
 import numpy as np
 import pytest
@@ -196,3 +196,50 @@ def test_decision_state_loads_an_older_checkpoint():
     assert again == st and again.to_dict()["best_real"] is None
     with pytest.raises(KeyError):
         FNASState.from_dict({k: v for k, v in old.items() if k != "tau"}, 16)
+
+
+def test_one_fnas_strategy_whose_decision_rule_picks_the_class():
+    from fnas.search import STRATEGIES
+    from fnas.strategies.fnas import ScreeningStrategy, VetoStrategy
+
+    def built(**fnas):
+        return STRATEGIES["fnas"](SPACE, SearchConfig(space="macro", fnas=fnas))
+
+    assert type(built()) is ScreeningStrategy
+    assert type(built(decision_rule="veto")) is VetoStrategy is FNASStrategy
+    assert type(built(acquisition="off")) is VetoStrategy
+    assert type(built(critic=False)) is VetoStrategy  # the controller alone
+    assert built(decision_rule="veto").fcfg.n_imagined == 4 and built().imagined == 2
+
+
+def test_the_shared_knowledge_path_judges_and_forgets():
+    from fnas.agent.critic import CriticConfig, EnsembleCritic
+    from fnas.strategies.fnas.knowledge import (
+        PRETRAIN_FITS,
+        forget_knowledge,
+        judge_knowledge,
+        kendall,
+        pretrain_critic,
+    )
+
+    ranked = [(0.1 * i, 0.2 * i + 1.0) for i in range(8)]
+    backwards = [(a, -b) for a, b in ranked]
+    assert judge_knowledge(ranked, 0.0).keep and not judge_knowledge(backwards, 0.0).keep
+    calibrated = judge_knowledge(ranked, 0.4, calibrate=True)
+    assert calibrated.keep and (calibrated.slope, calibrated.intercept) == \
+        pytest.approx((2.0, 1.0))
+    assert np.isnan(judge_knowledge(ranked, 0.0).slope)  # no calibration asked
+    flat = [(1.0, float(i)) for i in range(8)]
+    assert np.isnan(kendall(flat)) and not judge_knowledge(flat, -1.0).keep
+    assert np.isnan(kendall(ranked[:2]))
+
+    critic = EnsembleCritic(SPACE.sizes, CriticConfig(members=2, steps=5), seed=11)
+    rng = np.random.default_rng(0)
+    earlier = [(SPACE.sample(rng), float(i)) for i in range(6)]
+    x, y = pretrain_critic(critic, earlier)
+    assert critic.n_points == 6 and y == [float(i) for i in range(6)] and PRETRAIN_FITS == 5
+    critic.add([SPACE.sample(rng) for _ in range(3)], [0.5, 0.6, 0.7])  # this run's points
+    new = forget_knowledge(critic, n_knowledge=6)
+    assert new.seed == 12 and new.n_points == 3
+    assert new.points()[1].tolist() == pytest.approx([0.5, 0.6, 0.7])
+    assert forget_knowledge(critic, n_knowledge=9).n_points == 0

@@ -200,3 +200,50 @@ def test_fingerprints_hash_the_moved_modules_under_their_old_names():
         return lambda arch: x
 
     assert fingerprint(holding(ProxyEvaluator)) == fingerprint(holding(before))  # its cache
+
+
+STRATEGY_NAMES = frozenset({"fnas", "ppo", "rea", "random"})
+"""The built-in strategies' names."""
+REGISTRY = "fnas.strategies.registry"
+"""The one module allowed to tell strategies apart by name (it registers them)."""
+
+
+def _name_checks(tree: ast.AST) -> list[int]:
+    """Lines comparing something with a strategy's name: ``x == "fnas"``, ``x != "ppo"``,
+    ``x in ("fnas", "rea")``, ``case "fnas":``. A name as the left operand of ``in`` is a key
+    looked up in a mapping (``"fnas" in meta``), not a check of which strategy runs."""
+
+    def names(node: ast.AST | None) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in STRATEGY_NAMES
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(names(e) for e in node.elts)
+        return False
+
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            for op, (a, b) in zip(node.ops, zip(sides, sides[1:], strict=False), strict=True):
+                if (isinstance(op, (ast.Eq, ast.NotEq)) and (names(a) or names(b))) or \
+                        (isinstance(op, (ast.In, ast.NotIn)) and names(b) and
+                         not isinstance(b, ast.Constant)):
+                    out.append(node.lineno)
+        elif isinstance(node, ast.MatchValue) and names(node.value):
+            out.append(node.value.lineno)
+    return out
+
+
+def test_no_strategy_name_checks_outside_the_registry():
+    """Issue 33's figure: the loop, the config and the CLI ask a strategy's capabilities and
+    its registered settings class, never its name (0 checks outside the registry)."""
+    found = {m: lines for m, f in _modules().items() if m != REGISTRY
+             if (lines := _name_checks(ast.parse(f.read_text())))}
+    assert found == {}
+
+
+def test_the_name_check_finder_finds_each_form():
+    code = ('if cfg.strategy == "fnas": pass\nif s in ("ppo", "rea"): pass\n'
+            'if "fnas" in meta: pass\nif name != "random": pass\n'
+            'match s:\n    case "rea":\n        pass\n')
+    assert _name_checks(ast.parse(code)) == [1, 2, 4, 6]

@@ -65,6 +65,35 @@ def test_acquisitions_pick_distinct_candidates_by_their_rule():
         acquire("ts", mean, spread, None, 1, rng)
 
 
+
+def test_a_registered_acquisition_is_accepted_by_name_and_sees_one_context(tmp_path):
+    from fnas.agent import acquisition as acq
+
+    seen = []
+
+    def lowest_spread(ctx):  # a user's acquisition: the most certain candidates first
+        seen.append((ctx.k, ctx.members is not None, ctx.kappa))
+        return acq.top_k(ctx, -ctx.spread)
+
+    acq.register_acquisition("certain", lowest_spread, members=True)
+    try:
+        assert list(acq.ACQUISITIONS)[:3] == ["ucb", "ts", "ei"] and acq.needs_members("certain")
+        out = _search(Store(tmp_path), "c", budget=16, fnas={"acquisition": "certain"},
+                      replay="off")
+        assert out.stats["n_trained"] == 16
+        assert seen and all(k == 32 and members for k, members, _ in seen)  # 4 x batch
+        assert SearchConfig(fnas={"acquisition": "certain"}).fnas.acquisition == "certain"
+    finally:
+        del acq.ACQUISITIONS["certain"]
+        acq._NEEDS_MEMBERS.discard("certain")
+    with pytest.raises(ConfigError, match="acquisition='certain'"):
+        SearchConfig(fnas={"acquisition": "certain"})
+    for bad_name, fn in (("off", lowest_spread), ("", lowest_spread), ("x", 3)):
+        with pytest.raises(ConfigError):
+            acq.register_acquisition(bad_name, fn)
+    with pytest.raises(ValueError, match="unknown acquisition 'certain'"):
+        acquire("certain", np.zeros(2), np.ones(2), None, 1, np.random.default_rng(0))
+
 def test_mutants_change_one_or_two_decisions_within_range():
     rng = np.random.default_rng(0)
     parents = np.array([[0, 1, 2, 0], [2, 2, 2, 1]])

@@ -2,10 +2,12 @@
 caller's dict), field by field.
 
 Each value is checked against its field's annotation before the class's own range checks run;
-a field annotated with a config dataclass (``SearchConfig.fnas``, ``FNASConfig.screen``...) is
+a field annotated with a config dataclass (``SearchConfig.task``, ``FNASConfig.screen``...) is
 built from its table the same way, recursively. Every failure is one :class:`ConfigError` line
 naming the dotted key (``fnas.screen.kappa``). ``strict`` refuses unknown keys (a user's typo);
-without it they are ignored (a stored run may carry keys of an older version).
+without it they are ignored (a stored run may carry keys of an older version). A class with
+a ``table_over(table, base)`` classmethod rewrites a table before it is applied over ``base``
+(``FNASConfig``: two settings that are one).
 """
 
 from __future__ import annotations
@@ -103,6 +105,12 @@ def build_config(cls: type, d: Any, where: str = "", strict: bool = True,
     Raises:
         ConfigError: any bad setting, in one line naming its key.
     """
+    over = getattr(cls, "table_over", None)
+    if over is not None and isinstance(d, Mapping):
+        try:  # a class whose settings interlock says what a partial table means over base
+            d = over(d, base)
+        except ConfigError as e:
+            raise ConfigError(f"config settings {where}: {e}" if where else str(e)) from None
     kw = config_kwargs(cls, d, where, strict, base)
     try:
         return cls(**kw) if base is None else dataclasses.replace(base, **kw)

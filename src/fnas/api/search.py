@@ -29,7 +29,14 @@ from fnas.errors import ConfigError, FnasError
 from fnas.execution.evaluators import Evaluator
 from fnas.execution.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.knowledge.schema import default_run_name
-from fnas.search.config import SPACES, STRATEGIES, FixedSpace, SearchConfig, space_factory
+from fnas.search.config import (
+    SPACES,
+    STORED_TABLES,
+    STRATEGIES,
+    FixedSpace,
+    SearchConfig,
+    space_factory,
+)
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
 from fnas.tasks.reward import RewardConfig
@@ -267,7 +274,7 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
                           f"{type(space).__name__}")
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}: expected one of {sorted(STRATEGIES)}")
-    known = {f.name for f in fields(SearchConfig)}
+    known = {f.name for f in fields(SearchConfig)} | set(STORED_TABLES)  # fnas=, ppo=...
     bad = sorted(set(settings) - known)
     if bad:
         raise ConfigError(f"unknown setting(s) {bad}: expected SearchConfig fields "

@@ -123,14 +123,16 @@ def replay_from_args(args: argparse.Namespace) -> dict:
 
 
 def screen_args(p: argparse.ArgumentParser) -> None:
-    """fnas's screening flags (``FNASConfig.acquisition`` and ``ScreenConfig``); None unless
-    given."""
+    """fnas's flags (``FNASConfig.decision_rule``, ``acquisition`` and ``ScreenConfig``);
+    None unless given."""
     from fnas.agent.acquisition import ACQUISITIONS
+    from fnas.strategies.fnas.config import DECISION_RULES, FNASConfig
     from fnas.strategies.fnas.screening import ScreenConfig
-    from fnas.strategies.fnas.veto import FNASConfig
 
     add_field(p, "--imagined", FNASConfig, "imagined", given_only=True, type=nonneg_int,
               metavar="N", help_prefix="fnas: ")
+    add_field(p, "--decision-rule", FNASConfig, "decision_rule", given_only=True,
+              choices=list(DECISION_RULES), help_prefix="fnas: ")
     add_field(p, "--acquisition", FNASConfig, "acquisition", given_only=True,
               choices=[*ACQUISITIONS, "off"], help_prefix="fnas: ")
     add_field(p, "--candidates", ScreenConfig, "candidates", given_only=True,
@@ -149,6 +151,8 @@ def fnas_from_args(args: argparse.Namespace) -> dict:
         f["critic"] = False
     if args.imagined is not None:
         f["imagined"] = args.imagined
+    if args.decision_rule is not None:
+        f["decision_rule"] = args.decision_rule
     if args.acquisition is not None:
         f["acquisition"] = args.acquisition
     screen = {k: getattr(args, k) for k in ("candidates", "mutants", "policy")

@@ -39,8 +39,8 @@ __all__ = ["add_parser", "run"]
 
 _NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "image_size", "device",
                  "target_latency", "target_macs", "hard", "seed", "name", "knowledge",
-                 "knowledge_as",
-                 "no_critic", "imagined", "acquisition", "candidates", "mutants", "policy",
+                 "knowledge_as", "no_critic", "imagined", "decision_rule", "acquisition",
+                 "candidates", "mutants", "policy",
                  "pool", "pool_epochs", "replay", "replay_share",
                  "replay_capacity", "replay_sampling", "correction", "c_max", "budget_counts",
                  "max_samples", "set")
@@ -113,13 +113,11 @@ def config_from_args(args: argparse.Namespace):
     """The search's config: the file's (``--config``) or the defaults, then ``--set``, then the
     flags given, applied at once (``SearchConfig.with_settings``) and checked together."""
     from fnas.search import SearchConfig
+    from fnas.search.config_io import read_config
 
-    if args.config is not None:
-        from fnas.search.config_io import load_config
-
-        cfg = load_config(args.config)  # flags given as well override the file
-    else:
-        cfg = SearchConfig()
+    # one table, built once: a setting of another strategy in the file still applies when a
+    # flag switches to that strategy
+    given = read_config(args.config) if args.config is not None else {}
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
                                            "replay", "budget_seconds", "budget_counts",
@@ -134,7 +132,8 @@ def config_from_args(args: argparse.Namespace):
             flags[name] = table
     if args.target_latency or args.target_macs or args.hard:
         flags["reward"] = reward_from_args(args)  # a whole reward, as the flags describe one
-    return cfg.with_settings(_merged(settings_from_args(args), flags))
+    return SearchConfig().with_settings(_merged(_merged(given, settings_from_args(args)),
+                                                flags))
 
 
 def _merged(a: dict, b: dict) -> dict:

@@ -61,7 +61,7 @@ def json_field(text: Any, what: str, kind: type = dict) -> Any:
 _EXP_TYPES = {"id": int, "name": str, "strategy": str, "seed": int, "space_signature": str,
               "task_signature": str, "status": str, "budget": int, "created": (int, float),
               "updated": (int, float)}
-_CONFIG_TABLES = ("task", "reward", "ppo", "fnas", "rea", "replay_cfg")
+_CONFIG_TABLES = ("task", "reward", "ppo", "fnas", "rea", "replay_cfg", "strategy_config")
 _CONFIG_INTS = ("budget", "batch", "seed")
 _CONFIG_STRS = ("space", "strategy", "knowledge", "knowledge_as", "pool", "replay",
                 "budget_counts", "decision_signature")

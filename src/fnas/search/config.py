@@ -1,8 +1,17 @@
 """A search's configuration: :class:`SearchConfig`, with a typed dataclass per concern (the
-task, the reward, PPO, the ``fnas`` strategy, regularized evolution, the experience buffer), and
-the registry of spaces (the strategies' is :mod:`fnas.strategies.registry`). A config that
-comes from a dict (a user's file through :mod:`fnas.search.config_io`, a stored run) is
-validated field by field (:mod:`fnas._config_build`).
+task, the reward, and the chosen strategy's settings, whose class the strategy registered:
+:mod:`fnas.strategies.registry`), and the registry of spaces. A config that comes from a dict
+(a user's file through :mod:`fnas.search.config_io`, a stored run) is validated field by field
+(:mod:`fnas._config_build`).
+
+**The stored shape.** Before issue 33 a config held every strategy's settings side by side, as
+the tables ``ppo``, ``fnas``, ``rea`` and ``replay_cfg``; stored runs, checkpoints, config
+files, ``--set ppo.lr=...`` and ``create_search(fnas=...)`` spell them so. That stays the
+shape runs record (:meth:`SearchConfig.to_dict`) and one that every input takes: the chosen
+strategy's settings are read from the tables that feed them (``fnas``: its own table, and
+``ppo`` and ``replay_cfg`` for its controller and buffer; ``ppo``: ``ppo`` and
+``replay_cfg``; ``rea``: its own), and the others are checked and ignored (they never applied).
+A strategy registered with another settings class is stored under ``strategy_config``.
 
 ``STRATEGIES`` (re-exported from :mod:`fnas.strategies.registry`) maps a name to a factory
 ``(space, SearchConfig) -> Strategy`` and ``SPACES`` a name to a factory taking the task's
@@ -12,11 +21,13 @@ named ``"module:attr"``: it is imported.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from fnas._config_build import build_config, nested_fields
+from fnas._config_build import build_config, config_kwargs, nested_fields
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, FnasError
@@ -26,11 +37,13 @@ from fnas.space.mnas import mnas_space
 from fnas.strategies.fnas.config import FNASConfig
 from fnas.strategies.rea import REAConfig
 from fnas.strategies.registry import STRATEGIES, capabilities, replay_config
+from fnas.strategies.settings import STORED_TABLES, merged, stored_tables, strategy_settings
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.trainer import MAX_COUNT, MAX_SEED, TaskConfig, check_int
 
-__all__ = ["SearchConfig", "STRATEGIES", "SPACES", "replay_config", "space_factory",
-           "search_config_from_dict"]
+__all__ = ["SearchConfig", "STRATEGIES", "SPACES", "STORED_TABLES", "replay_config",
+           "space_factory", "search_config_from_dict"]
+
 
 
 SPACES = {"mnas": mnas_space, "macro": lambda input_size=32: macro_space()}
@@ -80,12 +93,14 @@ def space_factory(name: str) -> Any:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """A whole search: what to search, on what, how long, with which controller.
+    """A whole search: what to search, on what, how long, with which strategy.
 
-    The nested settings (``task``, ``reward``, ``ppo``, ``fnas``, ``rea``, ``replay_cfg``) are
-    typed dataclasses; a dict of some of their fields is accepted too (converted, each value
-    checked, unknown keys refused), so ``SearchConfig(fnas={"screen": {"candidates": 64}})``
-    works as before they were typed.
+    The nested settings (``task``, ``reward``, ``strategy_config``) are typed dataclasses; a
+    dict of some of their fields is accepted too (converted, each value checked, unknown keys
+    refused). The stored shape's tables are keywords too (``ppo``, ``fnas``, ``rea``,
+    ``replay_cfg``: see the module), so ``SearchConfig(fnas={"screen": {"candidates": 64}})``
+    is ``SearchConfig(strategy_config={"screen": {"candidates": 64}})``; and read back as
+    properties of the same names.
     """
 
     space: str = "mnas"
@@ -93,7 +108,12 @@ class SearchConfig:
     ``module:attr`` naming a space in an importable module; its input-size variant follows
     the task's images"""
     strategy: str = "fnas"
-    """Search strategy name: ``fnas`` (PPO + critic), ``ppo`` (vanilla), ``rea``, ``random``."""
+    """Search strategy name: ``fnas`` (PPO + critic), ``ppo`` (vanilla), ``rea``, ``random``,
+    or a registered one (``fnas.strategies.register_strategy``)."""
+    strategy_config: Any = None
+    """The strategy's settings: an instance of the dataclass it was registered with
+    (``fnas``: ``FNASConfig``; ``ppo``: ``PPOStrategyConfig``; ``rea``: ``REAConfig``;
+    ``random``: none, None), or a table of some of its fields; None: its defaults."""
     budget: int = 32
     """Architectures to sample in total (cached ones count: they are samples)."""
     batch: int = 8
@@ -104,19 +124,12 @@ class SearchConfig:
     """The proxy task."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """The reward."""
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    """Controller hyper-parameters."""
-    fnas: FNASConfig = field(default_factory=FNASConfig)
-    """The ``fnas`` strategy's settings (``FNASConfig``: ``critic``, ``acquisition``,
-    ``imagined`` and the tables ``screen``, ``decision``, ``critic_cfg``)."""
     knowledge: str = "all"
     """Earlier experiments whose real results pre-train the critic: ``none``, ``all`` (every
     experiment in the store with the same decisions) or ``RUN,RUN`` (names or ids)."""
     knowledge_as: str = "measurements"
     """What earlier runs teach: ``measurements`` (their accuracy, latency and MACs re-scored
     with this search's reward) or ``rewards`` (the rewards they were given)."""
-    rea: REAConfig = field(default_factory=REAConfig)
-    """Regularized-evolution settings (``REAConfig``: ``population``, ``sample``)."""
     budget_counts: str = "samples"
     """What the budget counts: ``samples`` (every sampled architecture) or ``trained`` (real
     evaluations only: cached repeats are free, as when benchmarking queries)."""
@@ -132,10 +145,8 @@ class SearchConfig:
     """Epochs of a pool-initialised training; default half the task's (at least 1)."""
     replay: str = "auto"
     """Experience buffer: ``on``, ``off``, or ``auto`` (on for ``fnas``, off otherwise). With
-    it, each batch of ``batch`` is part fresh samples, part replayed earlier real results."""
-    replay_cfg: ReplayConfig = field(default_factory=ReplayConfig)
-    """Experience-buffer settings (``ReplayConfig``: ``share``, ``capacity``, ``sampling``,
-    ``alpha``, ``correction``, ``c_max``); used when ``replay`` turns the buffer on."""
+    it, each batch of ``batch`` is part fresh samples, part replayed earlier real results;
+    its settings are the strategy's (``strategy_config.replay_cfg``)."""
     budget_seconds: float | None = None
     """Also stop once the search's compute is spent: its wall-clock seconds (trainings plus
     the search's own overhead: sampling, critic, updates, store), summed over resumes."""
@@ -164,6 +175,11 @@ class SearchConfig:
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}: expected one of {sorted(STRATEGIES)}")
+        value = self.strategy_config
+        object.__setattr__(self, "strategy_config", (
+            strategy_settings(self.strategy, value.value, value.old, True)
+            if isinstance(value, _OldSpelling) else
+            strategy_settings(self.strategy, value, {}, True)))
         # integers as integers, in range, before anything is written (a float or a bool budget
         # would be recorded, then read back as a damaged row)
         ints = {"budget": (1, MAX_COUNT), "seed": (0, MAX_SEED), "batch": (2, MAX_COUNT),
@@ -207,15 +223,42 @@ class SearchConfig:
             return self.budget
         return self.max_samples or 20 * self.budget
 
+    @property
+    def ppo(self) -> PPOConfig:
+        """The controller's settings (``strategy_config.ppo``; the defaults without one)."""
+        return getattr(self.strategy_config, "ppo", None) or PPOConfig()
+
+    @property
+    def fnas(self) -> FNASConfig:
+        """The ``fnas`` strategy's settings (``strategy_config``; the defaults for another)."""
+        sc = self.strategy_config
+        return sc if isinstance(sc, FNASConfig) else FNASConfig()
+
+    @property
+    def rea(self) -> REAConfig:
+        """Regularized evolution's settings (``strategy_config``; the defaults for another)."""
+        sc = self.strategy_config
+        return sc if isinstance(sc, REAConfig) else REAConfig()
+
+    @property
+    def replay_cfg(self) -> ReplayConfig:
+        """The experience buffer's settings (``strategy_config.replay_cfg``; the defaults
+        without one)."""
+        return getattr(self.strategy_config, "replay_cfg", None) or ReplayConfig()
+
     def to_dict(self) -> dict[str, Any]:
-        """Every setting as plain JSON-able values, nested settings as dicts (what a run
-        records); ``from_dict`` turns it back into an equal config."""
-        return asdict(self)
+        """Every setting as plain JSON-able values, nested settings as dicts, the strategy's in
+        the stored shape (see the module: what a run records); ``from_dict`` turns it back
+        into an equal config."""
+        d = asdict(self)
+        del d["strategy_config"]
+        return {**d, **stored_tables(self.strategy_config)}
 
     def with_settings(self, d: dict[str, Any]) -> SearchConfig:
         """A copy with the settings of table ``d`` (as in a config file) over this config's:
         a nested table changes only the keys it gives (``{"fnas": {"screen": {"kappa": 1}}}``
-        keeps the other ``fnas`` settings).
+        keeps the other ``fnas`` settings). A new ``strategy`` keeps the settings the two
+        strategies share (``ppo``, ``replay_cfg``), as their tables.
 
         Raises:
             ConfigError: an unknown key or a bad value, in one line naming its dotted key.
@@ -233,10 +276,40 @@ class SearchConfig:
         return search_config_from_dict(d, strict=strict)
 
 
+# ---- the stored shape (see the module) -------------------------------------------------------
+@dataclass(frozen=True)
+class _OldSpelling:
+    """The stored shape's tables given to ``SearchConfig(...)``, until ``__post_init__`` knows
+    the strategy they are for."""
+
+    value: Any
+    old: dict[str, Any]
+
+
+_init_fields = SearchConfig.__init__
+
+
+@functools.wraps(_init_fields)
+def _init(self: SearchConfig, *args: Any, ppo: Any = None, fnas: Any = None, rea: Any = None,
+          replay_cfg: Any = None, **kw: Any) -> None:
+    old = {n: v for n, v in (("ppo", ppo), ("fnas", fnas), ("rea", rea),
+                             ("replay_cfg", replay_cfg)) if v is not None}
+    if old:
+        kw["strategy_config"] = _OldSpelling(kw.get("strategy_config"), old)
+    _init_fields(self, *args, **kw)
+
+
+_init.__signature__ = inspect.signature(_init_fields).replace(parameters=[  # type: ignore[attr-defined]
+    *inspect.signature(_init_fields).parameters.values(),
+    *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in STORED_TABLES)])
+SearchConfig.__init__ = _init  # type: ignore[method-assign]
+
+
 def search_config_from_dict(d: Any, strict: bool = True) -> SearchConfig:
-    """A validated :class:`SearchConfig` from a dict, nested tables included; ``strict=False``
-    ignores unknown keys at any level (a stored config carries extras such as
-    ``decision_signature``, and perhaps keys of an older version).
+    """A validated :class:`SearchConfig` from a dict, nested tables included (in the stored
+    shape or with ``strategy_config``); ``strict=False`` ignores unknown keys at any level (a
+    stored config carries extras such as ``decision_signature``, and perhaps keys of an
+    older version).
 
     Raises:
         ConfigError: anything wrong, in one line.
@@ -246,7 +319,20 @@ def search_config_from_dict(d: Any, strict: bool = True) -> SearchConfig:
 
 def _built(d: Any, strict: bool, base: SearchConfig | None = None) -> SearchConfig:
     try:
-        return build_config(SearchConfig, d, strict=strict, base=base)
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"config must be a table of settings, got {type(d).__name__}")
+        d = dict(d)
+        old = {n: d.pop(n) for n in STORED_TABLES if n in d}
+        value = d.pop("strategy_config", None)
+        kw = config_kwargs(SearchConfig, d, "", strict, base)
+        strategy = kw.get("strategy", SearchConfig.strategy if base is None else base.strategy)
+        if isinstance(strategy, str) and strategy in STRATEGIES:  # else __post_init__ says so
+            same = base is not None and strategy == base.strategy
+            if base is not None and not same:  # what the two share carries over, as tables
+                old = merged(stored_tables(base.strategy_config), old)
+            kw["strategy_config"] = strategy_settings(
+                strategy, value, old, strict, base.strategy_config if same else None)
+        return SearchConfig(**kw) if base is None else replace(base, **kw)
     except FnasError:
         raise
     except Exception as e:  # a value the checks above let through but a class refused

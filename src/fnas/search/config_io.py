@@ -9,9 +9,10 @@ later in the search. No input makes these functions raise anything else (fuzzed 
 ``tests/test_fuzz.py``).
 
 A file holds the ``SearchConfig`` fields, with a table per nested dataclass: ``task``,
-``reward``, ``ppo``, ``fnas`` (``FNASConfig``, with ``screen``, ``decision`` and
-``critic_cfg`` tables of its own), ``rea`` (``REAConfig``) and ``replay_cfg``
-(``ReplayConfig``)::
+``reward``, and the strategy's settings as runs record them (:mod:`fnas.strategies.settings`):
+``fnas`` (``FNASConfig``, with ``screen``, ``decision`` and ``critic_cfg`` tables of its
+own), ``ppo`` (``PPOConfig``), ``rea`` (``REAConfig``) and ``replay_cfg`` (``ReplayConfig``),
+or ``strategy_config`` (the chosen strategy's, whatever its class)::
 
     {"strategy": "fnas", "budget": 64, "batch": 8,
      "task": {"dataset": "mnist5k", "epochs": 3},
@@ -33,7 +34,7 @@ from fnas._io import read_source
 from fnas.errors import ConfigError
 from fnas.search.config import search_config_from_dict
 
-__all__ = ["load_config", "search_config_from_dict"]
+__all__ = ["load_config", "read_config", "search_config_from_dict"]
 
 
 def load_config(path: str | Path):
@@ -42,6 +43,17 @@ def load_config(path: str | Path):
     Raises:
         ConfigError: unreadable file (or a FIFO, device or folder: refused unread), bad
         syntax, or bad settings; one line each.
+    """
+    return search_config_from_dict(read_config(path))
+
+
+def read_config(path: str | Path) -> dict:
+    """The table of settings a JSON (``.json``) or TOML (``.toml``) config file holds, not yet
+    checked (``fnas search`` puts ``--set`` and its flags over it before building it).
+
+    Raises:
+        ConfigError: unreadable file (or a FIFO, device or folder: refused unread), bad
+        syntax, or not a table; one line each.
     """
     p = Path(path)
     try:
@@ -69,4 +81,6 @@ def load_config(path: str | Path):
             msg = e.msg if isinstance(e, json.JSONDecodeError) else (
                 "nested too deep" if isinstance(e, RecursionError) else str(e).split(";")[0])
             raise ConfigError(f"config {p} is not valid JSON: {msg}") from None
-    return search_config_from_dict(d)
+    if not isinstance(d, dict):
+        raise ConfigError(f"config {p} must be a table of settings, got {type(d).__name__}")
+    return d

@@ -4,6 +4,7 @@ an optional experience buffer (``fnas.agent.buffer``) that replays earlier real 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,7 +17,18 @@ from fnas.agent.threads import single_thread
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Strategy
 
-__all__ = ["PPOStrategy", "single_thread"]
+__all__ = ["PPOStrategy", "PPOStrategyConfig", "single_thread"]
+
+
+@dataclass(frozen=True)
+class PPOStrategyConfig:
+    """The ``ppo`` strategy's settings (``SearchConfig.strategy_config``; in a config file and
+    a stored run, the ``[ppo]`` and ``[replay_cfg]`` tables)."""
+
+    ppo: PPOConfig = PPOConfig()
+    """The controller's optimisation."""
+    replay_cfg: ReplayConfig = ReplayConfig()
+    """The experience buffer's settings, used with ``SearchConfig.replay='on'``."""
 
 
 class PPOStrategy(Strategy):

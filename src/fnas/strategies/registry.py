@@ -1,12 +1,18 @@
-"""The strategies' registry: ``STRATEGIES`` maps a name to a factory ``(space, SearchConfig)
--> Strategy``, used by the search (``SearchConfig(strategy=...)``, ``fnas search --strategy``,
-a resume) and the benchmark; register your own in it (``fnas.search.STRATEGIES`` is the same
-dict). A factory receives the search's :class:`~fnas.search.config.SearchConfig` (typed ``Any``
-here: the config sits in the layer above, ``fnas.search``) and reads its own settings from it.
+"""The strategies' registry: each strategy is registered by name with its factory, what it can
+use (:class:`Capabilities`) and the class of its settings (:func:`register_strategy`).
+
+``STRATEGIES`` maps a name to a factory ``(space, SearchConfig) -> Strategy``, used by the
+search (``SearchConfig(strategy=...)``, ``fnas search --strategy``, a resume) and the benchmark
+(``fnas.search.STRATEGIES`` is the same dict); ``CAPABILITIES`` to what it can use, which the
+config and the loop ask instead of its name; ``STRATEGY_CONFIGS`` to its settings' dataclass,
+of which ``SearchConfig.strategy_config`` holds one instance. A factory receives the search's
+:class:`~fnas.search.config.SearchConfig` (typed ``Any`` here: the config sits in the layer
+above, ``fnas.search``) and reads its settings from ``cfg.strategy_config``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +21,12 @@ from fnas.agent.buffer import ReplayConfig
 from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Strategy
-from fnas.strategies.ppo import PPOStrategy
+from fnas.strategies.fnas.config import FNASConfig
+from fnas.strategies.ppo import PPOStrategy, PPOStrategyConfig
+from fnas.strategies.rea import REAConfig
 
-__all__ = ["STRATEGIES", "CAPABILITIES", "Capabilities", "capabilities", "register_strategy",
-           "replay_config"]
+__all__ = ["STRATEGIES", "CAPABILITIES", "STRATEGY_CONFIGS", "Capabilities", "capabilities",
+           "config_class", "register_strategy", "replay_config"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,13 @@ class Capabilities:
     """``pool='auto'`` turns the knowledge pool on for it (with an evaluator that trains)."""
 
 
-CAPABILITIES: dict[str, Capabilities] = {
-    "fnas": Capabilities(policy=True, replay=True, pool=True),
-    "ppo": Capabilities(policy=True),  # vanilla MnasNet PPO: the FNAS parts off by default
-}
-"""Each registered strategy's capabilities; one missing has none (random search, REA)."""
+STRATEGIES: dict[str, Callable[[FactorizedSpace, Any], Strategy]] = {}
+"""Strategy factories ``(space, SearchConfig) -> Strategy`` by name (``fnas``, ``ppo``,
+``rea``, ``random``, then yours: :func:`register_strategy`)."""
+CAPABILITIES: dict[str, Capabilities] = {}
+"""Each registered strategy's capabilities; one missing has none."""
+STRATEGY_CONFIGS: dict[str, type | None] = {}
+"""Each registered strategy's settings dataclass (None: it takes no settings)."""
 
 
 def capabilities(name: str) -> Capabilities:
@@ -46,13 +56,21 @@ def capabilities(name: str) -> Capabilities:
     return CAPABILITIES.get(name, Capabilities())
 
 
+def config_class(name: str) -> type | None:
+    """The settings dataclass of the strategy registered as ``name`` (None: no settings)."""
+    return STRATEGY_CONFIGS.get(name)
+
+
 def register_strategy(name: str, factory: Callable[[FactorizedSpace, Any], Strategy],
-                      caps: Capabilities | None = None) -> None:
+                      caps: Capabilities | None = None, *, config: type | None = None) -> None:
     """Register ``factory`` (``(space, SearchConfig) -> Strategy``) as strategy ``name``, with
-    what it can use (default: nothing: no replay, no pool).
+    what it can use (default: nothing: no replay, no pool) and the frozen dataclass of its
+    settings (``config``: ``SearchConfig.strategy_config`` is then one of those, built from a
+    table of its fields, each checked; default: no settings).
 
     Raises:
-        ConfigError: a bad name or a factory that is not callable.
+        ConfigError: a bad name, a factory that is not callable, caps that are no
+            Capabilities, or a config that is no dataclass.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("a strategy needs a non-empty name")
@@ -61,8 +79,12 @@ def register_strategy(name: str, factory: Callable[[FactorizedSpace, Any], Strat
                           f"{type(factory).__name__}")
     if caps is not None and not isinstance(caps, Capabilities):
         raise ConfigError(f"register_strategy({name!r}): caps must be a Capabilities")
+    if config is not None and not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+        raise ConfigError(f"register_strategy({name!r}): config must be a dataclass, got "
+                          f"{config!r:.60}")
     STRATEGIES[name] = factory
     CAPABILITIES[name] = caps or Capabilities()
+    STRATEGY_CONFIGS[name] = config
 
 
 def replay_config(cfg: Any) -> ReplayConfig | None:
@@ -70,33 +92,30 @@ def replay_config(cfg: Any) -> ReplayConfig | None:
 
     ``auto`` turns it on for a strategy whose capabilities say ``replay`` (``fnas``; vanilla
     ``ppo`` is MnasNet's, with all three FNAS parts off); ``on`` gives it to any strategy with
-    a ``policy`` (``ppo`` too). (``SearchConfig`` already refused bad settings and ``on`` for
-    a strategy without a policy.)
+    a ``policy`` (``ppo`` too). The settings are the strategy's ``replay_cfg`` (the defaults
+    for one whose settings hold none). (``SearchConfig`` already refused bad settings and
+    ``on`` for a strategy without a policy.)
     """
     if cfg.replay == "off" or (cfg.replay == "auto" and not capabilities(cfg.strategy).replay):
         return None
-    return cfg.replay_cfg
+    return getattr(cfg.strategy_config, "replay_cfg", None) or ReplayConfig()
 
 
 def _ppo(space: FactorizedSpace, cfg: Any) -> Strategy:
-    return PPOStrategy(space, cfg.seed, cfg.ppo, replay_config(cfg))
+    return PPOStrategy(space, cfg.seed, cfg.strategy_config.ppo, replay_config(cfg))
 
 
 def _rea(space: FactorizedSpace, cfg: Any) -> Strategy:
     from fnas.strategies.rea import REAStrategy
 
-    return REAStrategy(space, cfg.seed, cfg.rea)
+    return REAStrategy(space, cfg.seed, cfg.strategy_config)
 
 
 def _fnas(space: FactorizedSpace, cfg: Any) -> Strategy:
-    from fnas.strategies.fnas.screening import ScreeningStrategy
-    from fnas.strategies.fnas.veto import FNASStrategy
+    from fnas.strategies.fnas import make_fnas
 
-    f = cfg.fnas
-    if not f.critic or f.acquisition == "off":  # vanilla PPO, or the first design's veto rule
-        return FNASStrategy(space, cfg.seed, cfg.ppo, f, replay_config(cfg))
-    return ScreeningStrategy(space, cfg.seed, cfg.ppo, f.critic_cfg, f.screen, f.acquisition,
-                             f.n_imagined, replay_config(cfg))
+    f = cfg.strategy_config
+    return make_fnas(space, cfg.seed, f.ppo, f, replay_config(cfg))
 
 
 def _random(space: FactorizedSpace, cfg: Any) -> Strategy:
@@ -105,7 +124,9 @@ def _random(space: FactorizedSpace, cfg: Any) -> Strategy:
     return RandomSearch(space, cfg.seed)
 
 
-STRATEGIES: dict[str, Callable[[FactorizedSpace, Any], Strategy]] = {
-    "fnas": _fnas, "ppo": _ppo, "rea": _rea, "random": _random}
-"""Strategy factories ``(space, SearchConfig) -> Strategy``; register your own here (it is
-``fnas.search.STRATEGIES`` too)."""
+register_strategy("fnas", _fnas, Capabilities(policy=True, replay=True, pool=True),
+                  config=FNASConfig)
+register_strategy("ppo", _ppo, Capabilities(policy=True),  # MnasNet's: the FNAS parts off
+                  config=PPOStrategyConfig)
+register_strategy("rea", _rea, config=REAConfig)
+register_strategy("random", _random)

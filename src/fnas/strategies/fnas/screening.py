@@ -1,4 +1,5 @@
-"""The ``fnas`` strategy: the uncertainty-aware critic screens candidates and picks what is trained.
+"""The ``fnas`` strategy's default decision rule (``decision_rule='screen'``): the
+uncertainty-aware critic screens candidates and picks what is trained.
 
 One round (docs/DESIGN.md, "Screening"), with B the batch:
 
@@ -24,7 +25,8 @@ One round (docs/DESIGN.md, "Screening"), with B the batch:
    has a floor: an epoch that finds the policy's entropy per decision under
    ``entropy_floor`` x that of the uniform policy ascends the entropy instead, so the policy
    keeps proposing unseen candidates until the budget is spent.
-6. **Knowledge is judged.** A pre-trained critic ranks the first batch; once ``judge_after``
+6. **Knowledge is judged** (:mod:`~fnas.strategies.fnas.knowledge`, the veto rule's path
+   too). A pre-trained critic ranks the first batch; once ``judge_after``
    of its picks have real results it must rank them (Kendall tau >= ``judge_min_rank``), or
    it forgets the knowledge and is refitted on this run's results alone.
 
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, rank_gauss
+from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, needs_members, rank_gauss
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
 from fnas.agent.ppo import PPOConfig, ppo_update
@@ -53,6 +55,13 @@ from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.candidates import Candidates
+from fnas.strategies.fnas.knowledge import (
+    FORGET_FITS,
+    forget_knowledge,
+    judge_knowledge,
+    kendall,
+    pretrain_critic,
+)
 from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
@@ -70,7 +79,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         super().__init__(space, seed, ppo, replay)
         if acquisition not in ACQUISITIONS:
             raise ConfigError(f"acquisition {acquisition!r}: expected one of "
-                              f"{ACQUISITIONS + ('off',)}")
+                              f"{(*ACQUISITIONS, 'off')}")
         self.scfg, self.acquisition, self.imagined = screen, acquisition, imagined
         self.critic_cfg = critic_cfg
         self.critic = EnsembleCritic(space.sizes, critic_cfg, seed + 7919)
@@ -87,12 +96,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
         if not knowledge:
             return 0
-        x = [list(d) for d, _ in knowledge]
-        y = [float(r) for _, r in knowledge]
-        self.critic.add(x, y)
-        with single_thread():
-            for _ in range(5):
-                self.critic.fit()
+        x, y = pretrain_critic(self.critic, knowledge)
         top = np.argsort(-np.asarray(y), kind="stable")[: self.scfg.parents]
         self.st.knowledge_parents = [x[int(i)] for i in top]
         self.st.n_knowledge, self.st.knowledge = len(y), "pending"
@@ -124,7 +128,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         info: list[tuple[float, float, float]] = []
         if len(x) and not warm:
             mean, spread = self.critic.predict(x)
-            members = self.critic.predict_members(x) if self.acquisition == "ts" else None
+            members = self.critic.predict_members(x) if needs_members(self.acquisition) \
+                else None
             best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
                 if ref is not None else None
             k = min(len(x), 4 * n)  # room for picks skipped as another vector's network
@@ -256,7 +261,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             st.totals[k] = st.totals.get(k, 0) + int(v)
         st.totals["trained"] = st.totals.get("trained", 0) + sum(
             int(ev.trained) for ev in self._batch)
-        tau = _kendall(st.picks[-64:])
+        tau = kendall(st.picks[-64:])
         stats.update({f"screen/{k}": float(v) for k, v in rnd.counts.items()})
         stats.update({f"screen/total_{k}": float(v) for k, v in st.totals.items()})
         stats.update({
@@ -279,21 +284,19 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         return stats
 
     def _judge(self, stats: dict[str, Any]) -> None:
-        """Keep a pre-trained critic's knowledge if it ranked its picks, else forget it."""
+        """Keep a pre-trained critic's knowledge if it ranked its picks, else forget it (the
+        caller retargets this run's points and refits the new critic ``FORGET_FITS`` times)."""
         st = self.st
-        tau = _kendall(st.judge)
-        stats["critic/judge_tau"] = tau
+        verdict = judge_knowledge(st.judge, self.scfg.judge_min_rank)
+        stats["critic/judge_tau"] = verdict.tau
         st.judge = []
-        if not math.isnan(tau) and tau >= self.scfg.judge_min_rank:
+        if verdict.keep:
             st.knowledge = "kept"
             return
         st.knowledge = "forgotten"
-        x, y = self.critic.points()
-        self.critic = EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + 1)
-        if len(x) > st.n_knowledge:  # this run's points; the caller retargets and refits
-            self.critic.add(x[st.n_knowledge:], y[st.n_knowledge:])
+        self.critic = forget_knowledge(self.critic, st.n_knowledge)
         st.n_knowledge = 0
-        self._refits = 3
+        self._refits = FORGET_FITS
 
     def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
                 rnd: Round) -> dict[str, Any]:
@@ -369,17 +372,6 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self.st = ScreenState.from_meta(s["state"])
         self._seen = {tuple(d) for d in self.st.seen}
         self._seen_keys = set(self.st.seen_keys)
-
-
-def _kendall(pairs: Sequence[tuple[float, float]]) -> float:
-    if len(pairs) < 3:
-        return math.nan
-    from scipy.stats import kendalltau
-
-    a, b = np.asarray(pairs, dtype=np.float64).T
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(kendalltau(a, b)[0])
 
 
 def _r(v: float) -> float | None:

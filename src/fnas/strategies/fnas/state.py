@@ -1,4 +1,4 @@
-"""What the ``fnas`` strategy's decision module learns besides tensors and generators
+"""What the ``fnas`` strategy's veto rule learns besides tensors and generators
 (:class:`FNASState`), and how it checkpoints itself: JSON under the checkpoint's
 ``strategy.fnas`` field, beside the critic's state and the decision generator's."""
 
@@ -14,7 +14,7 @@ __all__ = ["FNASState"]
 
 @dataclass
 class FNASState:
-    """The decision module's learned state (see ``fnas_strategy``'s docstring for its use).
+    """The veto rule's learned state (see :mod:`~fnas.strategies.fnas.veto` for its use).
 
     Errors, spreads and tau are in units of the run's reward standard deviation.
     """

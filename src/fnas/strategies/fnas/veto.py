@@ -1,6 +1,8 @@
-"""The ``fnas`` strategy: MnasNet PPO plus the uncertainty-aware critic and decision module.
+"""The ``fnas`` strategy's veto rule (``FNASConfig.decision_rule='veto'``, the paper's literal
+"skip training" decision, kept as an ablation), and its PPO controller alone (critic off).
 
-With the critic on and ``acquisition='off'`` (docs/DESIGN.md, "The veto rule"):
+With the critic on (docs/DESIGN.md, "The veto rule"; the knowledge path is
+:mod:`~fnas.strategies.fnas.knowledge`, the screening's too):
 
 - **Decide.** Until the critic is *trusted* every sample is trained. Trusted means: at least
   ``min_real`` real results in this experiment, or a critic pre-trained on earlier experiments
@@ -56,14 +58,21 @@ from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.config import DecisionConfig, FNASConfig
+from fnas.strategies.fnas.knowledge import (
+    FORGET_FITS,
+    forget_knowledge,
+    judge_knowledge,
+    pretrain_critic,
+)
 from fnas.strategies.fnas.state import FNASState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
-__all__ = ["DecisionConfig", "FNASConfig", "FNASStrategy"]
+__all__ = ["DecisionConfig", "FNASConfig", "VetoStrategy", "FNASStrategy"]
 
 
-class FNASStrategy(PPOStrategy):
-    """PPO whose decision step can replace trainings by confident critic predictions."""
+class VetoStrategy(PPOStrategy):
+    """The ``fnas`` strategy with the veto rule: PPO whose decision step can replace trainings
+    by confident critic predictions (with the critic off: vanilla PPO)."""
 
     name = "fnas"
 
@@ -82,10 +91,7 @@ class FNASStrategy(PPOStrategy):
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
         if not self.fcfg.critic or not knowledge:
             return 0
-        self.critic.add([list(d) for d, _ in knowledge], [float(r) for _, r in knowledge])
-        with single_thread():
-            for _ in range(5):
-                self.critic.fit()
+        pretrain_critic(self.critic, knowledge)
         self.st.pretrained = len(knowledge)
         self.st.knowledge = "pending"
         return self.st.pretrained
@@ -178,19 +184,15 @@ class FNASStrategy(PPOStrategy):
     def _judge_knowledge(self) -> None:
         """Calibrate a pre-trained critic on this experiment's first real results; keep its
         knowledge if it ranks them, else forget it (see the module docstring)."""
-        from scipy.stats import kendalltau, theilslopes  # scipy comes with scikit-learn
-
+        verdict = judge_knowledge(self.st.judge_pairs, self.dcfg.judge_min_rank, calibrate=True)
         m, z = np.asarray(self.st.judge_pairs, dtype=np.float64).T
         self.st.judge_pairs = []
-        rank = slope = intercept = float("nan")
-        if np.ptp(m) > 0 and np.ptp(z) > 0:
-            rank = float(kendalltau(m, z)[0])
-            slope, intercept = (float(v) for v in theilslopes(z, m)[:2])
-        x, y = self.critic.points()
-        if rank >= self.dcfg.judge_min_rank and slope > 0:
+        if verdict.keep:
             # Express this experiment in the knowledge's units: z = a * m + b, so the new
             # normalisation is (mu + b * sd, a * sd). The pre-trained critic is kept as it is;
             # this experiment's own targets and errors move to the new units.
+            slope, intercept = verdict.slope, verdict.intercept
+            x, y = self.critic.points()
             mu, sd = self.st.norm
             self.st.norm = (mu + intercept * sd, slope * sd)
             y[self.st.pretrained:] = (y[self.st.pretrained:] - intercept) / slope
@@ -205,15 +207,12 @@ class FNASStrategy(PPOStrategy):
             self.st.knowledge = "failed"  # its points stay in the data; not trusted early
             return
         self.st.knowledge = "forgotten"
-        x, y = x[self.st.pretrained:], y[self.st.pretrained:]
+        self.critic = forget_knowledge(self.critic, self.st.pretrained)
         self.st.pretrained = 0
         self.st.errors.clear()
-        self.critic = EnsembleCritic(self.space.sizes, self.fcfg.critic_cfg,
-                                     self.seed + 7919 + 1)
-        if len(y):
-            self.critic.add(x, y)
+        if self.critic.n_points:
             with single_thread():
-                for _ in range(3):
+                for _ in range(FORGET_FITS):
                     self.critic.fit()
         self.st.tau = self.dcfg.tau
 
@@ -291,3 +290,7 @@ class FNASStrategy(PPOStrategy):
                                f["critic"])
         self._rng.bit_generator.state = f["rng"]
         self.st = FNASState.from_dict(f, self.dcfg.error_window)
+
+
+FNASStrategy = VetoStrategy
+"""The veto rule's class under its name before issue 33 (when it was called ``fnas``'s)."""
