@@ -16,7 +16,7 @@ import torch
 
 import fnas
 from fnas.errors import ConfigError, InvalidArchitecture, ModelError
-from fnas.report.export import compare_outputs
+from fnas.nn.export import compare_outputs
 from fnas.space import arch_cost, resolve_arch
 from fnas.tasks import evaluate, load_dataset
 
@@ -290,7 +290,7 @@ def test_pt2_loads_without_fnas_and_matches(trained, tmp_path):
 
 
 def test_spec_json_round_trips_to_the_same_key(tmp_path):
-    from fnas.report.export import spec_from_dict
+    from fnas.nn.export import spec_from_dict
     from fnas.space import ArchSpec
 
     out = tmp_path / "a1.json"

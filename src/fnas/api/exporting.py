@@ -1,5 +1,6 @@
 """``fnas.export``: an architecture (fresh or trained) as a JSON spec, ONNX or ``torch.export``
-program, each file checked against PyTorch's outputs."""
+program, each file checked against PyTorch's outputs. The formats themselves are
+:mod:`fnas.nn.export`; this is the one call that ``fnas export`` parses its flags for."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from fnas.api.target import resolve_target, shape_of_run
 from fnas.errors import ConfigError
 
 if TYPE_CHECKING:
+    from fnas.nn.export import Match
     from fnas.nn.weights import ModelInfo
-    from fnas.report.export import Match
     from fnas.space.spec import ArchSpec
 
 __all__ = ["EXPORT_FORMATS", "Exported", "export"]
@@ -86,7 +87,7 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
             extra, or an exporter failure.
         StoreError: ``RUN:RANK`` names no store or run.
     """
-    from fnas.report import export as ex
+    from fnas.nn import export as ex
     from fnas.space import resolve_arch
 
     if format not in EXPORT_FORMATS:

@@ -41,7 +41,7 @@ def _arguments(x: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import fnas
-    from fnas.report.export import ONNX_OPSET
+    from fnas.nn.export import ONNX_OPSET
 
     done = fnas.export(args.arch, args.format, args.out, weights=args.weights,
                        input_size=args.input_size, num_classes=args.classes,
