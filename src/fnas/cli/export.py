@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
                        in_chans=args.in_chans, seed=args.seed, store=args.store)
     c, k, size, spec = done.in_chans, done.num_classes, done.input_size, done.spec
     print(f"arch      {spec.to_str()}")
+    if done.sizes_from is not None:
+        print(f"sizes     {c}x{size}x{size} input, {k} classes: from {done.sizes_from}")
     if done.format == "spec":
         js, txt = done.paths
         print(f"wrote     {js} (JSON spec at {c}x{size}x{size}, {k} classes) "
