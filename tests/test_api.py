@@ -139,3 +139,50 @@ def test_a_registered_space_is_reached_by_name(tmp_path):
     assert search.name == "random-toy-by-name-score-s0"
     search.optimize(budget=4, progress=False)
     assert len(search.trials()) == 4
+
+
+# ---- the ways in that fnas search shares (fnas.api.runs) ---------------------------------------
+
+def test_open_search_names_a_new_run_as_it_records_it_and_load_search_continues_it(tmp_path):
+    """What ``fnas search`` runs: a config, no name (fnas picks a unique one when the run is
+    recorded, as for two searches started in the same second), then ``--resume``."""
+    from fnas.api.runs import load_search, open_search, search_config
+
+    fnas.register_space("toy-mlp", fnas.make_space("toy-mlp", SPACE))
+    cfg = search_config(None, {"space": "toy-mlp", "strategy": "random", "batch": 4,
+                               "budget": 8, "objective": "toy"})
+    evaluator = fnas.ObjectiveEvaluator(score)
+    names = []
+    for _ in range(2):
+        s = open_search(tmp_path / "runs", cfg, evaluator=evaluator)
+        assert s.name is None and not s.exists
+        s.optimize(progress=False, stop_after=1)
+        names.append(s.name)
+        assert s.experiment.status == "stopped" and len(s.trials()) == 4
+    assert names[0] != names[1] and all(n.startswith("random-digits-s0-") for n in names)
+    again = load_search(tmp_path / "runs", names[0], evaluator=evaluator)
+    assert again.config is None  # the run's recorded settings apply
+    assert again.optimize(budget=12, progress=False).stats["n_done"] == 12
+    with pytest.raises(StoreError, match="no experiment 'ghost'"):
+        load_search(tmp_path / "runs", "ghost").optimize(progress=False)
+    with pytest.raises(StoreError, match="no fnas store"):
+        load_search(tmp_path / "none", names[0])
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(StoreError, match="already exists.*--resume"):
+        open_search(tmp_path / "runs", cfg, names[0], evaluator=evaluator)
+
+
+def test_a_search_on_unreadable_data_is_refused_before_a_store_is_made(tmp_path):
+    """The proxy task's data is read when the search is made, as ``fnas search`` always did:
+    a refused search leaves no store behind."""
+    from fnas.errors import TaskError
+
+    with pytest.raises(TaskError, match="not found"):
+        fnas.create_search(store=tmp_path / "s", name="r",
+                           task={"dataset": f"cifar10:{tmp_path / 'absent'}"})
+    with pytest.raises(ConfigError, match="batch_size=512 exceeds"):
+        fnas.create_search(store=tmp_path / "s", name="r",
+                           task={"max_samples": 100, "batch_size": 512})
+    assert not (tmp_path / "s").exists()
+    s = fnas.create_search(store=tmp_path / "s", name="r", task={"max_samples": 100})
+    assert s.evaluator.signature.startswith("proxy|digits|")  # the data read serves the run

@@ -340,6 +340,38 @@ def test_bad_api_input():
     with pytest.raises(ConfigError, match="one knowledge source"):
         BenchConfig(bench="table", space="macro", table="t", source_table="s",
                     source_objective="m:f")
+    with pytest.raises(ConfigError, match=r"--jobs -1 \(jobs=\): expected 0"):
+        fnas.bench("macro", objective="tinybench:score", jobs=-1)  # a worker pool would fail
+    with pytest.raises(ConfigError, match="names no strategy"):
+        fnas.bench("macro", objective="tinybench:score", strategies=" , ")
+    cfg = BenchConfig(bench="objective", space="macro", objective="m:f")
+    with pytest.raises(ConfigError, match="config= or the settings, not both"):
+        fnas.bench(config=cfg, seeds=2)
+
+
+def test_the_api_writes_what_the_cli_writes(tiny, tmp_path):
+    """``fnas bench`` is ``fnas.bench`` on the config its flags give: the same files, named
+    alike (``bench-table``), listed in the result."""
+    from fnas.api.bench import bench_config
+
+    flags = ["--space", "tinybench:space", "--table", str(tiny), "--metric", "acc",
+             "--strategies", "random,rea", "--seeds", "1", "--budget", "6", "--batch", "2",
+             "--jobs", "1", "--no-progress"]
+    assert main(["bench", *flags, "--out", str(tmp_path / "cli")]) == 0
+    res = fnas.bench("tinybench:space", table=str(tiny), metric="acc", strategies="random,rea",
+                     seeds=1, budget=6, batch=2, jobs=1, out=str(tmp_path / "api"))
+    assert [Path(f).name for f in res["files"]] == ["bench-table.json", "bench-table.png"]
+
+    def written(d):
+        out = json.loads((tmp_path / d / "bench-table.json").read_text())
+        for run in out["runs"]:
+            run.pop("seconds")
+        out["config"].pop("task")  # the CLI's proxy task trains 3 epochs (for --bench real)
+        return {k: v for k, v in out.items() if k != "seconds"}
+
+    assert written("cli") == written("api")
+    cfg = bench_config("tinybench:space", table=str(tiny), strategies=["rea"], noisy=True)
+    assert cfg.strategies == ("rea",) and fnas.api.bench.bench_stem(cfg) == "bench-table-noisy"
 
 
 def test_the_macro_file_reads_as_a_table_too():

@@ -177,6 +177,28 @@ def test_cifar10_shapes_labels_and_pixels_round_trip(tmp_path: Path) -> None:
     assert str(tmp_path) in ds.signature and "bytes=" in ds.signature
 
 
+@pytest.mark.parametrize("image_size", [None, 12])
+def test_a_known_shape_is_the_one_loading_gives(tmp_path: Path, image_size: int | None) -> None:
+    """``known_shape`` (what ``fnas export RUN:K`` trusts instead of loading) says what loading
+    gives: digits and CIFAR-10 from the table, a registered dataset from its arrays; a folder's
+    shape is its files', so it is not known."""
+    from fnas.tasks.datasets import known_shape
+    from fnas.tasks.user_data import register_dataset, unregister_dataset
+
+    _write_cifar(tmp_path / "c", batches=1)
+    register_dataset("shapes_t", np.zeros((20, 2, 6, 6), np.uint8), np.arange(20) % 4)
+    try:
+        for spec in ("digits", f"cifar10:{tmp_path / 'c'}", "shapes_t"):
+            ds = load_dataset(spec, image_size=image_size, val_fraction=0.5)
+            assert known_shape(spec, image_size) == (ds.in_chans, ds.num_classes, ds.image_size)
+    finally:
+        unregister_dataset("shapes_t")
+    assert known_shape(f"cifar10:{tmp_path / 'absent'}") == (3, 10, 32)  # reads no file
+    assert known_shape(f"folder:{tmp_path}") is None and known_shape("idx:/x") is None
+    with pytest.raises(ConfigError, match="not registered"):
+        known_shape("shapes_t")
+
+
 def test_cifar10_subfolder_layout(tmp_path: Path) -> None:
     _write_cifar(tmp_path / "cifar-10-batches-bin")
     outer = load_dataset(f"cifar10:{tmp_path}")

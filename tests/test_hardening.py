@@ -466,7 +466,7 @@ def test_pool_stats_counts_corrupted_files(tmp_path):
 
 
 def test_export_check_is_relative_plus_absolute_like_assert_close():
-    from fnas.report.export import compare_outputs
+    from fnas.nn.export import compare_outputs
 
     want = torch.tensor([[12.0, -8.0, 0.5], [3.0, 0.0, -20.0]])
     assert compare_outputs(want + 2.6e-4, want).ok  # the trained model's 0.000259 on logits ~10

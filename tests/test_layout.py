@@ -61,6 +61,7 @@ OLD_PATHS = {
     "fnas.search.bench_summary": "fnas.benchmark.summary",
     "fnas.search.bench_truth": "fnas.benchmark.truth",
     "fnas.report.bench_plot": "fnas.benchmark.plot",
+    "fnas.report.export": "fnas.nn.export",
 }
 """Issue 33's moves: old path -> new home (the old path is an alias of the same module)."""
 

@@ -16,7 +16,7 @@ import torch
 
 import fnas
 from fnas.errors import ConfigError, InvalidArchitecture, ModelError
-from fnas.report.export import compare_outputs
+from fnas.nn.export import compare_outputs
 from fnas.space import arch_cost, resolve_arch
 from fnas.tasks import evaluate, load_dataset
 
@@ -290,7 +290,7 @@ def test_pt2_loads_without_fnas_and_matches(trained, tmp_path):
 
 
 def test_spec_json_round_trips_to_the_same_key(tmp_path):
-    from fnas.report.export import spec_from_dict
+    from fnas.nn.export import spec_from_dict
     from fnas.space import ArchSpec
 
     out = tmp_path / "a1.json"
@@ -325,6 +325,87 @@ def test_run_rank_trains_and_exports_the_runs_best(searched, tmp_path):
     d = json.loads(spec.read_text())
     assert d["arch"] == top[-1]["arch"]
     assert (d["in_chans"], d["num_classes"], d["input_size"]) == (1, 10, 8)  # the run's task
+
+
+def _reads_no_dataset(monkeypatch):
+    """From here on, reading any dataset fails the test (its loader and its file reader both
+    raise): sizes must come from what the run recorded."""
+    from fnas.tasks import datasets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dataset was read")
+
+    datasets.clear_dataset_cache()
+    monkeypatch.setattr(datasets, "load_dataset", refuse)
+    monkeypatch.setattr(datasets, "_read_pool", refuse)
+
+
+def _scored(arch):
+    return len(arch.to_str()) / 1000  # an objective: the run reads no data at all
+
+
+def test_run_rank_export_of_a_builtin_dataset_reads_no_dataset(tmp_path, monkeypatch, capsys):
+    """The run's task says cifar10 at a path that does not exist: its shape is known."""
+    from fnas.cli import main
+
+    task = {"dataset": f"cifar10:{tmp_path / 'absent'}"}
+    fnas.create_search(store=tmp_path / "s", name="c", space="mnas", objective=_scored,
+                       strategy="random", budget=2, batch=2, task=task).optimize(progress=False)
+    _reads_no_dataset(monkeypatch)
+    out = tmp_path / "c.json"
+    assert main(["export", "c:1", "--format", "spec", "--store", str(tmp_path / "s"),
+                 "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert (d["in_chans"], d["num_classes"], d["input_size"]) == (3, 10, 32)
+    assert f"sizes     3x32x32 input, 10 classes: from run c's task (cifar10:{tmp_path}" in (
+        capsys.readouterr().out)
+    done = fnas.export("c:1", "spec", out=tmp_path / "c16.json", store=tmp_path / "s",
+                       input_size=16)  # a size given wins; the others still the run's
+    assert (done.in_chans, done.num_classes, done.input_size) == (3, 10, 16)
+
+
+def test_run_rank_export_of_a_registered_dataset_reads_its_recorded_shape(tmp_path, monkeypatch):
+    """A run on a registered dataset (real training), exported once the data is gone from the
+    process and the name holds other data: the shape its task signature recorded."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 1, 14, 14), dtype=np.uint8)
+    fnas.register_dataset("export_t", images, np.arange(40) % 4)
+    try:
+        s = fnas.create_search(store=tmp_path / "s", name="u", space="mnas", strategy="random",
+                               budget=2, batch=2, task={"dataset": "export_t", "epochs": 1,
+                                                        "batch_size": 8, "latency_repeats": 0})
+        s.optimize(progress=False)
+        assert s.best is not None
+        fnas.register_dataset("export_t", np.zeros((40, 3, 20, 20), np.uint8),
+                              np.arange(40) % 2, replace=True)
+        _reads_no_dataset(monkeypatch)
+        done = fnas.export("u:1", "spec", out=tmp_path / "u.json", store=tmp_path / "s")
+    finally:
+        fnas.unregister_dataset("export_t")
+    assert (done.in_chans, done.num_classes, done.input_size) == (1, 4, 14)
+    assert done.sizes_from == "run u's task signature (export_t)"
+
+
+def test_run_rank_export_loads_a_folder_dataset_and_says_so(tmp_path):
+    """A folder's classes are its subfolders, recorded nowhere: the dataset is loaded, and the
+    export says so; once the folder is gone, which sizes to give instead."""
+    from PIL import Image
+
+    for k in range(2):
+        (tmp_path / "imgs" / f"c{k}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (5, 5), (80 * k, 0, 0)).save(tmp_path / "imgs" / f"c{k}" / f"{i}.png")
+    task = {"dataset": f"folder:{tmp_path / 'imgs'}", "image_size": 16}
+    fnas.create_search(store=tmp_path / "s", name="f", space="mnas", objective=_scored,
+                       strategy="random", budget=2, batch=2, task=task).optimize(progress=False)
+    done = fnas.export("f:1", "spec", out=tmp_path / "f.json", store=tmp_path / "s")
+    assert (done.in_chans, done.num_classes, done.input_size) == (3, 2, 16)
+    assert "loaded: the run records no shape for it" in done.sizes_from
+    import shutil
+
+    shutil.rmtree(tmp_path / "imgs")
+    with pytest.raises(ConfigError, match="give --input-size, --classes and --in-chans"):
+        fnas.export("f:1", "spec", out=tmp_path / "g.json", store=tmp_path / "s")
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -1,5 +1,6 @@
 """``fnas.export``: an architecture (fresh or trained) as a JSON spec, ONNX or ``torch.export``
-program, each file checked against PyTorch's outputs."""
+program, each file checked against PyTorch's outputs. The formats themselves are
+:mod:`fnas.nn.export`; this is the one call that ``fnas export`` parses its flags for."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from fnas.api.target import resolve_target, shape_of_run
 from fnas.errors import ConfigError
 
 if TYPE_CHECKING:
+    from fnas.nn.export import Match
     from fnas.nn.weights import ModelInfo
-    from fnas.report.export import Match
     from fnas.space.spec import ArchSpec
 
 __all__ = ["EXPORT_FORMATS", "Exported", "export"]
@@ -36,7 +37,9 @@ class Exported:
     spec: ArchSpec
     """The architecture."""
     in_chans: int
+    """Input channels of the exported graph."""
     num_classes: int
+    """Classifier outputs of the exported graph."""
     input_size: int
     """Input H = W of the exported graph."""
     info: ModelInfo | None = None
@@ -48,6 +51,9 @@ class Exported:
     check: Match | None = None
     """The exported file's outputs against PyTorch's on seeded inputs; ``None`` for ``spec``,
     or for ``onnx`` when onnxruntime is not installed."""
+    sizes_from: str | None = None
+    """Where sizes not given came from for ``RUN:RANK`` (what the run recorded, or its dataset
+    loaded when it records none), in words; ``None`` otherwise."""
 
     @property
     def engine(self) -> str | None:
@@ -69,7 +75,9 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
         weights: a model file from :func:`fnas.train`; without it the network is freshly
             initialised after ``torch.manual_seed(seed)`` (NOT trained).
         input_size, num_classes, in_chans: the input H = W, classifier outputs and input
-            channels; default: the weights', the run's (``RUN:RANK``), or 224, 1000 and 3.
+            channels; default: the weights', the run's (``RUN:RANK``: what the run recorded,
+            without reading its dataset, except one whose shape it records nowhere), or 224,
+            1000 and 3.
             With ``weights``, ``num_classes`` and ``in_chans`` must agree with them.
         seed: the seed of a fresh initialisation.
         store: the store ``RUN:RANK`` is looked up in.
@@ -86,7 +94,7 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
             extra, or an exporter failure.
         StoreError: ``RUN:RANK`` names no store or run.
     """
-    from fnas.report import export as ex
+    from fnas.nn import export as ex
     from fnas.space import resolve_arch
 
     if format not in EXPORT_FORMATS:
@@ -100,7 +108,7 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
                              ("--classes", num_classes, 1_000_000), ("--in-chans", in_chans, 4096)):
         if value is not None:  # refused before anything is built or written
             check_int(value, what, 1, top)
-    info = model = None
+    info = model = sizes_from = None
     if weights is not None:
         from fnas.nn.weights import load
 
@@ -124,9 +132,9 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
             raise ConfigError("give ARCH (a block string, a name or RUN:RANK) or --weights FILE")
         target = resolve_target(arch, store)
         if target.run is not None and None in (in_chans, num_classes, input_size):
-            run_c, run_k, run_s = shape_of_run(target)
-            in_chans, num_classes = in_chans or run_c, num_classes or run_k
-            input_size = input_size or run_s
+            shape = shape_of_run(target)  # what the run recorded: no dataset is read for it
+            in_chans, num_classes = in_chans or shape.in_chans, num_classes or shape.num_classes
+            input_size, sizes_from = input_size or shape.input_size, shape.source
         in_chans, num_classes, input_size = in_chans or 3, num_classes or 1000, input_size or 224
         spec = resolve_arch(target.arch, input_size)
         if format != "spec":
@@ -142,7 +150,7 @@ def export(arch: str | None = None, format: str = "spec", out: str | Path | None
     if path.is_dir():
         raise ConfigError(f"--out {path} is a directory; give a file name")
     done = Exported(format, (path,), spec, in_chans, num_classes, input_size, info, weights,
-                    seed)
+                    seed, sizes_from=sizes_from)
     if format == "spec":
         paths = ex.export_spec(spec, path, in_chans, num_classes, input_size,
                                info.to_dict() if info is not None else None)

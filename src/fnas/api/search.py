@@ -21,12 +21,14 @@ an :class:`~fnas.execution.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from fnas.errors import ConfigError, FnasError
+from fnas.api.runs import Search, open_search
+from fnas.errors import ConfigError
 from fnas.execution.evaluators import Evaluator
+from fnas.execution.executors import Executor
 from fnas.execution.objective import ObjectiveError, ObjectiveEvaluator
 from fnas.knowledge.schema import default_run_name
 from fnas.search.config import (
@@ -37,10 +39,8 @@ from fnas.search.config import (
     SearchConfig,
     space_factory,
 )
-from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
 from fnas.tasks.reward import RewardConfig
-from fnas.tasks.trainer import MAX_COUNT, check_int
 
 __all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "create_search",
            "make_space", "register_space"]
@@ -130,96 +130,6 @@ def register_space(name: str, space: FactorizedSpace | Callable[..., FactorizedS
     SPACES[name] = factory
 
 
-class Search:
-    """One search recorded in a store: run it with :meth:`optimize`, read it with
-    :attr:`best`, :meth:`trials` and :meth:`trials_dataframe`. Made by :func:`create_search`.
-    """
-
-    def __init__(self, store: Any, name: str, config: SearchConfig,
-                 evaluator: Evaluator | None, space: FactorizedSpace | None) -> None:
-        self.store, self.name, self.config = store, name, config
-        self.evaluator, self.space = evaluator, space
-        self.outcome: SearchOutcome | None = None
-
-    @property
-    def exists(self) -> bool:
-        """Whether the run has been started (it is in the store)."""
-        from fnas.errors import StoreError
-
-        try:
-            self.store.get_experiment(self.name)
-            return True
-        except StoreError:
-            return False
-
-    def optimize(self, budget: int | None = None, *, progress: bool = True,
-                 stop_after: int | None = None, callbacks: Sequence[Any] = (),
-                 budget_seconds: float | None = None) -> SearchOutcome:
-        """Run the search until its total ``budget`` (default: the configured one) is spent;
-        a search that exists resumes from its last checkpoint, and a larger ``budget``
-        extends a finished one. ``budget_seconds`` also stops it when that much compute
-        (wall seconds, over resumes) is spent. ``stop_after`` stops after that many rounds
-        (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
-        of each evaluation) run after each evaluation and update; one may raise
-        ``StopSearch``.
-
-        Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
-        resumable; so does an exception the objective raises (unless listed in ``catch``).
-        """
-        if budget is not None:
-            budget = check_int(budget, "budget", 1, MAX_COUNT)
-        kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
-                  stop_after=stop_after, callbacks=tuple(callbacks))
-        with self.store.running(self.name):  # another thread of this process: refused
-            return self._optimize(budget, budget_seconds, kw)
-
-    def _optimize(self, budget: int | None, budget_seconds: float | None,
-                  kw: dict[str, Any]) -> SearchOutcome:
-        try:
-            if self.exists:
-                self.outcome = resume_search(self.store, self.name, budget=budget,
-                                             budget_seconds=budget_seconds, **kw)
-            else:
-                cfg = self.config if budget is None else replace(self.config, budget=budget)
-                if budget_seconds is not None:
-                    cfg = replace(cfg, budget_seconds=budget_seconds)
-                self.outcome = run_search(self.store, cfg, name=self.name, **kw)
-        except (KeyboardInterrupt, FnasError):
-            raise
-        except Exception:
-            self._interrupted()
-            raise
-        return self.outcome
-
-    def _interrupted(self) -> None:
-        try:
-            exp = self.store.get_experiment(self.name)
-            if exp.status == "running":
-                self.store.update_experiment(exp.id, status="interrupted")
-        except FnasError:
-            pass
-
-    @property
-    def experiment(self) -> Any:
-        return self.store.get_experiment(self.name)
-
-    @property
-    def best(self) -> Any:
-        """The best really evaluated result (an ``Evaluation``: ``arch``, ``reward``,
-        ``accuracy``...), or None before any."""
-        top = self.store.top(self.experiment.id, 1)
-        return top[0] if top else None
-
-    def trials(self) -> list[Any]:
-        """Every evaluation of the run, in order."""
-        return self.store.evaluations(self.experiment.id)
-
-    def trials_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame, one row each (``Store.to_dataframe``; needs
-        pandas)."""
-        return self.store.to_dataframe(self.name)
-
-
 def create_search(store: str | Path | Any = "fnas-store", name: str | None = None,
                   space: str | FactorizedSpace = "mnas",
                   objective: Callable[..., Any] | Evaluator | None = None, *,
@@ -227,7 +137,7 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
                   strategy: str = "fnas", budget: int = 32, batch: int = 8, seed: int = 0,
                   reward: RewardConfig | None = None,
                   catch: tuple[type[BaseException], ...] = (),
-                  timeout: float | None = None,
+                  timeout: float | None = None, executor: Executor | None = None,
                   **settings: Any) -> Search:
     """A search over ``space`` that scores architectures with ``objective``.
 
@@ -252,16 +162,19 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
             failed (``SearchConfig.eval_timeout``). The objective then runs in a worker
             process (:mod:`fnas.execution.workers`): it must be picklable by cloudpickle (a
             closure or a lambda is), and what it keeps in globals stays in that process.
+        executor: where evaluations run (:mod:`fnas.execution.executors`, e.g. a
+            ``RayExecutor``); default: here.
         **settings: any other :class:`~fnas.search.config.SearchConfig` field
             (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).
+
+    Before the store is touched, a new search's name, device and (without an objective)
+    proxy-task data are checked (:func:`fnas.api.runs.open_search`, which this ends in, as
+    ``fnas search`` does).
 
     Raises:
         ConfigError: a bad setting, an unknown space or strategy. StoreError: the name is
             taken and ``load_if_exists`` is False, or the store is damaged.
     """
-    from fnas.errors import StoreError
-    from fnas.knowledge import Store
-
     if isinstance(space, FactorizedSpace):
         register_space(space.name, space)
         space_obj: FactorizedSpace | None = space
@@ -299,14 +212,8 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         settings["eval_timeout"] = timeout
     cfg = SearchConfig(space=space_name, strategy=strategy, budget=budget, batch=batch,
                        seed=seed, **settings)
-    if not isinstance(store, (Store, str, Path)) or (isinstance(store, str) and not store):
-        raise ConfigError(f"store={store!r:.60}: expected a folder (a path) or an open Store")
-    st = store if isinstance(store, Store) else Store(Path(store))
     if name is None:
         kind = label or cfg.task.dataset.split(":", 1)[0]
         name = default_run_name(strategy, space_name, kind, f"s{seed}")
-    search = Search(st, name, cfg, evaluator, space_obj)
-    if search.exists and not load_if_exists:
-        raise StoreError(f"run {name!r} already exists in {st.root}: pass load_if_exists=True "
-                         "to continue it, or another name")
-    return search
+    return open_search(store, cfg, name, evaluator=evaluator, space=space_obj,
+                       load_if_exists=load_if_exists, executor=executor)

@@ -119,6 +119,9 @@ class BenchConfig:
                 raise ConfigError(f"unknown strategy {s!r}: expected one of {sorted(STRATEGIES)}")
         if self.seeds < 1 or self.budget < 2 or self.batch < 2:
             raise ConfigError("seeds must be >= 1, budget and batch >= 2")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 0:
+            raise ConfigError(f"--jobs {self.jobs!r:.20} (jobs=): expected 0 (one per core) or "
+                              "more")
         if self.knowledge_as not in ("measurements", "rewards"):
             raise ConfigError(f"knowledge_as={self.knowledge_as!r}: 'measurements' or 'rewards'")
         if self.label is not None and len(self.strategies) != 1:

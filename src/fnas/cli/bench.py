@@ -21,7 +21,6 @@ from fnas.cli._config import (
     replay_from_args,
     screen_args,
 )
-from fnas.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -93,38 +92,37 @@ def _arguments(b: argparse.ArgumentParser) -> None:
     replay_args(b)
     add_field(b, "--label", c, "label")
     b.add_argument("--out", default="bench-results", help="output folder (./bench-results)")
-    b.add_argument("--name", default=None, help="file stem (default bench-BENCH[-noisy])")
+    b.add_argument("--name", default=None,
+                   help="file stem (default bench-BENCH[-noisy][-transfer])")
     b.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fnas.benchmark.harness import BenchConfig, format_summary, run_bench, save_bench
-    from fnas.search import STRATEGIES
+    """The benchmark through :func:`fnas.api.bench.bench_config` and :func:`fnas.bench`, as
+    from Python; this adds the flags' units and defaults, and the lines printed."""
+    import fnas
+    from fnas.api.bench import bench_config
+    from fnas.benchmark.config import BenchConfig
+    from fnas.benchmark.summary import format_summary
     from fnas.tasks import TaskConfig
 
-    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    if not strategies:
-        raise ConfigError(f"--strategies {args.strategies!r:.40} names no strategy: give some "
-                          f"of {','.join(STRATEGIES)}, comma-separated")
-    if args.jobs < 0:
-        raise ConfigError(f"--jobs {args.jobs}: expected 0 (one per core) or more")
-    bench = args.bench or ("table" if args.table else "objective" if args.objective else "macro")
-    cfg = BenchConfig(bench=bench, space=args.space, table=args.table, metric=args.metric,
-                      cost=args.cost, missing=args.missing, objective=args.objective,
-                      optimum=args.optimum, target=args.target, source_table=args.source_table,
-                      source_metric=args.source_metric, source_objective=args.source_objective,
-                      strategies=strategies, seeds=args.seeds,
-                      budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
-                      task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
-                      source_flops=args.source_flops * 1e6 if args.source_flops else None,
-                      source_budget=args.source_budget, knowledge_as=args.knowledge_as,
-                      fnas=fnas_from_args(args), source_invert=args.source_invert,
-                      replay=args.replay or field_default(BenchConfig, "replay"),
-                      replay_cfg=replay_from_args(args), label=args.label)
-    result = run_bench(cfg, progress=not args.no_progress)
-    stem = args.name or (f"bench-{cfg.bench}{'-noisy' if cfg.noisy else ''}"
-                         f"{'-transfer' if cfg.transfer else ''}")
-    js, png = save_bench(result, args.out, stem)
+    cfg = bench_config(
+        args.space, table=args.table, metric=args.metric, objective=args.objective,
+        target=args.target,
+        bench=args.bench or (None if args.table or args.objective else "macro"),  # the default
+        cost=args.cost, missing=args.missing, optimum=args.optimum,
+        source_table=args.source_table, source_metric=args.source_metric,
+        source_objective=args.source_objective, strategies=args.strategies, seeds=args.seeds,
+        budget=args.budget, batch=args.batch, noisy=args.noisy, data=args.data,
+        task=TaskConfig(dataset=args.task, epochs=args.epochs), jobs=args.jobs,
+        source_flops=args.source_flops * 1e6 if args.source_flops else None,  # millions
+        source_budget=args.source_budget, knowledge_as=args.knowledge_as,
+        fnas=fnas_from_args(args), source_invert=args.source_invert,
+        replay=args.replay or field_default(BenchConfig, "replay"),
+        replay_cfg=replay_from_args(args), label=args.label)
+    result = fnas.bench(config=cfg, out=args.out, name=args.name,
+                        progress=not args.no_progress)
+    js, png = result["files"]
     print(format_summary(cfg, result["summary"], result.get("truth")))
     print(f"wrote {js} and {png} ({result['seconds']:.0f} s)")
     return 0

@@ -41,13 +41,15 @@ def _arguments(x: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import fnas
-    from fnas.report.export import ONNX_OPSET
+    from fnas.nn.export import ONNX_OPSET
 
     done = fnas.export(args.arch, args.format, args.out, weights=args.weights,
                        input_size=args.input_size, num_classes=args.classes,
                        in_chans=args.in_chans, seed=args.seed, store=args.store)
     c, k, size, spec = done.in_chans, done.num_classes, done.input_size, done.spec
     print(f"arch      {spec.to_str()}")
+    if done.sizes_from is not None:
+        print(f"sizes     {c}x{size}x{size} input, {k} classes: from {done.sizes_from}")
     if done.format == "spec":
         js, txt = done.paths
         print(f"wrote     {js} (JSON spec at {c}x{size}x{size}, {k} classes) "

@@ -111,13 +111,9 @@ def _arguments(s: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The search's config: the file's (``--config``) or the defaults, then ``--set``, then the
-    flags given, applied at once (``SearchConfig.with_settings``) and checked together."""
-    from fnas.search import SearchConfig
-    from fnas.search.config_io import read_config
+    flags given, applied at once and checked together (:func:`fnas.api.runs.search_config`)."""
+    from fnas.api.runs import merged_settings, search_config
 
-    # one table, built once: a setting of another strategy in the file still applies when a
-    # flag switches to that strategy
-    given = read_config(args.config) if args.config is not None else {}
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
                                            "replay", "budget_seconds", "budget_counts",
@@ -132,78 +128,50 @@ def config_from_args(args: argparse.Namespace):
             flags[name] = table
     if args.target_latency or args.target_macs or args.hard:
         flags["reward"] = reward_from_args(args)  # a whole reward, as the flags describe one
-    return SearchConfig().with_settings(_merged(_merged(given, settings_from_args(args)),
-                                                flags))
-
-
-def _merged(a: dict, b: dict) -> dict:
-    """Table ``b`` over table ``a``, nested tables merged key by key."""
-    out = dict(a)
-    for k, v in b.items():
-        both = isinstance(v, dict) and isinstance(out.get(k), dict)
-        out[k] = _merged(out[k], v) if both else v
-    return out
+    return search_config(args.config, merged_settings(settings_from_args(args), flags))
 
 
 def run(args: argparse.Namespace) -> int:
+    """The search through :func:`fnas.api.runs.open_search` (or ``load_search`` for
+    ``--resume``) and :meth:`~fnas.api.runs.Search.optimize`, as from Python: everything is
+    checked before a store is made or touched; this adds Ctrl-C and SIGTERM, and the lines
+    printed."""
+    from fnas.api.runs import load_search, open_search
     from fnas.execution.executors import make_executor
-    from fnas.knowledge.store import Store, check_run_name
-    from fnas.search import resume_search, run_search
-    from fnas.tasks.trainer import check_device
 
-    # Validate everything before touching the store; resuming never creates one.
     cfg = config_from_args(args) if args.resume is None else None
-    if args.name is not None:
-        check_run_name(args.name)
     if args.executor == "local" and (args.ray_address or args.parallel != 2):
         raise ConfigError("--ray-address and --parallel apply to --executor ray")
-    if cfg is not None and args.executor == "local":
-        check_device(cfg.task.device)
-    evaluator = None
-    if cfg is not None:  # the task's data too (a bad path, a minibatch larger than the data)
-        from fnas.execution.evaluators import ProxyEvaluator
-
-        evaluator = ProxyEvaluator(cfg.task, cfg.reward)
+    if args.resume is not None:
+        given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
+        if given:
+            raise ConfigError(
+                f"--resume continues a run with its recorded settings; drop "
+                f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds and "
+                "--store apply)")
     executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
     try:
-        if cfg is not None:
-            executor_check = getattr(executor, "check_device", None)
-            if executor_check is not None:
-                executor_check(cfg.task.device)
-        store = Store(args.store, create=args.resume is None)
+        if cfg is None:
+            search = load_search(args.store, args.resume, executor=executor)
+        else:
+            search = open_search(args.store, cfg, args.name, executor=executor)
     except BaseException:
         executor.close()
         raise
     old_sigterm = _sigterm_as_interrupt()
     try:
-        if args.resume is not None:
-            given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
-            if given:
-                raise ConfigError(
-                    f"--resume continues a run with its recorded settings; drop "
-                    f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds and "
-                    "--store apply)")
-            try:
-                out = resume_search(store, args.resume, budget=args.budget,
-                                    budget_seconds=args.budget_seconds,
-                                    progress=not args.no_progress, executor=executor)
-            except KeyboardInterrupt:
-                print(f"fnas search: interrupted; continue with: fnas search --store {args.store}"
-                      f" --resume {args.resume}", file=sys.stderr)
-                return 130
-        else:
-            created = []  # the run recorded (no --name: a unique one, maybe NAME-2)
-            try:
-                out = run_search(store, cfg, name=args.name, progress=not args.no_progress,
-                                 executor=executor, evaluator=evaluator,
-                                 on_created=created.append)
-            except KeyboardInterrupt:
-                print("fnas search: interrupted; " + (
-                    f"continue with: fnas search --store {args.store} --resume "
-                    f"{created[0].name}" if created else "no run was recorded"), file=sys.stderr)
-                return 130
+        try:  # a resume's --budget and --budget-seconds; a new run's are in its config
+            out = search.optimize(args.budget if cfg is None else None,
+                                  budget_seconds=args.budget_seconds if cfg is None else None,
+                                  progress=not args.no_progress)
+        except KeyboardInterrupt:
+            recorded = search.name is not None and search.exists
+            print("fnas search: interrupted; " + (
+                f"continue with: fnas search --store {args.store} --resume {search.name}"
+                if recorded else "no run was recorded"), file=sys.stderr)
+            return 130
         exp = out.experiment
-        s = store.summary(exp.id)
+        s = search.store.summary(exp.id)
         screened = out.stats.get("last/screen/total_screened")
         print(f"run {exp.name} ({exp.status}): {s['evaluated']} architectures, "
               f"{s['trained']} trained, {s['cached']} cached, {s['failed']} failed, "
@@ -217,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"details: fnas show {exp.name} --store {args.store}")
     finally:
         executor.close()
-        store.close()
+        search.store.close()
         _restore_sigterm(old_sigterm)
     return 0
 

@@ -72,6 +72,7 @@ HASHED_AS = {
     "fnas.benchmark.summary": "fnas.search.bench_summary",
     "fnas.benchmark.truth": "fnas.search.bench_truth",
     "fnas.benchmark.plot": "fnas.report.bench_plot",
+    "fnas.nn.export": "fnas.report.export",
     "fnas.strategies.registry": "fnas.search.config",
     "fnas.benchmark.config": "fnas.search.bench",
     "fnas._limits": "fnas.tasks.trainer",

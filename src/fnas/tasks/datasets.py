@@ -45,7 +45,7 @@ from fnas.tasks.binary_files import read_cifar, read_idx_pair, resolve_cifar, re
 from fnas.tasks.user_data import registered_dataset, registered_datasets
 
 __all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
-           "DATASET_KINDS"]
+           "DATASET_KINDS", "KNOWN_SHAPES", "known_shape"]
 
 DATASET_KINDS = ("digits", "mnist5k", "cifar10", "idx", "folder")
 _PATH_KINDS = ("cifar10", "idx", "folder")
@@ -53,6 +53,10 @@ _VALID_FORMS = ("'digits', 'mnist5k', 'cifar10:PATH', 'idx:PATH', 'folder:PATH',
                 "a registered NAME")
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _DEFAULT_FOLDER_SIZE = 32
+KNOWN_SHAPES = {"digits": (1, 10, 8), "mnist5k": (1, 10, 28), "cifar10": (3, 10, 32)}
+"""(input channels, classes, image size) of the built-in datasets whose shape is fixed, as
+:func:`load_dataset` gives them without an ``image_size``: known without reading any file.
+(``idx`` and ``folder`` datasets take their shape and classes from their files.)"""
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +131,26 @@ def parse_dataset_spec(spec: str) -> tuple[str, str | None]:
             f"(registered: {registered_datasets()}): call fnas.register_dataset({spec.strip()!r}, "
             f"images, labels, version=...) first; valid forms: {_VALID_FORMS}")
     raise ConfigError(f"bad dataset spec {spec!r}; valid forms: {_VALID_FORMS}")
+
+
+def known_shape(spec: str, image_size: int | None = None) -> tuple[int, int, int] | None:
+    """(input channels, classes, image size) that ``load_dataset(spec, image_size=...)``
+    gives, where the spec alone says it: a built-in dataset of a fixed shape
+    (:data:`KNOWN_SHAPES`), or one registered in this process (square, or resized by
+    ``image_size``); None where the files say it (``idx``, ``folder``). Reads nothing.
+
+    Raises:
+        ConfigError: a bad spec, or a name not registered in this process.
+    """
+    kind, name = parse_dataset_spec(spec)
+    if kind in KNOWN_SHAPES:
+        c, k, size = KNOWN_SHAPES[kind]
+        return c, k, image_size or size
+    user = registered_dataset(str(name)) if kind == "registered" else None
+    if user is None:
+        return None
+    _, c, h, w = user.images.shape
+    return (int(c), user.num_classes, image_size or int(h)) if image_size or h == w else None
 
 
 def load_dataset(

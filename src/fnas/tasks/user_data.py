@@ -42,7 +42,7 @@ from fnas._limits import MAX_IMAGE_SIZE
 from fnas.errors import ConfigError
 
 __all__ = ["RegisteredDataset", "register_dataset", "unregister_dataset", "registered_dataset",
-           "registered_datasets", "BUILTIN_NAMES"]
+           "registered_datasets", "recorded_shape", "BUILTIN_NAMES"]
 
 BUILTIN_NAMES = ("digits", "mnist5k", "cifar10", "idx", "folder")
 """Names a registered dataset cannot take (``fnas.tasks.datasets.DATASET_KINDS``)."""
@@ -152,6 +152,28 @@ def unregister_dataset(name: str) -> None:
 def registered_dataset(name: str) -> RegisteredDataset | None:
     """The dataset registered under ``name`` in this process, or None."""
     return _REGISTRY.get(name)
+
+
+def recorded_shape(signature: str, name: str) -> tuple[int, int, int, int] | None:
+    """(C, H, W, classes) of registered dataset ``name`` as a signature that holds its
+    :attr:`RegisteredDataset.signature` records them (a run's task signature does), or None
+    when it holds no such record. The data need not be registered in this process: what a run
+    recorded is enough to know the shape of the networks it trained."""
+    if not isinstance(signature, str):
+        return None
+    head = f"user:{name}@"
+    at = signature.find(head)
+    if at < 0:
+        return None
+    found = _RECORD.search(signature, at + len(head))
+    if found is None:
+        return None
+    c, h, w, k = (int(g) for g in found.groups())
+    return c, h, w, k
+
+
+_RECORD = re.compile(r"\|n=\d+\|shape=(\d+)x(\d+)x(\d+)\|dtype=[^|]*\|classes=(\d+)\|hash=")
+"""The shape and classes in :attr:`RegisteredDataset.signature` (after its name and version)."""
 
 
 def registered_datasets() -> list[str]:

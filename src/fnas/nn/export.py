@@ -1,4 +1,7 @@
-"""Export a network for use outside fnas: a JSON spec, ONNX, or a ``torch.export`` program.
+"""Export a network for use outside fnas: a JSON spec, ONNX, or a ``torch.export`` program
+(the formats; :func:`fnas.export` is the call, which ``fnas export`` makes). It needs the
+networks and the space only, so it sits beside them (the old path ``fnas.report.export`` is
+this module too).
 
 - **spec**: the block string and a JSON description (every block's fields, shapes, analytic
   params and multiply-adds). :func:`spec_from_dict` reads it back to the same architecture.

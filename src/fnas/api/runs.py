@@ -1,0 +1,249 @@
+"""A search recorded in a store (:class:`Search`), and the ways to one that the Python API and
+the command line share.
+
+``fnas.create_search`` (:mod:`fnas.api.search`) turns Python arguments (a space object, an
+objective function...) into a :class:`~fnas.search.config.SearchConfig` and ends in
+:func:`open_search`; ``fnas search`` turns its flags into the same config
+(:func:`search_config`: a config file, then a table of settings) and calls :func:`open_search`
+too, or :func:`load_search` for ``--resume``. Both then run :meth:`Search.optimize`, so a
+search started from Python and one started from the shell are recorded alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fnas.errors import ConfigError, FnasError, StoreError
+from fnas.execution.evaluators import Evaluator, ProxyEvaluator
+from fnas.execution.executors import Executor, LocalExecutor
+from fnas.knowledge.store import Experiment, Store, check_run_name
+from fnas.search.config import SearchConfig
+from fnas.search.loop import SearchOutcome, resume_search, run_search
+from fnas.space.factorized import FactorizedSpace
+from fnas.tasks.trainer import MAX_COUNT, check_int
+
+__all__ = ["Search", "open_search", "load_search", "search_config", "merged_settings",
+           "open_store"]
+
+
+class Search:
+    """One search recorded in a store: run it with :meth:`optimize`, read it with
+    :attr:`best`, :meth:`trials` and :meth:`trials_dataframe`. Made by
+    :func:`fnas.create_search`, :func:`open_search` or :func:`load_search`.
+
+    ``name`` None is a new run that fnas names as it records it (``name`` then holds the
+    name); ``config`` None is a recorded run, continued with the settings it recorded.
+    """
+
+    def __init__(self, store: Store, name: str | None, config: SearchConfig | None,
+                 evaluator: Evaluator | None, space: FactorizedSpace | None,
+                 executor: Executor | None = None) -> None:
+        self.store, self.name, self.config = store, name, config
+        self.evaluator, self.space, self.executor = evaluator, space, executor
+        self.outcome: SearchOutcome | None = None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the run has been started (it is in the store)."""
+        if self.name is None:
+            return False
+        try:
+            self.store.get_experiment(self.name)
+            return True
+        except StoreError:
+            return False
+
+    def optimize(self, budget: int | None = None, *, progress: bool = True,
+                 stop_after: int | None = None, callbacks: Sequence[Any] = (),
+                 budget_seconds: float | None = None) -> SearchOutcome:
+        """Run the search until its total ``budget`` (default: the configured one) is spent;
+        a search that exists resumes from its last checkpoint, and a larger ``budget``
+        extends a finished one. ``budget_seconds`` also stops it when that much compute
+        (wall seconds, over resumes) is spent. ``stop_after`` stops after that many rounds
+        (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
+        of each evaluation) run after each evaluation and update; one may raise
+        ``StopSearch``.
+
+        Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
+        resumable; so does an exception the objective raises (unless listed in ``catch``).
+        """
+        if budget is not None:
+            budget = check_int(budget, "budget", 1, MAX_COUNT)
+        kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
+                  stop_after=stop_after, callbacks=tuple(callbacks), executor=self.executor)
+        if self.name is None:  # a new run: no other thread can know the name it will get
+            return self._optimize(budget, budget_seconds, kw)
+        with self.store.running(self.name):  # another thread of this process: refused
+            return self._optimize(budget, budget_seconds, kw)
+
+    def _optimize(self, budget: int | None, budget_seconds: float | None,
+                  kw: dict[str, Any]) -> SearchOutcome:
+        try:
+            if self.config is None or self.exists:
+                self.outcome = resume_search(self.store, self.name, budget=budget,
+                                             budget_seconds=budget_seconds, **kw)
+            else:
+                cfg = self.config if budget is None else replace(self.config, budget=budget)
+                if budget_seconds is not None:
+                    cfg = replace(cfg, budget_seconds=budget_seconds)
+                self.outcome = run_search(self.store, cfg, name=self.name,
+                                          on_created=self._created, **kw)
+        except (KeyboardInterrupt, FnasError):
+            raise
+        except Exception:
+            self._interrupted()
+            raise
+        return self.outcome
+
+    def _created(self, exp: Experiment) -> None:
+        self.name = exp.name  # the name fnas chose (a taken one gets -2, -3...)
+
+    def _interrupted(self) -> None:
+        try:
+            exp = self.store.get_experiment(self.name)
+            if exp.status == "running":
+                self.store.update_experiment(exp.id, status="interrupted")
+        except FnasError:
+            pass
+
+    @property
+    def experiment(self) -> Any:
+        return self.store.get_experiment(self.name)
+
+    @property
+    def best(self) -> Any:
+        """The best really evaluated result (an ``Evaluation``: ``arch``, ``reward``,
+        ``accuracy``...), or None before any."""
+        top = self.store.top(self.experiment.id, 1)
+        return top[0] if top else None
+
+    def trials(self) -> list[Any]:
+        """Every evaluation of the run, in order."""
+        return self.store.evaluations(self.experiment.id)
+
+    def trials_dataframe(self) -> Any:
+        """The evaluations as a pandas DataFrame, one row each (``Store.to_dataframe``; needs
+        pandas)."""
+        return self.store.to_dataframe(self.name)
+
+
+def open_store(store: str | Path | Store, create: bool = True) -> Store:
+    """``store`` if it is an open store, else the store in folder ``store`` (made there if
+    missing, with ``create``).
+
+    Raises:
+        ConfigError: ``store`` is neither a folder nor a store. StoreError: no store there
+            (``create`` False), or it is damaged.
+    """
+    _check_store(store)
+    return store if isinstance(store, Store) else Store(Path(store), create=create)
+
+
+def _check_store(store: Any) -> None:
+    if not isinstance(store, (Store, str, Path)) or (isinstance(store, str) and not store):
+        raise ConfigError(f"store={store!r:.60}: expected a folder (a path) or an open Store")
+
+
+def search_config(config: str | Path | SearchConfig | None = None,
+                  settings: Mapping[str, Any] | None = None) -> SearchConfig:
+    """A search's settings: those of ``config`` (a JSON or TOML file, or a ``SearchConfig``;
+    default: the defaults), then the table ``settings`` over them, as a config file writes
+    one (a nested table changes only the keys it gives: ``{"fnas": {"screen": {"kappa":
+    1}}}``), all checked together. ``fnas search --config FILE --set ... --FLAG ...`` is
+    ``search_config(FILE, the --set table under the flags')``.
+
+    Raises:
+        ConfigError: an unreadable file, an unknown key or a bad value, in one line.
+    """
+    if config is None:
+        return SearchConfig().with_settings(dict(settings or {}))
+    if isinstance(config, SearchConfig):
+        return config.with_settings(dict(settings or {}))
+    from fnas.search.config_io import read_config
+
+    # one table, built once: a setting of another strategy in the file still applies when a
+    # setting switches to that strategy
+    table = merged_settings(read_config(config), dict(settings or {}))
+    return SearchConfig().with_settings(table)
+
+
+def merged_settings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """``b`` over ``a``, table by table (a nested table changes only the keys it gives)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merged_settings(out[k], v) if isinstance(v, Mapping) and isinstance(
+            out.get(k), Mapping) else v
+    return out
+
+
+def _executor(executor: Any) -> Executor | None:
+    if executor is not None and not isinstance(executor, Executor):
+        raise ConfigError(f"executor: expected a fnas.execution.executors.Executor, got "
+                          f"{type(executor).__name__}")
+    return executor
+
+
+def open_search(store: str | Path | Store, config: SearchConfig, name: str | None = None, *,
+                evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
+                load_if_exists: bool = False, executor: Executor | None = None) -> Search:
+    """The search ``config`` describes, recorded in ``store`` as run ``name``: what
+    ``fnas.create_search`` ends in, and what ``fnas search`` runs.
+
+    Before any store is touched (a refused search makes none), a new search's name, its
+    task's device (where ``executor`` runs the evaluations) and, without an ``evaluator``,
+    the proxy task's data are checked; the data read then serves the run. With
+    ``load_if_exists`` those checks wait for the run to start, since a run of that name
+    continues with its recorded settings instead.
+
+    Args:
+        store: a store folder (created if missing) or an open store.
+        config: the settings (:func:`search_config` reads them from a file).
+        name: the run's name; None: fnas names the run when it starts
+            (``strategy-task-sSEED-YYYYmmdd-HHMMSS``, made unique in the store).
+        evaluator: what scores architectures (default: the proxy task of ``config.task``).
+        space: the space object, when ``config.space`` names one registered in this process.
+        load_if_exists: a run of that name continues instead of being refused.
+        executor: where evaluations run (:mod:`fnas.execution.executors`; default: here).
+
+    Raises:
+        ConfigError: a bad setting, device, executor or proxy task. StoreError: a bad name,
+            the name is taken (without ``load_if_exists``), or the store is damaged.
+    """
+    if not isinstance(config, SearchConfig):
+        raise ConfigError(f"config: expected a SearchConfig, got {type(config).__name__}")
+    _check_store(store)
+    executor = _executor(executor)
+    if name is not None:
+        check_run_name(name)
+    if not load_if_exists:
+        (executor or LocalExecutor()).check_device(config.task.device)
+        if evaluator is None:  # the data, and a minibatch larger than it, refused now
+            evaluator = ProxyEvaluator(config.task, config.reward)
+    st = open_store(store)
+    search = Search(st, name, config, evaluator, space, executor)
+    if search.exists and not load_if_exists:
+        raise StoreError(f"run {name!r} already exists in {st.root}: continue it "
+                         f"(load_if_exists=True; fnas search --resume {name}) or give another "
+                         "name")
+    return search
+
+
+def load_search(store: str | Path | Store, name: str, *, evaluator: Evaluator | None = None,
+                space: FactorizedSpace | None = None,
+                executor: Executor | None = None) -> Search:
+    """The recorded run ``name`` (or id) of ``store``, to continue with the settings it
+    recorded (``fnas search --resume``): :meth:`Search.optimize` resumes it from its last
+    checkpoint, and a larger ``budget`` extends it. A run not scored by the proxy task needs
+    its ``evaluator`` again (the resume checks that it is the same); one made by
+    ``fnas.create_search(objective=...)`` continues most simply the way it was made, with
+    ``load_if_exists=True``.
+
+    Raises:
+        ConfigError: a bad executor. StoreError: no store there (none is made). An unknown
+            run is refused when :meth:`Search.optimize` looks it up (with a resume's checks).
+    """
+    executor = _executor(executor)
+    return Search(open_store(store, create=False), name, None, evaluator, space, executor)
