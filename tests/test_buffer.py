@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights
+from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights, decision_weights
 from fnas.agent.ppo import PPOConfig, ppo_update
 from fnas.cli import main
 from fnas.errors import ConfigError
@@ -84,6 +84,46 @@ def test_stale_samples_get_smaller_weights():
     worst = min(range(8), key=lambda i: _reward(first[i].decisions))
     best = max(range(8), key=lambda i: _reward(first[i].decisions))
     assert c_late[worst] <= c_late[best]
+
+
+def test_per_decision_weights_are_truncated_ratios_and_old_entries_keep_the_whole_one():
+    old = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.5, 0.2, 0.9]], dtype=torch.float64))
+    beh = torch.log(torch.tensor([[0.25, 0.4, 0.9], [math.nan] * 3], dtype=torch.float64))
+    whole = torch.tensor([0.0, math.log(0.5 * 0.4 * 0.9)], dtype=torch.float64)
+    c = decision_weights(old, beh, whole, c_max=1.0)
+    assert torch.allclose(c[0], _t(1.0, 0.5, 1.0))  # min(1, 2), 0.5, 1
+    # a row stored before per-decision log-probs: its whole ratio 0.09 / 0.18 on every one
+    assert torch.allclose(c[1], _t(0.5, 0.5, 0.5))
+    assert torch.equal(decision_weights(old, beh, whole, 1.0, enabled=False), torch.ones(2, 3))
+    buf = ExperienceBuffer(3)
+    buf.add([[0, 1, 2]], [0.5], [-1.0], 0, old[:1])
+    state = {k: v for k, v in buf.state().items() if k != "buffer.logp_t"}  # an old checkpoint
+    back = ExperienceBuffer(3)
+    back.load_state(state)
+    assert back.logp_t.shape == (1, 3) and torch.isnan(back.logp_t).all()
+    back.load_state(buf.state())
+    assert torch.equal(back.logp_t, buf.logp_t)
+
+
+def test_per_decision_weights_stay_informative_where_the_whole_ratio_collapses():
+    """The MnasNet-28 space's 42 decisions; a vanilla-PPO search with replay, 48 samples."""
+    from fnas.space.mnas import mnas_space
+
+    space = mnas_space(28)
+    target = space.sample(np.random.default_rng(5))
+    meds = {}
+    for per in (True, False):
+        s = PPOStrategy(space, 0, PPOConfig(), ReplayConfig(per_decision=per))
+        for _ in range(6):
+            props = s.ask(8)
+            s.observe([_Ev()] * len(props))
+            stats = s.tell(props, [float(np.mean(np.asarray(p.decisions) == target))
+                                   for p in props])
+        meds[per] = stats
+    assert meds[True]["replay/c_decision_p10"] > 0.5  # issue 34's figure: > 0.1 (0.71 here)
+    assert meds[True]["replay/c_decision_p50"] > 0.9
+    # the whole-architecture ratio has already collapsed for some samples (0.0075 here)
+    assert meds[False]["replay/c_min"] < 0.1 < meds[True]["replay/c_min"]
 
 
 def test_ask_samples_only_the_fresh_share_and_predictions_never_enter():

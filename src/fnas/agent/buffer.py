@@ -34,7 +34,7 @@ import torch
 
 from fnas.errors import ConfigError
 
-__all__ = ["ReplayConfig", "ExperienceBuffer", "correction_weights"]
+__all__ = ["ReplayConfig", "ExperienceBuffer", "correction_weights", "decision_weights"]
 
 SAMPLING = ("uniform", "prioritized")
 
@@ -57,6 +57,12 @@ class ReplayConfig:
     """Weight replayed samples by c = min(c_max, pi_old / mu_b); off: c = 1."""
     c_max: float = 1.0
     """Truncation of the importance weight."""
+    per_decision: bool = True
+    """Truncate per decision: decision t of a replayed sample gets c_t = min(c_max,
+    pi_old(a_t | a_<t) / mu_b(a_t | a_<t)) (Retrace / V-trace style; the PPO ratio is per
+    decision already). Off: one weight per sample from the whole-architecture ratio, a
+    product of T ratios that collapses in a large space (median 1e-29 over the MnasNet
+    space's 42 decisions). Runs recorded before this setting existed keep the whole ratio."""
 
     def __post_init__(self) -> None:
         checks = [(0 <= self.share < 1, "share (in [0, 1))"), (self.capacity >= 1, "capacity"),
@@ -80,6 +86,25 @@ class ReplayConfig:
         return asdict(self)
 
 
+def decision_weights(logp_old: torch.Tensor, logp_behaviour: torch.Tensor,
+                     logp_whole: torch.Tensor, c_max: float, enabled: bool = True
+                     ) -> torch.Tensor:
+    """(n, T) per-decision truncated weights c_t = min(c_max, pi_old(a_t) / mu_b(a_t)) from
+    per-decision log-probs. A row whose behaviour log-probs are unknown (NaN: an entry stored
+    before they were kept) gets its whole-architecture weight on every decision.
+
+    NOTE: unlike the product, per-decision truncation is biased for a reward that depends on
+    every decision; it trades that bias for weights that stay informative (issue 34)."""
+    if not enabled:
+        return torch.ones_like(logp_old)
+    c = torch.exp(torch.clamp(logp_old - logp_behaviour, max=math.log(c_max)))
+    unknown = torch.isnan(logp_behaviour).any(1)
+    if unknown.any():
+        whole = correction_weights(logp_old[unknown].sum(1), logp_whole[unknown], c_max)
+        c[unknown] = whole.unsqueeze(1).expand(-1, c.shape[1]).to(c.dtype)
+    return c
+
+
 def correction_weights(logp_old: torch.Tensor, logp_behaviour: torch.Tensor, c_max: float,
                        enabled: bool = True) -> torch.Tensor:
     """c = min(c_max, pi_old(a) / mu_b(a)) per sample, from whole-architecture log-probs,
@@ -98,18 +123,24 @@ class ExperienceBuffer:
         self.decisions = torch.zeros(0, self.T, dtype=torch.long)
         self.rewards = torch.zeros(0, dtype=torch.float64)
         self.logp = torch.zeros(0, dtype=torch.float64)
+        self.logp_t = torch.zeros(0, self.T, dtype=torch.float64)  # per decision (NaN: unknown)
         self.iterations = torch.zeros(0, dtype=torch.long)
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
 
     def add(self, decisions: Sequence[Sequence[int]], rewards: Sequence[float],
-            logp_behaviour: Sequence[float], iteration: int) -> None:
-        """Append real results (oldest entries are dropped beyond the capacity)."""
+            logp_behaviour: Sequence[float], iteration: int,
+            logp_decisions: Any = None) -> None:
+        """Append real results (oldest entries are dropped beyond the capacity), with their
+        whole-architecture behaviour log-probs and, if given, the per-decision ones (n, T)."""
         if not len(rewards):
             return
         d = torch.as_tensor([list(x) for x in decisions], dtype=torch.long).reshape(-1, self.T)
         n = d.shape[0]
+        lt = torch.full((n, self.T), math.nan, dtype=torch.float64) if logp_decisions is None \
+            else torch.as_tensor(logp_decisions, dtype=torch.float64).reshape(n, self.T)
+        self.logp_t = torch.cat([self.logp_t, lt])[-self.cfg.capacity:]
         self.decisions = torch.cat([self.decisions, d])[-self.cfg.capacity:]
         self.rewards = torch.cat([self.rewards, torch.as_tensor(rewards, dtype=torch.float64)]
                                  )[-self.cfg.capacity:]
@@ -139,10 +170,14 @@ class ExperienceBuffer:
     # ---- persistence (tensors for the safetensors checkpoint) -------------------------------
     def state(self, prefix: str = "buffer.") -> dict[str, torch.Tensor]:
         return {f"{prefix}decisions": self.decisions, f"{prefix}rewards": self.rewards,
-                f"{prefix}logp": self.logp, f"{prefix}iterations": self.iterations}
+                f"{prefix}logp": self.logp, f"{prefix}iterations": self.iterations,
+                f"{prefix}logp_t": self.logp_t}
 
     def load_state(self, tensors: dict[str, torch.Tensor], prefix: str = "buffer.") -> None:
         self.decisions = tensors[f"{prefix}decisions"].to(torch.long).reshape(-1, self.T)
         self.rewards = tensors[f"{prefix}rewards"].to(torch.float64)
         self.logp = tensors[f"{prefix}logp"].to(torch.float64)
         self.iterations = tensors[f"{prefix}iterations"].to(torch.long)
+        lt = tensors.get(f"{prefix}logp_t")  # absent before issue 34: unknown per decision
+        self.logp_t = torch.full((len(self.rewards), self.T), math.nan, dtype=torch.float64) \
+            if lt is None else lt.to(torch.float64).reshape(-1, self.T)

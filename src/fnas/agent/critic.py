@@ -23,7 +23,7 @@ optimiser moments, data, counts, both generators); keys start with ``critic.``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,15 +79,21 @@ class EnsembleCritic:
     Not thread-safe. Targets must already be normalised by the caller (per experiment).
     """
 
-    def __init__(self, sizes: Sequence[int], cfg: CriticConfig | None = None, seed: int = 0):
+    def __init__(self, sizes: Sequence[int], cfg: CriticConfig | None = None, seed: int = 0,
+                 features: Callable[[np.ndarray], np.ndarray] | None = None,
+                 n_features: int = 0):
         self.sizes = tuple(int(s) for s in sizes)
+        if (features is None) != (n_features == 0) or n_features < 0:
+            raise ConfigError("critic features: give both a feature function and its width")
+        # decisions (n, T) -> (n, F) finite, fixed-scale features (fnas.space.features)
+        self._featurize, self.n_features = features, int(n_features)
         if not self.sizes or min(self.sizes) < 1:
             raise ConfigError(f"critic sizes={list(self.sizes)!r}: need >= 1 decision, each >= 1")
         self.cfg = cfg or CriticConfig()
         self.seed = int(seed)
         t, k = len(self.sizes), 2 * self.cfg.members  # reward nets, then value nets
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])  # (T,)
-        d_in = sum(self.sizes) + t
+        d_in = sum(self.sizes) + t + self.n_features
         # column j of the one-hot block belongs to decision _col_dec[j]
         self._col_dec = torch.repeat_interleave(torch.arange(t), torch.tensor(self.sizes))
         dims = [d_in] + [self.cfg.hidden] * self.cfg.layers + [1]
@@ -112,6 +118,8 @@ class EnsembleCritic:
         self._x = np.zeros((0, t), dtype=np.int64)  # (n, T) decisions
         self._y = np.zeros(0, dtype=np.float32)  # (n,) normalised targets
         self._counts = np.zeros((self.cfg.members, 0), dtype=np.int64)  # (K, n) bootstrap counts
+        self._f = np.zeros((0, self.n_features), dtype=np.float32)  # (n, F) the points' features
+        self._yv: np.ndarray | None = None  # (n,) the value nets' own targets (None: _y)
 
     def _params(self) -> list[torch.Tensor]:
         return self.weights + self.biases
@@ -152,31 +160,57 @@ class EnsembleCritic:
         counts = self._rng.poisson(1.0, size=(self.cfg.members, x.shape[0]))
         self._x = np.concatenate([self._x, x])
         self._y = np.concatenate([self._y, y])
+        if self._yv is not None:
+            self._yv = np.concatenate([self._yv, y])
         self._counts = np.concatenate([self._counts, counts.astype(np.int64)], axis=1)
+        self._f = np.concatenate([self._f, self._features(x)])
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the data added so far: decisions (n, T) and targets (n,), in order."""
         return self._x.copy(), self._y.copy()
 
-    def retarget(self, targets: Any) -> None:
+    def retarget(self, targets: Any, value_targets: Any = None) -> None:
         """Replace every point's target (same order as :meth:`points`), e.g. after the caller
         changed its normalisation; bootstrap counts and weights are kept (refit after).
+        ``value_targets``: the value nets' own targets, when they differ from the reward nets'
+        (the reward nets learn the reward's unknown part, the values the whole reward); None:
+        the same targets.
 
         Raises:
             ValueError: wrong length or a non-finite target.
         """
-        y = np.asarray(targets, dtype=np.float32).reshape(-1)
-        if y.shape[0] != self.n_points or not np.isfinite(y).all():
-            raise ValueError(f"critic retarget needs {self.n_points} finite targets, got "
-                             f"{y.shape[0]}")
-        self._y = y.copy()
+        ys = [np.asarray(t, dtype=np.float32).reshape(-1)
+              for t in (targets, targets if value_targets is None else value_targets)]
+        for y in ys:
+            if y.shape[0] != self.n_points or not np.isfinite(y).all():
+                raise ValueError(f"critic retarget needs {self.n_points} finite targets, got "
+                                 f"{y.shape[0]}")
+        self._y = ys[0].copy()
+        self._yv = None if value_targets is None else ys[1].copy()
 
-    def _encode(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        """Inputs (n, sum(sizes) + T) for decisions x (n, T) cut to prefixes of ``length`` (n,)."""
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        if self._featurize is None:
+            return np.zeros((x.shape[0], 0), dtype=np.float32)
+        f = np.asarray(self._featurize(x), dtype=np.float32).reshape(x.shape[0], -1)
+        if f.shape[1] != self.n_features or not np.isfinite(f).all():
+            raise ValueError(f"critic features of shape {f.shape} (finite: "
+                             f"{bool(np.isfinite(f).all())}): expected ({x.shape[0]}, "
+                             f"{self.n_features}) finite values")
+        return f
+
+    def _encode(self, x: torch.Tensor, length: torch.Tensor,
+                f: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs (n, sum(sizes) + T + F) for decisions x (n, T) cut to prefixes of ``length``
+        (n,), with features f (n, F) for the full architectures (a prefix's are zeros: they
+        describe the whole network)."""
         mask = (torch.arange(x.shape[1]) < length[:, None]).float()  # (n, T)
         onehot = torch.zeros(x.shape[0], int(self._col_dec.shape[0]))
         onehot.scatter_(1, x + torch.as_tensor(self._offsets)[None], 1.0)
-        return torch.cat([onehot * mask[:, self._col_dec], mask], 1)
+        parts = [onehot * mask[:, self._col_dec], mask]
+        if self.n_features:
+            full = (length == x.shape[1]).float()[:, None]
+            parts.append(f * full)
+        return torch.cat(parts, 1)
 
     def _forward(self, h: torch.Tensor, nets: slice = slice(None)) -> torch.Tensor:
         """h (k, n, in) -> (k, n): each of the ``nets`` on its own rows."""
@@ -202,6 +236,9 @@ class EnsembleCritic:
         empty = probs.sum(1) == 0
         probs[empty] = 1.0  # a member whose resample is empty (tiny n) sees all points
         x_all, y_all = torch.as_tensor(self._x), torch.as_tensor(self._y)
+        f_all = torch.as_tensor(self._f)
+        if self._yv is not None:  # the value nets' rows read the second half
+            y_all = torch.cat([y_all, torch.as_tensor(self._yv)])
         losses = []
         with single_thread():
             for step in range(steps):
@@ -211,8 +248,10 @@ class EnsembleCritic:
                 cut[: k * bs // 2] = False  # the reward nets see full architectures only
                 plen = torch.randint(0, t, (k * bs,), generator=self._gen)
                 length = torch.where(cut, plen, torch.full_like(plen, t))
-                inp = self._encode(x_all[idx], length).reshape(k, bs, -1)
-                err = self._forward(inp) - y_all[idx].reshape(k, bs)  # (2K, B)
+                inp = self._encode(x_all[idx], length, f_all[idx]).reshape(k, bs, -1)
+                yi = idx if self._yv is None else torch.cat([idx[: k * bs // 2],
+                                                              idx[k * bs // 2:] + n])
+                err = self._forward(inp) - y_all[yi].reshape(k, bs)  # (2K, B)
                 mse = (err ** 2).mean(1)  # (2K,) each net's own MSE: independent grads
                 loss = mse.sum()
                 self.optimizer.zero_grad()
@@ -228,7 +267,13 @@ class EnsembleCritic:
         """The K reward (or value) nets' outputs (K, n) on x (n, T) cut to ``length`` (n,)."""
         k = self.cfg.members
         with single_thread():
-            inp = self._encode(torch.as_tensor(x), torch.as_tensor(length))
+            f = None
+            if self.n_features:  # prefixes carry no features: compute only for full rows
+                f = torch.zeros(x.shape[0], self.n_features)
+                full = np.flatnonzero(length == len(self.sizes))
+                if full.size:
+                    f[full] = torch.as_tensor(self._features(x[full]))
+            inp = self._encode(torch.as_tensor(x), torch.as_tensor(length), f)
             out = self._forward(inp.expand(k, -1, -1), slice(k, None) if value else slice(k))
         return out.numpy().astype(np.float64)
 
@@ -277,9 +322,13 @@ class EnsembleCritic:
         tensors["critic.x"] = torch.from_numpy(self._x.copy())
         tensors["critic.y"] = torch.from_numpy(self._y.copy())
         tensors["critic.counts"] = torch.from_numpy(self._counts.copy())
+        if self._yv is not None:  # absent before issue 34: the values share the targets
+            tensors["critic.yv"] = torch.from_numpy(self._yv.copy())
         tensors["critic.rng.torch"] = self._gen.get_state()
         meta = {"sizes": list(self.sizes), "cfg": asdict(self.cfg), "seed": self.seed,
                 "optim": opt_meta, "rng_numpy": self._rng.bit_generator.state}
+        if self.n_features:  # absent before issue 34: 0 features
+            meta["features"] = self.n_features
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -290,10 +339,12 @@ class EnsembleCritic:
         """
         cfg = meta.get("cfg", {})
         shape = (list(self.sizes), self.cfg.members, self.cfg.hidden, self.cfg.layers)
-        theirs = (meta.get("sizes"), cfg.get("members"), cfg.get("hidden"), cfg.get("layers"))
+        shape = (*shape, self.n_features)
+        theirs = (meta.get("sizes"), cfg.get("members"), cfg.get("hidden"), cfg.get("layers"),
+                  meta.get("features", 0))
         if list(theirs) != list(shape):
-            raise StoreError(f"critic state (sizes, members, hidden, layers)={theirs} does not "
-                             f"match this critic's {shape}")
+            raise StoreError(f"critic state (sizes, members, hidden, layers, features)={theirs} "
+                             f"does not match this critic's {shape}")
         with torch.no_grad():
             for i, w in enumerate(self.weights):
                 w.copy_(tensors[f"critic.w{i}"])
@@ -303,5 +354,8 @@ class EnsembleCritic:
         self._x = tensors["critic.x"].numpy().astype(np.int64)
         self._y = tensors["critic.y"].numpy().astype(np.float32)
         self._counts = tensors["critic.counts"].numpy().astype(np.int64)
+        self._f = self._features(self._x)  # a pure function of the decisions: not stored
+        yv = tensors.get("critic.yv")
+        self._yv = None if yv is None else yv.numpy().astype(np.float32)
         self._gen.set_state(tensors["critic.rng.torch"])
         self._rng.bit_generator.state = meta["rng_numpy"]

@@ -69,11 +69,11 @@ def ppo_update(
     """One PPO update on a batch: actions (B, T), old log-probs (B, T), advantages (B,) (one
     per sample, shared by its decisions) or (B, T) (per decision, from a critic's baseline).
 
-    ``b_weights`` (B,) multiplies each sample's loss (the truncated importance weight of a
-    replayed sample; 1 for fresh ones). ``min_entropy`` (nats per decision) is an entropy
-    floor: an epoch that finds the batch's mean entropy below it takes a step of pure entropy
-    ascent instead of the clipped surrogate, so the policy can keep moving its mass but never
-    collapses below the floor.
+    ``b_weights`` (B,) or (B, T) multiplies each sample's (or each decision's) loss (the
+    truncated importance weight of a replayed sample; 1 for fresh ones). ``min_entropy``
+    (nats per decision) is an entropy floor: an epoch that finds the batch's mean entropy
+    below it takes a step of pure entropy ascent instead of the clipped surrogate, so the
+    policy can keep moving its mass but never collapses below the floor.
     """
     n = b_actions.shape[0]
     if not torch.isfinite(b_advantages).all():  # a step on NaN would ruin the policy for good
@@ -94,7 +94,9 @@ def ppo_update(
             mb_adv = b_advantages[mb]
             if mb_adv.dim() == 1:
                 mb_adv = mb_adv.unsqueeze(1)  # (mb, 1): one return per sample
-            mb_w = b_weights[mb].unsqueeze(1)
+            mb_w = b_weights[mb]
+            if mb_w.dim() == 1:
+                mb_w = mb_w.unsqueeze(1)  # (mb, 1): one weight per sample
             pg_loss1 = -mb_adv * ratio
             pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
             pg_loss = (torch.max(pg_loss1, pg_loss2) * mb_w).mean()

@@ -20,7 +20,10 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError
+from fnas.space.cost import arch_cost
 from fnas.space.factorized import FactorizedSpace
+from fnas.space.features import arch_features
+from fnas.space.spec import ArchSpec
 from fnas.tasks.datasets import load_dataset
 from fnas.tasks.macro_table import load_macro_table
 from fnas.tasks.reward import RewardConfig, mnas_reward
@@ -85,6 +88,19 @@ class Evaluator(ABC):
         ratio), or None: the evaluation's measured seconds are its cost."""
         return None
 
+    def known_factor(self, spec: Any) -> float | None:
+        """The reward's part that is known before any training, when the reward is
+        ``accuracy x known_factor(spec)`` (MnasNet's ``(MACs / T) ** w`` with analytic MACs),
+        else None (the default: the reward is learnt whole). The fnas critic then learns only
+        the accuracy and composes the reward exactly (docs/DESIGN.md, "The critic")."""
+        return None
+
+    def features(self, spec: Any) -> Sequence[float] | None:
+        """What is known about ``spec`` before training, as a fixed-length row of finite
+        numbers (log MACs, log params, per-block depth and width...), or None (the default:
+        none). The fnas critic takes them as inputs next to the decisions."""
+        return None
+
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None) -> Rollout:
         """Train from ``init_weights`` (a partial state dict) for ``epochs`` (default: the
@@ -144,6 +160,21 @@ class ProxyEvaluator(Evaluator):
         epochs = max(1, round(self.task.epochs * _fidelity(fidelity)))
         task = replace(self.task, epochs=epochs)
         return run_rollout(spec, task, self.reward, seed, return_weights=False).result
+
+    def known_factor(self, spec: Any) -> float | None:
+        """``(MACs / T) ** w`` for a MACs target (the analytic MACs the training records
+        too); None for a latency target (measured during the evaluation) or none."""
+        if self.reward.target is None or self.reward.metric != "macs" \
+                or not isinstance(spec, ArchSpec):
+            return None
+        cost = arch_cost(spec, self.input_size, self.in_chans, self.num_classes)
+        return mnas_reward(1.0, cost.macs, self.reward)
+
+    def features(self, spec: Any) -> Sequence[float] | None:
+        """:func:`fnas.space.features.arch_features` at this task's input."""
+        if not isinstance(spec, ArchSpec):
+            return None
+        return arch_features(spec, self.input_size, self.in_chans, self.num_classes)
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None) -> Rollout:
@@ -219,3 +250,18 @@ class MacroTableEvaluator(Evaluator):
     def cost(self, key: str) -> float:
         """Training-compute estimate of one query, in units of the table's mean FLOPs."""
         return self.table.entries[key].flops / self.table.mean_flops
+
+    def known_factor(self, spec: Any) -> float | None:
+        """``(FLOPs / T) ** w`` for a FLOPs target (the table's FLOPs stand for analytic
+        ones), else None."""
+        e = self.table.entries.get(getattr(spec, "key", None))
+        if self.reward.target is None or e is None:
+            return None
+        return mnas_reward(1.0, e.flops, self.reward)
+
+    def features(self, spec: Any) -> Sequence[float] | None:
+        """Log FLOPs and log params (analytic for a real network; the table's here)."""
+        e = self.table.entries.get(getattr(spec, "key", None))
+        if e is None:
+            return None
+        return [float(np.log(max(e.flops, 1))), float(np.log(max(e.params, 1)))]

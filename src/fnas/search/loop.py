@@ -64,6 +64,7 @@ def _make(cfg: SearchConfig, evaluator: Evaluator | None,
                               "which the proxy task cannot train (it builds block strings): "
                               "search NAS-Bench-Macro with fnas bench, or pass an evaluator")
     strategy = STRATEGIES[cfg.strategy](space, cfg)
+    strategy.attach(evaluator)
     return evaluator, space, strategy
 
 

@@ -84,6 +84,11 @@ class Strategy(ABC):
     def observe(self, evaluations: Sequence[Any]) -> None:  # noqa: B027
         """Called before ``tell`` with the batch's stored evaluations (flags included)."""
 
+    def attach(self, evaluator: Any) -> None:  # noqa: B027
+        """Called once by the loop with the run's evaluator, before ``pretrain`` and before a
+        checkpoint is restored: a strategy that uses what is known before training (the
+        evaluator's ``known_factor`` and ``features``) reads it here."""
+
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
         """Learn from earlier experiments' real results, ``(decisions, normalised reward)``.
         Returns how many were used (0: this strategy keeps no such knowledge)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights
+from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights, decision_weights
 from fnas.agent.optim_state import load_optimizer_state, optimizer_state
 from fnas.agent.policy import LSTMPolicy
 from fnas.agent.ppo import PPOConfig, ppo_update
@@ -115,8 +115,14 @@ class PPOStrategy(Strategy):
         r_actions = buf.decisions[idx]
         with torch.no_grad():
             r_logp, _ = self.policy.evaluate(r_actions)  # pi_old: the policy before this update
-        c = correction_weights(r_logp.sum(1).double(), buf.logp[idx], buf.cfg.c_max,
-                               buf.cfg.correction).float()
+        if buf.cfg.per_decision:  # (k, T): one truncated weight per decision
+            c_t = decision_weights(r_logp.double(), buf.logp_t[idx], buf.logp[idx],
+                                   buf.cfg.c_max, buf.cfg.correction).float()
+            c, w = c_t.mean(1), w.unsqueeze(1).expand(-1, c_t.shape[1])
+        else:
+            c = correction_weights(r_logp.sum(1).double(), buf.logp[idx], buf.cfg.c_max,
+                                   buf.cfg.correction).float()
+            c_t = c
         r_rewards = self._replay_rewards(buf.rewards[idx].float())
         age = (self.iteration - buf.iterations[idx]).float()
         qs = torch.quantile(c, torch.tensor([0.1, 0.5, 0.9])).tolist()
@@ -128,8 +134,11 @@ class PPOStrategy(Strategy):
             "replay/age_mean": float(age.mean()),
             "replay/c": [round(float(x), 6) for x in c],  # the whole distribution, per update
         }
+        if buf.cfg.per_decision:  # c above: each sample's mean over its decisions
+            dq = torch.quantile(c_t.reshape(-1), torch.tensor([0.1, 0.5])).tolist()
+            stats.update({"replay/c_decision_p10": dq[0], "replay/c_decision_p50": dq[1]})
         return (torch.cat([actions, r_actions]), torch.cat([logp, r_logp]),
-                torch.cat([rewards, r_rewards]), torch.cat([w, c]), stats)
+                torch.cat([rewards, r_rewards]), torch.cat([w, c_t]), stats)
 
     def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
         """Replayed rewards in the units the update uses (raw for vanilla PPO)."""
@@ -142,7 +151,8 @@ class PPOStrategy(Strategy):
             real = self._real if self._real is not None else [True] * len(rewards)
             keep = [i for i, ok in enumerate(real) if ok]
             self.buffer.add(actions[keep].tolist(), [float(rewards[i]) for i in keep],
-                            logp[keep].sum(1).double().tolist(), self.iteration)
+                            logp[keep].sum(1).double().tolist(), self.iteration,
+                            logp[keep].double())
         self.iteration += 1
         self._pending = None
         self._replay_idx = None

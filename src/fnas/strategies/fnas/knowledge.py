@@ -17,7 +17,7 @@ in the rule's own JSON state, so checkpoints keep their layout.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,12 +90,15 @@ def judge_knowledge(pairs: Sequence[tuple[float, float]], min_rank: float,
     return Judgement(tau, slope, intercept, bool(keep))
 
 
-def forget_knowledge(critic: EnsembleCritic, n_knowledge: int) -> EnsembleCritic:
-    """A new critic, seeded ``critic.seed + 1``, holding ``critic``'s points after its first
-    ``n_knowledge`` (the knowledge's), with their targets; not fitted yet (the caller fits
-    it ``FORGET_FITS`` times, after retargeting the points if it needs to)."""
+def forget_knowledge(critic: EnsembleCritic, n_knowledge: int,
+                     make: Callable[[], EnsembleCritic] | None = None) -> EnsembleCritic:
+    """A new critic, seeded ``critic.seed + 1`` (or ``make()``: the same seed, with the
+    caller's features), holding ``critic``'s points after its first ``n_knowledge`` (the
+    knowledge's), with their targets; not fitted yet (the caller fits it ``FORGET_FITS``
+    times, after retargeting the points if it needs to)."""
     x, y = critic.points()
-    new = EnsembleCritic(critic.sizes, critic.cfg, critic.seed + 1)
+    new = make() if make is not None else EnsembleCritic(critic.sizes, critic.cfg,
+                                                         critic.seed + 1)
     if len(x) > n_knowledge:
         new.add(x[n_knowledge:], y[n_knowledge:])
     return new

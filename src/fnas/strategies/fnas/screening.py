@@ -62,6 +62,7 @@ from fnas.strategies.fnas.knowledge import (
     kendall,
     pretrain_critic,
 )
+from fnas.strategies.fnas.known import Known
 from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
@@ -82,7 +83,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                               f"{(*ACQUISITIONS, 'off')}")
         self.scfg, self.acquisition, self.imagined = screen, acquisition, imagined
         self.critic_cfg = critic_cfg
-        self.critic = EnsembleCritic(space.sizes, critic_cfg, seed + 7919)
+        self.known: Known | None = None  # set by attach(evaluator): what is known
+        self.critic = self._new_critic(0)
         self._rng = np.random.default_rng([seed, 7920])
         self.st = ScreenState()
         self._seen: set[tuple[int, ...]] = set()
@@ -91,6 +93,38 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         self._batch: list[Any] = []
         self._refits = 1  # critic fits after this round's results (more after forgetting)
         self._h_uniform = float(np.mean(np.log(np.asarray(space.sizes, dtype=np.float64))))
+
+    def attach(self, evaluator: Any) -> None:
+        """Learn what the evaluator knows before training (:mod:`.known`); before any data."""
+        if not (self.scfg.decompose or self.scfg.features):
+            return
+        known = Known(self.space, evaluator, decompose=self.scfg.decompose,
+                      features=self.scfg.features, seed=self.seed)
+        if known.active:
+            self.known = known
+            self.critic = self._new_critic(0)
+
+    def _new_critic(self, generation: int) -> EnsembleCritic:
+        fmap = self.known.features if self.known is not None else None
+        return EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + generation,
+                              features=fmap, n_features=fmap.size if fmap is not None else 0)
+
+    @property
+    def _decomposed(self) -> bool:
+        return self.known is not None and self.known.decomposed
+
+    def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Mean, spread and member predictions (None unless needed) of candidates ``x``, in
+        this run's reward scores (composed from the accuracy when decomposed: .known)."""
+        ref = self._ref()
+        if not self._decomposed or ref is None:
+            mean, spread = self.critic.predict(x)
+            members = self.critic.predict_members(x) if needs_members(self.acquisition) \
+                else None
+            return mean, spread, members
+        assert self.known is not None
+        z = self.known.compose(self.critic.predict_members(x), x, self.st.own, ref)
+        return z.mean(0), z.std(0, ddof=1), z
 
     # ---- knowledge --------------------------------------------------------------------------
     def pretrain(self, knowledge: Sequence[tuple[Sequence[int], float]]) -> int:
@@ -127,9 +161,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         rows: list[int] = []
         info: list[tuple[float, float, float]] = []
         if len(x) and not warm:
-            mean, spread = self.critic.predict(x)
-            members = self.critic.predict_members(x) if needs_members(self.acquisition) \
-                else None
+            mean, spread, members = self._score(x)
             best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
                 if ref is not None else None
             k = min(len(x), 4 * n)  # room for picks skipped as another vector's network
@@ -246,7 +278,13 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             if st.own:
                 x, y = self.critic.points()
                 y[st.n_knowledge:] = rank_gauss([r for _, r in st.own])
-                self.critic.retarget(y)
+                if self._decomposed:  # the reward nets learn the unknown, the values all
+                    assert self.known is not None
+                    yu = y.copy()
+                    yu[st.n_knowledge:] = rank_gauss(self.known.own_unknown(st.own))
+                    self.critic.retarget(yu, y)
+                else:
+                    self.critic.retarget(y)
                 for _ in range(self._refits):
                     stats.update(self.critic.fit())
         self._refits = 1
@@ -294,7 +332,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             st.knowledge = "kept"
             return
         st.knowledge = "forgotten"
-        self.critic = forget_knowledge(self.critic, st.n_knowledge)
+        self.critic = forget_knowledge(self.critic, st.n_knowledge,
+                                       lambda: self._new_critic(1))
         st.n_knowledge = 0
         self._refits = FORGET_FITS
 
@@ -338,7 +377,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         """What an imagined update rewards each row of decisions ``x`` with
         (``ScreenConfig.novelty``): the critic's mean, or, with novelty, the UCB score of an
         unseen architecture and the batch's lowest score for one already evaluated."""
-        mean, spread = self.critic.predict(x)
+        mean, spread, _ = self._score(x)
         if not self.scfg.novelty:
             return mean
         score = mean + self.scfg.kappa * spread
