@@ -50,9 +50,12 @@ class Known:
     def __init__(self, space: FactorizedSpace, evaluator: Any, *, decompose: bool,
                  features: bool, seed: int) -> None:
         self.space, self.evaluator = space, evaluator
+        self.decomposed = False
+        self.features: FeatureMap | None = None
+        if not (decompose or features):
+            return
         probe = space.decode(space.sample(np.random.default_rng([seed, 3542])))
         self.decomposed = bool(decompose) and _finite(evaluator.known_factor(probe))
-        self.features: FeatureMap | None = None
         if features and evaluator.features(probe) is not None:
             self.features = FeatureMap(space, evaluator.features, seed=seed)
         self._factor: dict[tuple[int, ...], float] = {}

@@ -3,32 +3,17 @@ uncertainty-aware critic screens candidates and picks what is trained.
 
 One round (docs/DESIGN.md, "Screening"), with B the batch:
 
-1. **Warm-up.** Until ``n_init`` real results (0 when the critic was pre-trained on earlier
-   runs: knowledge screens from the first batch; after knowledge is forgotten, ``n_init``
-   more), train B distinct, not yet evaluated samples of the policy.
-2. **Candidates.** ``candidates`` policy samples, plus ``mutants`` one- or two-decision
-   mutants of the top real results of this run and of the knowledge. Deduplicated; everything
-   already evaluated in this run is dropped. If too few are left: more policy samples, then
-   mutants, then uniform samples (each fallback is counted and recorded).
-3. **Screen.** The ensemble critic gives each candidate a mean and a spread; the acquisition
-   (UCB ``mean + kappa * spread``, Thompson sampling or expected improvement) picks B to train.
-   The rest are screened out: counted per round, never recorded as results.
-4. **Learn.** The critic's targets are a rank-Gaussian transform of this run's real rewards,
-   recomputed every round (knowledge points keep the transform of their own experiment); the
-   refit is warm-started.
-5. **Controller.** One PPO update on the trained batch (advantage: target minus the critic's
-   prefix value, centred; with the experience buffer, replayed real results join it with
-   their truncated importance weights), then ``imagined`` updates on the round's policy
-   samples. Their objective rewards what screening needs from a proposer: a sample not yet
-   evaluated earns its UCB score, one already evaluated earns the batch's lowest score
-   (``novelty``; advantage: that reward minus its batch mean). The entropy coefficient
-   has a floor: an epoch that finds the policy's entropy per decision under
-   ``entropy_floor`` x that of the uniform policy ascends the entropy instead, so the policy
-   keeps proposing unseen candidates until the budget is spent.
-6. **Knowledge is judged** (:mod:`~fnas.strategies.fnas.knowledge`, the veto rule's path
-   too). A pre-trained critic ranks the first batch; once ``judge_after``
-   of its picks have real results it must rank them (Kendall tau >= ``judge_min_rank``), or
-   it forgets the knowledge and is refitted on this run's results alone.
+1. **Warm-up**: until ``n_init`` real results (none with knowledge), B unseen policy samples.
+2. **Candidates**: policy samples plus mutants of the top own (and knowledge) results, the
+   unseen kept; fallbacks (more samples, mutants, uniform) are counted.
+3. **Screen**: the critic's mean and spread per candidate, composed with the reward's known
+   factor when there is one (:mod:`.known`); the acquisition picks B to train.
+4. **Learn**: rank-Gaussian targets of this run's results, recomputed every round; a
+   warm-started refit.
+5. **Controller**: one PPO update on the picks (+ replay), then ``imagined`` updates on the
+   round's policy samples rewarded for high, unseen scores (``novelty``); an entropy floor.
+6. **Knowledge is judged** (:mod:`.knowledge`): kept if it ranks its first picks, else
+   forgotten.
 
 NOTE: the picks are chosen by the critic from the policy's samples, so the PPO update on
 them is off-policy in a way no importance weight corrects (their selection probability is
@@ -96,11 +81,9 @@ class ScreeningStrategy(Candidates, PPOStrategy):
 
     def attach(self, evaluator: Any) -> None:
         """Learn what the evaluator knows before training (:mod:`.known`); before any data."""
-        if not (self.scfg.decompose or self.scfg.features):
-            return
         known = Known(self.space, evaluator, decompose=self.scfg.decompose,
                       features=self.scfg.features, seed=self.seed)
-        if known.active:
+        if known.active:  # else the critic stays as before issue 34
             self.known = known
             self.critic = self._new_critic(0)
 
@@ -109,20 +92,15 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         return EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + generation,
                               features=fmap, n_features=fmap.size if fmap is not None else 0)
 
-    @property
-    def _decomposed(self) -> bool:
-        return self.known is not None and self.known.decomposed
-
     def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Mean, spread and member predictions (None unless needed) of candidates ``x``, in
         this run's reward scores (composed from the accuracy when decomposed: .known)."""
         ref = self._ref()
-        if not self._decomposed or ref is None:
+        if self.known is None or not self.known.decomposed or ref is None:
             mean, spread = self.critic.predict(x)
             members = self.critic.predict_members(x) if needs_members(self.acquisition) \
                 else None
             return mean, spread, members
-        assert self.known is not None
         z = self.known.compose(self.critic.predict_members(x), x, self.st.own, ref)
         return z.mean(0), z.std(0, ddof=1), z
 
@@ -278,8 +256,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             if st.own:
                 x, y = self.critic.points()
                 y[st.n_knowledge:] = rank_gauss([r for _, r in st.own])
-                if self._decomposed:  # the reward nets learn the unknown, the values all
-                    assert self.known is not None
+                if self.known is not None and self.known.decomposed:  # the unknown; values: all
                     yu = y.copy()
                     yu[st.n_knowledge:] = rank_gauss(self.known.own_unknown(st.own))
                     self.critic.retarget(yu, y)
