@@ -25,8 +25,7 @@ from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.trainer import MAX_COUNT, check_int
 
-__all__ = ["Search", "open_search", "load_search", "search_config", "merged_settings",
-           "open_store"]
+__all__ = ["Search", "open_search", "load_search", "search_config", "open_store"]
 
 
 class Search:
@@ -163,20 +162,12 @@ def search_config(config: str | Path | SearchConfig | None = None,
     if isinstance(config, SearchConfig):
         return config.with_settings(dict(settings or {}))
     from fnas.search.config_io import read_config
+    from fnas.strategies.settings import merged
 
     # one table, built once: a setting of another strategy in the file still applies when a
     # setting switches to that strategy
-    table = merged_settings(read_config(config), dict(settings or {}))
+    table = merged(read_config(config), dict(settings or {}))
     return SearchConfig().with_settings(table)
-
-
-def merged_settings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """``b`` over ``a``, table by table (a nested table changes only the keys it gives)."""
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = merged_settings(out[k], v) if isinstance(v, Mapping) and isinstance(
-            out.get(k), Mapping) else v
-    return out
 
 
 def _executor(executor: Any) -> Executor | None:

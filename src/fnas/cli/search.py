@@ -112,7 +112,8 @@ def _arguments(s: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """The search's config: the file's (``--config``) or the defaults, then ``--set``, then the
     flags given, applied at once and checked together (:func:`fnas.api.runs.search_config`)."""
-    from fnas.api.runs import merged_settings, search_config
+    from fnas.api.runs import search_config
+    from fnas.strategies.settings import merged
 
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
@@ -128,7 +129,7 @@ def config_from_args(args: argparse.Namespace):
             flags[name] = table
     if args.target_latency or args.target_macs or args.hard:
         flags["reward"] = reward_from_args(args)  # a whole reward, as the flags describe one
-    return search_config(args.config, merged_settings(settings_from_args(args), flags))
+    return search_config(args.config, merged(settings_from_args(args), flags))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from fnas.search.restore import restore
 from fnas.search.search_run import SearchOutcome, SearchRun, pool_epochs
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Strategy
+from fnas.strategies.settings import with_legacy_defaults
 
 logger = logging.getLogger("fnas.search.loop")
 
@@ -179,7 +180,7 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         _lost_run(store, ref)
         raise
     try:
-        cfg = SearchConfig.from_dict(exp.config)
+        cfg = SearchConfig.from_dict(with_legacy_defaults(exp.config))  # as it was recorded
     except ConfigError as e:
         raise StoreError(f"run {exp.name!r}: field 'config' is unusable: {e}") from None
     _check_device(cfg.task.device, executor)

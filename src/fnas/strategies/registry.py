@@ -24,6 +24,7 @@ from fnas.strategies.base import Strategy
 from fnas.strategies.fnas.config import FNASConfig
 from fnas.strategies.ppo import PPOStrategy, PPOStrategyConfig
 from fnas.strategies.rea import REAConfig
+from fnas.strategies.tpe import TPEConfig
 
 __all__ = ["STRATEGIES", "CAPABILITIES", "STRATEGY_CONFIGS", "Capabilities", "capabilities",
            "config_class", "register_strategy", "replay_config"]
@@ -130,3 +131,12 @@ register_strategy("ppo", _ppo, Capabilities(policy=True),  # MnasNet's: the FNAS
                   config=PPOStrategyConfig)
 register_strategy("rea", _rea, config=REAConfig)
 register_strategy("random", _random)
+
+
+def _tpe(space: FactorizedSpace, cfg: Any) -> Strategy:
+    from fnas.strategies.tpe import TPEStrategy
+
+    return TPEStrategy(space, cfg.seed, cfg.strategy_config)
+
+
+register_strategy("tpe", _tpe, config=TPEConfig)  # Optuna's TPE (the optuna extra)

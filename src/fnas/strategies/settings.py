@@ -28,7 +28,8 @@ from fnas.strategies.fnas.config import FNASConfig
 from fnas.strategies.rea import REAConfig
 from fnas.strategies.registry import config_class
 
-__all__ = ["STORED_TABLES", "strategy_settings", "stored_tables", "merged"]
+__all__ = ["STORED_TABLES", "LEGACY_DEFAULTS", "strategy_settings", "stored_tables", "merged",
+           "with_legacy_defaults"]
 
 STORED_TABLES: dict[str, type] = {"ppo": PPOConfig, "fnas": FNASConfig, "rea": REAConfig,
                                   "replay_cfg": ReplayConfig}
@@ -110,4 +111,27 @@ def merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         both = isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
         out[k] = merged(out[k], v) if both else v
+    return out
+
+
+LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("fnas", "screen", "decompose"): False,
+    ("fnas", "screen", "features"): False,
+    ("replay_cfg", "per_decision"): False,
+}
+"""Settings added after runs were recorded, with the value that gives those runs' behaviour
+(issue 34: the critic's known factor and features, per-decision replay weights). A stored
+config that holds the table but not the key was recorded before the setting existed, so it
+resumes as it ran; a config file or ``--set`` table that leaves a key out gets the default."""
+
+
+def with_legacy_defaults(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's stored config with :data:`LEGACY_DEFAULTS` filled in where it lacks them."""
+    out = merged({}, stored)
+    for path, value in LEGACY_DEFAULTS.items():
+        table: Any = out
+        for key in path[:-1]:
+            table = table.get(key) if isinstance(table, dict) else None
+        if isinstance(table, dict) and path[-1] not in table:
+            table[path[-1]] = value
     return out

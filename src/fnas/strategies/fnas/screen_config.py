@@ -49,11 +49,11 @@ class ScreenConfig:
     are the critic's own favourites, a narrow range on which even good knowledge ranks
     weakly (at 0.4, FLOPs-objective knowledge was forgotten in 4 of 6 seeds); knowledge that
     ranks them backwards is what must go."""
-    decompose: bool = False
+    decompose: bool = True
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
     composed with its exact factor (``fnas.strategies.fnas.known``)."""
-    features: bool = False
+    features: bool = True
     """Give the critic the evaluator's features of each candidate (log MACs, log params, per
     block depth, width and resolution) next to its decisions."""
 
