@@ -101,7 +101,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas": {"strategy": "fnas", "source": "macs4m", "seeds": 5},
     "fnas-scratch": {"strategy": "fnas", "seeds": 5},
     "fnas-known": {"strategy": "fnas", "seeds": 5,
-                   "fnas": {"screen": {"decompose": True, "features": True}}},
+                   "fnas": {"screen": {"decompose": True, "features": "on"}}},
     "fnas-decompose": {"strategy": "fnas", "seeds": 3, "fnas": {"screen": {"decompose": True}}},
     "fnas-nopool": {"strategy": "fnas", "pool": "off", "source": "macs4m", "seeds": 3},
     "fnas-frozen": {"strategy": "fnas", "source": "macs4m", "seeds": 3,

@@ -157,7 +157,7 @@ def test_the_value_nets_learn_their_own_targets():
 # ---- decomposition --------------------------------------------------------------------------
 def test_the_known_part_is_exact_and_the_composition_inverts_it():
     ev = SizedEvaluator()
-    k = Known(SPACE, ev, decompose=True, features=True, seed=0)
+    k = Known(SPACE, ev, decompose=True, features="on", seed=0)
     assert k.decomposed and k.features is not None
     x = _points(30)
     res = [ev.evaluate(SPACE.decode(r), 0) for r in x.tolist()]
@@ -167,8 +167,18 @@ def test_the_known_part_is_exact_and_the_composition_inverts_it():
     z_acc = rank_gauss([e.accuracy for e in res])[None]  # a "critic" that is exactly right
     z = k.compose(z_acc, x, own, ref)
     assert np.allclose(z[0], ref([e.reward for e in res]))
-    assert not Known(SPACE, SizedEvaluator(with_known=False), decompose=True, features=False,
+    assert not Known(SPACE, SizedEvaluator(with_known=False), decompose=True, features="off",
                      seed=0).active
+
+
+def test_auto_features_go_to_a_critic_that_learns_the_whole_reward_only():
+    with_factor = Known(SPACE, SizedEvaluator(), decompose=True, features="auto", seed=0)
+    assert with_factor.decomposed and with_factor.features is None
+    without = Known(SPACE, SizedEvaluator(with_known=False), decompose=True, features="auto",
+                    seed=0)
+    assert not without.decomposed and without.features is not None
+    assert Known(SPACE, SizedEvaluator(), decompose=False, features="auto", seed=0).features \
+        is not None
 
 
 def test_the_proxy_tasks_known_factor_is_what_its_training_applies():
@@ -186,7 +196,7 @@ def test_the_proxy_tasks_known_factor_is_what_its_training_applies():
 def _run(store, stop_after=None, **screen):
     cfg = SearchConfig(space="macro", strategy="fnas", budget=32, batch=8, seed=0,
                        budget_counts="trained", max_samples=160,
-                       fnas={"screen": {"decompose": True, "features": True, **screen}})
+                       fnas={"screen": {"decompose": True, "features": "on", **screen}})
     return run_search(store, cfg, name="r", evaluator=SizedEvaluator(), space=SPACE,
                       progress=False, stop_after=stop_after)
 

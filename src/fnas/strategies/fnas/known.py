@@ -12,7 +12,8 @@ of ``FNASConfig``:
   exact factor. The value nets, which give PPO its per-decision baseline, still learn the
   whole reward. Without a known factor (no target, a latency target, a user objective)
   nothing changes.
-- **Features** (``features``). :meth:`Evaluator.features` (log MACs, log params, per-block
+- **Features** (``features``; ``auto``: only where no factor is composed, which measured
+  better). :meth:`Evaluator.features` (log MACs, log params, per-block
   depth, width and resolution for block-string networks; log FLOPs and params on
   NAS-Bench-Macro) go to the critic as inputs next to the one-hots, standardised once on
   uniform samples of the space (:class:`fnas.space.features.FeatureMap`).
@@ -43,20 +44,22 @@ class Known:
         space: the searched space.
         evaluator: the run's evaluator (its ``known_factor`` and ``features``).
         decompose: use the known factor where the evaluator has one.
-        features: use the evaluator's features where it has them.
+        features: ``on``, ``off`` or ``auto`` (only without a composed factor): use the
+            evaluator's features where it has them.
         seed: seeds the features' standardisation sample.
     """
 
     def __init__(self, space: FactorizedSpace, evaluator: Any, *, decompose: bool,
-                 features: bool, seed: int) -> None:
+                 features: str, seed: int) -> None:
         self.space, self.evaluator = space, evaluator
         self.decomposed = False
         self.features: FeatureMap | None = None
-        if not (decompose or features):
+        if not decompose and features == "off":
             return
         probe = space.decode(space.sample(np.random.default_rng([seed, 3542])))
         self.decomposed = bool(decompose) and _finite(evaluator.known_factor(probe))
-        if features and evaluator.features(probe) is not None:
+        wanted = features == "on" or (features == "auto" and not self.decomposed)
+        if wanted and evaluator.features(probe) is not None:
             self.features = FeatureMap(space, evaluator.features, seed=seed)
         self._factor: dict[tuple[int, ...], float] = {}
 
