@@ -45,6 +45,9 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "random": ("random", {}, "random search"),
     "rea": ("rea", {}, "regularized evolution (population 20, tournament 10)"),
     "ppo": ("ppo", {}, "vanilla MnasNet PPO, 10 update epochs"),
+    "tpe": ("tpe", {"budget": ABL}, "Optuna's TPE (its defaults but the constant liar)"),
+    "tpe-noisy": ("tpe", {"noisy": True, "budget": ABL}, "Optuna's TPE, one training seed per "
+                  "query"),
     "fnas": ("fnas", {}, "fnas: screening, UCB, mutants, learning policy (the default)"),
     "fnas+knowledge": ("fnas", {"source_flops": 40e6, "budget": ABL},
                        "fnas, critic pre-trained on a FLOPs-40 source search"),
