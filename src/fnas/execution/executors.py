@@ -267,7 +267,9 @@ class RayExecutor(Executor):
                 del self._inflight[ref], self._started[ref]
                 self._deaths.pop(job.slot, None)
                 return job, _failed(evaluator, job, f"timed out after {job.timeout:g} s "
-                                    "(eval_timeout): the Ray task was cancelled")
+                                    f"(eval_timeout): the Ray task was still out "
+                                    f"{job.timeout + RAY_START:g} s after its submission and "
+                                    "was cancelled")
         return None
 
     def wait_until(self, deadline: float | None) -> tuple[RolloutJob, Rollout]:
