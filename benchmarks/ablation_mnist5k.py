@@ -115,6 +115,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "tpe": {"strategy": "tpe", "seeds": 5},
 }
 SOURCE_SEED = 1000
+QUICK_SAMPLES = 400
+"""``--quick``'s images per training (runs, reference protocol and retraining alike)."""
 QUICK_VARIANTS = "tpe,fnas-scratch"
 """``--quick``'s default variants: one baseline and fnas, no knowledge source to build."""
 
@@ -149,9 +151,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="the reference protocol's scores, default "
                     "results/reference_scores.json (--quick: under its --out)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 seed, C = 10 s, 1 epoch, tiny sources, variants "
-                    f"{QUICK_VARIANTS} unless --variants says; the reference protocol at 1 "
-                    "epoch and 1 seed")
+                    help=f"smoke test: 1 seed, C = 12 s, 1 epoch of {QUICK_SAMPLES} images, "
+                    f"tiny sources, variants {QUICK_VARIANTS} unless --variants says; the "
+                    "reference protocol at the same settings and 1 seed")
     ap.add_argument("--summarise", action="store_true",
                     help="only the summary, table and plot from finished runs (no "
                     "retraining of bests; incumbents not yet in the reference cache are still "
@@ -169,9 +171,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     a.epochs = None
     a.protocol = protocol(a.proxy)
     if a.quick:
-        a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 10.0, 2, 1, 1
+        a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 12.0, 4, 1, 1
         a.work = str(Path(a.work).with_name(f"ablation_{a.task}_quick_work"))
         a.out = str(Path(a.out) / "quick")
+        # 400 images (a training costs about a second after 5 s of set-up): 5-6 fit in C
+        a.proxy = {**a.proxy, "task": {**a.proxy["task"], "max_samples": QUICK_SAMPLES}}
         a.protocol = protocol(a.proxy, epochs=1, seeds=(0,))
     a.reference_cache = a.reference_cache or str(
         (Path(a.out) if a.quick else HERE / "results") / "reference_scores.json")
@@ -296,6 +300,7 @@ def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     samples = None if a.task == "mnist5k" else 5000  # mnist5k: all 5,000, as measured before
+    samples = QUICK_SAMPLES if a.quick else samples
     task = task_config(a.proxy, epochs=a.retrain_epochs, max_samples=samples, batch_size=64)
     r = run_rollout(arch, task, reward_config(), 0, return_weights=False).result
     return {"arch": arch, "status": r.status, "accuracy": r.accuracy, "reward": r.reward,
