@@ -42,7 +42,13 @@ MnasNet's soft reward on multiply-adds with target 8M):
    fnas-acc       fnas     on     on     acc        5   knowledge of another objective
    fnas-res14     fnas     on     on     res14      5   knowledge at another resolution
    fnas-res14q    fnas     on     on     res14q     5   the same from a source of C / 4
+   tpe            tpe                               5   Optuna's TPE (issue 34, part 7)
    ============== ======== ===== ====== ======== =====================================
+
+   (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
+   ``VARIANTS`` too.) ``tpe`` searches the same space (each decision a categorical
+   parameter) at the same compute; an architecture it suggests again is answered from the
+   run's cache, as fnas's repeats are (a sample, not a training).
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
    are on the targets' scale: the pool gives a better start, not a shorter training.
@@ -52,12 +58,35 @@ MnasNet's soft reward on multiply-adds with target 8M):
    work shares the machine. Every run stops once it has spent C (``--budget``, default 1000
    CPU-seconds, about 110 of vanilla PPO's trainings; after the batch in flight: the metric
    cuts every curve at C).
-4. **Metrics.** Targets: the top-1% and top-0.2% reward quantiles of the reference. Per run:
-   the compute at which its best real reward (trained or cached; never a critic's
-   prediction) first reaches each target, a miss counted as > C. Per variant: the median over
-   seeds with a bootstrap 95% interval (2,000 resamples of the runs), the ratios of medians,
-   and the best-so-far curve (median and IQR) in a plot. Each run's best within C is
-   retrained on all 5,000 images for ``--retrain-epochs`` (10) epochs, seed 0.
+4. **Objective** (``--objective``, issue 34, part 6): ``mnas`` (default), MnasNet's soft
+   reward above, with targets the top-1% and top-0.2% **reward** quantiles of the reference;
+   or ``accuracy``, the held-out accuracy alone (``RewardConfig(target=None)``), with targets
+   the top-1% and top-0.2% **accuracy** quantiles of the same reference trainings, a target
+   that size alone cannot reach. The accuracy objective's runs and outputs are files of their
+   own (``ablation_TASK_accuracy_runs/``, ``ablation_TASK_accuracy.{json,md,png}``; its run
+   stores under ``--work``'s ``runs-accuracy/``); the knowledge sources are shared.
+5. **Metrics** (``ablation_mnist5k_summary.py``, ``incumbent.py``). A run's quality at
+   compute c is its **incumbent's**: the architecture it would return if stopped at c, its
+   best *full-fidelity* real result so far by its own reward (trained or cached; never a
+   critic's prediction, never a result whose ``fidelity`` < 1). The incumbent is scored by
+   the **reference protocol**: the reference's proxy trained from scratch (the settings of
+   ``mnist5k_reference.py``) with rollout seeds 0 and 10000, the mean of the two, under the
+   run's objective (reward or accuracy). **Compute to target** is the first c at which that
+   score reaches the target, a miss counted as > C; so a low-fidelity, pool-initialised or
+   lucky-seed result can never reach a target by itself. The reference scores are cached in
+   ``results/reference_scores.json`` (keyed by task, protocol and architecture: a repeated
+   incumbent is never trained again; the reference's own trainings are reused where protocol
+   and seed match, its architecture 0 for both seeds); incumbents are scored in order, each
+   run only until one reaches the highest target, plus the one it returns at C. A reference
+   evaluation (2 trainings) costs about 18 CPU-s (median; 14 to 58 measured on 5 incumbents
+   of a PPO run). ``--metric own-best`` skips the reference trainings and reports only the
+   old (issue-20) metric: the compute at which the run's own best real reward first reaches
+   each target; with the incumbent metric it is kept beside it as ``own_best``
+   (``reach_own_best``, ``ratios_own_best`` in the JSON). Per variant: the median over
+   seeds with a bootstrap 95% interval (2,000 resamples of the runs), the ratios of
+   medians, the incumbent's reference score at C, and the own-best-so-far curve (median and
+   IQR) in a plot. Each run's best within C is retrained on all 5,000 images for
+   ``--retrain-epochs`` (10) epochs, seed 0.
 
 Commands (from the repository root; resumable: a finished run is kept in
 ``results/ablation_mnist5k_runs/``, the sources in ``--work``):
@@ -67,7 +96,12 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --variants ppo,fnas --seeds 5
     python benchmarks/ablation_mnist5k.py --summarise      # table and plot from the kept runs
     python benchmarks/ablation_mnist5k.py --no-runs        # the same, retraining new bests
-    python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
+    python benchmarks/ablation_mnist5k.py --summarise --metric own-best  # no reference training
+    python benchmarks/ablation_mnist5k.py --variants tpe   # Optuna's TPE, 5 seeds
+    python benchmarks/ablation_mnist5k.py --objective accuracy \\
+        --variants random,rea,ppo,tpe,fnas-scratch,fnas-known   # accuracy-only objective
+    python benchmarks/ablation_mnist5k.py --quick          # smoke test: tpe, fnas-scratch
+    python benchmarks/ablation_mnist5k.py --quick --objective accuracy
     python benchmarks/ablation_mnist5k.py --task fashion \\
         --variants random,rea,ppo,fnas,fnas-scratch --seeds 3   # Fashion-MNIST (part 5)
 
