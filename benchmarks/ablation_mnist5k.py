@@ -42,7 +42,13 @@ MnasNet's soft reward on multiply-adds with target 8M):
    fnas-acc       fnas     on     on     acc        5   knowledge of another objective
    fnas-res14     fnas     on     on     res14      5   knowledge at another resolution
    fnas-res14q    fnas     on     on     res14q     5   the same from a source of C / 4
+   tpe            tpe                               5   Optuna's TPE (issue 34, part 7)
    ============== ======== ===== ====== ======== =====================================
+
+   (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
+   ``VARIANTS`` too.) ``tpe`` searches the same space (each decision a categorical
+   parameter) at the same compute; an architecture it suggests again is answered from the
+   run's cache, as fnas's repeats are (a sample, not a training).
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
    are on the targets' scale: the pool gives a better start, not a shorter training.
@@ -52,12 +58,35 @@ MnasNet's soft reward on multiply-adds with target 8M):
    work shares the machine. Every run stops once it has spent C (``--budget``, default 1000
    CPU-seconds, about 110 of vanilla PPO's trainings; after the batch in flight: the metric
    cuts every curve at C).
-4. **Metrics.** Targets: the top-1% and top-0.2% reward quantiles of the reference. Per run:
-   the compute at which its best real reward (trained or cached; never a critic's
-   prediction) first reaches each target, a miss counted as > C. Per variant: the median over
-   seeds with a bootstrap 95% interval (2,000 resamples of the runs), the ratios of medians,
-   and the best-so-far curve (median and IQR) in a plot. Each run's best within C is
-   retrained on all 5,000 images for ``--retrain-epochs`` (10) epochs, seed 0.
+4. **Objective** (``--objective``, issue 34, part 6): ``mnas`` (default), MnasNet's soft
+   reward above, with targets the top-1% and top-0.2% **reward** quantiles of the reference;
+   or ``accuracy``, the held-out accuracy alone (``RewardConfig(target=None)``), with targets
+   the top-1% and top-0.2% **accuracy** quantiles of the same reference trainings, a target
+   that size alone cannot reach. The accuracy objective's runs and outputs are files of their
+   own (``ablation_TASK_accuracy_runs/``, ``ablation_TASK_accuracy.{json,md,png}``; its run
+   stores under ``--work``'s ``runs-accuracy/``); the knowledge sources are shared.
+5. **Metrics** (``ablation_mnist5k_summary.py``, ``incumbent.py``). A run's quality at
+   compute c is its **incumbent's**: the architecture it would return if stopped at c, its
+   best *full-fidelity* real result so far by its own reward (trained or cached; never a
+   critic's prediction, never a result whose ``fidelity`` < 1). The incumbent is scored by
+   the **reference protocol**: the reference's proxy trained from scratch (the settings of
+   ``mnist5k_reference.py``) with rollout seeds 0 and 10000, the mean of the two, under the
+   run's objective (reward or accuracy). **Compute to target** is the first c at which that
+   score reaches the target, a miss counted as > C; so a low-fidelity, pool-initialised or
+   lucky-seed result can never reach a target by itself. The reference scores are cached in
+   ``results/reference_scores.json`` (keyed by task, protocol and architecture: a repeated
+   incumbent is never trained again; the reference's own trainings are reused where protocol
+   and seed match, its architecture 0 for both seeds); incumbents are scored in order, each
+   run only until one reaches the highest target, plus the one it returns at C. A reference
+   evaluation (2 trainings) costs about 18 CPU-s (median; 14 to 58 measured on 5 incumbents
+   of a PPO run). ``--metric own-best`` skips the reference trainings and reports only the
+   old (issue-20) metric: the compute at which the run's own best real reward first reaches
+   each target; with the incumbent metric it is kept beside it as ``own_best``
+   (``reach_own_best``, ``ratios_own_best`` in the JSON). Per variant: the median over
+   seeds with a bootstrap 95% interval (2,000 resamples of the runs), the ratios of
+   medians, the incumbent's reference score at C, and the own-best-so-far curve (median and
+   IQR) in a plot. Each run's best within C is retrained on all 5,000 images for
+   ``--retrain-epochs`` (10) epochs, seed 0.
 
 Commands (from the repository root; resumable: a finished run is kept in
 ``results/ablation_mnist5k_runs/``, the sources in ``--work``):
@@ -67,7 +96,12 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --variants ppo,fnas --seeds 5
     python benchmarks/ablation_mnist5k.py --summarise      # table and plot from the kept runs
     python benchmarks/ablation_mnist5k.py --no-runs        # the same, retraining new bests
-    python benchmarks/ablation_mnist5k.py --quick          # smoke test of every step
+    python benchmarks/ablation_mnist5k.py --summarise --metric own-best  # no reference training
+    python benchmarks/ablation_mnist5k.py --variants tpe   # Optuna's TPE, 5 seeds
+    python benchmarks/ablation_mnist5k.py --objective accuracy \\
+        --variants random,rea,ppo,tpe,fnas-scratch,fnas-known   # accuracy-only objective
+    python benchmarks/ablation_mnist5k.py --quick          # smoke test: tpe, fnas-scratch
+    python benchmarks/ablation_mnist5k.py --quick --objective accuracy
     python benchmarks/ablation_mnist5k.py --task fashion \\
         --variants random,rea,ppo,fnas,fnas-scratch --seeds 3   # Fashion-MNIST (part 5)
 
@@ -86,12 +120,14 @@ import shutil
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from ablation_real import _copy_store  # noqa: E402
+from incumbent import OBJECTIVES, ReferenceScores, protocol, train_reference  # noqa: E402
 from mnist5k_reference import FASHION_DATA, TASKS, proxy_for, reward_config, task_config  # noqa: E402,E501
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -110,14 +146,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-acc": {"strategy": "fnas", "source": "acc", "seeds": 5},
     "fnas-res14": {"strategy": "fnas", "source": "res14", "seeds": 5},
     "fnas-res14q": {"strategy": "fnas", "source": "res14q", "seeds": 5},
+    "tpe": {"strategy": "tpe", "seeds": 5},
 }
 SOURCE_SEED = 1000
+QUICK_SAMPLES = 400
+"""``--quick``'s images per training (runs, reference protocol and retraining alike)."""
+QUICK_VARIANTS = "tpe,fnas-scratch"
+"""``--quick``'s default variants: one baseline and fnas, no knowledge source to build."""
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help="comma-separated subset of: " + ", ".join(VARIANTS))
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated subset of: " + ", ".join(VARIANTS) + " (default: "
+                    f"all; --quick: {QUICK_VARIANTS})")
     ap.add_argument("--seeds", type=int, default=None,
                     help="seeds per variant (default: 5 or 3, as in the table above)")
     ap.add_argument("--budget", type=float, default=1000.0, help="C, CPU-seconds per run")
@@ -131,24 +173,48 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--work", default=None, help="source stores and run stores, default "
                     "results/ablation_TASK_work (not committed: see .gitignore)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--objective", default="mnas", choices=list(OBJECTIVES),
+                    help="what the runs search for and the targets measure: mnas (MnasNet's "
+                    "soft reward, reward quantiles) or accuracy (held-out accuracy alone, "
+                    "accuracy quantiles); each objective has its own run files and outputs")
+    ap.add_argument("--metric", default="incumbent", choices=("incumbent", "own-best"),
+                    help="incumbent (default): score each run's incumbents by the reference "
+                    "protocol (trains the ones not in the cache); own-best: the issue-20 "
+                    "metric only, no reference training")
+    ap.add_argument("--reference-cache", default=None,
+                    help="the reference protocol's scores, default "
+                    "results/reference_scores.json (--quick: under its --out)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 seed, C = 20 s, 1 epoch, tiny sources")
+                    help=f"smoke test: 1 seed, C = 12 s, 1 epoch of {QUICK_SAMPLES} images, "
+                    f"tiny sources, variants {QUICK_VARIANTS} unless --variants says; the "
+                    "reference protocol at the same settings and 1 seed")
     ap.add_argument("--summarise", action="store_true",
-                    help="only the summary, table and plot from finished runs")
+                    help="only the summary, table and plot from finished runs (no "
+                    "retraining of bests; incumbents not yet in the reference cache are still "
+                    "scored, unless --metric own-best)")
     ap.add_argument("--no-runs", action="store_true",
                     help="start no run: retrain the bests of the finished runs, then summarise")
     a = ap.parse_args(argv)
     a.reference = a.reference or str(HERE / "results" / f"{a.task}_reference.json")
     a.work = a.work or str(HERE / "results" / f"ablation_{a.task}_work")
     a.proxy = proxy_for(a.task, a.data)
+    a.variants = a.variants or (QUICK_VARIANTS if a.quick else ",".join(VARIANTS))
     unknown = [v for v in a.variants.split(",") if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant {unknown[0]!r}: expected some of {', '.join(VARIANTS)}")
     a.epochs = None
+    a.protocol = protocol(a.proxy)
     if a.quick:
-        a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 20.0, 4, 1, 1
+        a.seeds, a.budget, a.batch, a.epochs, a.retrain_epochs = 1, 12.0, 4, 1, 1
         a.work = str(Path(a.work).with_name(f"ablation_{a.task}_quick_work"))
         a.out = str(Path(a.out) / "quick")
+        # 400 images (a training costs about a second after 5 s of set-up): 5-6 fit in C
+        a.proxy = {**a.proxy, "task": {**a.proxy["task"], "max_samples": QUICK_SAMPLES}}
+        a.protocol = protocol(a.proxy, epochs=1, seeds=(0,))
+    a.reference_cache = a.reference_cache or str(
+        (Path(a.out) if a.quick else HERE / "results") / "reference_scores.json")
+    # the runs' names: the accuracy objective keeps its own files beside the reward's
+    a.name = a.task if a.objective == "mnas" else f"{a.task}_accuracy"
     return a
 
 
@@ -169,9 +235,12 @@ def _meter(budget: float):
             spent = time.process_time() - self.c0
             flags = "".join(f[0] for f in ("trained", "cached", "predicted", "audited",
                                            "replayed") if getattr(e, f))
+            # fidelity: a field of evaluations from issue 34 on (before it, all were full)
+            fidelity = getattr(e, "fidelity", None)
             self.rows.append({"compute": round(spent, 3), "reward": round(e.reward, 6),
                               "accuracy": e.accuracy, "macs": e.macs, "arch": e.arch,
-                              "status": e.status, "flags": flags})
+                              "status": e.status, "flags": flags,
+                              "fidelity": 1.0 if fidelity is None else float(fidelity)})
             if spent >= budget:
                 raise StopSearch(f"compute budget {budget:.0f} CPU-s spent")
 
@@ -237,20 +306,23 @@ def source(a: argparse.Namespace, name: str) -> Path:
 
 def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) -> dict:
     v = VARIANTS[variant]
-    store_dir = Path(a.work) / "runs" / f"{variant}-s{seed}"
+    runs = "runs" if a.objective == "mnas" else f"runs-{a.objective}"
+    store_dir = Path(a.work) / runs / f"{variant}-s{seed}"
     shutil.rmtree(store_dir, ignore_errors=True)
     if src is not None:
         _copy_store(src, store_dir)
     else:
         store_dir.mkdir(parents=True)
     over = {k: v[k] for k in ("pool", "replay", "fnas") if k in v}
+    if a.objective == "accuracy":  # target None: the reward is the accuracy alone
+        over["reward"] = reward_config(target=None)
     cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
     r = _search(a, store_dir, f"{variant}-s{seed}", cfg, a.budget)
     # what the source itself cost, so that "source + run" can be read from the run's JSON
     made = json.loads((src / "source.json").read_text()) if src is not None else None
     spent = made["curve"][-1]["compute"] if made and made["curve"] else None
     return {"variant": variant, "seed": seed, "source": v.get("source"),
-            "source_cpu_s": spent, **r}
+            "objective": a.objective, "source_cpu_s": spent, **r}
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
@@ -262,6 +334,7 @@ def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     samples = None if a.task == "mnist5k" else 5000  # mnist5k: all 5,000, as measured before
+    samples = QUICK_SAMPLES if a.quick else samples
     task = task_config(a.proxy, epochs=a.retrain_epochs, max_samples=samples, batch_size=64)
     r = run_rollout(arch, task, reward_config(), 0, return_weights=False).result
     return {"arch": arch, "status": r.status, "accuracy": r.accuracy, "reward": r.reward,
@@ -314,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"benchmarks/mnist5k_reference.py --task {a.task} first")
     reference = json.loads(Path(a.reference).read_text())
     out = Path(a.out)
-    runs_dir = out / f"ablation_{a.task}_runs"
+    runs_dir = out / f"ablation_{a.name}_runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     variants = a.variants.split(",")
     seeds = {v: a.seeds or VARIANTS[v]["seeds"] for v in variants}
@@ -333,7 +406,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     retrained_path = out / f"ablation_{a.task}_retrained.json"
     retrained = json.loads(retrained_path.read_text()) if retrained_path.is_file() else {}
-    summary = summarise(runs, reference, a.budget, retrained)
+    scores, score = None, None
+    if a.metric == "incumbent":
+        epochs = a.protocol["task"]["epochs"]
+        scores = ReferenceScores(a.reference_cache, a.task, a.protocol,
+                                 partial(train_reference, a.proxy, epochs),
+                                 reference=reference, jobs=a.jobs)
+        score = scores.scorer(a.objective)
+        print(f"scoring incumbents by the reference protocol ({a.protocol['task']['epochs']} "
+              f"epochs, seeds {a.protocol['seeds']}; cache {a.reference_cache})", flush=True)
+    summary = summarise(runs, reference, a.budget, retrained, score, a.objective)
+    if scores is not None:
+        scores.close()
+        print(f"reference protocol: {len(scores.asked)} incumbents scored, "
+              f"{scores.trained} new trainings ({scores.cpu_s:.0f} CPU-s)", flush=True)
     want = sorted({b["arch"] for b in summary["per_run"].values() if b["arch"]} - set(retrained))
     if want and not a.summarise:
         print(f"retraining {len(want)} best architectures for {a.retrain_epochs} epochs",
@@ -343,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             for f in as_completed(futs):
                 retrained[futs[f]] = f.result()
                 retrained_path.write_text(json.dumps(retrained, indent=1))
-        summary = summarise(runs, reference, a.budget, retrained)
+        summary = summarise(runs, reference, a.budget, retrained, score, a.objective)
+    if scores is not None:
+        scores.close()
     import torch
 
     meta = {"command": "python benchmarks/ablation_mnist5k.py " + " ".join(
@@ -352,8 +440,13 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "torch": torch.__version__, "jobs": a.jobs},
             "proxy": a.proxy, "variants": VARIANTS, "budget_cpu_s": a.budget,
+            "objective": a.objective, "metric": a.metric,
+            "reference_protocol": a.protocol if scores is not None else None,
+            "reference_trainings_this_call": None if scores is None else {
+                "incumbents_scored": len(scores.asked), "trained": scores.trained,
+                "cpu_s": round(scores.cpu_s, 1)},
             "seconds_this_call": round(time.time() - t0)}
-    print(write_outputs(out, meta, summary, runs, retrained, task=a.task))
+    print(write_outputs(out, meta, summary, runs, retrained, task=a.name))
     return 0
 
 

@@ -1,10 +1,22 @@
-"""The metric, table and plot of ``ablation_mnist5k.py`` (issue 20), from finished runs.
+"""The metric, table and plot of ``ablation_mnist5k.py`` (issues 20 and 34), from finished runs.
 
 A run is ``{"variant", "seed", "curve": [{"compute", "reward", "accuracy", "arch", "status",
-"flags"}, ...]}``: one row per evaluation, ``compute`` the run's CPU seconds so far, ``flags``
-letters of trained / cached / predicted / audited / replayed. A run's best is over its real
-results (``status == "ok"`` and not predicted); a target missed within the budget C counts as
-infinite compute, so a median over seeds can be "> C".
+"flags", "fidelity"}, ...]}``: one row per evaluation, ``compute`` the run's CPU seconds so
+far, ``flags`` letters of trained / cached / predicted / audited / replayed, ``fidelity`` (rows
+before issue 34 have none: 1.0).
+
+Two metrics of compute to a target (a target missed within the budget C counts as infinite
+compute, so a median over seeds can be "> C"):
+
+- ``incumbent`` (issue 34, the primary one when ``summarise`` is given a ``score``): the
+  first compute at which the run's incumbent (its best full-fidelity real result so far, by
+  its own reward) has a reference-protocol score that reaches the target (``incumbent.py``);
+- ``own_best`` (issue 20): the first compute at which the run's own best real reward
+  (``status == "ok"`` and not predicted) reaches the target. Without a ``score`` it is the
+  primary metric; with one it is kept beside it, under ``own_best`` / ``reach_own_best``.
+
+``summary["metric"]`` names which one ``reach``, the target cells of ``table`` and
+``ratios`` hold.
 """
 
 from __future__ import annotations
@@ -13,19 +25,23 @@ import json
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mnist5k_reference import reaches  # noqa: E402
+from incumbent import final_incumbent, full_fidelity, reach_incumbent  # noqa: E402
+from mnist5k_reference import QUANTILES, reaches  # noqa: E402
 
 RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch", "fnas"),
           ("fnas-scratch", "fnas-digits"), ("ppo", "fnas-scratch"), ("rea", "fnas-scratch"),
           ("ppo", "fnas-acc"), ("rea", "fnas-acc"), ("fnas-scratch", "fnas-acc"),
           ("ppo", "fnas-res14"), ("rea", "fnas-res14"), ("fnas-scratch", "fnas-res14"),
-          ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"))
+          ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"),
+          ("tpe", "fnas"), ("tpe", "fnas-scratch"), ("ppo", "fnas-known"), ("rea", "fnas-known"),
+          ("tpe", "fnas-known"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 
@@ -78,18 +94,46 @@ def _stat(values: list[float]) -> dict[str, Any] | None:
             "max": float(np.max(values)), "n": len(values)}
 
 
+def targets_for(reference: dict[str, Any], objective: str = "mnas") -> dict[str, float]:
+    """The targets of ``objective``: the reference's top-1% and top-0.2% quantiles of the
+    reward (``mnas``, its ``summary.targets``) or of the held-out accuracy (``accuracy``, from
+    its trainings, the same quantiles of the same 300 first trainings)."""
+    if objective == "mnas":
+        return {k: t["reward"] for k, t in reference["summary"]["targets"].items()}
+    if objective != "accuracy":
+        raise ValueError(f"objective {objective!r}: expected 'mnas' or 'accuracy'")
+    acc = np.array([r["accuracy"] for r in reference["first"] if r["status"] == "ok"])
+    return {k: float(np.quantile(acc, q)) for k, q in QUANTILES.items()}
+
+
 def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: float,
-              retrained: dict[str, dict]) -> dict[str, Any]:
-    targets = {k: t["reward"] for k, t in reference["summary"]["targets"].items()}
+              retrained: dict[str, dict], score: Callable[[str], float] | None = None,
+              objective: str = "mnas") -> dict[str, Any]:
+    """The table, ratios and per-run figures. ``score(arch)`` (the reference protocol's score
+    under ``objective``) makes the incumbent metric the primary one; without it the primary
+    metric is the run's own best (``own_best``)."""
+    targets = targets_for(reference, objective)
+    metric = "incumbent" if score is not None else "own_best"
+
+    def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+        if score is None:
+            return reach(curve, t, budget)
+        return reach_incumbent(curve, t, budget, score)
+
     per_run: dict[str, Any] = {}
     for r in runs:
         c = r["curve"]
         inside = [x for x in c if x["compute"] <= budget]
         b = best_within(c, budget)
         re = retrained.get(b["arch"]) if b["arch"] else None
+        inc = final_incumbent(c, budget) if score is not None else None
         per_run[f"{r['variant']}-s{r['seed']}"] = {
             "variant": r["variant"], "seed": r["seed"],
-            "reach": {k: reach(c, t, budget) for k, t in targets.items()},
+            "reach": {k: reach_of(c, t) for k, t in targets.items()},
+            "reach_own_best": {k: reach(c, t, budget) for k, t in targets.items()},
+            "incumbent": None if inc is None else {
+                "arch": inc["arch"], "own_reward": inc["reward"],
+                "reference_score": score(inc["arch"])},
             **b, "retrained_accuracy": re["accuracy"] if re else None,
             "retrained_reward": (re["accuracy"] * b["cost_factor"]
                                  if re and re["accuracy"] and b["cost_factor"] else None),
@@ -97,6 +141,7 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
             "cached": sum("c" in x["flags"] for x in inside),
             "predicted": sum("p" in x["flags"] for x in inside),
             "replayed": sum("r" in x["flags"] for x in inside),
+            "low_fidelity": sum(not full_fidelity(x) for x in inside),
             "macs_trained": _median([x.get("macs") for x in inside
                                      if "t" in x["flags"] and _real(x)]),
             "compute_total": c[-1]["compute"] if c else 0.0,
@@ -107,33 +152,46 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
         row: dict[str, Any] = {"runs": len(rows)}
         for k in targets:
             row[k] = _reach_cell([p["reach"][k] for p in rows])
+        if score is not None:
+            row["own_best"] = {k: _reach_cell([p["reach_own_best"][k] for p in rows])
+                               for k in targets}
+        row["incumbent_score"] = _stat([p["incumbent"]["reference_score"] for p in rows
+                                        if p["incumbent"] is not None])
         for key in ("reward", "retrained_accuracy", "retrained_reward", "trainings",
                     "cached", "predicted", "macs", "macs_trained"):
             row[key] = _stat([p[key] for p in rows if p[key] is not None])
         row["learning"] = _stat([p["learning"]["gain"] for p in rows
                                  if p["learning"]["gain"] is not None])
         table[v] = row
-    ratios = {}
-    for base, var in RATIOS:
-        if base in table and var in table:
-            ratios[f"{base}/{var}"] = {k: _ratio(table[base][k]["median"],
-                                                 table[var][k]["median"], budget)
-                                       for k in targets}
-    out = {"budget": budget, "targets": targets, "table": table, "ratios": ratios,
-           "per_run": per_run}
-    out["post_hoc"] = stricter(runs, out, reference)
-    out["with_source"] = with_source(runs, out)
+
+    def ratios_of(cells: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        return {f"{base}/{var}": {k: _ratio(cells(base)[k]["median"], cells(var)[k]["median"],
+                                            budget) for k in targets}
+                for base, var in RATIOS if base in table and var in table}
+
+    out = {"metric": metric, "objective": objective, "budget": budget, "targets": targets,
+           "table": table, "ratios": ratios_of(lambda v: table[v]), "per_run": per_run}
+    if score is not None:
+        out["ratios_own_best"] = ratios_of(lambda v: table[v]["own_best"])
+    out["post_hoc"] = stricter(runs, out, reference, reach_of)
+    out["with_source"] = with_source(runs, out, reach_of)
     return out
 
 
-def with_source(runs: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+def with_source(runs: list[dict[str, Any]], summary: dict[str, Any],
+                reach_of: Callable[[list[dict[str, Any]], float], float] | None = None
+                ) -> dict[str, Any]:
     """Compute to every target (pre-registered and post hoc) counting what the run's knowledge
     source cost, ``source_cpu_s`` (recorded by runs since 2026-12-01): is a source built for
     the purpose cheaper in total than fnas from scratch? Variants without a recorded source
-    cost are left out; ``vs_scratch`` is fnas-scratch's median / this median."""
+    cost are left out; ``vs_scratch`` is fnas-scratch's median / this median. ``reach_of``:
+    the summary's metric (default: the run's own best)."""
+    if reach_of is None:
+        def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+            return reach(curve, t, summary["budget"])
     targets = {**summary["targets"], **(summary.get("post_hoc") or {}).get("targets", {})}
     scratch = [r for r in runs if r["variant"] == "fnas-scratch"]
-    base = {k: float(np.median([reach(r["curve"], t, summary["budget"]) for r in scratch]))
+    base = {k: float(np.median([reach_of(r["curve"], t) for r in scratch]))
             for k, t in targets.items()} if scratch else {}
     table: dict[str, Any] = {}
     for v in summary["table"]:
@@ -142,8 +200,7 @@ def with_source(runs: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str
             continue
         row: dict[str, Any] = {"source_cpu_s": float(np.median([r["source_cpu_s"] for r in rs]))}
         for k, t in targets.items():
-            cell = _reach_cell([r["source_cpu_s"] + reach(r["curve"], t, summary["budget"])
-                                for r in rs])
+            cell = _reach_cell([r["source_cpu_s"] + reach_of(r["curve"], t) for r in rs])
             if k in base:
                 cell["vs_scratch"] = _ratio(base[k], cell["median"], summary["budget"])
             row[k] = cell
@@ -157,18 +214,31 @@ def _reach_cell(vals: list[float]) -> dict[str, Any]:
             "values": vals}
 
 
-def stricter(runs: list[dict[str, Any]], summary: dict[str, Any], reference: dict[str, Any]
+def stricter(runs: list[dict[str, Any]], summary: dict[str, Any], reference: dict[str, Any],
+             reach_of: Callable[[list[dict[str, Any]], float], float] | None = None
              ) -> dict[str, Any]:
     """Post hoc (chosen after the runs, not the issue's targets): the compute to two targets
-    that a search cannot reach by size alone: ``reference_max``, the best reward of the
-    reference's uniform samples, and ``rea_final``, REA's median best within C (what the
-    strongest baseline ends with)."""
+    that a search cannot reach by size alone: ``reference_max``, the best score of the
+    reference's uniform samples (reward, or accuracy under the accuracy objective), and
+    ``rea_final``, REA's median final quality within C (what the strongest baseline ends
+    with: its incumbent's reference score under the incumbent metric, its own best reward
+    otherwise). ``reach_of``: the summary's metric (default: the run's own best)."""
+    if reach_of is None:
+        def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+            return reach(curve, t, summary["budget"])
     targets = {}
-    if (reference["summary"].get("reward") or {}).get("max") is not None:
+    if summary.get("objective", "mnas") == "accuracy":
+        acc = [r["accuracy"] for r in reference.get("first", []) if r["status"] == "ok"]
+        if acc:
+            targets["reference_max"] = float(max(acc))
+    elif (reference["summary"].get("reward") or {}).get("max") is not None:
         targets["reference_max"] = reference["summary"]["reward"]["max"]
-    if (summary["table"].get("rea") or {}).get("reward"):
-        targets["rea_final"] = summary["table"]["rea"]["reward"]["median"]
-    table = {v: {k: _reach_cell([reach(r["curve"], t, summary["budget"]) for r in runs
+    rea = summary["table"].get("rea") or {}
+    final = rea.get("incumbent_score") if summary.get("metric") == "incumbent" else \
+        rea.get("reward")
+    if final:
+        targets["rea_final"] = final["median"]
+    table = {v: {k: _reach_cell([reach_of(r["curve"], t) for r in runs
                                  if r["variant"] == v]) for k, t in targets.items()}
              for v in summary["table"]}
     return {"targets": targets, "table": table}
@@ -200,6 +270,15 @@ def _ratio(base: float, var: float, budget: float) -> dict[str, Any]:
     return {"ratio": None, "kind": "both missed"}
 
 
+METRIC_LINES = {
+    "incumbent": "CPU-s until the run's incumbent (its best full-fidelity real result so far, "
+                 "by its own reward) scores the target under the reference protocol (trained "
+                 "from scratch at the reference's proxy settings, mean of its seeds).",
+    "own_best": "CPU-s until the run's own best real reward reaches the target (the issue-20 "
+                "metric; no reference scores were asked for).",
+}
+
+
 def _fmt_reach(cell: dict[str, Any], budget: float) -> str:
     def f(x: float) -> str:
         return f"{x:.0f}" if math.isfinite(x) else f"> {budget:.0f}"
@@ -213,12 +292,18 @@ def table_md(summary: dict[str, Any]) -> str:
     keys = list(t)
     head = " | ".join(f"reached {k} | CPU-s to {k} (target {t[k]:.4f}): median [95% CI]"
                       for k in keys)
-    lines = [f"Compute budget C = {b:.0f} CPU-seconds per run; targets: the reference's "
+    incumbent = summary.get("metric") == "incumbent"
+    what = ("accuracy" if summary.get("objective") == "accuracy" else "reward")
+    lines = [f"Compute budget C = {b:.0f} CPU-seconds per run; objective "
+             f"{summary.get('objective', 'mnas')}; targets: the reference's {what} quantiles "
              + ", ".join(f"{k} = {v:.4f}" for k, v in t.items()) + ".", "",
-             f"| variant | runs | {head} | best reward within C | retrained accuracy | "
+             "Metric: " + (METRIC_LINES["incumbent"] if incumbent
+                           else METRIC_LINES["own_best"]), "",
+             f"| variant | runs | {head} | incumbent's reference score at C | "
+             "best own reward within C | retrained accuracy | "
              "retrained reward | best's MACs (M) | median MACs trained (M) | trainings within C | "
              "late - early reward |",
-             "|---|---:|" + "---:|---:|" * len(keys) + "---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|" + "---:|---:|" * len(keys) + "---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def s(x: dict[str, Any] | None, fmt: str = "{:.4f}") -> str:
         if x is None:
@@ -228,7 +313,8 @@ def table_md(summary: dict[str, Any]) -> str:
     for v, row in summary["table"].items():
         cells = " | ".join(f"{row[k]['reached']}/{row['runs']} | {_fmt_reach(row[k], b)}"
                            for k in keys)
-        lines.append(f"| {v} | {row['runs']} | {cells} | {s(row['reward'])} | "
+        lines.append(f"| {v} | {row['runs']} | {cells} | {s(row.get('incumbent_score'))} | "
+                     f"{s(row['reward'])} | "
                      f"{s(row['retrained_accuracy'])} | {s(row['retrained_reward'])} | "
                      f"{s(_millions(row['macs']), '{:.2f}')} | "
                      f"{s(_millions(row['macs_trained']), '{:.2f}')} | "
@@ -245,6 +331,15 @@ def table_md(summary: dict[str, Any]) -> str:
                 cells.append("both missed" if x["ratio"] is None else
                              f"{'' if x['kind'] == '=' else x['kind'] + ' '}{x['ratio']:.2f}x")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if incumbent:
+        lines += ["", "For comparison, the old metric (issue 20): CPU-s until the run's own best "
+                  "real reward reaches each target (`own_best`; fidelity and seed luck count):",
+                  "", "| variant | " + " | ".join(f"reached {k} | CPU-s to {k}" for k in keys)
+                  + " |", "|---|" + "---:|---:|" * len(keys)]
+        for v, row in summary["table"].items():
+            lines.append(f"| {v} | " + " | ".join(
+                f"{row['own_best'][k]['reached']}/{row['runs']} | "
+                f"{_fmt_reach(row['own_best'][k], b)}" for k in keys) + " |")
     post = summary.get("post_hoc") or {}
     if post.get("targets"):
         pk = list(post["targets"])
@@ -323,7 +418,7 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path, task: 
     for (k, t), ls in zip(summary["targets"].items(), (":", "-."), strict=False):
         ax.axhline(t, color="k", lw=0.8, ls=ls, label=f"target {k} of the reference")
     ax.set_xlabel("search compute (CPU-seconds: trainings + search overhead)")
-    ax.set_ylabel("best real reward so far")
+    ax.set_ylabel("best real reward so far (the run's own)")
     ax.set_title(f"{task}, MnasNet space: median over seeds, IQR band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves
