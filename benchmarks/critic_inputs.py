@@ -17,6 +17,10 @@ among its 10 best-scored), median over splits, with the 10% and 90% quantiles. I
 - ``onehot->acc``: one-hot -> accuracy, times the reward's known cost factor
   ``(MACs / T) ** w`` (the decomposition: the critic learns only what is unknown);
 - ``onehot+feat->acc``: both;
+- ``onehot->acc~cost``: as ``onehot->acc``, but the held-out architectures' cost factor comes
+  from fnas's learned cost model (``fnas.strategies.fnas.cost_model``) fitted on the n
+  training results' measured MACs, as for a user objective that returns its MACs with the
+  accuracy (the cost is then not known before training);
 - ``+zc``: ``onehot+feat->acc`` plus the log of the zero-cost proxies gradient norm and SNIP
   at initialisation (``fnas.nn.zero_cost``, one minibatch of 64 training images, the
   architecture's own seed).
@@ -53,7 +57,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 NS = (8, 16, 32, 64)
-INPUTS = ("onehot", "onehot+feat", "onehot->acc", "onehot+feat->acc", "+zc")
+INPUTS = ("onehot", "onehot+feat", "onehot->acc", "onehot+feat->acc", "+zc",
+          "onehot->acc~cost")
 ZC_BATCH = 64
 
 
@@ -127,6 +132,8 @@ class Data:
 
         cfg = RewardConfig(**proxy["reward"])  # the known part: the reward at accuracy 1
         self.factor = np.asarray([mnas_reward(1.0, r["macs"], cfg) for r in rows])
+        self.macs = np.asarray([float(r["macs"]) for r in rows])
+        self.reward_cfg = cfg
         z = np.asarray([[zc[str(r["index"])][k] for k in ("grad_norm", "snip")] for r in rows])
         zl = np.log(np.maximum(z, 1e-12))
         self.zc_raw = z
@@ -139,11 +146,24 @@ class Data:
             return np.zeros((len(self.x), 0)), False
         if kind == "onehot+feat":
             return self.feat, False
-        if kind == "onehot->acc":
+        if kind in ("onehot->acc", "onehot->acc~cost"):
             return np.zeros((len(self.x), 0)), True
         if kind == "onehot+feat->acc":
             return self.feat, True
         return np.concatenate([self.feat, self.zc], 1), True
+
+
+def _factor(d: Data, kind: str, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The test points' cost factor: exact, or (``~cost``) the learned cost model's."""
+    if not kind.endswith("~cost"):
+        return d.factor[test]
+    from fnas.strategies.fnas.cost_model import CostModel
+    from fnas.tasks.reward import mnas_reward
+
+    model = CostModel(d.space, None)
+    model.fit([(d.x[i].tolist(), float(d.macs[i])) for i in train])
+    return np.asarray([mnas_reward(1.0, float(c), d.reward_cfg)
+                       for c in model.predict(d.x[test])])
 
 
 def critic_score(d: Data, kind: str, train: np.ndarray, test: np.ndarray, seed: int
@@ -164,7 +184,7 @@ def critic_score(d: Data, kind: str, train: np.ndarray, test: np.ndarray, seed: 
     if not decomposed:
         return members.mean(0)
     acc = RankGauss(target[train]).inverse(members)
-    return (acc * d.factor[test][None]).mean(0)
+    return (acc * _factor(d, kind, train, test)[None]).mean(0)
 
 
 def forest_score(d: Data, kind: str, train: np.ndarray, test: np.ndarray, seed: int
@@ -177,7 +197,7 @@ def forest_score(d: Data, kind: str, train: np.ndarray, test: np.ndarray, seed: 
     target = d.acc if decomposed else d.reward
     rf = RandomForestRegressor(200, random_state=seed, n_jobs=1).fit(inp[train], target[train])
     pred = rf.predict(inp[test])
-    return pred * d.factor[test] if decomposed else pred
+    return pred * _factor(d, kind, train, test) if decomposed else pred
 
 
 def evaluate(d: Data, model: str, splits: int, done: dict, save) -> dict:

@@ -117,6 +117,7 @@ def merged(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "decompose"): False,
     ("fnas", "screen", "features"): "off",
+    ("fnas", "screen", "learn_cost"): False,
     ("replay_cfg", "per_decision"): False,
 }
 """Settings added after runs were recorded, with the value that gives those runs' behaviour

@@ -53,6 +53,11 @@ class ScreenConfig:
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
     composed with its exact factor (``fnas.strategies.fnas.known``)."""
+    learn_cost: bool = True
+    """Where the reward's cost is measured with the result, not known before training (a user
+    objective returning ``macs`` or ``latency_ms`` with a cost target, the proxy task's
+    latency target), learn it from the run's measured costs and decompose as with a known
+    factor (``decompose`` must be on; ``fnas.strategies.fnas.cost_model``)."""
     features: str = "auto"
     """Give the critic the evaluator's features of each candidate (log MACs, log params, per
     block depth, width and resolution) next to its decisions: ``on``, ``off``, or ``auto``:
@@ -102,6 +107,10 @@ class ScreenState:
     """Cumulative counts: screened, trained picks, candidates by origin, fallbacks."""
     exhausted: bool = False
     """The last round found no unseen candidate at all: the space has been evaluated."""
+    costs: list[tuple[list[int], float]] = field(default_factory=list)
+    """Measured costs of own results (decisions, cost): the learned cost model's data."""
+    cost_broken: bool = False
+    """A result's reward was not its accuracy composed with its cost: no learned cost."""
 
     def to_meta(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +121,7 @@ class ScreenState:
         s.own = [(list(x), float(r)) for x, r in s.own]
         s.judge = [(float(a), float(b)) for a, b in s.judge]
         s.picks = [(float(a), float(b)) for a, b in s.picks]
+        s.costs = [(list(x), float(c)) for x, c in s.costs]
         return s
 
 

@@ -82,7 +82,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
     def attach(self, evaluator: Any) -> None:
         """Learn what the evaluator knows before training (:mod:`.known`); before any data."""
         known = Known(self.space, evaluator, decompose=self.scfg.decompose,
-                      features=self.scfg.features, seed=self.seed)
+                      features=self.scfg.features, seed=self.seed,
+                      learn_cost=self.scfg.learn_cost)
         if known.active:  # else the critic stays as before issue 34
             self.known = known
             self.critic = self._new_critic(0)
@@ -96,7 +97,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         """Mean, spread and member predictions (None unless needed) of candidates ``x``, in
         this run's reward scores (composed from the accuracy when decomposed: .known)."""
         ref = self._ref()
-        if self.known is None or not self.known.decomposed or ref is None:
+        if self.known is None or ref is None \
+                or not self.known.fit_cost(self.st.costs, self.st.cost_broken):
             mean, spread = self.critic.predict(x)
             members = self.critic.predict_members(x) if needs_members(self.acquisition) \
                 else None
@@ -127,7 +129,6 @@ class ScreeningStrategy(Candidates, PPOStrategy):
 
     def fresh_count(self, n: int) -> int:
         return n  # replayed results join the update on top of the B trained picks
-
 
     def ask(self, n: int) -> list[Proposal]:
         t0 = time.perf_counter()
@@ -247,6 +248,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                 known.add(key)
                 st.own.append((list(key), float(ev.reward)))
                 new_x.append(list(key))
+                if self.known is not None and not self.known.note(ev, key, st.costs):
+                    st.cost_broken = True  # a reward of the objective's own: no cost model
         stats: dict[str, Any] = {}
         if st.knowledge == "pending" and len(st.judge) >= self.scfg.judge_after:
             self._judge(stats)
@@ -256,7 +259,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             if st.own:
                 x, y = self.critic.points()
                 y[st.n_knowledge:] = rank_gauss([r for _, r in st.own])
-                if self.known is not None and self.known.decomposed:  # the unknown; values: all
+                if self.known is not None and self.known.fit_cost(st.costs, st.cost_broken):
+                    # the critic learns the unknown (the accuracy); the value nets: all
                     yu = y.copy()
                     yu[st.n_knowledge:] = rank_gauss(self.known.own_unknown(st.own))
                     self.critic.retarget(yu, y)
@@ -291,6 +295,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             "critic/pick_error": float(np.nanmean(errs)) if not np.isnan(errs).all()
             else math.nan,
             "critic/pick_tau": tau, "critic/points": float(self.critic.n_points),
+            **({"critic/decomposed": float(self.known.decomposed)} if self.known else {}),
             "critic/knowledge_kept": float(st.knowledge == "kept"),
             "critic/knowledge_forgotten": float(st.knowledge == "forgotten"),
             "controller/mean_reward": float(np.mean(rewards)),
