@@ -179,6 +179,8 @@ def test_rungs_are_checked_and_need_an_evaluator_with_fidelities(tmp_path):
             ScreenConfig(rungs=bad)
     with pytest.raises(ConfigError, match="eta"):
         ScreenConfig(eta=1)
+    with pytest.raises(ConfigError, match="decision_rule='screen'"):
+        SearchConfig(fnas={"decision_rule": "veto", "screen": {"rungs": [0.5, 1.0]}})
     assert SearchConfig.from_dict({"fnas": {"screen": {"rungs": [0.25, 1]}}}).fnas \
         .screen.rungs == (0.25, 1.0)
     from fnas.search import SyntheticEvaluator

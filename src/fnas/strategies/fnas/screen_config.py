@@ -137,7 +137,13 @@ class ScreenState:
     """With rungs: per rung below the top, the decisions promoted from it (each once)."""
 
     def to_meta(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON; the rung fields only with rungs (a run without them writes the
+        checkpoint it wrote before fidelities existed)."""
+        d = asdict(self)
+        for k in ("points", "rung_done", "promoted"):
+            if not d[k]:
+                del d[k]
+        return d
 
     @classmethod
     def from_meta(cls, d: dict[str, Any]) -> ScreenState:

@@ -196,7 +196,7 @@ class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
             lp_t.sum(1).double().numpy()
         self._pending = (actions, lp_t)
         self._real = None
-        counts["screened"] = max(0, len(x) - n) if not warm else 0
+        counts["screened"] = max(0, len(x) - n) if not warm and n else 0
         if promos:
             counts["promoted"] = len(promos)
         self._round = Round(counts, info, [4] * len(promos) + origin[rows].tolist(),
