@@ -17,6 +17,11 @@ on NAS-Bench-Macro with 50 points, Kendall tau fell from 0.81 (100 steps) to 0.7
 steps) with prefix examples, and stayed at 0.83 without them (a second output head did not
 help). The reward nets therefore see full architectures only.
 
+Fidelity (``fidelity=True``, a multi-fidelity search): each point also carries the fidelity
+f in (0, 1] its target was measured at, as one more input column, log2(f) (0 at full
+fidelity), on every row, prefixes included. Every prediction (:meth:`predict`,
+:meth:`predict_members`, :meth:`prefix_values`) is made at full fidelity, f = 1.
+
 Persistence: :meth:`EnsembleCritic.state` returns everything for an exact resume (weights,
 optimiser moments, data, counts, both generators); keys start with ``critic.``.
 """
@@ -81,19 +86,20 @@ class EnsembleCritic:
 
     def __init__(self, sizes: Sequence[int], cfg: CriticConfig | None = None, seed: int = 0,
                  features: Callable[[np.ndarray], np.ndarray] | None = None,
-                 n_features: int = 0):
+                 n_features: int = 0, fidelity: bool = False):
         self.sizes = tuple(int(s) for s in sizes)
         if (features is None) != (n_features == 0) or n_features < 0:
             raise ConfigError("critic features: give both a feature function and its width")
         # decisions (n, T) -> (n, F) finite, fixed-scale features (fnas.space.features)
         self._featurize, self.n_features = features, int(n_features)
+        self.fidelity = bool(fidelity)  # one more input: log2 of each point's fidelity
         if not self.sizes or min(self.sizes) < 1:
             raise ConfigError(f"critic sizes={list(self.sizes)!r}: need >= 1 decision, each >= 1")
         self.cfg = cfg or CriticConfig()
         self.seed = int(seed)
         t, k = len(self.sizes), 2 * self.cfg.members  # reward nets, then value nets
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])  # (T,)
-        d_in = sum(self.sizes) + t + self.n_features
+        d_in = sum(self.sizes) + t + self.n_features + int(self.fidelity)
         # column j of the one-hot block belongs to decision _col_dec[j]
         self._col_dec = torch.repeat_interleave(torch.arange(t), torch.tensor(self.sizes))
         dims = [d_in] + [self.cfg.hidden] * self.cfg.layers + [1]
@@ -120,6 +126,7 @@ class EnsembleCritic:
         self._counts = np.zeros((self.cfg.members, 0), dtype=np.int64)  # (K, n) bootstrap counts
         self._f = np.zeros((0, self.n_features), dtype=np.float32)  # (n, F) the points' features
         self._yv: np.ndarray | None = None  # (n,) the value nets' own targets (None: _y)
+        self._fid = np.zeros(0, dtype=np.float32)  # (n,) log2 of each point's fidelity
 
     def _params(self) -> list[torch.Tensor]:
         return self.weights + self.biases
@@ -143,8 +150,10 @@ class EnsembleCritic:
                              f"{self.sizes[t] - 1}")
         return x
 
-    def add(self, decisions: Any, targets: Any) -> None:
-        """Add points: decisions (n, T) ints, targets (n,) normalised rewards.
+    def add(self, decisions: Any, targets: Any, fidelity: Any = None) -> None:
+        """Add points: decisions (n, T) ints, targets (n,) normalised rewards, measured at
+        ``fidelity`` (n,) in (0, 1] (None: all at full fidelity; below 1 only for a critic
+        made with ``fidelity=True``).
 
         Each new point gets an independent Poisson(1) count per member (online bootstrap).
 
@@ -157,6 +166,12 @@ class EnsembleCritic:
             raise ValueError(f"critic got {x.shape[0]} architectures but {y.shape[0]} targets")
         if not np.isfinite(y).all():
             raise ValueError(f"critic target {y[~np.isfinite(y)][0]!r} is not finite")
+        f = np.ones(x.shape[0]) if fidelity is None else \
+            np.asarray(fidelity, dtype=np.float64).reshape(-1)
+        if f.shape[0] != x.shape[0] or not ((f > 0) & (f <= 1)).all() or \
+                (not self.fidelity and (f < 1).any()):
+            raise ValueError(f"critic fidelities {f[:4].tolist()}...: expected {x.shape[0]} in "
+                             "(0, 1], below 1 only with fidelity=True")
         counts = self._rng.poisson(1.0, size=(self.cfg.members, x.shape[0]))
         self._x = np.concatenate([self._x, x])
         self._y = np.concatenate([self._y, y])
@@ -164,10 +179,15 @@ class EnsembleCritic:
             self._yv = np.concatenate([self._yv, y])
         self._counts = np.concatenate([self._counts, counts.astype(np.int64)], axis=1)
         self._f = np.concatenate([self._f, self._features(x)])
+        self._fid = np.concatenate([self._fid, np.log2(f).astype(np.float32)])
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the data added so far: decisions (n, T) and targets (n,), in order."""
         return self._x.copy(), self._y.copy()
+
+    def fidelities(self) -> np.ndarray:
+        """Each point's fidelity (n,), in the order of :meth:`points` (1: full)."""
+        return np.exp2(self._fid.astype(np.float64))
 
     def retarget(self, targets: Any, value_targets: Any = None) -> None:
         """Replace every point's target (same order as :meth:`points`), e.g. after the caller
@@ -198,11 +218,12 @@ class EnsembleCritic:
                              f"{self.n_features}) finite values")
         return f
 
-    def _encode(self, x: torch.Tensor, length: torch.Tensor,
-                f: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs (n, sum(sizes) + T + F) for decisions x (n, T) cut to prefixes of ``length``
-        (n,), with features f (n, F) for the full architectures (a prefix's are zeros: they
-        describe the whole network)."""
+    def _encode(self, x: torch.Tensor, length: torch.Tensor, f: torch.Tensor | None = None,
+                g: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs (n, sum(sizes) + T + F [+ 1]) for decisions x (n, T) cut to prefixes of
+        ``length`` (n,), with features f (n, F) for the full architectures (a prefix's are
+        zeros: they describe the whole network) and, with ``fidelity``, the log2 fidelity g
+        (n,) of each row (None: 0, full fidelity)."""
         mask = (torch.arange(x.shape[1]) < length[:, None]).float()  # (n, T)
         onehot = torch.zeros(x.shape[0], int(self._col_dec.shape[0]))
         onehot.scatter_(1, x + torch.as_tensor(self._offsets)[None], 1.0)
@@ -210,6 +231,8 @@ class EnsembleCritic:
         if self.n_features:
             full = (length == x.shape[1]).float()[:, None]
             parts.append(f * full)
+        if self.fidelity:
+            parts.append(torch.zeros(x.shape[0], 1) if g is None else g.reshape(-1, 1))
         return torch.cat(parts, 1)
 
     def _forward(self, h: torch.Tensor, nets: slice = slice(None)) -> torch.Tensor:
@@ -236,7 +259,7 @@ class EnsembleCritic:
         empty = probs.sum(1) == 0
         probs[empty] = 1.0  # a member whose resample is empty (tiny n) sees all points
         x_all, y_all = torch.as_tensor(self._x), torch.as_tensor(self._y)
-        f_all = torch.as_tensor(self._f)
+        f_all, g_all = torch.as_tensor(self._f), torch.as_tensor(self._fid)
         if self._yv is not None:  # the value nets' rows read the second half
             y_all = torch.cat([y_all, torch.as_tensor(self._yv)])
         losses = []
@@ -248,7 +271,8 @@ class EnsembleCritic:
                 cut[: k * bs // 2] = False  # the reward nets see full architectures only
                 plen = torch.randint(0, t, (k * bs,), generator=self._gen)
                 length = torch.where(cut, plen, torch.full_like(plen, t))
-                inp = self._encode(x_all[idx], length, f_all[idx]).reshape(k, bs, -1)
+                inp = self._encode(x_all[idx], length, f_all[idx], g_all[idx] if self.fidelity
+                                   else None).reshape(k, bs, -1)
                 yi = idx if self._yv is None else torch.cat([idx[: k * bs // 2],
                                                               idx[k * bs // 2:] + n])
                 err = self._forward(inp) - y_all[yi].reshape(k, bs)  # (2K, B)
@@ -329,6 +353,9 @@ class EnsembleCritic:
                 "optim": opt_meta, "rng_numpy": self._rng.bit_generator.state}
         if self.n_features:  # absent before issue 34: 0 features
             meta["features"] = self.n_features
+        if self.fidelity:  # absent without a fidelity input (and before it existed)
+            meta["fidelity"] = True
+            tensors["critic.fidelity"] = torch.from_numpy(self._fid.copy())
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -339,12 +366,12 @@ class EnsembleCritic:
         """
         cfg = meta.get("cfg", {})
         shape = (list(self.sizes), self.cfg.members, self.cfg.hidden, self.cfg.layers)
-        shape = (*shape, self.n_features)
+        shape = (*shape, self.n_features, self.fidelity)
         theirs = (meta.get("sizes"), cfg.get("members"), cfg.get("hidden"), cfg.get("layers"),
-                  meta.get("features", 0))
+                  meta.get("features", 0), bool(meta.get("fidelity", False)))
         if list(theirs) != list(shape):
-            raise StoreError(f"critic state (sizes, members, hidden, layers, features)={theirs} "
-                             f"does not match this critic's {shape}")
+            raise StoreError(f"critic state (sizes, members, hidden, layers, features, "
+                             f"fidelity)={theirs} does not match this critic's {shape}")
         with torch.no_grad():
             for i, w in enumerate(self.weights):
                 w.copy_(tensors[f"critic.w{i}"])
@@ -355,6 +382,9 @@ class EnsembleCritic:
         self._y = tensors["critic.y"].numpy().astype(np.float32)
         self._counts = tensors["critic.counts"].numpy().astype(np.int64)
         self._f = self._features(self._x)  # a pure function of the decisions: not stored
+        fid = tensors.get("critic.fidelity")  # missing: every point at full fidelity
+        self._fid = np.zeros(len(self._x), np.float32) if fid is None else \
+            fid.numpy().astype(np.float32)
         yv = tensors.get("critic.yv")
         self._yv = None if yv is None else yv.numpy().astype(np.float32)
         self._gen.set_state(tensors["critic.rng.torch"])

@@ -99,7 +99,7 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
         samples += 1
         if not e.trained:
             continue
-        best = max(best, e.reward) if e.status == "ok" else best
+        best = max(best, e.reward) if e.counts else best  # a low fidelity never counts
         known = evaluator.cost(e.arch_key) if e.status == "ok" else None
         cost += known if known is not None else e.train_seconds
         acc = None if e.accuracy is None else round(e.accuracy, 6)

@@ -45,6 +45,9 @@ class Evaluator(ABC):
     """Whether :meth:`train` exists (weights are trained, so the knowledge pool applies)."""
     epochs: int = 0
     """Epochs of a from-scratch training (for ``trains`` evaluators)."""
+    fidelities: bool = False
+    """Whether :meth:`evaluate_at` offers fidelities below 1 (a multi-fidelity search
+    refuses an evaluator without them)."""
     instant: bool = False
     """Whether an evaluation is a quick lookup that cannot hang (a table, a formula): such
     evaluations stay in the search's process even with ``budget_seconds``."""
@@ -102,9 +105,10 @@ class Evaluator(ABC):
         return None
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
-              epochs: int | None = None) -> Rollout:
+              epochs: int | None = None, fidelity: float = 1.0) -> Rollout:
         """Train from ``init_weights`` (a partial state dict) for ``epochs`` (default: the
-        task's); the result and the trained weights. Only for ``trains`` evaluators."""
+        task's), at ``fidelity`` of that training's steps; the result and the trained
+        weights. Only for ``trains`` evaluators."""
         raise NotImplementedError(f"{type(self).__name__} does not train weights")
 
     def rescorable(self, prior: Any) -> bool:
@@ -130,7 +134,9 @@ def _fidelity(f: Any) -> float:
 
 class ProxyEvaluator(Evaluator):
     """Real training on the proxy task (:func:`fnas.tasks.run_rollout`); a lower fidelity
-    trains for that fraction of the task's epochs (at least one)."""
+    trains for that fraction of the full training's optimisation steps (at least one; with 2
+    epochs, 0.25 stops after half an epoch's minibatches), on the full schedule compressed to
+    them. The result records its ``fidelity``, ``steps`` and the ``epochs`` it began."""
 
     def __init__(self, task: TaskConfig, reward: RewardConfig) -> None:
         self.task, self.reward = task, reward
@@ -143,7 +149,7 @@ class ProxyEvaluator(Evaluator):
         self.input_size, self.in_chans = data.image_size, data.in_chans
         self.num_classes = data.num_classes
         self.signature = f"proxy|{data.signature}|{task.signature}"
-        self.trains, self.epochs = True, task.epochs
+        self.trains, self.epochs, self.fidelities = True, task.epochs, True
         # A registered dataset exists in this process only: it travels with the evaluator
         # (pickled once per run to Ray workers), which registers it there (__setstate__).
         self.shipped_data = registered_dataset(task.dataset.strip())
@@ -157,9 +163,8 @@ class ProxyEvaluator(Evaluator):
         return run_rollout(spec, self.task, self.reward, seed, return_weights=False).result
 
     def evaluate_at(self, spec: Any, seed: int, fidelity: float = 1.0) -> RolloutResult:
-        epochs = max(1, round(self.task.epochs * _fidelity(fidelity)))
-        task = replace(self.task, epochs=epochs)
-        return run_rollout(spec, task, self.reward, seed, return_weights=False).result
+        return run_rollout(spec, self.task, self.reward, seed, return_weights=False,
+                           fidelity=_fidelity(fidelity)).result
 
     def known_factor(self, spec: Any) -> float | None:
         """``(MACs / T) ** w`` for a MACs target (the analytic MACs the training records
@@ -177,9 +182,10 @@ class ProxyEvaluator(Evaluator):
         return arch_features(spec, self.input_size, self.in_chans, self.num_classes)
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
-              epochs: int | None = None) -> Rollout:
+              epochs: int | None = None, fidelity: float = 1.0) -> Rollout:
         task = self.task if epochs is None else replace(self.task, epochs=int(epochs))
-        return run_rollout(spec, task, self.reward, seed, init_weights or None)
+        return run_rollout(spec, task, self.reward, seed, init_weights or None,
+                           fidelity=_fidelity(fidelity))
 
 
 class SyntheticEvaluator(Evaluator):

@@ -4,7 +4,7 @@ has come (the contract every executor shares, :mod:`fnas.execution.executors`)."
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fnas.tasks.rollout import Rollout, RolloutResult
@@ -25,6 +25,8 @@ class RolloutJob:
     timeout: float | None = None
     """Seconds the evaluation may take (``eval_timeout``); past them an executor that
     ``stops`` evaluations records it as failed. None: no limit."""
+    fidelity: float = 1.0
+    """The fraction in (0, 1] of the full evaluation to run (``Evaluator.evaluate_at``)."""
 
 
 class SearchDeadline(Exception):  # noqa: N818 - a signal to the loop, not an error
@@ -34,10 +36,20 @@ class SearchDeadline(Exception):  # noqa: N818 - a signal to the loop, not an er
 
 
 def run_job(evaluator: Any, job: RolloutJob) -> Rollout:
-    """Run one job with ``evaluator`` (in this process)."""
+    """Run one job with ``evaluator`` (in this process), at the job's fidelity: a result
+    that does not record its fidelity gets the job's."""
+    f = getattr(job, "fidelity", 1.0)  # a job pickled by an older fnas has none
+    if f == 1.0:  # the full protocol, exactly as before fidelities existed
+        if job.train:
+            return evaluator.train(job.spec, job.seed, job.init_weights, job.epochs)
+        return Rollout(evaluator.evaluate(job.spec, job.seed))
     if job.train:
-        return evaluator.train(job.spec, job.seed, job.init_weights, job.epochs)
-    return Rollout(evaluator.evaluate(job.spec, job.seed))
+        out = evaluator.train(job.spec, job.seed, job.init_weights, job.epochs, fidelity=f)
+    else:
+        out = Rollout(evaluator.evaluate_at(job.spec, job.seed, f))
+    if getattr(out.result, "fidelity", 1.0) != f:
+        out = Rollout(replace(out.result, fidelity=f), out.weights)
+    return out
 
 
 def _failed(evaluator: Any, job: RolloutJob, message: str) -> Rollout:
@@ -45,4 +57,4 @@ def _failed(evaluator: Any, job: RolloutJob, message: str) -> Rollout:
     text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", message).split())[:300]
     return Rollout(RolloutResult(arch=job.spec.to_str(), key=job.spec.key, status="error",
                                  message=text, reward=evaluator.reward.failure_reward,
-                                 seed=job.seed))
+                                 seed=job.seed, fidelity=getattr(job, "fidelity", 1.0)))

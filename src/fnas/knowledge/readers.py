@@ -121,7 +121,7 @@ def readable_updates(store: StoreLike, exp_id: int) -> tuple[list[dict[str, Any]
 
 def summary_of(evals: list[Evaluation]) -> dict[str, Any]:
     """``Store.summary`` computed from evaluations already read."""
-    real = [e.reward for e in evals if e.status == "ok" and not e.predicted]
+    real = [e.reward for e in evals if e.counts]
     return {"evaluated": len(evals), "trained": sum(e.trained for e in evals),
             "cached": sum(e.cached for e in evals),
             "failed": sum(e.status != "ok" for e in evals),
@@ -131,8 +131,8 @@ def summary_of(evals: list[Evaluation]) -> dict[str, Any]:
 
 def top_of(evals: list[Evaluation], k: int = 5) -> list[Evaluation]:
     """``Store.top`` computed from evaluations already read: the best ``k`` distinct
-    architectures by reward (real results only; ties by recording order)."""
-    ranked = sorted((e for e in evals if not e.predicted and e.status == "ok"),
+    architectures by reward (real full-fidelity results only; ties by recording order)."""
+    ranked = sorted((e for e in evals if e.counts),
                     key=lambda e: (-e.reward, e.id if e.id is not None else 0))
     out, seen = [], set()
     for e in ranked:

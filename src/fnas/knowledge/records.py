@@ -77,7 +77,20 @@ class Evaluation:
     real reward can be checked against."""
     predicted_spread: float | None = None
     """The critic's ensemble spread for it, in reward units."""
+    fidelity: float = 1.0
+    """The fraction in (0, 1] of the full evaluation protocol it ran (1: the full protocol,
+    and every evaluation recorded before schema v5). Only full-fidelity real results count
+    as results (:attr:`counts`)."""
+    steps: int | None = None
+    """Optimisation steps its training ran (None: not trained here, not reported by the
+    evaluator, or recorded before schema v5)."""
     id: int | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Whether this is a result that counts: a real (not predicted), successful, full
+        fidelity evaluation. Only these can be a run's best, its incumbent, or knowledge."""
+        return self.status == "ok" and not self.predicted and self.fidelity >= 1.0
 
 
 class StoreLike(Protocol):

@@ -67,9 +67,9 @@ _CONFIG_STRS = ("space", "strategy", "knowledge", "knowledge_as", "pool", "repla
                 "budget_counts", "decision_signature")
 _EVAL_NUMS = ("reward", "accuracy", "latency_ms", "train_seconds", "behaviour_logp",
               "pool_hit_ratio", "pool_coverage", "predicted_reward", "predicted_spread",
-              "created")
+              "created", "fidelity")
 _EVAL_INTS = ("experiment_id", "iteration", "slot", "macs", "params", "seed", "epochs",
-              "pool_snapshot", "id")
+              "pool_snapshot", "id", "steps")
 _EVAL_STRS = ("arch_key", "arch", "task_signature", "status", "message")
 _EVAL_REQUIRED = ("reward", "train_seconds", "experiment_id", "iteration", "slot", "seed",
                   "created") + _EVAL_STRS
@@ -123,6 +123,11 @@ def to_eval(row: sqlite3.Row) -> Evaluation:
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in dec):
         raise bad("decisions")
     d["decisions"] = tuple(dec)
+    if d.get("fidelity") is None:  # recorded before schema v5: the full protocol
+        d["fidelity"] = 1.0
+    elif not 0 < d["fidelity"] <= 1:
+        raise bad("fidelity")
+    d["fidelity"] = float(d["fidelity"])
     for f in EVAL_FLAGS:
         d[f] = bool(d[f])
     return Evaluation(**d)

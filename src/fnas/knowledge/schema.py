@@ -15,7 +15,7 @@ from typing import Any
 from fnas.errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "default_run_name",
-           "create_atomically", "insert_run"]
+           "create_atomically", "insert_run", "full_only"]
 
 MAX_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -72,7 +72,7 @@ def insert_run(db: sqlite3.Connection, name: str, unique: bool, row: tuple) -> i
     return None
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
@@ -120,6 +120,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     pool_coverage REAL,
     predicted_reward REAL,
     predicted_spread REAL,
+    fidelity REAL,
+    steps INTEGER,
     UNIQUE (experiment_id, iteration, slot)
 );
 CREATE INDEX IF NOT EXISTS eval_cache ON evaluations (task_signature, arch_key, trained);
@@ -135,12 +137,22 @@ CREATE TABLE IF NOT EXISTS updates (
 """
 # Schema v3 adds the ``updates`` table (one row per policy update); older stores gain it empty.
 # Schema v4 adds the critic's prediction to every evaluation it was asked about.
+# Schema v5 adds each evaluation's fidelity (NULL, read as 1.0: the full protocol) and the
+# optimisation steps its training ran.
 _ADDED_V2 = (("epochs", "INTEGER"), ("pool_snapshot", "INTEGER"), ("pool_hit_ratio", "REAL"),
              ("pool_coverage", "REAL"))
 _ADDED_V4 = (("predicted_reward", "REAL"), ("predicted_spread", "REAL"))
-_ADDED = _ADDED_V2 + _ADDED_V4
-"""Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction); an
-older store gains them in place, NULL."""
+_ADDED_V5 = (("fidelity", "REAL"), ("steps", "INTEGER"))
+_ADDED = _ADDED_V2 + _ADDED_V4 + _ADDED_V5
+"""Evaluation columns added since v1 (v2: the knowledge pool; v4: the critic's prediction;
+v5: the fidelity); an older store gains them in place, NULL."""
+
+
+def full_only(db: sqlite3.Connection) -> str:
+    """SQL (``AND ...``) that keeps an evaluations query to full-fidelity rows; nothing for a
+    store read as it was before schema v5 (no ``fidelity`` column: it holds no other)."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
+    return "AND (fidelity IS NULL OR fidelity >= 1) " if "fidelity" in cols else ""
 
 
 def create_atomically(path: Path) -> None:

@@ -66,6 +66,7 @@ from fnas.knowledge.schema import (
     SCHEMA_VERSION,
     check_run_name,
     create_atomically,
+    full_only,
     insert_run,
 )
 
@@ -328,10 +329,11 @@ class Store(Leases):
 
     @db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
-        """Best ``k`` distinct architectures of an experiment by reward (real results only)."""
+        """Best ``k`` distinct architectures of an experiment by reward (real full-fidelity
+        results only)."""
         rows = self._db.execute(
             "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 AND status='ok' "
-            "ORDER BY reward DESC, id ASC", (exp_id,),
+            f"{full_only(self._db)}ORDER BY reward DESC, id ASC", (exp_id,),
         )
         out, seen = [], set()
         for r in rows:
@@ -347,7 +349,7 @@ class Store(Leases):
         """Counts (evaluated, trained, cached, failed) and the best real reward of a run."""
         row = self._db.execute(
             "SELECT COUNT(*), SUM(trained), SUM(cached), SUM(status != 'ok'), SUM(train_seconds),"
-            " MAX(CASE WHEN status='ok' AND predicted=0 THEN reward END)"
+            f" MAX(CASE WHEN status='ok' AND predicted=0 {full_only(self._db)}THEN reward END)"
             " FROM evaluations WHERE experiment_id=?", (exp_id,),
         ).fetchone()
         n, trained, cached, failed, secs, best = row

@@ -33,8 +33,9 @@ class RunData:
 
     @property
     def real(self) -> list[Evaluation]:
-        """Real results (trained or reused from the cache), status ok, in recording order."""
-        return [e for e in self.evals if not e.predicted and e.status == "ok"]
+        """Real full-fidelity results (trained or reused from the cache), status ok, in
+        recording order (a low-fidelity result is no result: :attr:`Evaluation.counts`)."""
+        return [e for e in self.evals if e.counts]
 
     @property
     def metric(self) -> str:
@@ -69,7 +70,7 @@ def best_so_far(run: RunData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for e in run.evals:
         n += e.trained
         secs += e.train_seconds if e.trained else 0.0
-        if e.status == "ok" and not e.predicted and e.reward > best:
+        if e.counts and e.reward > best:
             best = e.reward
             xs.append(n)
             ss.append(secs)

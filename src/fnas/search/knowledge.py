@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 def gather_knowledge(store: Store, exclude: int, decision_signature: str,
                      which: str = "all", rescore: Any = None,
                      ) -> tuple[list[tuple[tuple[int, ...], float]], list[str]]:
-    """Real results of earlier experiments with the same decisions, each distinct architecture
+    """Real full-fidelity results of earlier experiments with the same decisions (a
+    low-fidelity result teaches nothing here), each distinct architecture
     of an experiment once (its first real result; a cached repeat is no new evidence), each
     experiment's rewards turned into rank-Gaussian scores within that experiment (so that
     tasks of different accuracy levels and heavy low tails teach the same ranking). Returns
@@ -61,8 +62,7 @@ def gather_knowledge(store: Store, exclude: int, decision_signature: str,
         if bad:
             logger.warning("knowledge from %s", skipped(e.name, bad))
         for ev in evals:
-            if ev.status == "ok" and not ev.predicted and (ev.trained or ev.cached) \
-                    and ev.arch_key not in seen:
+            if ev.counts and (ev.trained or ev.cached) and ev.arch_key not in seen:
                 seen.add(ev.arch_key)
                 rows.append(ev)
         if len(rows) < 2:

@@ -1,5 +1,6 @@
 """The search loop's own state: its counters and its timers, as the checkpoint holds them
-(``meta["loop"]``: ``iteration``, ``n_done``, ``n_trained``, ``timers``, ``experiment``)."""
+(``meta["loop"]``: ``iteration``, ``n_done``, ``n_trained``, ``timers``, ``experiment``, and
+``trained_cost`` once a low-fidelity training ran)."""
 
 from __future__ import annotations
 
@@ -70,15 +71,39 @@ class LoopState:
     """Of those, trained."""
     timers: Timers = field(default_factory=Timers)
     """Seconds per part of the loop."""
+    trained_cost: float | None = None
+    """Trainings counted by their fidelity (a training at 0.25 counts 0.25): what a budget in
+    trainings spends; None: ``n_trained`` (every training at full fidelity, or a checkpoint
+    written before fidelities existed)."""
+
+    @property
+    def trained_spent(self) -> float:
+        """The trainings a budget in trainings has spent (:attr:`trained_cost`)."""
+        return self.n_trained if self.trained_cost is None else self.trained_cost
+
+    def count(self, trained: bool, fidelity: float) -> None:
+        """Count one evaluation's training (at ``fidelity``), if it was trained."""
+        if not trained:
+            return
+        if fidelity < 1.0 and self.trained_cost is None:
+            self.trained_cost = float(self.n_trained)
+        self.n_trained += 1
+        if self.trained_cost is not None:
+            self.trained_cost += fidelity
 
     def to_dict(self, experiment: int) -> dict[str, Any]:
         """The checkpoint's ``loop`` field, which also names the run it belongs to."""
-        return {"iteration": self.iteration, "n_done": self.n_done, "n_trained": self.n_trained,
-                "timers": self.timers.to_dict(), "experiment": experiment}
+        out = {"iteration": self.iteration, "n_done": self.n_done, "n_trained": self.n_trained,
+               "timers": self.timers.to_dict(), "experiment": experiment}
+        if self.trained_cost is not None:  # only once a low-fidelity training ran
+            out["trained_cost"] = self.trained_cost
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LoopState:
         """From a checkpoint's ``loop`` field (type-checked by ``restore.checked_loop_state``);
         ``{}`` is a run's start."""
+        cost = d.get("trained_cost")
         return cls(int(d.get("iteration", 0)), int(d.get("n_done", 0)),
-                   int(d.get("n_trained", 0)), Timers.from_dict(d.get("timers", {})))
+                   int(d.get("n_trained", 0)), Timers.from_dict(d.get("timers", {})),
+                   None if cost is None else float(cost))

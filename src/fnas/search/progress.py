@@ -75,7 +75,7 @@ class Progress:
     def evaluation(self, ev: Evaluation, best: float, n_trained: int, resumed: bool) -> None:
         """An evaluation was recorded (``resumed``: before the resume)."""
         if ev.trained or not self.by_trained:
-            self.bar.update(1)
+            self.bar.update(ev.fidelity if self.by_trained else 1)  # a training by fidelity
         self.bar.set_postfix(postfix(best, self.strategy, n_trained))
         log_evaluation(self.exp, ev, best, resumed)
 

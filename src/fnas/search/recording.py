@@ -31,7 +31,15 @@ from fnas.tasks.rollout import Rollout
 if TYPE_CHECKING:
     from fnas.search.pooling import PoolInit, PoolRunner
 
-__all__ = ["Recorder", "SlotPlan", "SlotResult", "rollout_seed"]
+__all__ = ["Recorder", "SlotPlan", "SlotResult", "rollout_seed", "cache_signature"]
+
+
+def cache_signature(task_signature: str, fidelity: float) -> str:
+    """The cache identity of a result at ``fidelity``: the task's signature at full fidelity
+    (as before fidelities existed, so old stores keep their cache hits), marked with the
+    fidelity below it, so that a low-fidelity result never serves, nor is served by, a full
+    one (nor one at another fidelity)."""
+    return task_signature if fidelity >= 1.0 else f"{task_signature}|fidelity={fidelity:.6g}"
 
 
 def rollout_seed(seed: int, iteration: int, slot: int) -> int:
@@ -132,9 +140,10 @@ class Recorder:
                 self.runner.begin_batch(recorded.values())
         for slot, p in enumerate(proposals):
             ev = recorded.get(slot)
-            if ev is not None and ev.arch_key != p.spec.key:
+            if ev is not None and (ev.arch_key != p.spec.key or ev.fidelity != p.fidelity):
                 raise StoreError(f"run {self.exp.name!r}: recorded slot {slot} of iteration "
-                                 f"{iteration} holds another architecture; cannot resume")
+                                 f"{iteration} holds another architecture or fidelity; "
+                                 "cannot resume")
         self._in_flight.clear()
         later: list[int] = []  # repeats of a key in flight: settled once it is recorded
         try:
@@ -146,7 +155,8 @@ class Recorder:
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
                     raise SearchDeadline("the search's compute limit was reached")
-                if any(plan.spec.key == p.spec.key for plan in self._in_flight.values()):
+                if any(plan.spec.key == p.spec.key and plan.proposal.fidelity == p.fidelity
+                       for plan in self._in_flight.values()):
                     later.append(slot)
                 else:
                     ev = self._settle(p, iteration, slot, verdicts[slot])
@@ -184,11 +194,12 @@ class Recorder:
     def _train(self, plan: SlotPlan) -> None:
         """Hand a prepared slot's training to the executor (pool-initialised with the pool on;
         the local executor runs it when :meth:`_collect` waits for it)."""
+        f = plan.proposal.fidelity
         if plan.pool is None:
-            job = RolloutJob(plan.slot, plan.spec, plan.seed, timeout=self.timeout)
+            job = RolloutJob(plan.slot, plan.spec, plan.seed, timeout=self.timeout, fidelity=f)
         else:
             job = RolloutJob(plan.slot, plan.spec, plan.seed, plan.pool.weights,
-                             plan.pool.epochs, train=True, timeout=self.timeout)
+                             plan.pool.epochs, train=True, timeout=self.timeout, fidelity=f)
         self._in_flight[plan.slot] = plan
         self.executor.submit(self.evaluator, job)
 
@@ -211,15 +222,16 @@ class Recorder:
         """The fields every evaluation of ``p`` in this slot has, however it is obtained."""
         return dict(experiment_id=self.exp.id, iteration=iteration, slot=slot,
                     arch_key=p.spec.key, arch=p.spec.to_str(), decisions=p.decisions,
-                    task_signature=self.exp.task_signature, behaviour_logp=p.logp,
-                    predicted_reward=verdict.mean, predicted_spread=verdict.spread)
+                    task_signature=cache_signature(self.exp.task_signature, p.fidelity),
+                    behaviour_logp=p.logp, predicted_reward=verdict.mean,
+                    predicted_spread=verdict.spread, fidelity=p.fidelity)
 
     def _settle(self, p: Proposal, iteration: int, slot: int, verdict: Verdict
                 ) -> Evaluation | None:
         """Record a cached or predicted result; None if ``p`` must be trained."""
         base = self._base(p, iteration, slot, verdict)
         with self.timers.measure("store"):
-            prior = self.store.lookup_trained(self.exp.task_signature, p.spec.key)
+            prior = self.store.lookup_trained(base["task_signature"], p.spec.key)
         if prior is None and verdict.action == "predict":
             ev = Evaluation(**base, reward=float(verdict.mean), status="ok",
                             message=f"predicted by the critic (spread {verdict.spread:.4f})",
@@ -232,7 +244,7 @@ class Recorder:
             ev = Evaluation(**base, reward=reward, status=prior.status, message=prior.message,
                             accuracy=prior.accuracy, latency_ms=prior.latency_ms,
                             macs=prior.macs, params=prior.params, seed=prior.seed, cached=True,
-                            epochs=prior.epochs)
+                            epochs=prior.epochs, steps=prior.steps)
         else:
             return None
         with self.timers.measure("store"):
@@ -247,7 +259,7 @@ class Recorder:
                         accuracy=r.accuracy, latency_ms=r.latency_ms, macs=r.macs,
                         params=r.params, train_seconds=r.train_seconds, seed=plan.seed,
                         trained=True, audited=plan.verdict.action == "audit",
-                        epochs=r.epochs or None,
+                        epochs=r.epochs or None, steps=getattr(r, "steps", 0) or None,
                         **(plan.pool.fields() if plan.pool is not None else {}))
         prepared = plan.pool.seconds if plan.pool is not None else 0.0
         if self.runner is None:

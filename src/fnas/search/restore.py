@@ -82,6 +82,10 @@ def checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
         v = loop.get(k, 0)
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31:
             raise bad(f"loop.{k}")
+    cost = loop.get("trained_cost")  # absent before fidelities, and while all are full
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                             or not 0 <= cost <= loop.get("n_trained", 0)):
+        raise bad("loop.trained_cost")
     timers = loop.get("timers", {})
     if not isinstance(timers, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in timers.values()):

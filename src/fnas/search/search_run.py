@@ -118,10 +118,10 @@ class SearchRun:
                                  self._executor(evaluator, executor), self.timers, self.runner,
                                  timeout=cfg.eval_timeout)
         self._deadline_hit = False
-        real = [e.reward for e in store.evaluations(exp.id) if not e.predicted
-                and e.status == "ok"]
+        real = [e.reward for e in store.evaluations(exp.id) if e.counts]
         self.best = max(real, default=-math.inf)
-        """The best real reward so far (predictions never count)."""
+        """The best real full-fidelity reward so far (predictions and low-fidelity results
+        never count)."""
         self.keep = {k: v for k, v in store.get_experiment(exp.id).stats.items()
                      if k.startswith("knowledge/")}
         """Stats recorded before the loop (the pre-training's), kept in every update."""
@@ -171,7 +171,7 @@ class SearchRun:
         # with a compute limit, the batch may end early: keep where it started, so that the
         # checkpoint can record the seconds spent (a resume then starts from the same place)
         before = strategy.state() if self.cfg.budget_seconds and self.cfg.checkpoint else None
-        n_trained = st.n_trained
+        n_trained, trained_cost = st.n_trained, st.trained_cost
         with timers.measure("sample"):
             proposals = strategy.ask(n)  # fewer than n if the rest is replayed from memory
             verdicts = strategy.decide(proposals)
@@ -195,6 +195,9 @@ class SearchRun:
             self._t_wall = t
             if before is not None:
                 loop = {**st.to_dict(exp.id), "n_trained": n_trained}
+                loop.pop("trained_cost", None)
+                if trained_cost is not None:
+                    loop["trained_cost"] = trained_cost
                 save_checkpoint(self.store.run_dir(exp.name), before[0],
                                 {"strategy": before[1], "loop": loop})
             with timers.measure("store"):
@@ -228,7 +231,7 @@ class SearchRun:
         ``exhausted`` (the strategy has nothing left to propose), ``max_samples`` (the
         sample cap), ``callback`` (a ``StopSearch``); None while it should go on."""
         cfg = self.cfg
-        if self._spent() >= cfg.budget:
+        if self._spent() >= cfg.budget - 1e-9:  # (fidelities summed: 3 x 1/3 is 1)
             return "budget"
         if cfg.budget_seconds is not None and (self.timers.wall >= cfg.budget_seconds
                                                or self._deadline_hit):
@@ -330,8 +333,8 @@ class SearchRun:
 
     def _evaluated(self, ev: Evaluation, resumed: bool) -> None:
         """Count one recorded evaluation, report it, and show it to the callbacks."""
-        self.state.n_trained += ev.trained
-        if ev.status == "ok" and not ev.predicted:
+        self.state.count(ev.trained, ev.fidelity)
+        if ev.counts:
             self.best = max(self.best, ev.reward)
         self.progress.evaluation(ev, self.best, self.state.n_trained, resumed)
         self._ask_stop(dispatch(self.callbacks, "on_evaluation", self.exp, ev))
@@ -341,8 +344,10 @@ class SearchRun:
         self.stop_message = self.stop_message or message
 
     def _spent(self) -> int:
-        """The budget spent: trainings or evaluations, as the budget counts."""
-        return self.state.n_trained if self.by_trained else self.state.n_done
+        """The budget spent: trainings (each counted by its fidelity: a training at 0.25
+        counts 0.25) or evaluations (each counts 1, whatever its fidelity), as the budget
+        counts."""
+        return self.state.trained_spent if self.by_trained else self.state.n_done
 
     def _stats(self, reason: str | None = None) -> dict[str, Any]:
         """The run's stats: pre-training stats, timers, counters, best reward, the last

@@ -77,7 +77,7 @@ class TensorBoardCallback(Callback):
             w.add_scalar("search/predicted_reward", evaluation.reward, step)
             return
         w.add_scalar("search/reward", evaluation.reward, step)
-        if evaluation.status == "ok":
+        if evaluation.counts:  # a low-fidelity result is never the best
             self._best[run.id] = max(self._best[run.id], evaluation.reward)
         if math.isfinite(self._best[run.id]):
             w.add_scalar("search/best_reward", self._best[run.id], step)

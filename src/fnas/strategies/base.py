@@ -30,6 +30,9 @@ class Proposal:
     """The decision vector it was decoded from."""
     logp: float | None = None
     """log-probability under the policy that drew it (the behaviour policy), if any."""
+    fidelity: float = 1.0
+    """The fraction in (0, 1] of the full evaluation to run it at (1: the full protocol;
+    ``Evaluator.evaluate_at``). A lower fidelity's result never counts as a result."""
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,10 @@ class PPOStrategy(Strategy):
                 for a, lp in zip(actions, logp, strict=True)]
 
     def observe(self, evaluations: Sequence[Any]) -> None:
-        """Remember which of the batch are real results: only those enter the buffer."""
-        self._real = [ev.status == "ok" and not ev.predicted for ev in evaluations]
+        """Remember which of the batch are real full-fidelity results: only those enter the
+        buffer."""
+        self._real = [ev.status == "ok" and not ev.predicted
+                      and getattr(ev, "fidelity", 1.0) >= 1.0 for ev in evaluations]
 
     def tell(self, proposals: Sequence[Proposal], rewards: Sequence[float]) -> dict[str, float]:
         assert self._pending is not None, "tell() without a matching ask()"

@@ -23,7 +23,13 @@ from fnas.space.spec import ArchSpec
 from fnas.tasks.datasets import load_dataset
 from fnas.tasks.latency import measure_latency
 from fnas.tasks.reward import RewardConfig, mnas_reward
-from fnas.tasks.trainer import TaskConfig, TrainingDiverged, evaluate, train_model
+from fnas.tasks.trainer import (
+    TaskConfig,
+    TrainingDiverged,
+    evaluate,
+    schedule_steps,
+    train_model,
+)
 
 __all__ = ["RolloutResult", "Rollout", "run_rollout", "STATUSES"]
 
@@ -48,6 +54,11 @@ class RolloutResult:
     epochs: int = 0
     seed: int = 0
     train_losses: tuple[float, ...] = ()
+    steps: int = 0
+    """Optimisation steps the training ran (0: not trained, or an evaluator that does not
+    say)."""
+    fidelity: float = 1.0
+    """The fraction in (0, 1] of the full evaluation this result is (1: the full protocol)."""
 
     @property
     def ok(self) -> bool:
@@ -82,6 +93,7 @@ def run_rollout(
     *,
     return_weights: bool = True,
     on_epoch: Callable[[int, torch.nn.Module], None] | None = None,
+    fidelity: float = 1.0,
 ) -> Rollout:
     """Train ``spec`` on ``task`` with ``seed`` and score it with ``reward``. Never raises
     for bad input or a failed training (``KeyboardInterrupt`` still propagates).
@@ -90,6 +102,9 @@ def run_rollout(
     of the built model with the same shape; the rest keep their fresh initialisation.
     ``on_epoch`` goes to :func:`~fnas.tasks.train_model` (called after each epoch; its time
     counts in ``train_seconds``, an exception in it makes an ``error`` result).
+    ``fidelity`` < 1 trains that fraction of the full training's optimisation steps
+    (:func:`~fnas.tasks.trainer.schedule_steps`; the schedule compressed to them): a
+    low-fidelity result, recorded as such (``fidelity``, ``steps``, ``epochs`` begun).
     """
     arch_text = spec if isinstance(spec, str) else spec.to_str()
     key, macs, params = "", None, None
@@ -111,7 +126,9 @@ def run_rollout(
         model.to(task.device)
         gen = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        losses = train_model(model, data, task, gen, on_epoch)
+        n_steps = schedule_steps(int(data.x_train.shape[0]), task, fidelity)
+        losses = train_model(model, data, task, gen, on_epoch,
+                             steps=None if fidelity >= 1 else n_steps)
         train_s = time.perf_counter() - t0
         acc = evaluate(model, data.x_val, data.y_val)
         lat = None
@@ -120,7 +137,7 @@ def run_rollout(
             lat = measure_latency(model, shape, device=task.device, repeats=task.latency_repeats)
         r = mnas_reward(acc, lat if reward.metric == "latency" else macs, reward)
         result = RolloutResult(arch_text, key, "ok", "", r, acc, lat, macs, params, train_s,
-                               task.epochs, seed, tuple(losses))
+                               len(losses), seed, tuple(losses), n_steps, float(fidelity))
         weights = None
         if return_weights:
             weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -135,7 +152,8 @@ def run_rollout(
     except Exception as e:  # noqa: BLE001 - a rollout must never raise into the search
         status, err = "error", e
     result = RolloutResult(arch_text, key, status, _one_line(err), reward.failure_reward,
-                           None, None, macs, params, time.perf_counter() - t0, 0, seed)
+                           None, None, macs, params, time.perf_counter() - t0, 0, seed,
+                           fidelity=float(fidelity))
     return Rollout(result, None)
 
 

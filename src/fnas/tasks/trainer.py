@@ -22,6 +22,7 @@ from fnas.errors import ConfigError
 from fnas.tasks.datasets import Dataset
 
 __all__ = ["TaskConfig", "TrainingDiverged", "train_model", "evaluate", "check_device",
+           "schedule_steps",
            "MAX_IMAGE_SIZE", "MAX_SEED", "MAX_COUNT", "check_int", "check_seed"]
 # MAX_*, check_int and check_seed live in fnas._limits (the network builder reads them too)
 
@@ -119,9 +120,14 @@ class TrainingDiverged(RuntimeError):
 
 def train_model(
     model: nn.Module, data: Dataset, cfg: TaskConfig, generator: torch.Generator,
-    on_epoch: Callable[[int, nn.Module], None] | None = None,
+    on_epoch: Callable[[int, nn.Module], None] | None = None, steps: int | None = None,
 ) -> list[float]:
     """Train ``model`` in place; returns the mean training loss of each epoch.
+
+    ``steps`` (a lower fidelity, :func:`schedule_steps`): stop after that many minibatches,
+    fewer than the full ``epochs x steps_per_epoch``; the schedule (warm-up, then cosine) is
+    the full one compressed to them, so a short training still ends at a learning rate of
+    zero. A last partial epoch's loss is the mean over its own steps. None: the full training.
 
     ``on_epoch(epoch, model)``, if given, is called after each epoch's loss check (``epoch``
     counts from 1), e.g. to record a learning curve with :func:`evaluate`. It must not change
@@ -136,8 +142,11 @@ def train_model(
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"task batch_size={cfg.batch_size} exceeds the {n} training images")
-    total = steps_per_epoch * cfg.epochs
+    full = steps_per_epoch * cfg.epochs
+    total = full if steps is None else max(1, min(int(steps), full))
     warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if total < full:  # the warm-up's share of the training is kept
+        warm = int(cfg.warmup_epochs * steps_per_epoch * total / full)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
 
@@ -149,10 +158,11 @@ def train_model(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
     losses = []
-    for epoch in range(cfg.epochs):
+    for epoch in range(-(-total // steps_per_epoch)):
         perm = torch.randperm(n, generator=generator).to(device)
         running = torch.zeros((), device=device)
-        for s in range(steps_per_epoch):
+        in_epoch = min(steps_per_epoch, total - epoch * steps_per_epoch)
+        for s in range(in_epoch):
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             out = model(x[idx])  # (B, classes)
             loss = F.cross_entropy(out, y[idx], label_smoothing=cfg.label_smoothing)
@@ -161,7 +171,7 @@ def train_model(
             opt.step()
             sched.step()
             running += loss.detach()
-        epoch_loss = float(running) / steps_per_epoch
+        epoch_loss = float(running) / in_epoch
         # Checked once per epoch: a per-step .item() would stall a GPU pipeline. A NaN
         # persists once it appears, so the epoch mean still catches it.
         if not math.isfinite(epoch_loss):
@@ -171,6 +181,13 @@ def train_model(
             on_epoch(epoch + 1, model)
             model.train()
     return losses
+
+
+def schedule_steps(n_train: int, cfg: TaskConfig, fidelity: float = 1.0) -> int:
+    """Optimisation steps of a training of ``cfg`` on ``n_train`` images at ``fidelity`` (a
+    fraction in (0, 1] of the full ``epochs x (n_train // batch_size)``; at least one)."""
+    full = (n_train // cfg.batch_size) * cfg.epochs
+    return full if fidelity >= 1 else max(1, min(full, round(full * fidelity)))
 
 
 @torch.inference_mode()

@@ -33,6 +33,9 @@ class Candidates:
     _seen_keys: set[str]
     _warm: bool
 
+    def _rung_parents(self) -> list[list[int]]:
+        raise NotImplementedError  # .rungs
+
     def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n samples (n, T) and their log-probabilities (n,) under the proposing policy."""
         if self.scfg.policy == "frozen":
@@ -61,7 +64,7 @@ class Candidates:
 
     def _parents(self) -> np.ndarray:
         own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
-        p = [d for d, _ in own]
+        p = self._rung_parents() if self.scfg.rungs else [d for d, _ in own]
         if self.st.knowledge in ("pending", "kept"):
             p += self.st.knowledge_parents
         return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))

@@ -134,6 +134,9 @@ class FNASConfig:
             object.__setattr__(self, "acquisition", "off")
         if self.imagined is not None and self.imagined < 0:
             raise ConfigError(f"imagined={self.imagined} must be >= 0")
+        if self.decision_rule == "veto" and self.screen.rungs:
+            raise ConfigError("screen.rungs (a multi-fidelity search) needs "
+                              "decision_rule='screen': the veto rule trains at full fidelity")
 
     @property
     def n_imagined(self) -> int:

@@ -98,7 +98,9 @@ def forget_knowledge(critic: EnsembleCritic, n_knowledge: int,
     times, after retargeting the points if it needs to)."""
     x, y = critic.points()
     new = make() if make is not None else EnsembleCritic(critic.sizes, critic.cfg,
-                                                         critic.seed + 1)
-    if len(x) > n_knowledge:
-        new.add(x[n_knowledge:], y[n_knowledge:])
+                                                         critic.seed + 1,
+                                                         fidelity=critic.fidelity)
+    if len(x) > n_knowledge:  # each point at its own fidelity (1 without rungs)
+        new.add(x[n_knowledge:], y[n_knowledge:],
+                critic.fidelities()[n_knowledge:] if critic.fidelity else None)
     return new

@@ -3,6 +3,7 @@ state it checkpoints besides tensors (:class:`ScreenState`, JSON in the checkpoi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -65,6 +66,16 @@ class ScreenConfig:
     screening_macro.py), they help a critic that learns the whole reward (NAS-Bench-Macro: 21
     -> 17 median queries; mnist5k ranking from 16 results 0.22 -> 0.34) and slightly hurt one
     that learns only the accuracy, whose factor already carries the size (0.50 -> 0.48)."""
+    rungs: tuple[float, ...] = ()
+    """Fidelities of a multi-fidelity search, increasing, the last 1.0: e.g. ``(0.25, 1.0)``
+    or ``(1/9, 1/3, 1.0)``; empty (the default): every training at full fidelity. With rungs,
+    new candidates are trained at the lowest, and a result at rung k is promoted to rung k+1
+    when it ranks in the top ``1/eta`` of rung k's results by the critic's prediction of its
+    full-fidelity reward (``fnas.strategies.fnas.rungs``; docs/DESIGN.md, "Fidelity"). NOTE:
+    off by default until an ablation has measured it."""
+    eta: int = 3
+    """The promotion ratio: the top ``floor(n_k / eta)`` of the n_k results at rung k may be
+    promoted (successive halving's reduction factor)."""
 
     def __post_init__(self) -> None:
         checks = [(self.n_init >= 0, "n_init"), (self.candidates >= 1, "candidates"),
@@ -76,9 +87,24 @@ class ScreenConfig:
                   (self.judge_after >= 3, "judge_after"),
                   (self.features in ("auto", "on", "off"), "features"),
                   (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
+        r = self.rungs
+        object.__setattr__(self, "rungs", tuple(r) if isinstance(r, (list, tuple)) else r)
+        good = isinstance(self.rungs, tuple) and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f)
+            and 0 < f <= 1 for f in self.rungs)
+        checks += [(good and (not self.rungs or (
+            len(self.rungs) >= 2 and self.rungs[-1] == 1
+            and all(a < b for a, b in zip(self.rungs, self.rungs[1:], strict=False)))),
+                    "rungs"),
+                   (isinstance(self.eta, int) and not isinstance(self.eta, bool)
+                    and self.eta >= 2, "eta")]
         for ok, name in checks:
             if not ok:
-                raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range")
+                raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range" + (
+                    ": expected increasing fidelities in (0, 1], at least two, the last 1.0"
+                    if name == "rungs" else ""))
+        if self.rungs:
+            object.__setattr__(self, "rungs", tuple(float(f) for f in self.rungs))
 
 
 @dataclass
@@ -111,9 +137,22 @@ class ScreenState:
     """Measured costs of own results (decisions, cost): the learned cost model's data."""
     cost_broken: bool = False
     """A result's reward was not its accuracy composed with its cost: no learned cost."""
+    points: list[tuple[list[int], float, float]] = field(default_factory=list)
+    """With rungs: this run's critic points in the critic's order, (decisions, reward,
+    fidelity), each (decisions, fidelity) once; empty without rungs (the points are ``own``)."""
+    rung_done: list[list[tuple[list[int], float]]] = field(default_factory=list)
+    """With rungs: per rung below the top, its successful results (decisions, reward)."""
+    promoted: list[list[list[int]]] = field(default_factory=list)
+    """With rungs: per rung below the top, the decisions promoted from it (each once)."""
 
     def to_meta(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON; the rung and learned-cost fields only when used (a run without them
+        writes the checkpoint it wrote before they existed)."""
+        d = asdict(self)
+        for k in ("points", "rung_done", "promoted", "costs", "cost_broken"):
+            if not d[k]:
+                del d[k]
+        return d
 
     @classmethod
     def from_meta(cls, d: dict[str, Any]) -> ScreenState:
@@ -122,6 +161,9 @@ class ScreenState:
         s.judge = [(float(a), float(b)) for a, b in s.judge]
         s.picks = [(float(a), float(b)) for a, b in s.picks]
         s.costs = [(list(x), float(c)) for x, c in s.costs]
+        s.points = [(list(x), float(r), float(f)) for x, r, f in s.points]
+        s.rung_done = [[(list(x), float(r)) for x, r in rung] for rung in s.rung_done]
+        s.promoted = [[list(x) for x in rung] for rung in s.promoted]
         return s
 
 
@@ -135,7 +177,7 @@ class Round:
     info: list[tuple[float, float, float]]
     """Per pick: the critic's mean, spread and acquisition score (NaN in a warm-up round)."""
     origin: list[int]
-    """Per pick: 0 policy, 1 mutant, 2 uniform, 3 repeat."""
+    """Per pick: 0 policy, 1 mutant, 2 uniform, 3 repeat, 4 promotion (with rungs)."""
     policy_x: Any
     """The policy's samples the imagined updates draw from (an array of decision rows)."""
     ref: Any
@@ -144,3 +186,5 @@ class Round:
     """A warm-up round (no screening)."""
     score_ms: float
     """Milliseconds ``ask`` spent drawing and scoring candidates."""
+    fidelity: list[float] = field(default_factory=list)
+    """Per pick: the fidelity it is trained at (empty without rungs: all at 1)."""

@@ -15,6 +15,10 @@ One round (docs/DESIGN.md, "Screening"), with B the batch:
 6. **Knowledge is judged** (:mod:`.knowledge`): kept if it ranks its first picks, else
    forgotten.
 
+With fidelity rungs (``ScreenConfig.rungs``), promotions take the first slots of a round and
+new candidates are trained at the lowest rung (:mod:`.rungs`: the rule, the targets, the
+controller's rewards).
+
 NOTE: the picks are chosen by the critic from the policy's samples, so the PPO update on
 them is off-policy in a way no importance weight corrects (their selection probability is
 unknown); their log-probabilities at pick time are the ratio's reference and the behaviour
@@ -26,7 +30,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,11 +38,12 @@ import torch
 from fnas.agent.acquisition import ACQUISITIONS, RankGauss, acquire, needs_members, rank_gauss
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.critic import CriticConfig, EnsembleCritic
-from fnas.agent.ppo import PPOConfig, ppo_update
+from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.candidates import Candidates
+from fnas.strategies.fnas.controller import Controller
 from fnas.strategies.fnas.knowledge import (
     FORGET_FITS,
     forget_knowledge,
@@ -48,13 +52,14 @@ from fnas.strategies.fnas.knowledge import (
     pretrain_critic,
 )
 from fnas.strategies.fnas.known import Known
+from fnas.strategies.fnas.rungs import Rungs
 from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
 
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
 
 
-class ScreeningStrategy(Candidates, PPOStrategy):
+class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
     """PPO controller proposes, the ensemble critic screens, the acquisition picks B to train."""
 
     name = "fnas"
@@ -81,6 +86,9 @@ class ScreeningStrategy(Candidates, PPOStrategy):
 
     def attach(self, evaluator: Any) -> None:
         """Learn what the evaluator knows before training (:mod:`.known`); before any data."""
+        if self.scfg.rungs and not getattr(evaluator, "fidelities", False):
+            raise ConfigError(f"screen rungs={list(self.scfg.rungs)}: evaluator "
+                              f"{type(evaluator).__name__} evaluates at full fidelity only")
         known = Known(self.space, evaluator, decompose=self.scfg.decompose,
                       features=self.scfg.features, seed=self.seed,
                       learn_cost=self.scfg.learn_cost)
@@ -91,7 +99,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
     def _new_critic(self, generation: int) -> EnsembleCritic:
         fmap = self.known.features if self.known is not None else None
         return EnsembleCritic(self.space.sizes, self.critic_cfg, self.seed + 7919 + generation,
-                              features=fmap, n_features=fmap.size if fmap is not None else 0)
+                              features=fmap, n_features=fmap.size if fmap is not None else 0,
+                              fidelity=bool(self.scfg.rungs))
 
     def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Mean, spread and member predictions (None unless needed) of candidates ``x``, in
@@ -103,7 +112,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             members = self.critic.predict_members(x) if needs_members(self.acquisition) \
                 else None
             return mean, spread, members
-        z = self.known.compose(self.critic.predict_members(x), x, self.st.own, ref)
+        z = self.known.compose(self.critic.predict_members(x), x, self._ref_pairs(), ref)
         return z.mean(0), z.std(0, ddof=1), z
 
     # ---- knowledge --------------------------------------------------------------------------
@@ -132,16 +141,18 @@ class ScreeningStrategy(Candidates, PPOStrategy):
 
     def ask(self, n: int) -> list[Proposal]:
         t0 = time.perf_counter()
-        k = self.buffer.replay_count(n) if self.buffer is not None else 0
+        promos = self._promote(n) if self._laddered else []  # (.rungs) first, then new ones
+        n_all, n = n, n - len(promos)
+        k = self.buffer.replay_count(n_all) if self.buffer is not None else 0
         self._replay_idx = self.buffer.sample(k, self._gen) if k else None
         x, origin, counts = self._candidates(n)
         warm = self._warm
         ref = self._ref()
         rows: list[int] = []
         info: list[tuple[float, float, float]] = []
-        if len(x) and not warm:
+        if len(x) and not warm and n:
             mean, spread, members = self._score(x)
-            best = float(max(ref(np.asarray([r for _, r in self.st.own])))) \
+            best = float(max(ref(np.asarray([r for _, r in self._ref_pairs()])))) \
                 if ref is not None else None
             k = min(len(x), 4 * n)  # room for picks skipped as another vector's network
             order, score = acquire(self.acquisition, mean, spread, members, k, self._rng,
@@ -172,6 +183,13 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             specs.append(self.space.decode(d))
             info.append((math.nan, math.nan, math.nan))
         picks = x[rows]
+        fid = [self.scfg.rungs[0] if self._laddered else 1.0] * len(rows)
+        if promos:
+            picks = np.concatenate([np.asarray([d for d, _, _ in promos], dtype=picks.dtype)
+                                    .reshape(-1, picks.shape[1]), picks])
+            specs = [self.space.decode(d) for d, _, _ in promos] + specs
+            info = [i for _, _, i in promos] + info
+            fid = [f for _, f, _ in promos] + fid
         actions = torch.as_tensor(picks, dtype=torch.long)
         with torch.no_grad(), single_thread():
             lp_t, _ = self.policy.evaluate(actions)  # per decision: PPO's ratio reference
@@ -179,13 +197,15 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             lp_t.sum(1).double().numpy()
         self._pending = (actions, lp_t)
         self._real = None
-        counts["screened"] = max(0, len(x) - n) if not warm else 0
-        self._round = Round(counts, info, origin[rows].tolist(),
+        counts["screened"] = max(0, len(x) - n) if not warm and n else 0
+        if promos:
+            counts["promoted"] = len(promos)
+        self._round = Round(counts, info, [4] * len(promos) + origin[rows].tolist(),
                             self._drawn[: 4 * self.scfg.imagined_batch] if self.scfg.novelty
                             else x[origin == 0][: 4 * self.scfg.imagined_batch],
-                            ref, warm, 1e3 * (time.perf_counter() - t0))
-        return [Proposal(s, tuple(int(v) for v in d), float(lp))
-                for s, d, lp in zip(specs, picks.tolist(), logp, strict=True)]
+                            ref, warm, 1e3 * (time.perf_counter() - t0), fid)
+        return [Proposal(s, tuple(int(v) for v in d), float(lp), f)
+                for s, d, lp, f in zip(specs, picks.tolist(), logp, fid, strict=True)]
 
     @property
     def _warm(self) -> bool:
@@ -195,7 +215,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         return self.st.knowledge in ("none", "forgotten") and self.st.n_warm < self.scfg.n_init
 
     def _ref(self) -> RankGauss | None:
-        g = RankGauss([r for _, r in self.st.own])
+        g = RankGauss([r for _, r in self._ref_pairs()])
         return g if g.ok else None
 
     def decide(self, proposals: Sequence[Proposal]) -> list[Verdict]:
@@ -233,10 +253,11 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         t0 = time.perf_counter()
         errs: list[float] = []  # per pick: |its target under the round's map - the mean|
         new_x, known = [], {tuple(d) for d, _ in st.own}
+        fresh = self._note_results(self._batch) if self._laddered else []
         for ev, (m, _, _) in zip(self._batch, rnd.info, strict=True):
             errs.append(math.nan)
-            if ev.status != "ok" or ev.predicted:
-                continue
+            if ev.status != "ok" or ev.predicted or getattr(ev, "fidelity", 1.0) < 1.0:
+                continue  # a low-fidelity result is no result (its rung's: .rungs)
             if not math.isnan(m):
                 st.picks.append((m, float(ev.reward)))
                 if st.knowledge == "pending":
@@ -253,16 +274,20 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         stats: dict[str, Any] = {}
         if st.knowledge == "pending" and len(st.judge) >= self.scfg.judge_after:
             self._judge(stats)
-        if new_x:  # new points get placeholder targets, then every own target is recomputed
+        if fresh:  # with rungs: every (architecture, fidelity) result is a point
+            self.critic.add([d for d, _ in fresh], np.zeros(len(fresh)), [f for _, f in fresh])
+        elif new_x and not self._laddered:  # placeholder targets; all own ones recomputed
             self.critic.add(new_x, np.zeros(len(new_x)))
         with single_thread():
-            if st.own:
+            if st.own or st.points:
                 x, y = self.critic.points()
-                y[st.n_knowledge:] = rank_gauss([r for _, r in st.own])
+                y[st.n_knowledge:] = self._rung_targets(True) if self._laddered else \
+                    rank_gauss([r for _, r in st.own])
                 if self.known is not None and self.known.fit_cost(st.costs, st.cost_broken):
                     # the critic learns the unknown (the accuracy); the value nets: all
                     yu = y.copy()
-                    yu[st.n_knowledge:] = rank_gauss(self.known.own_unknown(st.own))
+                    yu[st.n_knowledge:] = self._rung_targets(False) if self._laddered else \
+                        rank_gauss(self.known.own_unknown(st.own))
                     self.critic.retarget(yu, y)
                 else:
                     self.critic.retarget(y)
@@ -272,6 +297,8 @@ class ScreeningStrategy(Candidates, PPOStrategy):
         fit_ms = 1e3 * (time.perf_counter() - t0)
         t0 = time.perf_counter()
         stats.update(self._update(actions, logp, rewards, rnd))
+        if self._laddered:
+            stats.update(self._rung_stats(rnd.fidelity))
         self._end_batch(actions, logp, rewards)
         upd_ms = 1e3 * (time.perf_counter() - t0)
         if rnd.warm:
@@ -287,7 +314,7 @@ class ScreeningStrategy(Candidates, PPOStrategy):
             "screen/pick_mean": [_r(m) for m, _, _ in rnd.info],
             "screen/pick_spread": [_r(s) for _, s, _ in rnd.info],
             "screen/pick_score": [_r(a) for _, _, a in rnd.info],
-            "screen/pick_origin": [("policy", "mutant", "uniform", "repeat")[o]
+            "screen/pick_origin": [("policy", "mutant", "uniform", "repeat", "promotion")[o]
                                    for o in rnd.origin],
             "screen/pick_reward": [_r(float(r)) for r in rewards],
             "screen/warmup": float(rnd.warm),
@@ -318,62 +345,6 @@ class ScreeningStrategy(Candidates, PPOStrategy):
                                        lambda: self._new_critic(1))
         st.n_knowledge = 0
         self._refits = FORGET_FITS
-
-    def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
-                rnd: Round) -> dict[str, Any]:
-        """PPO on the trained picks (+ replay), then imagined updates; entropy held."""
-        if self.scfg.policy == "frozen":
-            return {}
-        ref = self._ref()
-        z = torch.as_tensor(ref(np.asarray(rewards)) if ref is not None
-                            else np.zeros(len(rewards)), dtype=torch.float32)
-        cfg = self.cfg
-        with single_thread():
-            b_actions, b_logp, b_z, b_w, stats = self._with_replay(actions, logp, z)
-            values = torch.as_tensor(self.critic.prefix_values(b_actions.numpy()),
-                                     dtype=torch.float32)  # (B, T): V(a_<t)
-            adv = b_z.unsqueeze(1) - values
-            floor = self.scfg.entropy_floor * self._h_uniform
-            stats.update(ppo_update(self.policy, self.optimizer, b_actions, b_logp,
-                                    adv - adv.mean(), cfg, self._gen, b_w, floor))
-            px = rnd.policy_x
-            # imagined batches are fresh and 8x larger: 4 epochs each (CleanRL's default)
-            icfg = replace(cfg, update_epochs=min(cfg.update_epochs, 4))
-            for _ in range(self.imagined if len(px) >= 2 else 0):
-                pick = torch.randperm(len(px), generator=self._gen)[: self.scfg.imagined_batch]
-                a = torch.as_tensor(px[pick.numpy()], dtype=torch.long)
-                with torch.no_grad():
-                    lp, _ = self.policy.evaluate(a)
-                m = torch.as_tensor(self.imagined_reward(a.numpy()), dtype=torch.float32)
-                if not torch.isfinite(m).all():  # no critic yet (every result failed, say)
-                    break
-                ppo_update(self.policy, self.optimizer, a, lp, m - m.mean(), icfg, self._gen,
-                           min_entropy=floor)
-            with torch.no_grad():
-                _, ent = self.policy.evaluate(actions)
-        stats["controller/entropy"] = float(ent.mean())
-        stats["controller/entropy_floor"] = floor
-        return stats
-
-    def imagined_reward(self, x: np.ndarray) -> np.ndarray:
-        """What an imagined update rewards each row of decisions ``x`` with
-        (``ScreenConfig.novelty``): the critic's mean, or, with novelty, the UCB score of an
-        unseen architecture and the batch's lowest score for one already evaluated."""
-        mean, spread, _ = self._score(x)
-        if not self.scfg.novelty:
-            return mean
-        score = mean + self.scfg.kappa * spread
-        seen = np.fromiter((tuple(r) in self._seen for r in x.tolist()), bool, len(x))
-        if seen.all():
-            return np.zeros(len(x))
-        score[seen] = score[~seen].min()
-        return score
-
-    def _replay_rewards(self, raw: torch.Tensor) -> torch.Tensor:
-        ref = self._ref()
-        if ref is None:
-            return torch.zeros_like(raw)
-        return torch.as_tensor(ref(raw.numpy()), dtype=torch.float32)
 
     # ---- persistence ------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
