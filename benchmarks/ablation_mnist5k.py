@@ -46,7 +46,9 @@ MnasNet's soft reward on multiply-adds with target 8M):
    ============== ======== ===== ====== ======== =====================================
 
    (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
-   ``VARIANTS`` too.) ``tpe`` searches the same space (each decision a categorical
+   ``VARIANTS`` too; ``fnas-decompose`` is fnas's default since issue 34. ``fnas-rungs`` and
+   ``fnas-rungs-eta2`` add two fidelity rungs, a quarter of the training's steps then the
+   full training, with eta 3 and 2: the fidelity ablation.) ``tpe`` searches the same space (each decision a categorical
    parameter) at the same compute; an architecture it suggests again is answered from the
    run's cache, as fnas's repeats are (a sample, not a training).
 
@@ -139,6 +141,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-known": {"strategy": "fnas", "seeds": 5,
                    "fnas": {"screen": {"decompose": True, "features": "on"}}},
     "fnas-decompose": {"strategy": "fnas", "seeds": 3, "fnas": {"screen": {"decompose": True}}},
+    "fnas-rungs": {"strategy": "fnas", "seeds": 3,
+                   "fnas": {"screen": {"rungs": [0.25, 1.0], "eta": 3}}},
+    "fnas-rungs-eta2": {"strategy": "fnas", "seeds": 3,
+                        "fnas": {"screen": {"rungs": [0.25, 1.0], "eta": 2}}},
     "fnas-nopool": {"strategy": "fnas", "pool": "off", "source": "macs4m", "seeds": 3},
     "fnas-frozen": {"strategy": "fnas", "source": "macs4m", "seeds": 3,
                     "fnas": {"screen": {"policy": "frozen"}}},
