@@ -41,7 +41,8 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("ppo", "fnas-res14"), ("rea", "fnas-res14"), ("fnas-scratch", "fnas-res14"),
           ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"),
           ("tpe", "fnas"), ("tpe", "fnas-scratch"), ("ppo", "fnas-known"), ("rea", "fnas-known"),
-          ("tpe", "fnas-known"))
+          ("tpe", "fnas-known"), ("ppo", "fnas-decompose"), ("rea", "fnas-decompose"),
+          ("tpe", "fnas-decompose"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 
