@@ -9,9 +9,26 @@ target. The trainer's own tests (``test_tasks.py``), the examples, ``fnas train`
 CLI's smoke search (``test_cli_search.py``) train at full size.
 """
 
+from dataclasses import dataclass
+
 TINY_TASK = {"dataset": "digits", "max_samples": 100, "batch_size": 32, "latency_repeats": 0}
 """``TaskConfig(**TINY_TASK, epochs=...)``: digits, 100 images, minibatches of 32."""
 
 TINY_SET = [arg for key, value in TINY_TASK.items() if key != "dataset"
             for arg in ("--set", f"task.{key}={value}")]
 """The same for ``fnas search``: ``--set task.max_samples=100 ...`` (digits is its default)."""
+
+
+@dataclass(frozen=True)
+class Toy:
+    """An architecture of a small test space whose ``decode`` is not an ``ArchSpec``: the
+    decisions themselves (``key`` and ``to_str`` are all a search needs of it)."""
+
+    bits: tuple
+
+    @property
+    def key(self):
+        return "".join(map(str, self.bits))
+
+    def to_str(self):
+        return self.key

@@ -5,10 +5,10 @@ multi-fidelity search resumes to the same decisions. A synthetic evaluator whose
 reward is the full one plus a bias and noise that shrink with the fidelity stands in for
 training; one tiny real training checks that the proxy's low fidelity trains fewer steps."""
 
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from tests.fast import Toy
 
 from fnas.errors import ConfigError
 from fnas.execution.evaluators import Evaluator
@@ -40,7 +40,7 @@ class MultiFidelity(Evaluator):
         self.signature = f"multifid|{space.signature}|{list(target)}|{tag}"
 
     def full(self, spec):
-        d = spec.bits if isinstance(spec, _Toy) else self.space.encode(spec)
+        d = spec.bits if isinstance(spec, Toy) else self.space.encode(spec)
         return float((np.asarray(d) == self.target).mean())
 
     def evaluate(self, spec, seed):
@@ -108,20 +108,8 @@ def test_a_multi_fidelity_search_records_fidelities_and_counts_only_full_results
     assert len(knowledge) == len({e.arch_key for e in full})  # low results teach nothing
 
 
-@dataclass(frozen=True)
-class _Toy:
-    bits: tuple
-
-    @property
-    def key(self):
-        return "".join(map(str, self.bits))
-
-    def to_str(self):
-        return self.key
-
-
 TOY = FactorizedSpace("toy3", [Decision(f"d{i}", (0, 1, 2)) for i in range(3)],
-                      lambda c: _Toy(tuple(c[f"d{i}"] for i in range(3))))
+                      lambda c: Toy(tuple(c[f"d{i}"] for i in range(3))))
 
 
 def test_the_cache_keeps_fidelities_apart(tmp_path):

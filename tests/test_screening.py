@@ -2,11 +2,11 @@
 trained; acquisition maths, knowledge judged from the first batch, the entropy floor, fallbacks
 when candidates run out, the record, and exact resume."""
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tests.fast import Toy
 
 from fnas.agent.acquisition import RankGauss, acquire, mutants, rank_gauss
 from fnas.agent.ppo import PPOConfig, ppo_update
@@ -139,7 +139,7 @@ def test_the_novelty_objective_steers_the_policy_off_what_it_has_seen():
     from fnas.strategies.fnas.screening import ScreeningStrategy
 
     space = FactorizedSpace("toy4", [Decision(f"d{i}", (0, 1, 2)) for i in range(4)],
-                            lambda c: _Toy(tuple(c[f"d{i}"] for i in range(4))))
+                            lambda c: Toy(tuple(c[f"d{i}"] for i in range(4))))
     best = (2, 2, 2, 2)
     grid = np.array(np.meshgrid(*[range(3)] * 4, indexing="ij")).reshape(4, -1).T
     y = (grid == 2).sum(1) + 0.1 * grid.sum(1)  # the critic's favourite: best
@@ -217,18 +217,6 @@ def test_screening_beats_training_the_policys_own_samples(tmp_path):
     assert max(fnas) < 48 and np.median(fnas) < np.median(ppo)
 
 
-@dataclass(frozen=True)
-class _Toy:
-    bits: tuple
-
-    @property
-    def key(self):
-        return "".join(map(str, self.bits))
-
-    def to_str(self):
-        return self.key
-
-
 class _ToyEvaluator(Evaluator):
     signature = "toy"
 
@@ -240,7 +228,7 @@ class _ToyEvaluator(Evaluator):
 @pytest.mark.slow
 def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
     space = FactorizedSpace("toy", [Decision(f"b{i}", (0, 1)) for i in range(3)],
-                            lambda c: _Toy(tuple(c[f"b{i}"] for i in range(3))))
+                            lambda c: Toy(tuple(c[f"b{i}"] for i in range(3))))
     store = Store(tmp_path)
     out = _search(store, "t", budget=12, batch=2, space=space, evaluator=_ToyEvaluator(),
                   fnas={"screen": {"n_init": 2, "candidates": 4, "mutants": 0}})
