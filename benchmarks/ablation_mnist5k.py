@@ -48,9 +48,9 @@ MnasNet's soft reward on multiply-adds with target 8M):
    (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
    ``VARIANTS`` too; ``fnas-decompose`` is fnas's default since issue 34. ``fnas-rungs`` and
    ``fnas-rungs-eta2`` add two fidelity rungs, a quarter of the training's steps then the
-   full training, with eta 3 and 2: the fidelity ablation.) ``tpe`` searches the same space (each decision a categorical
-   parameter) at the same compute; an architecture it suggests again is answered from the
-   run's cache, as fnas's repeats are (a sample, not a training).
+   full training, with eta 3 and 2: the fidelity ablation.) ``tpe`` searches the same space
+   (each decision a categorical parameter) at the same compute; an architecture it suggests
+   again is answered from the run's cache, as fnas's repeats are (a sample, not a training).
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
    are on the targets' scale: the pool gives a better start, not a shorter training.

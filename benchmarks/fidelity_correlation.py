@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, out)
 
     with ProcessPoolExecutor(a.jobs) as pool:
-        for r in pool.map(_train, *zip(*todo)) if todo else []:
+        for r in pool.map(_train, *zip(*todo, strict=True)) if todo else []:
             done[f"{r['fidelity']}|{index[r['arch']]}"] = r
             save()
     save()
