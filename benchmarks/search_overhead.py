@@ -144,8 +144,10 @@ def store_overhead(args: argparse.Namespace) -> int:
                     continue
                 train = sorted(e.train_seconds for e in evs if e.train_seconds)
                 parts = {k: st.get(k, 0.0) for k in OVERHEAD}
-                inner = {k.split("/")[1][:-3]: sum(u.get(k, 0.0) for u in ups) / 1e3
-                         for k in ("time/fit_ms", "time/score_ms", "time/update_ms")}
+                # the fnas screening's own timers: parts of the loop's "sample" and "update"
+                inner = {name: sum(u.get(k, 0.0) for u in ups) / 1e3 for name, k in (
+                    ("of_sample_screening", "time/score_ms"), ("of_update_critic_fit",
+                     "time/fit_ms"), ("of_update_controller", "time/update_ms"))}
                 over = sum(parts.values()) / len(evs)
                 mean_eval = st["evaluate"] / len(evs)
                 rows.append({
