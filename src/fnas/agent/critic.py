@@ -127,6 +127,7 @@ class EnsembleCritic:
         self._f = np.zeros((0, self.n_features), dtype=np.float32)  # (n, F) the points' features
         self._yv: np.ndarray | None = None  # (n,) the value nets' own targets (None: _y)
         self._fid = np.zeros(0, dtype=np.float32)  # (n,) log2 of each point's fidelity
+        self._weights: np.ndarray | None = None  # (n,) fit weights (None: all 1; not stored)
 
     def _params(self) -> list[torch.Tensor]:
         return self.weights + self.biases
@@ -180,6 +181,25 @@ class EnsembleCritic:
         self._counts = np.concatenate([self._counts, counts.astype(np.int64)], axis=1)
         self._f = np.concatenate([self._f, self._features(x)])
         self._fid = np.concatenate([self._fid, np.log2(f).astype(np.float32)])
+
+    def set_weights(self, weights: Any) -> None:
+        """Each point's weight in the next fits (n,), in the order of :meth:`points`: a point
+        is drawn into a member's minibatches in proportion to its bootstrap count times its
+        weight (the fnas strategy weighs earlier runs' knowledge so). None: all 1. Not part
+        of :meth:`state`: the caller sets the weights before every fit (points added after
+        the call have weight 1 until it sets them again).
+
+        Raises:
+            ValueError: wrong length, or a weight negative or not finite.
+        """
+        if weights is None:
+            self._weights = None
+            return
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape[0] != self.n_points or not (np.isfinite(w) & (w >= 0)).all():
+            raise ValueError(f"critic weights: expected {self.n_points} finite values >= 0, "
+                             f"got {w.shape[0]}")
+        self._weights = w
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the data added so far: decisions (n, T) and targets (n,), in order."""
@@ -256,8 +276,15 @@ class EnsembleCritic:
         if n == 0 or steps <= 0:
             return {"critic/loss": float("nan"), "critic/value_loss": float("nan")}
         probs = torch.as_tensor(self._counts, dtype=torch.float32).repeat(2, 1)  # (2K, n)
+        w = None
+        if self._weights is not None:  # points added since the weights were set: 1
+            w = torch.ones(n)
+            w[: min(n, self._weights.shape[0])] = torch.as_tensor(self._weights[:n])
+        if w is not None:  # each point is drawn in proportion to its weight too
+            probs = probs * w
         empty = probs.sum(1) == 0
-        probs[empty] = 1.0  # a member whose resample is empty (tiny n) sees all points
+        # a member whose resample is empty (tiny n) sees all points (in their weights)
+        probs[empty] = 1.0 if w is None or not float(w.sum()) > 0 else w
         x_all, y_all = torch.as_tensor(self._x), torch.as_tensor(self._y)
         f_all, g_all = torch.as_tensor(self._f), torch.as_tensor(self._fid)
         if self._yv is not None:  # the value nets' rows read the second half

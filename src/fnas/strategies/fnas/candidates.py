@@ -36,6 +36,13 @@ class Candidates:
     def _rung_parents(self) -> list[list[int]]:
         raise NotImplementedError  # .rungs
 
+    def _knowledge_parents(self) -> list[list[int]]:
+        raise NotImplementedError  # .knowledge (Weighing)
+
+    @property
+    def _stagnating(self) -> bool:
+        raise NotImplementedError  # .knowledge (Weighing)
+
     def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n samples (n, T) and their log-probabilities (n,) under the proposing policy."""
         if self.scfg.policy == "frozen":
@@ -65,8 +72,7 @@ class Candidates:
     def _parents(self) -> np.ndarray:
         own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
         p = self._rung_parents() if self.scfg.rungs else [d for d, _ in own]
-        if self.st.knowledge in ("pending", "kept"):
-            p += self.st.knowledge_parents
+        p += self._knowledge_parents()
         return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))
 
     def _candidates(self, n_pick: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
@@ -82,6 +88,11 @@ class Candidates:
             mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
             x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
             counts["candidates_mutant"] = len(mx)
+        if not warm and self._stagnating:  # knowledge holds the search: explore (issue 35)
+            ux = np.stack([self._rng.integers(s, size=max(c.mutants, 1))
+                           for s in self.space.sizes], 1)
+            x, origin = np.concatenate([x, ux]), np.concatenate([origin, np.full(len(ux), 2)])
+            counts["candidates_uniform"] = len(ux)
         keep = self._unseen(x)
         steps = [("fallback_more", lambda: (self._policy_samples(4 * c.candidates)[0], 0)),
                  ("fallback_mutants", lambda: (mutants(self._parents(), self.space.sizes,

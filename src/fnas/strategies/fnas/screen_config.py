@@ -50,6 +50,21 @@ class ScreenConfig:
     are the critic's own favourites, a narrow range on which even good knowledge ranks
     weakly (at 0.4, FLOPs-objective knowledge was forgotten in 4 of 6 seeds); knowledge that
     ranks them backwards is what must go."""
+    knowledge_rule: str = "weigh"
+    """How a pre-trained critic's knowledge is judged (issue 35). ``weigh`` (the default):
+    every round, by how well it predicts this run's own results against the own results
+    themselves (a trust in [0, 1]), its points weigh ``trust x min(1, knowledge_mass / n)``
+    each in the critic's fit, own results 1; its mutant parents leave as own results beat
+    them (``fnas.strategies.fnas.knowledge.Weighing``). ``judge`` (before issue 35): once,
+    on its first ``judge_after`` picks, kept whole or forgotten."""
+    knowledge_mass: float = 32.0
+    """``weigh``: the most own results the knowledge counts as (a power prior): with more own
+    results than this, the own results outweigh even trusted knowledge. 32 is four batches
+    of the default 8."""
+    stagnation: int = 3
+    """``weigh``: rounds in a row without a better own result, while knowledge weighs, after
+    which the knowledge's mutant parents are left out and ``mutants`` uniform samples join
+    the candidates, until a round brings a better result (0: never)."""
     decompose: bool = True
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
@@ -86,6 +101,13 @@ class ScreenConfig:
                   (self.imagined_batch >= 2, "imagined_batch"),
                   (self.judge_after >= 3, "judge_after"),
                   (self.features in ("auto", "on", "off"), "features"),
+                  (self.knowledge_rule in ("weigh", "judge"), "knowledge_rule"),
+                  (isinstance(self.knowledge_mass, (int, float))
+                   and not isinstance(self.knowledge_mass, bool)
+                   and math.isfinite(self.knowledge_mass) and self.knowledge_mass > 0,
+                   "knowledge_mass"),
+                  (isinstance(self.stagnation, int) and not isinstance(self.stagnation, bool)
+                   and self.stagnation >= 0, "stagnation"),
                   (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
         r = self.rungs
         object.__setattr__(self, "rungs", tuple(r) if isinstance(r, (list, tuple)) else r)
@@ -122,7 +144,15 @@ class ScreenState:
     n_warm: int = 0
     """Real results trained in warm-up rounds (policy samples, not screened picks)."""
     knowledge: str = "none"
-    """none | pending | kept | forgotten."""
+    """none | pending | kept | forgotten (``knowledge_rule='judge'``) | weighed (``weigh``:
+    judged every round since the first ``judge_after`` own results)."""
+    trust: float | None = None
+    """``weigh``: the knowledge's trust at the last round (None: not judged yet)."""
+    stagnant: int = 0
+    """``weigh``: rounds in a row without a better own result while knowledge weighs."""
+    trust_pairs: list[list[Any]] = field(default_factory=list)
+    """``weigh``: the last own results' held-back predictions, (from the knowledge, from the
+    earlier own results (None: none), the result's index among the critic's points)."""
     knowledge_parents: list[list[int]] = field(default_factory=list)
     """The knowledge's top architectures (mutant parents while it is trusted)."""
     judge: list[tuple[float, float]] = field(default_factory=list)
@@ -149,8 +179,12 @@ class ScreenState:
         """As JSON; the rung and learned-cost fields only when used (a run without them
         writes the checkpoint it wrote before they existed)."""
         d = asdict(self)
-        for k in ("points", "rung_done", "promoted", "costs", "cost_broken"):
+        for k in ("points", "rung_done", "promoted", "costs", "cost_broken", "stagnant",
+                  "trust_pairs"):
             if not d[k]:
+                del d[k]
+        for k in ("trust",):
+            if d[k] is None:
                 del d[k]
         return d
 

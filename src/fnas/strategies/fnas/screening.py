@@ -46,6 +46,7 @@ from fnas.strategies.fnas.candidates import Candidates
 from fnas.strategies.fnas.controller import Controller
 from fnas.strategies.fnas.knowledge import (
     FORGET_FITS,
+    Weighing,
     forget_knowledge,
     judge_knowledge,
     kendall,
@@ -59,7 +60,7 @@ from fnas.strategies.ppo import PPOStrategy, single_thread
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
 
 
-class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
+class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
     """PPO controller proposes, the ensemble critic screens, the acquisition picks B to train."""
 
     name = "fnas"
@@ -253,6 +254,8 @@ class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
         t0 = time.perf_counter()
         errs: list[float] = []  # per pick: |its target under the round's map - the mean|
         new_x, known = [], {tuple(d) for d, _ in st.own}
+        best_before = max((r for _, r in st.own), default=None)
+        n_before = self.critic.n_points
         fresh = self._note_results(self._batch) if self._laddered else []
         for ev, (m, _, _) in zip(self._batch, rnd.info, strict=True):
             errs.append(math.nan)
@@ -272,7 +275,8 @@ class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
                 if self.known is not None and not self.known.note(ev, key, st.costs):
                     st.cost_broken = True  # a reward of the objective's own: no cost model
         stats: dict[str, Any] = {}
-        if st.knowledge == "pending" and len(st.judge) >= self.scfg.judge_after:
+        if st.knowledge == "pending" and len(st.judge) >= self.scfg.judge_after \
+                and self.scfg.knowledge_rule == "judge":
             self._judge(stats)
         if fresh:  # with rungs: every (architecture, fidelity) result is a point
             self.critic.add([d for d, _ in fresh], np.zeros(len(fresh)), [f for _, f in fresh])
@@ -291,6 +295,10 @@ class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
                     self.critic.retarget(yu, y)
                 else:
                     self.critic.retarget(y)
+                best = max((r for _, r in st.own), default=None)
+                # knowledge_rule 'weigh' (issue 35): trust, the points' weights, stagnation
+                self._weigh(n_before, best is not None and (best_before is None
+                                                            or best > best_before), stats)
                 for _ in range(self._refits):
                     stats.update(self.critic.fit())
         self._refits = 1
@@ -323,8 +331,11 @@ class ScreeningStrategy(Rungs, Controller, Candidates, PPOStrategy):
             else math.nan,
             "critic/pick_tau": tau, "critic/points": float(self.critic.n_points),
             **({"critic/decomposed": float(self.known.decomposed)} if self.known else {}),
-            "critic/knowledge_kept": float(st.knowledge == "kept"),
-            "critic/knowledge_forgotten": float(st.knowledge == "forgotten"),
+            # knowledge_rule 'weigh': kept while trusted at 0.5 or more (knowledge/trust)
+            "critic/knowledge_kept": float(st.knowledge == "kept" or (
+                st.knowledge == "weighed" and (st.trust or 0.0) >= 0.5)),
+            "critic/knowledge_forgotten": float(st.knowledge == "forgotten" or (
+                st.knowledge == "weighed" and (st.trust or 0.0) < 0.5)),
             "controller/mean_reward": float(np.mean(rewards)),
             "time/score_ms": rnd.score_ms, "time/fit_ms": fit_ms, "time/update_ms": upd_ms})
         self._round, self._batch = None, []
