@@ -81,6 +81,17 @@ class SizedProbedEvaluator(ProbedEvaluator):
         return [math.log(self._cost(spec)), float(list(self.space.encode(spec)).count(0))]
 
 
+class LadderedProbedEvaluator(ProbedEvaluator):
+    """The same with lower fidelities: a result at f < 1 reads 0.3 x (1 - f) higher."""
+
+    fidelities = True
+
+    def evaluate_at(self, spec, seed, fidelity=1.0):
+        res = self.evaluate(spec, seed)
+        r = res.reward + 0.3 * (1 - fidelity)
+        return replace(res, reward=r, accuracy=r, fidelity=fidelity)
+
+
 def _cfg(zero_cost=24, budget=40, seed=0, **screen):
     return SearchConfig(space="macro", strategy="fnas", budget=budget, batch=8, seed=seed,
                         budget_counts="trained", max_samples=5 * budget,
@@ -100,6 +111,9 @@ def test_the_shortlist_size_is_validated_and_off_by_default():
             ScreenConfig(zero_cost=bad)
     with pytest.raises(ConfigError, match="zero_cost"):
         SearchConfig.from_dict({"fnas": {"screen": {"zero_cost": -3}}})
+    for other in ({"decision_rule": "veto"}, {"critic": False}):
+        with pytest.raises(ConfigError, match="zero_cost.*needs"):
+            SearchConfig.from_dict({"fnas": {**other, "screen": {"zero_cost": 8}}})
     assert "probes" not in ScreenState().to_meta()  # unused: not written
     st = ScreenState(probes={"a": [1.0], "b": None}, probe_scale=[[0.5, 2.0]])
     assert ScreenState.from_meta(st.to_meta()) == st
@@ -153,6 +167,18 @@ def test_the_probe_critic_composes_a_known_factor_and_reads_the_features(tmp_pat
     screen = meta["strategy"]["screen"]
     assert screen["probe_critic"]["features"] == 2 + 1  # the features, then the probe
     assert screen["critic"]["features"] == 2
+
+
+def test_probes_with_fidelity_rungs_take_full_fidelity_results_only(tmp_path):
+    store, ev = Store(tmp_path), LadderedProbedEvaluator()
+    out = _search(store, ev, zero_cost=12, budget=24, rungs=[1 / 3, 1.0], n_init=6)
+    rows = store.evaluations(out.experiment.id)
+    assert out.stats["stop_reason"] == "budget" and {e.fidelity for e in rows} == {1 / 3, 1.0}
+    ups = store.updates(out.experiment.id)
+    assert any(u["probe/used"] for u in ups)
+    full = {e.arch_key for e in rows if e.fidelity == 1.0 and e.status == "ok"}
+    assert full <= set(ev.calls)
+    assert ups[-1]["probe/points"] == ups[-1]["screen/full_results"]  # its points: those
 
 
 @pytest.mark.slow
