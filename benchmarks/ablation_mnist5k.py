@@ -48,7 +48,10 @@ MnasNet's soft reward on multiply-adds with target 8M):
    (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
    ``VARIANTS`` too; ``fnas-decompose`` is fnas's default since issue 34. ``fnas-rungs`` and
    ``fnas-rungs-eta2`` add two fidelity rungs, a quarter of the training's steps then the
-   full training, with eta 3 and 2: the fidelity ablation.) ``tpe`` searches the same space
+   full training, with eta 3 and 2: the fidelity ablation. ``fnas-zc`` probes the screen's
+   top 24 candidates, three batches, with the zero-cost proxies, and a second critic that
+   reads them picks among them: the zero-cost ablation, its probes counted in the run's CPU
+   seconds.) ``tpe`` searches the same space
    (each decision a categorical parameter) at the same compute; an architecture it suggests
    again is answered from the run's cache, as fnas's repeats are (a sample, not a training).
 
@@ -145,6 +148,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                    "fnas": {"screen": {"rungs": [0.25, 1.0], "eta": 3}}},
     "fnas-rungs-eta2": {"strategy": "fnas", "seeds": 3,
                         "fnas": {"screen": {"rungs": [0.25, 1.0], "eta": 2}}},
+    "fnas-zc": {"strategy": "fnas", "seeds": 3,
+                "fnas": {"screen": {"decompose": True, "zero_cost": 24}}},
     "fnas-nopool": {"strategy": "fnas", "pool": "off", "source": "macs4m", "seeds": 3},
     "fnas-frozen": {"strategy": "fnas", "source": "macs4m", "seeds": 3,
                     "fnas": {"screen": {"policy": "frozen"}}},

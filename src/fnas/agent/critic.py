@@ -12,10 +12,8 @@ Each member also has a value net V(a_<t) = E[r | a_<t] (PPO's per-decision advan
 docs/DESIGN.md, "The critic"), same input, trained on the same resample: with probability
 ``prefix_prob`` an example is shown as a uniformly random strict prefix of its architecture
 with the same target (a Monte-Carlo value estimate), otherwise as the full architecture.
-NOTE: one network for both jobs, as first planned, loses ranking quality as fits accumulate:
-on NAS-Bench-Macro with 50 points, Kendall tau fell from 0.81 (100 steps) to 0.74 (3,000
-steps) with prefix examples, and stayed at 0.83 without them (a second output head did not
-help). The reward nets therefore see full architectures only.
+The reward nets see full architectures only (docs/DESIGN.md, "Departures": one network for
+both jobs lost ranking quality as fits accumulated).
 
 Fidelity (``fidelity=True``, a multi-fidelity search): each point also carries the fidelity
 f in (0, 1] its target was measured at, as one more input column, log2(f) (0 at full
@@ -154,13 +152,9 @@ class EnsembleCritic:
     def add(self, decisions: Any, targets: Any, fidelity: Any = None) -> None:
         """Add points: decisions (n, T) ints, targets (n,) normalised rewards, measured at
         ``fidelity`` (n,) in (0, 1] (None: all at full fidelity; below 1 only for a critic
-        made with ``fidelity=True``).
-
-        Each new point gets an independent Poisson(1) count per member (online bootstrap).
-
-        Raises:
-            ValueError: bad shapes, an out-of-range decision or a non-finite target.
-        """
+        made with ``fidelity=True``). Each new point gets an independent Poisson(1) count per
+        member (online bootstrap). Raises ``ValueError`` for bad shapes, an out-of-range
+        decision or a non-finite target."""
         x = self._check(decisions)
         y = np.asarray(targets, dtype=np.float32).reshape(-1)
         if y.shape[0] != x.shape[0]:
@@ -183,22 +177,14 @@ class EnsembleCritic:
         self._fid = np.concatenate([self._fid, np.log2(f).astype(np.float32)])
 
     def set_weights(self, weights: Any) -> None:
-        """Each point's weight in the next fits (n,), in the order of :meth:`points`: a point
-        is drawn into a member's minibatches in proportion to its bootstrap count times its
-        weight (the fnas strategy weighs earlier runs' knowledge so). None: all 1. Not part
-        of :meth:`state`: the caller sets the weights before every fit (points added after
-        the call have weight 1 until it sets them again).
-
-        Raises:
-            ValueError: wrong length, or a weight negative or not finite.
-        """
-        if weights is None:
-            self._weights = None
-            return
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
-        if w.shape[0] != self.n_points or not (np.isfinite(w) & (w >= 0)).all():
-            raise ValueError(f"critic weights: expected {self.n_points} finite values >= 0, "
-                             f"got {w.shape[0]}")
+        """Each point's weight (n,) in the next fits (order of :meth:`points`; None: all 1):
+        a point is drawn into a member's minibatches in proportion to its bootstrap count
+        times its weight (fnas weighs earlier runs' knowledge so). Not in :meth:`state`: the
+        caller sets them before each fit; points added since weigh 1. Raises ``ValueError``
+        for a wrong length or a weight negative or not finite."""
+        w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w is not None and (w.shape[0] != self.n_points or not (np.isfinite(w) & (w >= 0)).all()):
+            raise ValueError(f"critic weights: expected {self.n_points} finite values >= 0")
         self._weights = w
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -213,12 +199,8 @@ class EnsembleCritic:
         """Replace every point's target (same order as :meth:`points`), e.g. after the caller
         changed its normalisation; bootstrap counts and weights are kept (refit after).
         ``value_targets``: the value nets' own targets, when they differ from the reward nets'
-        (the reward nets learn the reward's unknown part, the values the whole reward); None:
-        the same targets.
-
-        Raises:
-            ValueError: wrong length or a non-finite target.
-        """
+        (which learn the reward's unknown part, the values the whole reward); None: the same.
+        Raises ``ValueError`` for a wrong length or a non-finite target."""
         ys = [np.asarray(t, dtype=np.float32).reshape(-1)
               for t in (targets, targets if value_targets is None else value_targets)]
         for y in ys:
@@ -276,15 +258,12 @@ class EnsembleCritic:
         if n == 0 or steps <= 0:
             return {"critic/loss": float("nan"), "critic/value_loss": float("nan")}
         probs = torch.as_tensor(self._counts, dtype=torch.float32).repeat(2, 1)  # (2K, n)
-        w = None
-        if self._weights is not None:  # points added since the weights were set: 1
-            w = torch.ones(n)
+        w = torch.ones(n)  # drawn in proportion to the weights too (points added since: 1)
+        if self._weights is not None:
             w[: min(n, self._weights.shape[0])] = torch.as_tensor(self._weights[:n])
-        if w is not None:  # each point is drawn in proportion to its weight too
             probs = probs * w
-        empty = probs.sum(1) == 0
-        # a member whose resample is empty (tiny n) sees all points (in their weights)
-        probs[empty] = 1.0 if w is None or not float(w.sum()) > 0 else w
+        empty = probs.sum(1) == 0  # a member whose resample is empty (tiny n): all points
+        probs[empty] = w if float(w.sum()) > 0 else 1.0
         x_all, y_all = torch.as_tensor(self._x), torch.as_tensor(self._y)
         f_all, g_all = torch.as_tensor(self._f), torch.as_tensor(self._fid)
         if self._yv is not None:  # the value nets' rows read the second half

@@ -12,14 +12,19 @@ init_weights, epochs)``, which returns the trained weights too: the knowledge po
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
-from fnas.errors import ConfigError
+from fnas.agent.threads import single_thread
+from fnas.errors import ConfigError, FnasError
+from fnas.nn.builder import build_model
+from fnas.nn.zero_cost import PROXIES, zero_cost
 from fnas.space.cost import arch_cost
 from fnas.space.factorized import FactorizedSpace
 from fnas.space.features import arch_features
@@ -32,6 +37,11 @@ from fnas.tasks.trainer import TaskConfig
 from fnas.tasks.user_data import adopt, registered_dataset
 
 __all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator"]
+
+PROBE_SEED = 0
+"""The seed of the network :meth:`ProxyEvaluator.probe` initialises (every architecture's)."""
+PROBE_BATCH = 64
+"""Training images in the minibatch of :meth:`ProxyEvaluator.probe`."""
 
 
 class Evaluator(ABC):
@@ -104,6 +114,16 @@ class Evaluator(ABC):
         none). The fnas critic takes them as inputs next to the decisions."""
         return None
 
+    def probe(self, spec: Any) -> Sequence[float] | None:
+        """Zero-cost proxies of ``spec``: scores of the network at initialisation that cost a
+        small share of a training (a forward and backward pass on one minibatch), as a
+        fixed-length row of finite, well-scaled numbers (logs), a deterministic function of
+        the architecture; or None (the default: none offered, or none for this architecture).
+        The fnas screening (``ScreenConfig.zero_cost``) asks for them only for its shortlist
+        and its results, and its critic learns how to use them (their sign is not assumed).
+        Must not raise for a bad architecture (return None)."""
+        return None
+
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None, fidelity: float = 1.0) -> Rollout:
         """Train from ``init_weights`` (a partial state dict) for ``epochs`` (default: the
@@ -154,6 +174,11 @@ class ProxyEvaluator(Evaluator):
         # (pickled once per run to Ray workers), which registers it there (__setstate__).
         self.shipped_data = registered_dataset(task.dataset.strip())
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_probe_xy", None)  # the probes' minibatch: rebuilt where it is needed
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if state.get("shipped_data") is not None:
@@ -180,6 +205,43 @@ class ProxyEvaluator(Evaluator):
         if not isinstance(spec, ArchSpec):
             return None
         return arch_features(spec, self.input_size, self.in_chans, self.num_classes)
+
+    def probe(self, spec: Any) -> Sequence[float] | None:
+        """``log(grad_norm)`` and ``log(snip)`` (:func:`fnas.nn.zero_cost.zero_cost`) of
+        ``spec`` built as training builds it, initialised with seed :data:`PROBE_SEED` (the
+        same for every architecture: a function of the architecture alone), on one fixed
+        minibatch of :data:`PROBE_BATCH` training images (drawn by the task's split seed, the
+        same for every architecture), on the CPU with one torch thread. None for a network
+        that does not build or a non-finite or non-positive proxy. About 0.28 CPU-s per
+        MnasNet-28 network on mnist5k (``benchmarks/critic_inputs.py``), 3% of a training."""
+        if not isinstance(spec, ArchSpec):
+            return None
+        try:
+            x, y = self._probe_batch()
+            with single_thread(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(PROBE_SEED)
+                model = build_model(spec, self.in_chans, self.num_classes)
+                got = zero_cost(model, x, y)
+        except (FnasError, RuntimeError, ValueError, MemoryError):
+            return None  # a network that does not build or run: no probe, never a crash
+        vals = [got[k] for k in PROXIES]
+        if not all(math.isfinite(v) and v > 0 for v in vals):
+            return None
+        return [math.log(v) for v in vals]
+
+    def _probe_batch(self) -> tuple[Any, Any]:
+        """The probes' fixed minibatch, cached (dropped when pickled: ``__getstate__``)."""
+        xy = self.__dict__.get("_probe_xy")
+        if xy is None:
+            t = self.task
+            data = load_dataset(t.dataset, val_fraction=t.val_fraction,
+                                split_seed=t.split_seed, max_samples=t.max_samples,
+                                image_size=t.image_size)
+            g = torch.Generator().manual_seed(int(t.split_seed))
+            pick = torch.randperm(int(data.y_train.shape[0]), generator=g)[:PROBE_BATCH]
+            xy = (data.x_train[pick].clone(), data.y_train[pick].clone())
+            self.__dict__["_probe_xy"] = xy
+        return xy
 
     def train(self, spec: Any, seed: int, init_weights: Any = None,
               epochs: int | None = None, fidelity: float = 1.0) -> Rollout:

@@ -121,13 +121,14 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("replay_cfg", "per_decision"): False,
     ("fnas", "screen", "rungs"): (),
     ("fnas", "screen", "eta"): 3,
+    ("fnas", "screen", "zero_cost"): 0,
     ("fnas", "screen", "knowledge_rule"): "judge",
     ("fnas", "screen", "knowledge_mass"): 32.0,
     ("fnas", "screen", "stagnation"): 3,
 }
 """Settings added after runs were recorded, with the value that gives those runs' behaviour
 (issue 34: the critic's known factor and features, per-decision replay weights, fidelity
-rungs: none; issue 35: knowledge judged once). A stored
+rungs, zero-cost probes: none; issue 35: knowledge judged once). A stored
 config that holds the table but not the key was recorded before the setting existed, so it
 resumes as it ran; a config file or ``--set`` table that leaves a key out gets the default."""
 

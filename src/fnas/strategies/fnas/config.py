@@ -137,6 +137,9 @@ class FNASConfig:
         if self.decision_rule == "veto" and self.screen.rungs:
             raise ConfigError("screen.rungs (a multi-fidelity search) needs "
                               "decision_rule='screen': the veto rule trains at full fidelity")
+        if (self.decision_rule == "veto" or not self.critic) and self.screen.zero_cost:
+            raise ConfigError("screen.zero_cost (probes of the screening's shortlist) needs "
+                              "decision_rule='screen' and the critic on")
 
     @property
     def n_imagined(self) -> int:

@@ -91,6 +91,15 @@ class ScreenConfig:
     eta: int = 3
     """The promotion ratio: the top ``floor(n_k / eta)`` of the n_k results at rung k may be
     promoted (successive halving's reduction factor)."""
+    zero_cost: int = 0
+    """Shortlist size K of the zero-cost second stage; 0 (the default): off. With K > 0 and
+    an evaluator that offers probes (:meth:`Evaluator.probe`: the proxy task's log gradient
+    norm and log SNIP at initialisation), the critic's top K candidates by the acquisition
+    are probed, and a second critic that also reads the probes picks the B to train among
+    them (``fnas.strategies.fnas.probes``; docs/DESIGN.md, "Screening"). Probes cost about
+    0.28 CPU-s per MnasNet-28 network on mnist5k, in the search's own process (they count in
+    its compute). NOTE: off by default until an ablation shows that it helps (``--variants
+    fnas-zc`` of benchmarks/ablation_mnist5k.py, defined, not yet run)."""
 
     def __post_init__(self) -> None:
         checks = [(self.n_init >= 0, "n_init"), (self.candidates >= 1, "candidates"),
@@ -119,12 +128,15 @@ class ScreenConfig:
             and all(a < b for a, b in zip(self.rungs, self.rungs[1:], strict=False)))),
                     "rungs"),
                    (isinstance(self.eta, int) and not isinstance(self.eta, bool)
-                    and self.eta >= 2, "eta")]
+                    and self.eta >= 2, "eta"),
+                   (isinstance(self.zero_cost, int) and not isinstance(self.zero_cost, bool)
+                    and self.zero_cost >= 0, "zero_cost")]
         for ok, name in checks:
             if not ok:
                 raise ConfigError(f"screen {name}={getattr(self, name)!r} is out of range" + (
                     ": expected increasing fidelities in (0, 1], at least two, the last 1.0"
-                    if name == "rungs" else ""))
+                    if name == "rungs" else ": expected a shortlist size, an integer >= 0 "
+                    "(0: off)" if name == "zero_cost" else ""))
         if self.rungs:
             object.__setattr__(self, "rungs", tuple(float(f) for f in self.rungs))
 
@@ -174,13 +186,19 @@ class ScreenState:
     """With rungs: per rung below the top, its successful results (decisions, reward)."""
     promoted: list[list[list[int]]] = field(default_factory=list)
     """With rungs: per rung below the top, the decisions promoted from it (each once)."""
+    probes: dict[str, list[float] | None] = field(default_factory=dict)
+    """With ``zero_cost``: each probed architecture's probes by architecture key (None: the
+    evaluator had none for it), in the order computed; each computed once."""
+    probe_scale: list[list[float]] = field(default_factory=list)
+    """With ``zero_cost``: per probe, the (centre, scale) that standardises it for the probe
+    critic, fixed when that critic is made (empty before)."""
 
     def to_meta(self) -> dict[str, Any]:
-        """As JSON; the rung and learned-cost fields only when used (a run without them
+        """As JSON; the rung, learned-cost and probe fields only when used (a run without them
         writes the checkpoint it wrote before they existed)."""
         d = asdict(self)
-        for k in ("points", "rung_done", "promoted", "costs", "cost_broken", "stagnant",
-                  "trust_pairs"):
+        for k in ("points", "rung_done", "promoted", "costs", "cost_broken", "probes",
+                  "probe_scale", "stagnant", "trust_pairs"):
             if not d[k]:
                 del d[k]
         for k in ("trust",):
@@ -198,6 +216,9 @@ class ScreenState:
         s.points = [(list(x), float(r), float(f)) for x, r, f in s.points]
         s.rung_done = [[(list(x), float(r)) for x, r in rung] for rung in s.rung_done]
         s.promoted = [[list(x) for x in rung] for rung in s.promoted]
+        s.probes = {str(k): None if v is None else [float(p) for p in v]
+                    for k, v in s.probes.items()}
+        s.probe_scale = [[float(c), float(w)] for c, w in s.probe_scale]
         return s
 
 

@@ -17,7 +17,8 @@ One round (docs/DESIGN.md, "Screening"), with B the batch:
 
 With fidelity rungs (``ScreenConfig.rungs``), promotions take the first slots of a round and
 new candidates are trained at the lowest rung (:mod:`.rungs`: the rule, the targets, the
-controller's rewards).
+controller's rewards). With zero-cost probes (``ScreenConfig.zero_cost`` = K), a second
+critic that also reads the probes of the screen's top K picks the B among them (:mod:`.probes`).
 
 NOTE: the picks are chosen by the critic from the policy's samples, so the PPO update on
 them is off-policy in a way no importance weight corrects (their selection probability is
@@ -53,6 +54,7 @@ from fnas.strategies.fnas.knowledge import (
     pretrain_critic,
 )
 from fnas.strategies.fnas.known import Known
+from fnas.strategies.fnas.probes import Probes
 from fnas.strategies.fnas.rungs import Rungs
 from fnas.strategies.fnas.screen_config import Round, ScreenConfig, ScreenState
 from fnas.strategies.ppo import PPOStrategy, single_thread
@@ -60,7 +62,7 @@ from fnas.strategies.ppo import PPOStrategy, single_thread
 __all__ = ["ScreenConfig", "ScreenState", "ScreeningStrategy"]
 
 
-class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
+class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStrategy):
     """PPO controller proposes, the ensemble critic screens, the acquisition picks B to train."""
 
     name = "fnas"
@@ -84,6 +86,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
         self._batch: list[Any] = []
         self._refits = 1  # critic fits after this round's results (more after forgetting)
         self._h_uniform = float(np.mean(np.log(np.asarray(space.sizes, dtype=np.float64))))
+        self._init_probes()  # zero-cost probes of a shortlist (.probes; off by default)
 
     def attach(self, evaluator: Any) -> None:
         """Learn what the evaluator knows before training (:mod:`.known`); before any data."""
@@ -96,6 +99,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
         if known.active:  # else the critic stays as before issue 34
             self.known = known
             self.critic = self._new_critic(0)
+        self._attach_probes(evaluator)
 
     def _new_critic(self, generation: int) -> EnsembleCritic:
         fmap = self.known.features if self.known is not None else None
@@ -103,17 +107,18 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
                               features=fmap, n_features=fmap.size if fmap is not None else 0,
                               fidelity=bool(self.scfg.rungs))
 
-    def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Mean, spread and member predictions (None unless needed) of candidates ``x``, in
-        this run's reward scores (composed from the accuracy when decomposed: .known)."""
-        ref = self._ref()
+    def _score(self, x: np.ndarray, critic: EnsembleCritic | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Mean, spread and member predictions (None unless needed) of candidates ``x`` by
+        ``critic`` (None: the main one), in this run's reward scores (composed from the
+        accuracy when decomposed: .known)."""
+        ref, critic = self._ref(), critic or self.critic
         if self.known is None or ref is None \
                 or not self.known.fit_cost(self.st.costs, self.st.cost_broken):
-            mean, spread = self.critic.predict(x)
-            members = self.critic.predict_members(x) if needs_members(self.acquisition) \
-                else None
+            mean, spread = critic.predict(x)
+            members = critic.predict_members(x) if needs_members(self.acquisition) else None
             return mean, spread, members
-        z = self.known.compose(self.critic.predict_members(x), x, self._ref_pairs(), ref)
+        z = self.known.compose(critic.predict_members(x), x, self._ref_pairs(), ref)
         return z.mean(0), z.std(0, ddof=1), z
 
     # ---- knowledge --------------------------------------------------------------------------
@@ -142,6 +147,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
 
     def ask(self, n: int) -> list[Proposal]:
         t0 = time.perf_counter()
+        self._pround = {}  # the round's probe records (.probes)
         promos = self._promote(n) if self._laddered else []  # (.rungs) first, then new ones
         n_all, n = n, n - len(promos)
         k = self.buffer.replay_count(n_all) if self.buffer is not None else 0
@@ -163,6 +169,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
             taken = set(order.tolist())  # then the rest by mean, should all of those be taken
             cand += [(int(i), (float(mean[i]), float(spread[i]), float(mean[i])))
                      for i in np.argsort(-mean, kind="stable") if int(i) not in taken]
+            cand = self._shortlist(x, cand, n, best)  # the probe critic's picks first
         else:  # warm-up: the policy's own order
             cand = [(i, (math.nan, math.nan, math.nan)) for i in range(len(x))]
         specs = []
@@ -301,6 +308,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
                                                             or best > best_before), stats)
                 for _ in range(self._refits):
                     stats.update(self.critic.fit())
+            stats.update(self._probe_learn())
         self._refits = 1
         fit_ms = 1e3 * (time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -364,6 +372,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
         tensors.update(c_t)
         meta["screen"] = {"critic": c_meta, "rng": self._rng.bit_generator.state,
                           "state": self.st.to_meta()}
+        self._probe_state(tensors, meta["screen"])
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -375,6 +384,7 @@ class ScreeningStrategy(Rungs, Weighing, Controller, Candidates, PPOStrategy):
         self.st = ScreenState.from_meta(s["state"])
         self._seen = {tuple(d) for d in self.st.seen}
         self._seen_keys = set(self.st.seen_keys)
+        self._load_probe_state(tensors, s)
 
 
 def _r(v: float) -> float | None:
