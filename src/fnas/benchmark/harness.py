@@ -114,7 +114,8 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
     keys = ("n_trained", "losses/entropy", "replay/n", "replay/c_mean", "replay/c_p10",
             "replay/c_p50", "replay/c_p90", "controller/entropy", "screen/screened",
             "critic/pick_tau", "time/fit_ms", "time/score_ms", "time/update_ms",
-            )  # per update, columnar (entropy, replay and screening curves)
+            "knowledge/trust", "knowledge/weight", "knowledge/share", "knowledge/stagnant",
+            )  # per update, columnar (entropy, replay, screening and knowledge curves)
     upd = {k: [u.get(k) for u in updates] for k in keys
            if any(k in u for u in updates)}
     return {"strategy": cfg.label or strategy, "seed": seed,

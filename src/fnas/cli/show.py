@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"run       {shown(exp.name)} (id {exp.id}, {shown(exp.status)})")
     for label, line in (("strategy", _strategy), ("task", _task), ("settings", _settings),
                         ("progress", _progress), ("pool", _pool), ("replay", _replay),
-                        ("screening", _screening), ("stopped", _stopped), ("time", _time)):
+                        ("screening", _screening), ("knowledge", _knowledge),
+                        ("stopped", _stopped), ("time", _time)):
         try:
             text = line(exp, cfg, s, ups)
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
@@ -137,6 +138,19 @@ def _screening(exp: Any, cfg: dict, s: dict, ups: list) -> str:
             f"({cfg.get('fnas', {}).get('acquisition', 'ucb')}; "
             f"{sum(int(u['screen/warmup']) for u in scr)} warm-up rounds), policy "
             f"entropy {scr[-1].get('controller/entropy', float('nan')):.3f} per decision")
+
+
+def _knowledge(exp: Any, cfg: dict, s: dict, ups: list) -> str:
+    """The earlier runs' knowledge weighed per round (issue 35): trust and share, first and
+    last, and its lowest trust."""
+    k = [u for u in ups if "knowledge/trust" in u]
+    if not k:
+        return ""
+    trust = [float(u["knowledge/trust"]) for u in k]
+    return (f"knowledge {exp.stats.get('knowledge/points', '?')} points weighed over {len(k)} "
+            f"rounds: trust {trust[0]:.2f} -> {trust[-1]:.2f} (lowest {min(trust):.2f}), "
+            f"share of the critic's fit {float(k[0]['knowledge/share']):.2f} -> "
+            f"{float(k[-1]['knowledge/share']):.2f}")
 
 
 def _stopped(exp: Any, cfg: dict, s: dict, ups: list) -> str:

@@ -14,6 +14,7 @@ A single run's report shows, where the run recorded it:
 - the policy entropy per update;
 - the critic's predictions against the real reward of the samples it was asked about and that
   were trained anyway (audits marked);
+- the earlier runs' knowledge weighed per round: its trust and its share of the critic's fit;
 - the knowledge pool's hit ratio and coverage per pool-initialised training;
 - the replay buffer's importance weights c (all of them, and their quantiles per update);
 - a table of the top architectures, and the experiment's config.
@@ -42,6 +43,7 @@ from fnas.report.plots import (
     plot_best,
     plot_critic,
     plot_entropy,
+    plot_knowledge,
     plot_pareto,
     plot_pool,
     plot_replay,
@@ -206,6 +208,11 @@ def render_report(store: Store, run: RunData) -> str:
                      "No critic prediction was checked against a training in this run (critic "
                      "off, or no prediction recorded: stores before schema v4 did not keep "
                      "them)."))
+    knowledge = plot_knowledge(run)
+    if knowledge is not None:  # issue 35: earlier runs' knowledge weighed per round
+        body += ["<h2>Knowledge from earlier runs</h2><p class=\"muted\">the critic's trust in "
+                 "it (how well it predicted this run's results against the run's own) and its "
+                 "share of the critic's fit, per round.</p>", _img(knowledge, "knowledge", "")]
     body += ["<h2>Knowledge pool</h2>",
              _img(plot_pool(run), "pool", "The knowledge pool was off in this run.")]
     pooled = [e for e in run.evals if e.trained and e.pool_hit_ratio is not None]

@@ -160,6 +160,25 @@ def plot_screening(run: RunData) -> Figure | None:
     return fig
 
 
+def plot_knowledge(run: RunData) -> Figure | None:
+    """The earlier runs' knowledge per round: its trust and its share of the critic's fit
+    (issue 35; None: no knowledge weighed)."""
+    ups = [u for u in run.updates if "knowledge/trust" in u]
+    if not ups:
+        return None
+    fig, ax = _figure((6, 3.4))
+    x = [u["n_trained"] for u in ups]
+    ax.plot(x, [u["knowledge/trust"] for u in ups], marker=".", label="trust")
+    ax.plot(x, [u["knowledge/share"] for u in ups], marker=".", label="share of the fit")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("real trainings so far")
+    ax.set_title("Knowledge weighed per round")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_pool(run: RunData) -> Figure | None:
     """The knowledge pool's hit ratio and coverage per training (None: pool off)."""
     pooled = [e for e in run.evals if e.trained and e.pool_hit_ratio is not None]

@@ -86,6 +86,8 @@ class Candidates:
         counts["candidates_policy"] = len(x)
         if not warm and c.mutants:
             mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
+            if self.st.n_knowledge:  # how many of the parents were the knowledge's (issue 35)
+                counts["knowledge_parents"] = len(self._knowledge_parents())
             x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
             counts["candidates_mutant"] = len(mx)
         if not warm and self._stagnating:  # knowledge holds the search: explore (issue 35)

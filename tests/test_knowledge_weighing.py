@@ -1,0 +1,164 @@
+"""Issue 35: knowledge weighed every round. The trust rule, the knowledge's weight in the
+critic's fit, the critic that ranks a shifted task's results better with it than with the
+source alone, and a search whose shifted source loses its trust, its parents and its share
+while a friendly one keeps them; the legacy one-time judge stays as it was."""
+
+import math
+
+import numpy as np
+import pytest
+from tests.test_screening import TARGET, _search
+
+from fnas.agent.critic import CriticConfig, EnsembleCritic
+from fnas.cli import main
+from fnas.errors import ConfigError
+from fnas.knowledge import Store
+from fnas.report.html import write_report
+from fnas.strategies.fnas.knowledge import (
+    TRUST_MIN_PAIRS,
+    knn_predict,
+    knowledge_trust,
+    knowledge_weight,
+)
+from fnas.strategies.fnas.screening import ScreenConfig
+from fnas.strategies.settings import with_legacy_defaults
+
+SIZES = (3,) * 8
+
+
+def _pairs(rng, n, k_corr, o_corr, first=0):
+    """n (knowledge prediction, own prediction, target) triples; the first ``first`` have no
+    own prediction (the first round)."""
+    y = rng.normal(size=n)
+    a = k_corr * y + math.sqrt(1 - k_corr ** 2) * rng.normal(size=n)
+    b = o_corr * y + math.sqrt(1 - o_corr ** 2) * rng.normal(size=n)
+    b[:first] = np.nan
+    return list(zip(a.tolist(), b.tolist(), y.tolist(), strict=True))
+
+
+def test_trust_falls_for_backwards_knowledge_and_for_knowledge_the_own_results_beat():
+    rng = np.random.default_rng(0)
+    backwards = knowledge_trust(_pairs(rng, 16, -0.9, 0.0, first=16))
+    assert backwards.trust < 0.05 and backwards.tau_knowledge < 0
+    good = knowledge_trust(_pairs(rng, 40, 0.9, 0.0, first=8))
+    assert good.trust > 0.9  # the own results predict themselves no better than chance
+    beaten = knowledge_trust(_pairs(rng, 64, 0.3, 0.95, first=8))
+    assert 0 < beaten.trust < 0.5 and beaten.tau_own > beaten.tau_knowledge
+    # the comparison needs TRUST_MIN_PAIRS results predicted from earlier own results
+    few = knowledge_trust(_pairs(rng, 8 + TRUST_MIN_PAIRS - 1, 0.3, 0.95, first=8))
+    assert math.isnan(few.tau_own)
+    # too few results, or a constant target: the caller's last trust
+    assert knowledge_trust([(0.1, math.nan, 1.0)] * 2, prior=0.7).trust == 0.7
+    assert knowledge_trust([(v, math.nan, 1.0) for v in range(5)], prior=0.4).trust == 0.4
+
+
+def test_knowledge_weight_is_a_power_prior_of_at_most_mass_results():
+    assert knowledge_weight(1.0, 200, 32) == pytest.approx(32 / 200)
+    assert knowledge_weight(0.5, 200, 32) == pytest.approx(16 / 200)
+    assert knowledge_weight(1.0, 10, 32) == 1.0  # fewer points than the mass: each weighs 1
+    assert knowledge_weight(0.9, 0, 32) == 0.0
+
+
+def test_knn_predicts_from_the_nearest_points_by_hamming_distance():
+    px = np.array([[0, 0, 0], [2, 2, 2], [2, 2, 1]])
+    py = np.array([1.0, 5.0, 3.0])
+    got = knn_predict(np.array([[0, 0, 1], [2, 2, 2]]), px, py, k=1)
+    assert got.tolist() == [1.0, 5.0]
+    assert knn_predict(np.array([[2, 2, 2]]), px, py, k=2).tolist() == [4.0]
+    assert np.isnan(knn_predict(np.array([[0, 0, 0]]), px[:0], py[:0])).all()
+
+
+def test_critic_weights_are_checked_and_weight_one_changes_nothing():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(20, 8))
+    y = rng.normal(size=20)
+    preds = []
+    for w in (None, np.ones(20)):
+        c = EnsembleCritic(SIZES, CriticConfig(steps=30), seed=3)
+        c.add(x, y)
+        c.set_weights(w)
+        c.fit()
+        preds.append(c.predict(x)[0])
+    np.testing.assert_array_equal(preds[0], preds[1])
+    with pytest.raises(ValueError, match="20 finite values"):
+        c.set_weights(np.ones(19))
+    with pytest.raises(ValueError, match="finite values >= 0"):
+        c.set_weights(-np.ones(20))
+
+
+def _match(x, opt):
+    return (np.asarray(x) == np.asarray(opt)).mean(1)
+
+
+def test_a_critic_given_a_shifted_source_ranks_own_results_better_weighed():
+    """Source: the fraction of decisions equal to A; the task: equal to B, which differs from
+    A in 3 of 8 decisions (a related task whose best lies elsewhere). 200 source points and
+    24 own ones near both optima; a held-out set from the same region is ranked."""
+    rng = np.random.default_rng(2)
+    a = np.array(TARGET)
+    b = a.copy()
+    b[[0, 3, 6]] = (b[[0, 3, 6]] + 1) % 3
+
+    def near(n):  # architectures around both optima, as a knowledge-guided search makes them
+        base = np.where(rng.random((n, 8)) < 0.5, a, b)
+        flip = rng.random((n, 8)) < 0.25
+        return np.where(flip, rng.integers(0, 3, size=(n, 8)), base)
+
+    kx = rng.integers(0, 3, size=(200, 8))
+    own, test = near(24), near(300)
+    taus = {}
+    for name, w in (("source alone", 1.0), ("weighed", knowledge_weight(0.1, 200, 32))):
+        rho = []
+        for seed in range(3):
+            c = EnsembleCritic(SIZES, CriticConfig(), seed=seed)
+            c.add(kx, _match(kx, a))
+            c.add(own, _match(own, b))
+            c.set_weights(np.concatenate([np.full(200, w), np.ones(24)]))
+            for _ in range(3):
+                c.fit()
+            from scipy.stats import spearmanr
+
+            rho.append(spearmanr(c.predict(test)[0], _match(test, b))[0])
+        taus[name] = float(np.mean(rho))
+    assert taus["weighed"] > taus["source alone"] + 0.1, taus
+
+
+def test_the_rule_is_checked_and_old_runs_keep_the_one_time_judge():
+    for bad in ({"knowledge_rule": "sometimes"}, {"knowledge_mass": 0},
+                {"knowledge_mass": math.inf}, {"stagnation": -1}, {"stagnation": 1.5}):
+        with pytest.raises(ConfigError, match="out of range"):
+            ScreenConfig(**bad)
+    old = with_legacy_defaults({"fnas": {"screen": {"kappa": 0.5}}})
+    assert old["fnas"]["screen"]["knowledge_rule"] == "judge"
+    assert ScreenConfig().knowledge_rule == "weigh"
+
+
+@pytest.mark.slow
+def test_a_shifted_source_loses_its_trust_and_parents_a_friendly_one_keeps_them(tmp_path,
+                                                                                capsys):
+    """Four searches of 48-64 synthetic queries (a source and a target run, twice): the
+    mechanism end to end, with its records, in ``fnas show`` and the report."""
+    shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
+    runs = {}
+    for which, source in (("friendly", TARGET), ("shifted", shifted)):
+        st = Store(tmp_path / which)
+        _search(st, "src", budget=64, seed=1, noise=0.01, target=source)
+        out = _search(st, "target", budget=48, knowledge="all")
+        runs[which] = (out, st.updates(out.experiment.id),
+                       [e.reward for e in st.evaluations(out.experiment.id)])
+    out, ups, rewards = runs["shifted"]
+    assert max(rewards) == 1.0  # the task's own optimum, not the source's
+    assert ups[-1]["knowledge/trust"] < 0.5 and ups[-1]["knowledge/share"] < 0.1
+    assert ups[-1]["screen/knowledge_parents"] < ups[0]["screen/knowledge_parents"]
+    assert main(["show", "target", "--store", str(tmp_path / "shifted")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("knowledge"))
+    assert f"trust {ups[0]['knowledge/trust']:.2f} -> {ups[-1]['knowledge/trust']:.2f}" in line
+    with Store(tmp_path / "shifted") as st:
+        page = write_report(st, ["target"], tmp_path / "r.html").read_text()
+    assert "Knowledge from earlier runs" in page
+    out, ups, rewards = runs["friendly"]
+    assert max(rewards[:8]) == 1.0  # the first batch holds the optimum
+    assert ups[0]["knowledge/trust"] > 0.5 and ups[0]["screen/knowledge_parents"] > 0
+    for u in ups:  # the records every round
+        assert {"knowledge/trust", "knowledge/weight", "knowledge/share",
+                "knowledge/stagnant"} <= set(u)
