@@ -258,17 +258,17 @@ def main() -> int:
             path = _file(work, pair, row)
             if path.is_file():
                 continue
-                t0 = time.time()
-                r = run_bench(config(pair, row, a, paths), progress=False)
-                name = f"{pair}:{row}"
-                keep = ("n_trained", "knowledge/trust", "knowledge/weight", "knowledge/share")
-                trust = [{k.split("/")[-1]: run["updates"].get(k, []) for k in keep}
-                         for run in r["runs"] if run["updates"].get("knowledge/trust")]
-                summary = r["summary"][name]["queries_to_target"]
-                path.write_text(json.dumps({"summary": summary, "trust": trust,
-                                            "seconds": round(time.time() - t0, 1)}))
-                print(f"{name}: median {summary['median']} [{summary['q25']}, "
-                      f"{summary['q75']}], {time.time() - t0:.0f} s", flush=True)
+            t0 = time.time()
+            r = run_bench(config(pair, row, a, paths), progress=False)
+            name = f"{pair}:{row}"
+            keep = ("n_trained", "knowledge/trust", "knowledge/weight", "knowledge/share")
+            trust = [{k.split("/")[-1]: run["updates"].get(k, []) for k in keep}
+                     for run in r["runs"] if run["updates"].get("knowledge/trust")]
+            summary = r["summary"][name]["queries_to_target"]
+            path.write_text(json.dumps({"summary": summary, "trust": trust,
+                                        "seconds": round(time.time() - t0, 1)}))
+            print(f"{name}: median {summary['median']} [{summary['q25']}, "
+                  f"{summary['q75']}], {time.time() - t0:.0f} s", flush=True)
     summarise(work, Path(a.out), a)
     return 0
 
