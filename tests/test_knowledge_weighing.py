@@ -162,3 +162,31 @@ def test_a_shifted_source_loses_its_trust_and_parents_a_friendly_one_keeps_them(
     for u in ups:  # the records every round
         assert {"knowledge/trust", "knowledge/weight", "knowledge/share",
                 "knowledge/stagnant"} <= set(u)
+
+
+@pytest.mark.slow
+def test_a_search_weighing_knowledge_resumes_exactly(tmp_path):
+    """A source and a target run, uninterrupted and stopped after 2 rounds then resumed
+    (four searches of 32 synthetic queries): the same picks, trust and weights."""
+    from tests.test_screening import SPACE
+
+    from fnas.search import SearchConfig, SyntheticEvaluator, run_search
+    from fnas.search.loop import resume_search
+
+    shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
+    got = []
+    for stop in (None, 2):
+        st = Store(tmp_path / str(stop))
+        _search(st, "src", budget=32, seed=1, noise=0.01, target=shifted)
+        cfg = SearchConfig(space="macro", strategy="fnas", budget=32, batch=8, seed=0,
+                           budget_counts="trained", max_samples=160, knowledge="all")
+        ev = SyntheticEvaluator(SPACE, TARGET, noise=0.02)
+        out = run_search(st, cfg, name="t", evaluator=ev, space=SPACE, progress=False,
+                         stop_after=stop)
+        if stop is not None:
+            out = resume_search(st, "t", evaluator=ev, space=SPACE, progress=False)
+        got.append(([(e.arch_key, e.reward) for e in st.evaluations(out.experiment.id)],
+                    [(u["knowledge/trust"], u["knowledge/weight"])
+                     for u in st.updates(out.experiment.id)]))
+    assert got[0] == got[1]
+    assert len(got[0][1]) == 4 and got[0][1][0][1] > 0  # weighed from the first round
