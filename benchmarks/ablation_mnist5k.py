@@ -26,24 +26,35 @@ MnasNet's soft reward on multiply-adds with target 8M):
      short low-resolution search first cheaper in total than a search from scratch?
    - ``digits``: an fnas search on digits (8x8 images, 5 epochs), 48 trainings, seed 1000:
      the hard case of issue 10, where the knowledge did not transfer.
+   - ``mnist5k`` (issue 35; for another ``--task``, say ``fashion``): an fnas search of
+     **another task**, the mnist5k proxy (the settings ``--task mnist5k`` uses:
+     ``proxy_for("mnist5k")``, the runs' reward), seed 1000, compute C, stored under the
+     run's task's ``--work`` like every source. Knowledge moves between runs that share the
+     space's *decisions* (``decision_signature``: their names and choices, not the task nor
+     the input size; ``fnas.search.knowledge``), so ``knowledge="all"`` takes it as it takes
+     ``res14``: its measurements re-scored with the runs' reward, and its blocks (trained on
+     MNIST digits, 10 classes at 28x28 as Fashion-MNIST) fill the pool. The result cache is
+     keyed by the task's signature, so no MNIST result ever answers a Fashion-MNIST training.
+     Refused with ``--task mnist5k`` (the source would be the runs' own task).
 2. **Variants**, each run in its own copy of its source's store (no run sees another's):
 
-   ============== ======== ===== ====== ======== =====================================
-   variant        strategy pool   buffer source   seeds
-   ============== ======== ===== ====== ======== =====================================
-   random         random                            5
-   rea            rea                               5   regularized evolution
-   ppo            ppo      -      -                 5   the faithful MnasNet PPO
-   fnas           fnas     on     on     macs4m     5   full fnas
-   fnas-scratch   fnas     on     on     -          5   without knowledge
-   fnas-nopool    fnas     off    on     macs4m     3
-   fnas-frozen    fnas     on     on     macs4m     3   frozen uniform policy (screening only)
-   fnas-digits    fnas     on     on     digits     3   knowledge from digits (hard case)
-   fnas-acc       fnas     on     on     acc        5   knowledge of another objective
-   fnas-res14     fnas     on     on     res14      5   knowledge at another resolution
-   fnas-res14q    fnas     on     on     res14q     5   the same from a source of C / 4
-   tpe            tpe                               5   Optuna's TPE (issue 34, part 7)
-   ============== ======== ===== ====== ======== =====================================
+   ================= ======== ==== ====== ======= ===== ======================================
+   variant           strategy pool buffer source  seeds
+   ================= ======== ==== ====== ======= ===== ======================================
+   random            random                       5
+   rea               rea                          5     regularized evolution
+   ppo               ppo      -    -              5     the faithful MnasNet PPO
+   fnas              fnas     on   on     macs4m  5     full fnas
+   fnas-scratch      fnas     on   on     -       5     without knowledge
+   fnas-nopool       fnas     off  on     macs4m  3
+   fnas-frozen       fnas     on   on     macs4m  3     frozen uniform policy (screening only)
+   fnas-digits       fnas     on   on     digits  3     knowledge from digits (hard case)
+   fnas-acc          fnas     on   on     acc     5     knowledge of another objective
+   fnas-res14        fnas     on   on     res14   5     knowledge at another resolution
+   fnas-res14q       fnas     on   on     res14q  5     the same from a source of C / 4
+   fnas-from-mnist5k fnas     on   on     mnist5k 3     another task's (not --task mnist5k)
+   tpe               tpe                          5     Optuna's TPE (issue 34, part 7)
+   ================= ======== ==== ====== ======= ===== ======================================
 
    (``fnas-known`` and ``fnas-decompose``, from scratch with the known cost factor, are in
    ``VARIANTS`` too; ``fnas-decompose`` is fnas's default since issue 34. ``fnas-rungs`` and
@@ -54,6 +65,9 @@ MnasNet's soft reward on multiply-adds with target 8M):
    seconds.) ``tpe`` searches the same space
    (each decision a categorical parameter) at the same compute; an architecture it suggests
    again is answered from the run's cache, as fnas's repeats are (a sample, not a training).
+
+   Variants whose source is the run's own task (``fnas-from-mnist5k`` with ``--task
+   mnist5k``) are left out of the default "all variants" and refused when named.
 
    Pool variants train at the reference's 2 epochs (``pool_epochs=2``), so that their rewards
    are on the targets' scale: the pool gives a better start, not a shorter training.
@@ -109,6 +123,8 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --quick --objective accuracy
     python benchmarks/ablation_mnist5k.py --task fashion \\
         --variants random,rea,ppo,fnas,fnas-scratch --seeds 3   # Fashion-MNIST (part 5)
+    python benchmarks/ablation_mnist5k.py --task fashion \\
+        --variants fnas-decompose,fnas-from-mnist5k   # knowledge from mnist5k (issue 35)
 
 Machine: recorded in the JSON. Seeds: run seeds 0..4 (0..2 for the 3-seed variants), sources
 1000; rollouts are deterministic on CPU for a given seed. Spread: bootstrap interval and range.
@@ -157,9 +173,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-acc": {"strategy": "fnas", "source": "acc", "seeds": 5},
     "fnas-res14": {"strategy": "fnas", "source": "res14", "seeds": 5},
     "fnas-res14q": {"strategy": "fnas", "source": "res14q", "seeds": 5},
+    "fnas-from-mnist5k": {"strategy": "fnas", "source": "mnist5k", "seeds": 3},
     "tpe": {"strategy": "tpe", "seeds": 5},
 }
 SOURCE_SEED = 1000
+TASK_SOURCES = ("mnist5k",)
+"""Sources that are a search of another task (a key of ``TASKS``, the source's name): usable
+with any other ``--task``."""
 QUICK_SAMPLES = 400
 """``--quick``'s images per training (runs, reference protocol and retraining alike)."""
 QUICK_VARIANTS = "tpe,fnas-scratch"
@@ -209,10 +229,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     a.reference = a.reference or str(HERE / "results" / f"{a.task}_reference.json")
     a.work = a.work or str(HERE / "results" / f"ablation_{a.task}_work")
     a.proxy = proxy_for(a.task, a.data)
-    a.variants = a.variants or (QUICK_VARIANTS if a.quick else ",".join(VARIANTS))
+    own = [v for v, x in VARIANTS.items() if x.get("source") == a.task]  # the task's own
+    named = a.variants
+    a.variants = a.variants or (QUICK_VARIANTS if a.quick else ",".join(
+        v for v in VARIANTS if v not in own))
     unknown = [v for v in a.variants.split(",") if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant {unknown[0]!r}: expected some of {', '.join(VARIANTS)}")
+    if named and (bad := [v for v in a.variants.split(",") if v in own]):
+        ap.error(f"variant {bad[0]!r} takes its knowledge from {a.task}, the runs' own task: "
+                 f"use it with another --task")
     a.epochs = None
     a.protocol = protocol(a.proxy)
     if a.quick:
@@ -300,6 +326,10 @@ def source(a: argparse.Namespace, name: str) -> Path:
     elif name in ("res14", "res14q"):
         cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none", task=_task(a, image_size=14))
         r = _search(a, path, f"source-{name}", cfg, a.budget / (4 if name == "res14q" else 1))
+    elif name in TASK_SOURCES:  # another task's proxy: the same settings but the dataset
+        other = proxy_for(name, a.data)["task"]["dataset"]
+        cfg = _config(a, "fnas", SOURCE_SEED, knowledge="none", task=_task(a, dataset=other))
+        r = _search(a, path, f"source-{name}", cfg, a.budget)
     else:
         from fnas.search import SearchConfig
         from fnas.tasks import TaskConfig

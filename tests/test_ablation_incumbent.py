@@ -205,3 +205,34 @@ def test_the_meter_records_fidelity_and_full_fidelity_where_the_field_is_absent(
     meter.on_evaluation(None, SimpleNamespace(**e, fidelity=0.5))
     assert [r["fidelity"] for r in meter.rows] == [1.0, 0.5]
     assert meter.rows[0]["flags"] == "t"
+
+
+def test_a_source_of_another_task_is_refused_on_its_own_task_and_left_out_of_all(
+        bench_script, capsys):
+    ab = bench_script("ablation_mnist5k")
+    assert "fnas-from-mnist5k" not in ab._args([]).variants.split(",")
+    assert "fnas-from-mnist5k" in ab._args(["--task", "fashion"]).variants.split(",")
+    with pytest.raises(SystemExit):
+        ab._args(["--variants", "fnas-scratch,fnas-from-mnist5k"])
+    assert "'fnas-from-mnist5k' takes its knowledge from mnist5k" in capsys.readouterr().err
+
+
+def test_the_mnist5k_source_searches_the_mnist5k_proxy_for_a_fashion_run(bench_script,
+                                                                        monkeypatch, tmp_path):
+    ab = bench_script("ablation_mnist5k")
+    seen = {}
+
+    def search(a, path, name, cfg, budget):
+        seen.update(name=name, cfg=cfg, budget=budget)
+        return {"name": name, "curve": [{"compute": 5.0}]}
+
+    monkeypatch.setattr(ab, "_search", search)
+    a = ab._args(["--task", "fashion", "--data", str(tmp_path), "--work", str(tmp_path / "w")])
+    path = ab.source(a, "mnist5k")
+    assert path == tmp_path / "w" / "source-mnist5k" and (path / "DONE").is_file()
+    task, run = seen["cfg"].task, ab._task(a)
+    assert task.dataset == "mnist5k" and run.dataset.startswith("idx:")
+    same = {k: v for k, v in vars(run).items() if k != "dataset"}
+    assert {k: v for k, v in vars(task).items() if k != "dataset"} == same
+    assert seen["cfg"].knowledge == "none" and seen["budget"] == a.budget
+    assert seen["cfg"].reward == ab._config(a, "fnas", 0).reward
