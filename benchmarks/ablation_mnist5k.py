@@ -66,6 +66,11 @@ MnasNet's soft reward on multiply-adds with target 8M):
    (each decision a categorical parameter) at the same compute; an architecture it suggests
    again is answered from the run's cache, as fnas's repeats are (a sample, not a training).
 
+   ``fnas-res14-judge`` and ``fnas-from-mnist5k-judge`` (3 seeds each; issue 35) are the
+   two transfer variants with the knowledge rule before issue 35 (``knowledge_rule='judge'``:
+   the knowledge is judged once, then kept or forgotten; fnas weighs it every round since),
+   the same settings otherwise: does weighing keep "with knowledge no slower than without"?
+
    Variants whose source is the run's own task (``fnas-from-mnist5k`` with ``--task
    mnist5k``) are left out of the default "all variants" and refused when named.
 
@@ -123,8 +128,10 @@ Commands (from the repository root; resumable: a finished run is kept in
     python benchmarks/ablation_mnist5k.py --quick --objective accuracy
     python benchmarks/ablation_mnist5k.py --task fashion \\
         --variants random,rea,ppo,fnas,fnas-scratch --seeds 3   # Fashion-MNIST (part 5)
-    python benchmarks/ablation_mnist5k.py --task fashion \\
-        --variants fnas-decompose,fnas-from-mnist5k   # knowledge from mnist5k (issue 35)
+    python benchmarks/ablation_mnist5k.py --task fashion --variants \\
+        fnas-decompose,fnas-from-mnist5k,fnas-from-mnist5k-judge   # from mnist5k (issue 35)
+    python benchmarks/ablation_mnist5k.py \\
+        --variants fnas-decompose,fnas-res14,fnas-res14-judge --seeds 3   # the same, 14x14
 
 Machine: recorded in the JSON. Seeds: run seeds 0..4 (0..2 for the 3-seed variants), sources
 1000; rollouts are deterministic on CPU for a given seed. Spread: bootstrap interval and range.
@@ -176,6 +183,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-from-mnist5k": {"strategy": "fnas", "source": "mnist5k", "seeds": 3},
     "tpe": {"strategy": "tpe", "seeds": 5},
 }
+JUDGE = {"screen": {"knowledge_rule": "judge"}}
+"""fnas's knowledge rule before issue 35 (its default since: ``weigh``)."""
+
+
+def _merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` with ``b``'s settings, nested dicts merged (``b`` wins)."""
+    return {**a, **{k: _merged(a[k], x) if isinstance(x, dict) and isinstance(a.get(k), dict)
+                    else x for k, x in b.items()}}
+
+
+for _v in ("fnas-res14", "fnas-from-mnist5k"):  # the transfer pairs, with the legacy rule
+    VARIANTS[f"{_v}-judge"] = {**VARIANTS[_v], "seeds": 3,
+                               "fnas": _merged(VARIANTS[_v].get("fnas", {}), JUDGE)}
 SOURCE_SEED = 1000
 TASK_SOURCES = ("mnist5k",)
 """Sources that are a search of another task (a key of ``TASKS``, the source's name): usable

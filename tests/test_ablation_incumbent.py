@@ -236,3 +236,15 @@ def test_the_mnist5k_source_searches_the_mnist5k_proxy_for_a_fashion_run(bench_s
     assert {k: v for k, v in vars(task).items() if k != "dataset"} == same
     assert seen["cfg"].knowledge == "none" and seen["budget"] == a.budget
     assert seen["cfg"].reward == ab._config(a, "fnas", 0).reward
+
+
+def test_the_judge_variants_are_their_base_with_the_legacy_knowledge_rule(bench_script):
+    ab = bench_script("ablation_mnist5k")
+    for base in ("fnas-res14", "fnas-from-mnist5k"):
+        v = ab.VARIANTS[f"{base}-judge"]
+        assert v == {**ab.VARIANTS[base], "seeds": 3,
+                     "fnas": {"screen": {"knowledge_rule": "judge"}}}
+    assert ab._merged({"screen": {"decompose": True}, "x": 1}, ab.JUDGE) == {
+        "screen": {"decompose": True, "knowledge_rule": "judge"}, "x": 1}
+    a = ab._args(["--task", "fashion", "--variants", "fnas-from-mnist5k-judge"])
+    assert ab.VARIANTS[a.variants]["source"] == "mnist5k"
