@@ -42,7 +42,12 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"),
           ("tpe", "fnas"), ("tpe", "fnas-scratch"), ("ppo", "fnas-known"), ("rea", "fnas-known"),
           ("tpe", "fnas-known"), ("ppo", "fnas-decompose"), ("rea", "fnas-decompose"),
-          ("tpe", "fnas-decompose"))
+          ("tpe", "fnas-decompose"),
+          # issue 35: transfer (another resolution, another task) against fnas from scratch
+          # (fnas-decompose, the default), with either knowledge rule, and rule against rule
+          ("fnas-decompose", "fnas-res14"), ("fnas-decompose", "fnas-res14-judge"),
+          ("fnas-decompose", "fnas-from-mnist5k"), ("fnas-decompose", "fnas-from-mnist5k-judge"),
+          ("fnas-res14-judge", "fnas-res14"), ("fnas-from-mnist5k-judge", "fnas-from-mnist5k"))
 """(baseline, variant): compute to target of the baseline / of the variant, medians."""
 BOOT = 2000
 
@@ -321,16 +326,21 @@ def table_md(summary: dict[str, Any]) -> str:
                      f"{s(_millions(row['macs_trained']), '{:.2f}')} | "
                      f"{s(row['trainings'], '{:.0f}')} | {s(row['learning'], '{:+.4f}')} |")
     if summary["ratios"]:
+        sources = (summary.get("with_source") or {}).get("table", {})
         lines += ["", "Ratios of median compute to target (baseline / variant; '>' where the "
-                  "baseline missed within C, '<' where the variant did):", "",
-                  "| baseline / variant | " + " | ".join(keys) + " |",
-                  "|---|" + "---:|" * len(keys)]
+                  "baseline missed within C, '<' where the variant did; the variant's "
+                  "knowledge source's own CPU-s beside, not counted here: see 'source + run' "
+                  "below):", "",
+                  "| baseline / variant | " + " | ".join(keys) + " | variant's source CPU-s |",
+                  "|---|" + "---:|" * (len(keys) + 1)]
         for name, r in summary["ratios"].items():
             cells = []
             for k in keys:
                 x = r[k]
                 cells.append("both missed" if x["ratio"] is None else
                              f"{'' if x['kind'] == '=' else x['kind'] + ' '}{x['ratio']:.2f}x")
+            cost = sources.get(name.split("/", 1)[1], {}).get("source_cpu_s")
+            cells.append("-" if cost is None else f"{cost:.0f}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if incumbent:
         lines += ["", "For comparison, the old metric (issue 20): CPU-s until the run's own best "

@@ -136,3 +136,22 @@ def test_reference_size_breakdown_solves_the_reward_for_the_accuracy_needed(benc
         need = t["accuracy_needed_at"][key]
         assert mnas_reward(need, macs, cfg) == pytest.approx(ok[0]["reward"])
     assert t["accuracy_needed_at"]["1.5M"] < 0.90 < t["accuracy_needed_at"]["6M"]
+
+
+def test_transfer_against_fnas_from_scratch_with_the_sources_compute_beside(m):
+    runs = []
+    for s in range(3):  # from scratch: top1 at 300; from mnist5k (source 150): top1 at 100
+        runs.append(run("fnas-decompose", s, [(300, 0.91, "t"), (600, 0.96, "t")]))
+        r = run("fnas-from-mnist5k", s, [(100, 0.92, "t"), (200, 0.96, "t")])
+        runs.append({**r, "source": "mnist5k", "source_cpu_s": 150.0})
+        r = run("fnas-from-mnist5k-judge", s, [(200, 0.92, "t")])
+        runs.append({**r, "source": "mnist5k", "source_cpu_s": 150.0})
+    summary = m.summarise(runs, REFERENCE, 1000.0, {})
+    r = summary["ratios"]
+    assert r["fnas-decompose/fnas-from-mnist5k"]["top1"] == {"ratio": 3.0, "kind": "="}
+    assert r["fnas-decompose/fnas-from-mnist5k-judge"]["top0.2"]["kind"] == "<"
+    assert r["fnas-from-mnist5k-judge/fnas-from-mnist5k"]["top1"]["ratio"] == 2.0
+    assert "fnas-decompose/fnas-res14" not in r  # no run of it
+    md = m.table_md(summary)
+    assert "| fnas-decompose/fnas-from-mnist5k | 3.00x | 3.00x | 150 |" in md
+    assert "| fnas-from-mnist5k-judge/fnas-from-mnist5k | 2.00x | > 5.00x | 150 |" in md
