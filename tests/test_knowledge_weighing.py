@@ -4,6 +4,7 @@ source alone, and a search whose shifted source loses its trust, its parents and
 while a friendly one keeps them; the legacy one-time judge stays as it was."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -166,18 +167,20 @@ def test_a_shifted_source_loses_its_trust_and_parents_a_friendly_one_keeps_them(
 
 @pytest.mark.slow
 def test_a_search_weighing_knowledge_resumes_exactly(tmp_path):
-    """A source and a target run, uninterrupted and stopped after 2 rounds then resumed
-    (four searches of 32 synthetic queries): the same picks, trust and weights."""
+    """A source run, then a target run uninterrupted and one stopped after 2 rounds then
+    resumed (three searches of 32 synthetic queries): the same picks, trust and weights."""
     from tests.test_screening import SPACE
 
     from fnas.search import SearchConfig, SyntheticEvaluator, run_search
     from fnas.search.loop import resume_search
 
     shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
+    with Store(tmp_path / "src") as st:
+        _search(st, "src", budget=32, seed=1, noise=0.01, target=shifted)
     got = []
     for stop in (None, 2):
+        shutil.copytree(tmp_path / "src", tmp_path / str(stop))  # the same source in each
         st = Store(tmp_path / str(stop))
-        _search(st, "src", budget=32, seed=1, noise=0.01, target=shifted)
         cfg = SearchConfig(space="macro", strategy="fnas", budget=32, batch=8, seed=0,
                            budget_counts="trained", max_samples=160, knowledge="all")
         ev = SyntheticEvaluator(SPACE, TARGET, noise=0.02)
