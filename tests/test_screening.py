@@ -242,33 +242,6 @@ def test_a_tiny_space_runs_out_of_candidates_gracefully(tmp_path):
 
 
 @pytest.mark.slow
-def test_knowledge_screens_from_the_first_batch_and_misleading_knowledge_loses_its_weight(
-        tmp_path):
-    opposite = tuple(0 if t else 2 for t in TARGET)
-    runs = {}
-    for which in ("good", "bad", "none"):
-        st = Store(tmp_path / which)  # a fresh store with one source copied in
-        if which != "none":
-            _search(st, which, budget=64, seed=1 if which == "good" else 2, noise=0.01,
-                    target=TARGET if which == "good" else opposite)
-        out = _search(st, "target", budget=48, knowledge="all" if which != "none" else "none")
-        ups = st.updates(out.experiment.id)
-        rewards = [e.reward for e in st.evaluations(out.experiment.id)]
-        runs[which] = (out, ups, rewards)
-    out, ups, rewards = runs["good"]
-    assert ups[0]["screen/warmup"] == 0.0 and ups[0]["screen/screened"] > 100
-    assert out.stats["last/critic/knowledge_kept"] == 1.0
-    assert np.mean(rewards[:8]) > np.mean(runs["none"][2][:8])  # a better first batch
-    assert ups[-1]["knowledge/trust"] > 0.5 and ups[-1]["knowledge/weight"] > 0
-    out, ups, rewards = runs["bad"]
-    assert out.stats["last/critic/knowledge_forgotten"] == 1.0
-    # judged from its first 8 picks on (issue 35: every round), and its weight falls
-    assert ups[0]["knowledge/tau_knowledge"] < 0 and ups[0]["knowledge/trust"] < 0.5
-    assert ups[-1]["knowledge/trust"] < 0.1 and ups[-1]["knowledge/share"] < 0.1
-    assert max(rewards) == 1.0  # and the search still finds the optimum
-
-
-@pytest.mark.slow
 def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
     store = Store(tmp_path)
     out = _search(store, "f", budget=24, fnas={"screen": {"policy": "frozen", "mutants": 0}})
