@@ -33,6 +33,9 @@ class Controller:
     _seen: set[tuple[int, ...]]
     _h_uniform: float
 
+    def _values(self, x: Any) -> Any:
+        raise NotImplementedError  # .knowledge (Weighing): the critics' prefix values
+
     def _update(self, actions: torch.Tensor, logp: torch.Tensor, rewards: Sequence[float],
                 rnd: Round) -> dict[str, Any]:
         """PPO on the trained picks (+ replay), then imagined updates; entropy held."""
@@ -45,7 +48,7 @@ class Controller:
         cfg = self.cfg
         with single_thread():
             b_actions, b_logp, b_z, b_w, stats = self._with_replay(actions, logp, z)
-            values = torch.as_tensor(self.critic.prefix_values(b_actions.numpy()),
+            values = torch.as_tensor(self._values(b_actions.numpy()),
                                      dtype=torch.float32)  # (B, T): V(a_<t)
             adv = b_z.unsqueeze(1) - values
             floor = self.scfg.entropy_floor * self._h_uniform

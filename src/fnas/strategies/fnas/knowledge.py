@@ -212,17 +212,80 @@ class Weighing:
     (:meth:`_knowledge_parents`) are the knowledge's best architectures that fewer than
     ``parents`` own results beat, the first ``ceil(trust x parents)`` of them, and none
     while the search stagnates; then ``mutants`` uniform samples join the candidates too.
+
+    Two critics predict: the main one, fitted on the knowledge (each point at its weight)
+    and the own results, and one fitted on the own results alone (made at the first round
+    with own results). Their members' predictions are mixed by the knowledge's share of the
+    fit's weight, ``s = w n_k / (w n_k + n_own)``: weights alone would leave the knowledge's
+    function in the main critic's parameters (it is warm-started from its pre-training), so
+    that a distrusted source would still steer what it extrapolates to; with the mixture, a
+    source of trust 0 leaves the search to the own critic, as from scratch.
     """
 
     scfg: Any
     st: Any
     critic: EnsembleCritic
+    _ocritic: EnsembleCritic | None = None  # the own results' critic (while weighing)
 
     def _score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise NotImplementedError  # .screening
 
     def _ref(self) -> Any:
         raise NotImplementedError  # .screening
+
+    def _new_critic(self, generation: int) -> EnsembleCritic:
+        raise NotImplementedError  # .screening
+
+    def _share(self) -> float:
+        """The knowledge's share of the prediction: its weight's share of the fit's (1 with
+        no own result; see the class)."""
+        x_n, n_k = self.critic.n_points, self.st.n_knowledge
+        w = knowledge_weight(1.0 if self.st.trust is None else self.st.trust, n_k,
+                             self.scfg.knowledge_mass)
+        mass = w * n_k + x_n - n_k
+        return w * n_k / mass if mass > 0 else 1.0
+
+    def _mixed(self, x: np.ndarray) -> np.ndarray | None:
+        """The reward nets' members (K, n) on ``x``: the knowledge-weighted critic's and the
+        own results' critic's, mixed by the knowledge's share; None while not weighing (the
+        caller uses the critic alone)."""
+        if not self._weighing or self._ocritic is None:
+            return None
+        s = self._share()
+        own = self._ocritic.predict_members(x)
+        return own if s <= 0 else s * self.critic.predict_members(x) + (1 - s) * own
+
+    def _values(self, x: np.ndarray) -> np.ndarray:
+        """The controller's per-decision baseline V(a_<t) (n, T), mixed as :meth:`_mixed`."""
+        v = self.critic.prefix_values(x)
+        if not self._weighing or self._ocritic is None:
+            return v
+        s = self._share()
+        return s * v + (1 - s) * self._ocritic.prefix_values(x)
+
+    def _fit_own(self, value_targets: np.ndarray | None) -> dict[str, float]:
+        """Give the own results' critic this round's points and targets (the main critic's,
+        after its first ``n_knowledge``) and fit it: made (FORGET_FITS fits) at the first
+        round with own results while weighing, one fit a round after."""
+        if not self._weighing:
+            return {}
+        n_k = self.st.n_knowledge
+        x, y = self.critic.points()
+        if len(x) == n_k:
+            return {}
+        fits = 1
+        if self._ocritic is None:
+            self._ocritic, fits = self._new_critic(2), FORGET_FITS
+        oc = self._ocritic
+        new = np.arange(n_k + oc.n_points, len(x))
+        if new.size:
+            oc.add(x[new], np.zeros(new.size), self.critic.fidelities()[new]
+                   if self.critic.fidelity else None)
+        oc.retarget(y[n_k:], None if value_targets is None else value_targets[n_k:])
+        out: dict[str, float] = {}
+        for _ in range(fits):
+            out = oc.fit()
+        return {"knowledge/own_critic_loss": out.get("critic/loss", math.nan)}
 
     @property
     def _weighing(self) -> bool:
@@ -280,3 +343,18 @@ class Weighing:
             beaten = [int((own > m).sum()) for m in mean]
             keep = [p for p, n in zip(keep, beaten, strict=True) if n < self.scfg.parents]
         return keep[: math.ceil(trust * self.scfg.parents)]
+
+    def _own_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Adds the own results' critic's state (``own.critic.*``; only once it exists)."""
+        if self._ocritic is not None:
+            t, m = self._ocritic.state()
+            tensors.update({"own." + k: v for k, v in t.items()})
+            meta["own_critic"] = m
+
+    def _load_own_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Restores :meth:`_own_state`'s."""
+        self._ocritic = None
+        if "own_critic" in meta:
+            self._ocritic = self._new_critic(2)
+            self._ocritic.load_state({k[4:]: v for k, v in tensors.items()
+                                      if k.startswith("own.")}, meta["own_critic"])

@@ -12,8 +12,7 @@ One round (docs/DESIGN.md, "Screening"), with B the batch:
    warm-started refit.
 5. **Controller**: one PPO update on the picks (+ replay), then ``imagined`` updates on the
    round's policy samples rewarded for high, unseen scores (``novelty``); an entropy floor.
-6. **Knowledge is judged** (:mod:`.knowledge`): kept if it ranks its first picks, else
-   forgotten.
+6. **Knowledge is weighed** every round (:mod:`.knowledge`, issue 35).
 
 With fidelity rungs (``ScreenConfig.rungs``), promotions take the first slots of a round and
 new candidates are trained at the lowest rung (:mod:`.rungs`: the rule, the targets, the
@@ -112,13 +111,18 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
         """Mean, spread and member predictions (None unless needed) of candidates ``x`` by
         ``critic`` (None: the main one), in this run's reward scores (composed from the
         accuracy when decomposed: .known)."""
-        ref, critic = self._ref(), critic or self.critic
+        ref = self._ref()
+        mixed = self._mixed(x) if critic is None else None  # weighing knowledge (issue 35)
+        critic = critic or self.critic
         if self.known is None or ref is None \
                 or not self.known.fit_cost(self.st.costs, self.st.cost_broken):
+            if mixed is not None:
+                return mixed.mean(0), mixed.std(0, ddof=1), mixed
             mean, spread = critic.predict(x)
             members = critic.predict_members(x) if needs_members(self.acquisition) else None
             return mean, spread, members
-        z = self.known.compose(critic.predict_members(x), x, self._ref_pairs(), ref)
+        z = self.known.compose(critic.predict_members(x) if mixed is None else mixed, x,
+                               self._ref_pairs(), ref)
         return z.mean(0), z.std(0, ddof=1), z
 
     # ---- knowledge --------------------------------------------------------------------------
@@ -294,9 +298,10 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                 x, y = self.critic.points()
                 y[st.n_knowledge:] = self._rung_targets(True) if self._laddered else \
                     rank_gauss([r for _, r in st.own])
+                vals = None  # the value nets' own targets, when they differ
                 if self.known is not None and self.known.fit_cost(st.costs, st.cost_broken):
                     # the critic learns the unknown (the accuracy); the value nets: all
-                    yu = y.copy()
+                    yu, vals = y.copy(), y
                     yu[st.n_knowledge:] = self._rung_targets(False) if self._laddered else \
                         rank_gauss(self.known.own_unknown(st.own))
                     self.critic.retarget(yu, y)
@@ -308,6 +313,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                                                             or best > best_before), stats)
                 for _ in range(self._refits):
                     stats.update(self.critic.fit())
+                stats.update(self._fit_own(vals))
             stats.update(self._probe_learn())
         self._refits = 1
         fit_ms = 1e3 * (time.perf_counter() - t0)
@@ -373,6 +379,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
         meta["screen"] = {"critic": c_meta, "rng": self._rng.bit_generator.state,
                           "state": self.st.to_meta()}
         self._probe_state(tensors, meta["screen"])
+        self._own_state(tensors, meta["screen"])
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -385,6 +392,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
         self._seen = {tuple(d) for d in self.st.seen}
         self._seen_keys = set(self.st.seen_keys)
         self._load_probe_state(tensors, s)
+        self._load_own_state(tensors, s)
 
 
 def _r(v: float) -> float | None:
