@@ -128,6 +128,16 @@ def main() -> int:
     return 0
 
 
+def _header(name: str) -> dict:
+    """The result's benchmark name, command, date and machine (one torch thread)."""
+    return {"benchmark": name, "command": " ".join([os.path.basename(sys.executable),
+                                                    *sys.argv]),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "cpus": os.cpu_count(), "torch": torch.__version__,
+                        "torch_threads": 1}}
+
+
 def store_overhead(args: argparse.Namespace) -> int:
     """Seconds of search per real training, against the trainings' own wall time, from the
     stores of finished runs (every experiment in each store)."""
@@ -176,11 +186,7 @@ def store_overhead(args: argparse.Namespace) -> int:
                              "min": min(shares), "max": max(shares)}
     fnas = by.get("fnas")
     result = {
-        "benchmark": "search_overhead (real-training run stores)",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": 1},
+        **_header("search_overhead (real-training run stores)"),
         "overhead_parts": list(OVERHEAD), "runs": rows,
         "share_of_mean_evaluation": by,
         "target": 0.05, "target_met": None if fnas is None else fnas["max"] < 0.05,
@@ -235,11 +241,7 @@ def table_overhead(args: argparse.Namespace, seeds: list[int]) -> int:
         ms = [r["ms_per_query"] for r in rows if r["strategy"] == strategy]
         summary[strategy] = {"median": statistics.median(ms), "min": min(ms), "max": max(ms)}
     result = {
-        "benchmark": "search_overhead (table)",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": 1},
+        **_header("search_overhead (table)"),
         "config": {"table": os.path.basename(args.table), "budget": budget, "batch": 8,
                    "seeds": seeds},
         "runs": rows, "ms_per_query": summary, "target_ms": 100,
