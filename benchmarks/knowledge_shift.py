@@ -28,12 +28,12 @@ and parameters into ``--work``; never committed):
 The ``macro-*`` pairs' sources make 200 queries (``screening_macro.py``'s, whose friendly
 row measured 3 median queries), the tables' ``--source-budget`` (100: the shifted-pair check
 of the issue). Target set: the target table's 10 best architectures (``top:10``); on the
-``macro-*`` pairs NAS-Bench-Macro's usual target (within 0.2 points of the best mean accuracy). Figures: per
-pair and row, queries to the target set (median over seeds, a miss counted as never), the
-ratio of medians knowledge / scratch (target <= 1.0 in every pair), and per seed whether
-the knowledge run took more than 1.5 x its from-scratch queries + 8 (target: no seed); per
-round, the knowledge's trust, weight and share of the critic's fit (``knowledge/*``), plotted
-for one friendly and one shifted run.
+``macro-*`` pairs NAS-Bench-Macro's usual target (within 0.2 points of the best mean
+accuracy). Figures: per pair and row, queries to the target set (median over seeds, a miss
+counted as never), the ratio of medians knowledge / scratch (target <= 1.0 in every pair),
+and per seed whether the knowledge run took more than 1.5 x its from-scratch queries + 8
+(target: no seed); per round, the knowledge's trust, weight and share of the critic's fit
+(``knowledge/*``), plotted for one friendly and one shifted run.
 
 Commands (from the repository root; resumable: each finished row is kept in ``--work``):
 
