@@ -155,7 +155,8 @@ def summarise(work: Path, out: Path, a: argparse.Namespace) -> dict:
                 e["trust_curves"] = r["trust"]
             entry["rows"][row] = e
         res[pair] = entry
-    meta = {"command": "python benchmarks/knowledge_shift.py " + " ".join(sys.argv[1:]),
+    meta = {"command": "python benchmarks/knowledge_shift.py " + " ".join(
+                os.path.relpath(v) if os.path.isabs(v) else v for v in sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M"), "budget": a.budget,
             "source_budget": a.source_budget, "seeds": a.seeds,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},

@@ -130,8 +130,8 @@ def main() -> int:
 
 def _header(name: str) -> dict:
     """The result's benchmark name, command, date and machine (one torch thread)."""
-    return {"benchmark": name, "command": " ".join([os.path.basename(sys.executable),
-                                                    *sys.argv]),
+    argv = [os.path.relpath(v) if os.path.isabs(v) else v for v in sys.argv]  # no /home/...
+    return {"benchmark": name, "command": " ".join([os.path.basename(sys.executable), *argv]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpus": os.cpu_count(), "torch": torch.__version__,
