@@ -72,8 +72,9 @@ class Candidates:
     def _parents(self) -> np.ndarray:
         own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
         p = self._rung_parents() if self.scfg.rungs else [d for d, _ in own]
-        p += self._knowledge_parents()
-        return np.asarray(p, dtype=np.int64).reshape(-1, len(self.space.sizes))
+        kp = self._knowledge_parents()
+        self._n_kparents = len(kp)  # for the round's record
+        return np.asarray(p + kp, dtype=np.int64).reshape(-1, len(self.space.sizes))
 
     def _candidates(self, n_pick: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Unseen candidates (m, T), their origin codes (m,), and the round's counts."""
@@ -87,7 +88,7 @@ class Candidates:
         if not warm and c.mutants:
             mx = mutants(self._parents(), self.space.sizes, c.mutants, self._rng, c.mutant_two)
             if self.st.n_knowledge:  # how many of the parents were the knowledge's (issue 35)
-                counts["knowledge_parents"] = len(self._knowledge_parents())
+                counts["knowledge_parents"] = self._n_kparents
             x, origin = np.concatenate([x, mx]), np.concatenate([origin, np.ones(len(mx), int)])
             counts["candidates_mutant"] = len(mx)
         if not warm and self._stagnating:  # knowledge holds the search: explore (issue 35)
