@@ -107,6 +107,18 @@ def test_report_of_a_real_run_is_self_contained_html(store, tmp_path):
     assert run.top[0].arch in text  # the best architecture's block string, in the table
     assert json.dumps(run.exp.config["reward"]["target"]) in text  # the config
     assert "target T = 2" in text or "T" in text
+    # a proxy-task run is described as one, and its networks can be exported
+    assert "search of task digits, 1 epoch;" in text and "2M multiply-adds target" in text
+    assert "architecture (block string)" in text and "fnas export full:1" in text
+
+
+def test_show_describes_the_proxy_task(store, capsys):
+    from fnas.cli import main
+
+    assert main(["show", "full", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "task      digits, 1 epoch" in out and "reward    2M multiply-adds target (soft)" in out
+    assert not any(line.startswith("objective") for line in out)
 
 
 def test_report_without_critic_pool_or_replay_says_so(store, tmp_path):

@@ -200,10 +200,11 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
         label = getattr(objective, "__name__", "objective")
     else:
         evaluator, label = None, None
-        if reward is not None:  # the proxy task's reward
-            if "reward" in settings:
-                raise ConfigError("give reward= or a reward setting, not both")
-            settings["reward"] = reward
+    if reward is not None and not isinstance(objective, Evaluator):
+        # the proxy task's reward, or the objective's: recorded so that the run says so
+        if "reward" in settings:
+            raise ConfigError("give reward= or a reward setting, not both")
+        settings["reward"] = reward
     if evaluator is not None:
         settings.setdefault("objective", getattr(evaluator, "signature", label))
     if timeout is not None:

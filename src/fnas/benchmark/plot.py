@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = ["best_so_far_matrix", "plot_bench"]
 
+_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "x")
+
 
 def best_so_far_matrix(runs: list[dict[str, Any]], budget: int) -> np.ndarray:
     """(runs, budget) best-so-far rewards; a run that stopped early keeps its last value."""
@@ -38,14 +41,20 @@ def plot_bench(result: dict[str, Any], path: str | None = None) -> Figure:
     fig = Figure(figsize=(7, 4.5), dpi=120)
     ax = fig.subplots()
     x = np.arange(1, cfg["budget"] + 1)
-    for s in dict.fromkeys(r["strategy"] for r in result["runs"]):  # labels, as run
+    strategies = list(dict.fromkeys(r["strategy"] for r in result["runs"]))  # labels, as run
+    for i, s in enumerate(strategies):
         runs = [r for r in result["runs"] if r["strategy"] == s]
         m = best_so_far_matrix(runs, cfg["budget"])
         scale = 100.0 if cfg["bench"] == "macro" else 1.0
         med = np.nanmedian(m, 0) * scale
         lo, hi = np.nanpercentile(m, 25, 0) * scale, np.nanpercentile(m, 75, 0) * scale
-        (line,) = ax.plot(x, med, label=f"{s} (n={len(runs)})")
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        # two strategies whose medians coincide (random and REA early on) stay both visible:
+        # each its own dashes and markers, the first drawn widest and lowest, the last on top
+        (line,) = ax.plot(x, med, label=f"{s} (n={len(runs)})", ls=_STYLES[i % len(_STYLES)],
+                          marker=_MARKERS[i % len(_MARKERS)], markevery=(0.02 * i, 0.12),
+                          ms=4, lw=2.4 - 1.4 * i / max(1, len(strategies) - 1), alpha=0.85,
+                          zorder=2 + i)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0, zorder=1)
     if cfg["bench"] == "macro":
         from fnas.execution.evaluators import MacroTableEvaluator
 

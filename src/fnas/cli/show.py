@@ -14,7 +14,7 @@ __all__ = ["add_parser", "non_default_settings", "run"]
 
 # printed on their own lines by ``fnas show``
 _SHOWN = {"strategy", "seed", "batch", "budget", "task.dataset", "task.epochs",
-          "reward.metric", "reward.target", "reward.mode"}
+          "reward.metric", "reward.target", "reward.mode", "space", "objective"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text({"id": exp.id, "name": exp.name, "status": exp.status,
                          "strategy": exp.strategy, "seed": exp.seed, "budget": exp.budget,
+                         "description": _description(exp),
                          "config": exp.config, "summary": s, "stats": exp.stats,
                          "damaged_evaluations": damaged, "updates": ups,
                          "top": [e.__dict__ for e in best]}))
@@ -91,11 +92,26 @@ def _strategy(exp: Any, cfg: dict, s: dict, ups: list) -> str:
             f"budget {exp.budget}")
 
 
+def _description(exp: Any) -> dict[str, Any] | None:
+    """What the run is (:func:`fnas.knowledge.describe.describe_run`), for ``--json``."""
+    from dataclasses import asdict
+
+    from fnas.knowledge.describe import describe_run
+
+    try:
+        return asdict(describe_run(exp))
+    except (TypeError, ValueError, KeyError, AttributeError):  # a damaged row
+        return None
+
+
 def _task(exp: Any, cfg: dict, s: dict, ups: list) -> str:
-    task, rew = cfg.get("task", {}), cfg.get("reward", {})
-    return (f"task      {task.get('dataset', '?')}, {task.get('epochs', '?')} epochs, "
-            f"reward {rew.get('metric', '?')} target {rew.get('target', '?')} "
-            f"({rew.get('mode', '?')})")
+    """What scored the run: the proxy task (dataset, epochs), your objective or an evaluator,
+    then its space and the reward's cost target where it has one."""
+    from fnas.knowledge.describe import describe_run
+
+    d = describe_run(exp)
+    return (f"{d.label:<9} {one_line(d.text)}\nspace     {one_line(d.space)}"
+            + (f"\nreward    {d.reward}" if d.reward else ""))
 
 
 def _settings(exp: Any, cfg: dict, s: dict, ups: list) -> str:
@@ -187,7 +203,9 @@ def non_default_settings(config: dict[str, Any]) -> list[str]:
     left out, and so are those ``fnas show`` prints on their own lines."""
     from fnas.search.config import SearchConfig
 
-    default = _flat(SearchConfig().to_dict())
-    stored = _flat(config)
+    def as_stored(d: dict[str, Any]) -> dict[str, Any]:  # JSON's lists where tuples were
+        return _flat(json.loads(json.dumps(d, default=str)))
+
+    default, stored = as_stored(SearchConfig().to_dict()), as_stored(config)
     return [f"{k}={json.dumps(v, default=str)}" for k, v in stored.items()
             if k in default and k not in _SHOWN and v != default[k]]

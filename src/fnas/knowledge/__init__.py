@@ -5,9 +5,11 @@ The pool's names are imported lazily, so ``fnas.knowledge.Store`` stays free of 
 
 from typing import Any
 
+from fnas.knowledge.describe import RunDescription, describe_run
 from fnas.knowledge.store import EVAL_FLAGS, SCHEMA_VERSION, Evaluation, Experiment, Store
 
-__all__ = ["EVAL_FLAGS", "SCHEMA_VERSION", "Evaluation", "Experiment", "Store", "Pool",
+__all__ = ["EVAL_FLAGS", "SCHEMA_VERSION", "Evaluation", "Experiment", "Store",
+           "RunDescription", "describe_run", "Pool",
            "PoolSnapshot", "PoolEntry", "PoolStats", "BlockInit", "InitStats", "PoolWarning",
            "pool_stats"]
 

@@ -18,6 +18,7 @@ from fnas.report.html import (
     plot_best,
     plot_critic,
     plot_entropy,
+    plot_knowledge,
     plot_pareto,
     plot_pool,
     plot_replay,
@@ -27,7 +28,7 @@ from fnas.report.html import (
 
 __all__ = ["best_so_far_matrix", "plot_bench", "RunData", "load_run", "write_report",
            "figure_png", "plot_best", "plot_pareto", "plot_entropy", "plot_critic",
-           "plot_screening", "plot_pool", "plot_replay"]
+           "plot_screening", "plot_knowledge", "plot_pool", "plot_replay"]
 
 # The old paths, kept so existing code keeps working: fnas.report.bench_plot is the same module
 # object as fnas.benchmark.plot, and fnas.report.export as fnas.nn.export (moved there in

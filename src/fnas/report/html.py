@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fnas.errors import ConfigError
+from fnas.knowledge.describe import buildable, describe_run
 from fnas.knowledge.store import Evaluation, Store
 from fnas.report.plots import (
     figure_png,
@@ -63,7 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunData", "load_run", "render_report", "render_compare", "write_report",
            "pareto_front", "best_so_far", "figure_png", "plot_best", "plot_pareto",
-           "plot_entropy", "plot_critic", "plot_screening", "plot_pool", "plot_replay"]
+           "plot_entropy", "plot_critic", "plot_screening", "plot_knowledge", "plot_pool",
+           "plot_replay"]
 
 
 # ---- HTML ---------------------------------------------------------------------------------
@@ -107,27 +109,53 @@ def _flags(e: Evaluation) -> str:
     return ", ".join(f for f in ("trained", "cached", "predicted", "audited") if getattr(e, f))
 
 
-def _top_table(run: RunData) -> str:
+# the top table's optional columns: (heading, value of an evaluation); one that no ranked
+# evaluation has (an objective that returns the accuracy alone) is left out
+_COLUMNS = (("latency ms", lambda e: _fmt(e.latency_ms, 2)),
+            ("MACs (M)", lambda e: _fmt(e.macs / 1e6 if e.macs else None, 2)),
+            ("params (M)", lambda e: _fmt(e.params / 1e6 if e.params else None, 3)),
+            ("epochs", lambda e: _fmt(e.epochs)))
+
+
+def _top_table(store: Store, run: RunData) -> str:
     if not run.top:
         return '<p class="note">No successful real evaluation recorded yet.</p>'
+    cols = [(h, f) for h, f in _COLUMNS if any(f(e) != "-" for e in run.top)]
+    networks = buildable(run.top[0].arch)
     rows = []
     for i, e in enumerate(run.top, 1):
         rows.append(
             f"<tr><td>{i}</td><td>{_fmt(e.reward)}</td><td>{_fmt(e.accuracy)}</td>"
-            f"<td>{_fmt(e.latency_ms, 2)}</td><td>{_fmt(e.macs / 1e6 if e.macs else None, 2)}"
-            f"</td><td>{_fmt(e.params / 1e6 if e.params else None, 3)}</td>"
-            f"<td>{_fmt(e.epochs)}</td><td>{_e(_flags(e))}</td><td>{e.iteration}:{e.slot}</td>"
+            + "".join(f"<td>{f(e)}</td>" for _, f in cols)
+            + f"<td>{_e(_flags(e))}</td><td>{e.iteration}:{e.slot}</td>"
             f'<td class="arch">{_e(e.arch)}</td></tr>')
-    return ("<table><tr><th>rank</th><th>reward</th><th>accuracy</th><th>latency ms</th>"
-            "<th>MACs (M)</th><th>params (M)</th><th>epochs</th><th>flags</th>"
-            "<th>iter:slot</th><th>architecture (block string)</th></tr>"
-            + "".join(rows) + "</table>"
-            f'<p class="muted">Use one: <code>fnas train {_e(run.exp.name)}:1 --task ...</code>'
-            f" or <code>fnas export {_e(run.exp.name)}:1 --format onnx</code>.</p>")
+    return ("<table><tr><th>rank</th><th>reward</th><th>accuracy</th>"
+            + "".join(f"<th>{_e(h)}</th>" for h, _ in cols)
+            + "<th>flags</th><th>iter:slot</th><th>architecture"
+            + (" (block string)" if networks else "") + "</th></tr>"
+            + "".join(rows) + "</table>" + _use_hint(store, run, networks))
 
 
-def _summary_rows(run: RunData) -> list[tuple[str, str]]:
+def _use_hint(store: Store, run: RunData, networks: bool) -> str:
+    """How to use the best: ``fnas train`` / ``fnas export`` where its architectures are
+    networks fnas builds (block strings), else its values from Python (a space of your own)."""
+    name = _e(run.exp.name)
+    if networks:
+        return (f'<p class="muted">Use one: <code>fnas train {name}:1 --task ...</code> or '
+                f"<code>fnas export {name}:1 --format onnx</code>.</p>")
+    space = _e(run.exp.config.get("space", "..."))
+    return ('<p class="muted">The best from Python: <code>search = fnas.create_search('
+            f"{_e(json.dumps(str(store.root)))}, {_e(json.dumps(run.exp.name))}, "
+            "space=your_space, load_if_exists=True)</code>, then "
+            "<code>your_space.decode(search.best.decisions)</code> (its values; "
+            f"<code>your_space</code>: the space <code>{space}</code> the run searched).</p>")
+
+
+def _summary_rows(run: RunData) -> list[tuple[str, ...]]:
+    """``(key, value)`` pairs, or ``(key, value, title)``: a short value whose long form is
+    the cell's tooltip (and a details row)."""
     s, st, exp = run.summary, run.exp.stats, run.exp
+    d = describe_run(exp)
     n_pred = sum(e.predicted for e in run.evals)
     n_aud = sum(e.audited for e in run.evals)
     rows = [("strategy", exp.strategy), ("status", exp.status), ("seed", str(exp.seed)),
@@ -141,21 +169,33 @@ def _summary_rows(run: RunData) -> list[tuple[str, str]]:
             ("training seconds", _fmt(s["train_seconds"], 1))]
     if st.get("wall"):
         rows.append(("wall seconds (search)", _fmt(float(st["wall"]), 1)))
-    rows += [("task", exp.task_signature), ("space", exp.space_signature),
+    rows += [(d.label, d.text, d.signature), ("space", d.space),
+             *([("reward", d.reward)] if d.reward else []),
              ("created", time.strftime("%Y-%m-%d %H:%M", time.localtime(exp.created))),
              ("updated", time.strftime("%Y-%m-%d %H:%M", time.localtime(exp.updated)))]
     return rows
 
 
-def _kv(rows: list[tuple[str, str]], per_row: int = 3) -> str:
-    """Key-value pairs, ``per_row`` pairs to a table row; long values get a row of their own."""
+def _kv(rows: list[tuple[str, ...]], per_row: int = 3) -> str:
+    """Key-value pairs, ``per_row`` pairs to a table row; long values get a row of their own.
+    A pair with a third item (its long form) shows it as the cell's tooltip, and in a closed
+    ``<details>`` under the table."""
     short = [r for r in rows if len(r[1]) <= 40]
     long = [r for r in rows if len(r[1]) > 40]
-    cells = ["".join(f"<th>{_e(k)}</th><td>{_e(v)}</td>" for k, v in short[i:i + per_row])
+
+    def cell(r: tuple[str, ...]) -> str:
+        title = f' title="{_e(r[2])}"' if len(r) > 2 and r[2] != r[1] else ""
+        return f"<th>{_e(r[0])}</th><td{title}>{_e(r[1])}</td>"
+
+    cells = ["".join(cell(r) for r in short[i:i + per_row])
              for i in range(0, len(short), per_row)]
-    cells += [f'<th>{_e(k)}</th><td class="arch" colspan="{2 * per_row - 1}">{_e(v)}</td>'
-              for k, v in long]
-    return '<table class="kv">' + "".join(f"<tr>{c}</tr>" for c in cells) + "</table>"
+    cells += [cell(r).replace("<td", f'<td class="arch" colspan="{2 * per_row - 1}"', 1)
+              for r in long]
+    details = "".join(f'<details><summary class="muted">{_e(r[0])}: the full signature'
+                      f'</summary><pre>{_e(r[2])}</pre></details>'
+                      for r in rows if len(r) > 2 and r[2] != r[1])
+    return ('<table class="kv">' + "".join(f"<tr>{c}</tr>" for c in cells) + "</table>"
+            + details)
 
 
 def _page(title: str, body: list[str]) -> str:
@@ -178,17 +218,20 @@ def _footer(store: Store) -> str:
 def render_report(store: Store, run: RunData) -> str:
     """The HTML of one run's report."""
     exp = run.exp
+    d = describe_run(exp)
     pairs = critic_pairs(run)
     body = [f"<h1>fnas run <code>{_e(exp.name)}</code></h1>",
-            f'<p class="muted">{_e(exp.strategy)} search, {len(run.evals)} evaluations, '
-            f"status {_e(exp.status)}.</p>", _kv(_summary_rows(run)),
-            "<h2>Best-so-far reward</h2>", _img(plot_best([run]), "best so far", ""),
-            "<h2>Accuracy against cost</h2>",
-            _img(plot_pareto([run]), "pareto", ""),
-            "<h2>Top architectures</h2>", _top_table(run),
-            "<h2>Policy entropy</h2>",
-            _img(plot_entropy(run), "entropy", "This strategy keeps no policy (no updates)."),
-            "<h2>Critic</h2>"]
+            f'<p class="muted">{_e(exp.strategy)} search of {_e(d.label)} {_e(d.text)}; '
+            f"{len(run.evals)} evaluations, status {_e(exp.status)}.</p>",
+            _kv(_summary_rows(run)), "<h2>Best-so-far reward</h2>",
+            _img(plot_best([run]), "best so far", "No successful real evaluation yet.")]
+    pareto = plot_pareto([run])  # left out where no evaluation has a cost
+    if pareto is not None:
+        body += ["<h2>Accuracy against cost</h2>", _img(pareto, "pareto", "")]
+    body += ["<h2>Top architectures</h2>", _top_table(store, run),
+             "<h2>Policy entropy</h2>",
+             _img(plot_entropy(run), "entropy", "This strategy keeps no policy (no updates)."),
+             "<h2>Critic</h2>"]
     n_scr = screened(run)
     if n_scr is not None:
         acq = exp.config.get("fnas", {}).get("acquisition", "ucb")
@@ -213,9 +256,10 @@ def render_report(store: Store, run: RunData) -> str:
         body += ["<h2>Knowledge from earlier runs</h2><p class=\"muted\">the critic's trust in "
                  "it (how well it predicted this run's results against the run's own) and its "
                  "share of the critic's fit, per round.</p>", _img(knowledge, "knowledge", "")]
-    body += ["<h2>Knowledge pool</h2>",
-             _img(plot_pool(run), "pool", "The knowledge pool was off in this run.")]
     pooled = [e for e in run.evals if e.trained and e.pool_hit_ratio is not None]
+    if pooled or d.kind == "proxy":  # the pool initialises fnas's own trainings only
+        body += ["<h2>Knowledge pool</h2>",
+                 _img(plot_pool(run), "pool", "The knowledge pool was off in this run.")]
     if pooled:
         body.append(f'<p class="muted">{len(pooled)} pool-initialised trainings: mean hit '
                     f"ratio {np.mean([e.pool_hit_ratio for e in pooled]):.2f}, mean coverage "
@@ -244,10 +288,12 @@ def render_compare(store: Store, runs: Sequence[RunData]) -> str:
                     f'<td class="arch">{_e(r.top[0].arch) if r.top else "-"}</td></tr>')
     metrics = {r.metric for r in runs}
     body = [f"<h1>fnas: {len(runs)} runs compared</h1>", head + "".join(rows) + "</table>",
-            "<h2>Best-so-far reward</h2>", _img(plot_best(runs), "best so far", "")]
-    if len(metrics) == 1:
-        body += ["<h2>Accuracy against cost</h2>", _img(plot_pareto(runs), "pareto", "")]
-    else:
+            "<h2>Best-so-far reward</h2>",
+            _img(plot_best(runs), "best so far", "No successful real evaluation yet.")]
+    pareto = plot_pareto(runs) if len(metrics) == 1 else None
+    if pareto is not None:
+        body += ["<h2>Accuracy against cost</h2>", _img(pareto, "pareto", "")]
+    elif len(metrics) > 1:
         body.append('<p class="note">The runs target different metrics: no shared Pareto '
                     "plot.</p>")
     body.append("<h2>Configs</h2>")

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fnas.knowledge.describe import describe_run
 from fnas.report.run_data import RunData, best_so_far, cost_of, critic_pairs, pareto_front, screened
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["figure_png", "plot_best", "plot_pareto", "plot_entropy", "plot_critic",
-           "plot_screening", "plot_pool", "plot_replay"]
+           "plot_screening", "plot_knowledge", "plot_pool", "plot_replay"]
 
 
 def _figure(figsize: tuple[float, float], ncols: int = 1) -> tuple[Figure, Any]:
@@ -37,12 +38,22 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
 
 def _cost_label(run: RunData) -> str:
     if run.metric == "macs" or not any(e.latency_ms for e in run.real):
-        return "multiply-adds (M)"
-    return "latency (ms)"
+        return "multiply-adds (M, log scale)"
+    return "latency (ms, log scale)"
 
 
-def plot_best(runs: Sequence[RunData]) -> Figure:
-    """Best-so-far real reward against real trainings and against training seconds."""
+def _counted(ax: Any) -> None:
+    """Integer ticks on ``ax``'s x axis, which counts (updates, trainings): never 1.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_best(runs: Sequence[RunData]) -> Figure | None:
+    """Best-so-far real reward against real trainings and against training seconds (None: no
+    run has a real result yet)."""
+    if not any(len(best_so_far(run)[2]) for run in runs):
+        return None
     fig, axes = _figure((10, 3.8), 2)
     for run in runs:
         n, s, y = best_so_far(run)
@@ -50,6 +61,7 @@ def plot_best(runs: Sequence[RunData]) -> Figure:
             axes[0].step(n, y, where="post", label=run.exp.name)
             axes[1].step(s, y, where="post", label=run.exp.name)
     axes[0].set_xlabel("real trainings")
+    _counted(axes[0])
     axes[1].set_xlabel("training compute (cumulative rollout seconds)")
     for ax in axes:
         ax.set_ylabel("best real reward so far")
@@ -60,13 +72,22 @@ def plot_best(runs: Sequence[RunData]) -> Figure:
     return fig
 
 
-def plot_pareto(runs: Sequence[RunData]) -> Figure:
-    """Every real evaluation as accuracy against cost, each run's Pareto front, the target."""
-    fig, ax = _figure((7, 4.5))
+def _points(run: RunData, metric: str) -> list[tuple[float, float]]:
+    """``(cost, accuracy)`` of the run's real evaluations that have both (a cost above 0)."""
+    return [(c, e.accuracy) for e in run.real if e.accuracy is not None
+            and (c := cost_of(e, metric)) is not None and c > 0]
+
+
+def plot_pareto(runs: Sequence[RunData]) -> Figure | None:
+    """Every real evaluation as accuracy against cost on a log axis (one slow architecture
+    does not flatten the front), each run's Pareto front, the target (None: no evaluation
+    recorded a cost, as an objective that returns the accuracy alone)."""
     metric = runs[0].metric
+    if not any(_points(run, metric) for run in runs):
+        return None
+    fig, ax = _figure((7, 4.5))
     for i, run in enumerate(runs):
-        pts = [(cost_of(e, metric), e.accuracy) for e in run.real
-               if e.accuracy is not None and cost_of(e, metric) is not None]
+        pts = _points(run, metric)
         if not pts:
             continue
         c, a = zip(*pts, strict=True)
@@ -80,9 +101,16 @@ def plot_pareto(runs: Sequence[RunData]) -> Figure:
     if t is not None:
         t_plot = t / 1e6 if metric == "macs" else t
         ax.axvline(t_plot, color="k", ls="--", lw=1, label=f"target T = {t_plot:g}")
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_xscale("log")
+    for set_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        set_formatter(LogFormatter())  # 0.5, 2, 10: plain numbers, not 10^0
     ax.set_xlabel(_cost_label(runs[0]))
-    ax.set_ylabel("held-out accuracy")
-    ax.grid(alpha=0.3)
+    # the proxy task's accuracy is measured on held-out images; an objective's is its own
+    proxy = all(describe_run(run.exp).kind == "proxy" for run in runs)
+    ax.set_ylabel("held-out accuracy" if proxy else "accuracy")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Every real evaluation: accuracy against cost")
     return fig
@@ -102,6 +130,7 @@ def plot_entropy(run: RunData) -> Figure | None:
         ax.axhline(floor, c="k", ls=":", lw=1, label="entropy floor")
         ax.legend(fontsize=8)
     ax.set_xlabel("policy update")
+    _counted(ax)
     ax.set_ylabel("mean entropy per decision (nats)")
     ax.grid(alpha=0.3)
     ax.set_title("Policy entropy per update")
@@ -145,6 +174,8 @@ def plot_screening(run: RunData) -> Figure | None:
               label="screened out")
     ax[0].set_xlabel("real trainings so far")
     ax[0].set_ylabel("candidates per round")
+    _counted(ax[0])
+    _counted(ax[1])
     ax[0].set_title("What the critic screened out per round")
     ax[0].grid(alpha=0.3)
     tau = [(u["n_trained"], u.get("critic/pick_tau")) for u in ups]
@@ -172,6 +203,7 @@ def plot_knowledge(run: RunData) -> Figure | None:
     ax.plot(x, [u["knowledge/share"] for u in ups], marker=".", label="share of the fit")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("real trainings so far")
+    _counted(ax)
     ax.set_title("Knowledge weighed per round")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -191,6 +223,7 @@ def plot_pool(run: RunData) -> Figure | None:
             label="coverage (parameters copied)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("pool-initialised training")
+    _counted(ax)
     ax.set_ylabel("share")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -213,6 +246,7 @@ def plot_replay(run: RunData) -> Figure | None:
     for q in ("p10", "p50", "p90"):
         axes[1].plot(it, [u.get(f"replay/c_{q}", np.nan) for u in ups], ".-", label=q)
     axes[1].set_xlabel("policy update")
+    _counted(axes[1])
     axes[1].set_ylabel("c")
     axes[1].set_title("Quantiles of c per update")
     axes[1].legend(fontsize=8)
