@@ -127,3 +127,22 @@ def test_bench_plot_keeps_every_strategy_visible():
     # the later curve lies on top, thinner: the one beneath shows around it
     assert lines[2].get_zorder() > lines[1].get_zorder()
     assert lines[2].get_linewidth() < lines[1].get_linewidth()
+
+
+@pytest.mark.parametrize("signature, config, label, text, reward", [
+    ("proxy|digits|val=0.2|...", {"task": {"dataset": "cifar10", "epochs": 1},
+                                  "reward": {"metric": "latency", "target": 80.0}},
+     "task", "cifar10, 1 epoch", "80 ms latency target (soft)"),
+    ("objective:pkg.mod.make.<locals>.f@v2", {"objective": "objective:pkg.mod.make.<locals>.f@v2"},
+     "objective", "f (pkg.mod.make.<locals>.f), version v2", None),
+    ("macro|/data/nas-bench-macro_cifar10.json|noisy=False|", {"reward": {"metric": "macs",
+                                                                         "target": 2e8}},
+     "evaluator", "NAS-Bench-Macro table nas-bench-macro_cifar10.json",
+     "200M multiply-adds target (soft)"),
+    ("proxy|x", {"task": "damaged", "reward": {"target": "?!"}}, "task", "?, ? epochs",
+     "? target ?!"),
+])
+def test_describe_run_from_the_record_alone(signature, config, label, text, reward):
+    exp = SimpleNamespace(task_signature=signature, config=config, space_signature="s-1")
+    d = describe_run(exp)
+    assert (d.label, d.text, d.reward, d.signature) == (label, text, reward, signature)

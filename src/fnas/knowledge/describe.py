@@ -36,16 +36,23 @@ class RunDescription:
     objective's own)."""
 
 
+def _table(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    """``cfg[key]`` if it is a table (a damaged row's may not be), else an empty one."""
+    value = cfg.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _reward(cfg: dict[str, Any]) -> str | None:
-    rew = cfg.get("reward") or {}
+    rew = _table(cfg, "reward")
     target = rew.get("target")
     if target is None:
         return None
-    metric = rew.get("metric", "latency")
-    if metric == "macs":
-        shown = f"{float(target) / 1e6:g}M multiply-adds"
-    else:
-        shown = f"{float(target):g} ms latency"
+    try:
+        value = float(target)
+    except (TypeError, ValueError):  # a damaged row: its value as it is
+        return f"{rew.get('metric', '?')} target {str(target)[:40]}"
+    shown = (f"{value / 1e6:g}M multiply-adds" if rew.get("metric") == "macs"
+             else f"{value:g} ms latency")
     return f"{shown} target ({rew.get('mode', 'soft')})"
 
 
@@ -89,7 +96,7 @@ def describe_run(exp: Any) -> RunDescription:
         space = f"{space_name} ({space})"
     reward = _reward(cfg)
     if sig.startswith("proxy|"):
-        task = cfg.get("task") or {}
+        task = _table(cfg, "task")
         epochs = task.get("epochs", "?")
         return RunDescription("proxy", "task", f"{task.get('dataset', '?')}, {epochs} "
                               f"epoch{'' if epochs == 1 else 's'}", sig, space, reward)
