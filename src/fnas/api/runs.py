@@ -14,23 +14,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fnas.api.results import best_of, direction_of, params_of, run_space, trials_frame, value_of
 from fnas.errors import ConfigError, FnasError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
+from fnas.knowledge.records import Evaluation
 from fnas.knowledge.store import Experiment, Store, check_run_name
 from fnas.search.config import SearchConfig
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.trainer import MAX_COUNT, check_int
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["Search", "open_search", "load_search", "search_config", "open_store"]
 
 
 class Search:
     """One search recorded in a store: run it with :meth:`optimize`, read it with
-    :attr:`best`, :meth:`trials` and :meth:`trials_dataframe`. Made by
+    :attr:`best_params`, :attr:`best_value`, :attr:`best`, :meth:`trials` and
+    :meth:`trials_dataframe`. Made by
     :func:`fnas.create_search`, :func:`open_search` or :func:`load_search`.
 
     ``name`` None is a new run that fnas names as it records it (``name`` then holds the
@@ -109,24 +115,87 @@ class Search:
             pass
 
     @property
-    def experiment(self) -> Any:
+    def experiment(self) -> Experiment:
+        """The run's record in the store (its settings, status, budget...).
+
+        Raises:
+            StoreError: the run has not started yet, or the store is damaged.
+        """
         return self.store.get_experiment(self.name)
 
     @property
-    def best(self) -> Any:
-        """The best really evaluated result (an ``Evaluation``: ``arch``, ``reward``,
-        ``accuracy``...), or None before any."""
+    def direction(self) -> str:
+        """``maximize`` or ``minimize``: what the run does with its objective's value (a run
+        not started yet: what it will do)."""
+        if self.config is not None and not self.exists:
+            return self.config.direction
+        return direction_of(self.experiment)
+
+    @property
+    def best(self) -> Evaluation | None:
+        """The best really evaluated result (an ``Evaluation``: ``arch``, ``decisions``,
+        ``reward``, ``accuracy``...), or None before any."""
         top = self.store.top(self.experiment.id, 1)
         return top[0] if top else None
 
-    def trials(self) -> list[Any]:
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best result's ``{decision name: chosen value}``, decoded by the run's space (as
+        Optuna's ``study.best_params``).
+
+        Raises:
+            StoreError: no result yet. ConfigError: the run's space is not known in this
+                process (pass ``space=``, or register it).
+        """
+        exp = self.experiment
+        return params_of(run_space(exp, self.space), best_of(self.store, exp))
+
+    @property
+    def best_value(self) -> float:
+        """The best result's value, in the objective's units (as Optuna's
+        ``study.best_value``): the accuracy (or the dict's ``reward``) an objective returned,
+        the least value for ``direction="minimize"``, or the proxy task's MnasNet reward.
+
+        Raises:
+            StoreError: no result yet.
+        """
+        exp = self.experiment
+        best = best_of(self.store, exp)  # a result that counts: it has a value
+        return -best.reward if direction_of(exp) == "minimize" else best.reward
+
+    def trials(self) -> list[Evaluation]:
         """Every evaluation of the run, in order."""
         return self.store.evaluations(self.experiment.id)
 
-    def trials_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame, one row each (``Store.to_dataframe``; needs
-        pandas)."""
-        return self.store.to_dataframe(self.name)
+    def trials_dataframe(self) -> pd.DataFrame:
+        """The evaluations as a pandas DataFrame, one row each (needs pandas): after ``run``,
+        Optuna's ``value``, ``datetime_start``, ``datetime_complete``, ``duration`` and one
+        ``params_<decision>`` column per decision (:func:`fnas.api.results.trials_frame`),
+        then ``Store.to_dataframe``'s columns (:mod:`fnas.knowledge.frame`).
+
+        Raises:
+            ImportError: no pandas. ConfigError: the run's space is not known here.
+        """
+        exp = self.experiment
+        return trials_frame(self.store, exp, run_space(exp, self.space))
+
+    def __repr__(self) -> str:
+        if not self.exists:
+            what = "not started"
+            if self.config is not None:
+                what += f", {self.config.strategy} on space {self.config.space!r}, budget " \
+                        f"{self.config.budget}, {self.config.direction}"
+            return f"<Search {self.name!r} in {self.store.root}: {what}>"
+        try:
+            exp = self.experiment
+            n, best = len(self.trials()), self.store.top(exp.id, 1)
+        except FnasError as e:
+            return f"<Search {self.name!r} in {self.store.root}: unreadable ({e})>"
+        value = value_of(best[0], direction_of(exp)) if best else None
+        shown = f", best value {value:.6g}" if value is not None else ", no result yet"
+        return (f"<Search {exp.name!r} in {self.store.root}: {exp.status}, {n}/{exp.budget} "
+                f"evaluations, {exp.strategy} on space {exp.config.get('space')!r}, "
+                f"{direction_of(exp)}{shown}>")
 
 
 def open_store(store: str | Path | Store, create: bool = True) -> Store:
