@@ -259,6 +259,8 @@ class SearchConfig:
         into an equal config."""
         d = asdict(self)
         del d["strategy_config"]
+        if d["direction"] == "maximize":  # what every run did before it existed: its shape
+            del d["direction"]            # stays as it was (a resume reads it back so)
         return {**d, **stored_tables(self.strategy_config)}
 
     def with_settings(self, d: dict[str, Any]) -> SearchConfig:
