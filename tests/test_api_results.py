@@ -190,3 +190,42 @@ def test_mypy_sees_create_searchs_signature(tmp_path):
     assert _mypy(tmp_path, "").strip() == ""
     errors = _mypy(tmp_path, ", budgett=3")
     assert 'example.py:7: error: Unexpected keyword argument "budgett"' in errors, errors
+
+
+def tagged(arch):
+    """``score``, with the evaluating process's id recorded as the ``params`` count."""
+    return {"accuracy": score(arch), "params": os.getpid()}
+
+
+@pytest.mark.slow  # Ray's workers import fnas and torch for their first tasks: ~10 s
+@pytest.mark.xdist_group("ray")
+def test_n_workers_runs_a_batch_on_ray_in_parallel(tmp_path, local_ray):
+    """Recorded in completion order, every slot once, none evaluated in this process."""
+    local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:  # one batch of 4 on the session's Ray (2 CPUs): 2 in flight
+        search = _search(tmp_path, "par", objective=tagged, strategy="random")
+        search.optimize(budget=4, progress=False, n_workers=2)
+    finally:
+        local_ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    trials = search.trials()
+    assert sorted(e.slot for e in trials) == [0, 1, 2, 3] and all(e.status == "ok" for e in trials)
+    assert os.getpid() not in {e.params for e in trials}  # evaluated in Ray's workers
+    assert local_ray.is_initialized()  # the session's Ray, joined, is left running
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"n_workers": 0}, "n_workers"),
+    ({"executor": "dask"}, "expected 'local', 'ray'"),
+    ({"executor": "local", "n_workers": 2}, "one evaluation at a time"),
+])
+def test_bad_workers_or_executor_are_refused_before_anything_runs(tmp_path, kw, match):
+    search = _search(tmp_path, "w")
+    with pytest.raises(ConfigError, match=match):
+        search.optimize(budget=4, progress=False, **kw)
+    assert not search.exists
+
+
+def test_n_workers_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes the import fail
+    with pytest.raises(ConfigError, match=r"n_workers=3 .* pip install 'fnas\[ray\]'"):
+        _search(tmp_path, "w").optimize(budget=4, progress=False, n_workers=3)

@@ -63,7 +63,8 @@ class Search:
 
     def optimize(self, budget: int | None = None, *, progress: bool = True,
                  stop_after: int | None = None, callbacks: Sequence[Any] = (),
-                 budget_seconds: float | None = None) -> SearchOutcome:
+                 budget_seconds: float | None = None, n_workers: int | None = None,
+                 executor: str | Executor | None = None) -> SearchOutcome:
         """Run the search until its total ``budget`` (default: the configured one) is spent;
         a search that exists resumes from its last checkpoint, and a larger ``budget``
         extends a finished one. ``budget_seconds`` also stops it when that much compute
@@ -72,17 +73,32 @@ class Search:
         of each evaluation) run after each evaluation and update; one may raise
         ``StopSearch``.
 
+        ``n_workers`` evaluates that many architectures of a batch at once, as Ray tasks (a
+        local Ray is started, or the one this process joined is used; the objective must be
+        picklable by cloudpickle). ``executor`` (for this call; default: the search's):
+        ``"local"`` (here, one at a time), ``"ray"`` (``n_workers`` at once, 2 by default) or
+        an :class:`~fnas.execution.executors.Executor`.
+
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).
+
+        Raises:
+            ConfigError: a bad ``n_workers`` or ``executor``, or Ray missing for them.
         """
         if budget is not None:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
+        made = _call_executor(executor, n_workers)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
-                  stop_after=stop_after, callbacks=tuple(callbacks), executor=self.executor)
-        if self.name is None:  # a new run: no other thread can know the name it will get
-            return self._optimize(budget, budget_seconds, kw)
-        with self.store.running(self.name):  # another thread of this process: refused
-            return self._optimize(budget, budget_seconds, kw)
+                  stop_after=stop_after, callbacks=tuple(callbacks),
+                  executor=self.executor if made is None else made)
+        try:
+            if self.name is None:  # a new run: no other thread can know the name it will get
+                return self._optimize(budget, budget_seconds, kw)
+            with self.store.running(self.name):  # another thread of this process: refused
+                return self._optimize(budget, budget_seconds, kw)
+        finally:
+            if made is not None and made is not executor:
+                made.close()  # a Ray this call started ends with it
 
     def _optimize(self, budget: int | None, budget_seconds: float | None,
                   kw: dict[str, Any]) -> SearchOutcome:
@@ -196,6 +212,36 @@ class Search:
         return (f"<Search {exp.name!r} in {self.store.root}: {exp.status}, {n}/{exp.budget} "
                 f"evaluations, {exp.strategy} on space {exp.config.get('space')!r}, "
                 f"{direction_of(exp)}{shown}>")
+
+
+def _call_executor(executor: Any, n_workers: Any) -> Executor | None:
+    """The executor of one :meth:`Search.optimize` call (see there); None: the search's."""
+    if n_workers is not None:
+        n_workers = check_int(n_workers, "n_workers", 1, MAX_COUNT)
+    if isinstance(executor, Executor):
+        if n_workers is not None and n_workers != executor.parallel:
+            raise ConfigError(f"n_workers={n_workers}, but the executor given runs "
+                              f"{executor.parallel} at once: give one of them")
+        return executor
+    if executor not in (None, "local", "ray"):
+        raise ConfigError(f"executor={executor!r:.60}: expected 'local', 'ray' or a "
+                          "fnas.execution.executors.Executor")
+    if executor == "local":
+        if n_workers not in (None, 1):
+            raise ConfigError(f"n_workers={n_workers} with executor='local', which runs one "
+                              "evaluation at a time: use executor='ray'")
+        return LocalExecutor()
+    if executor is None and n_workers in (None, 1):
+        return None
+    try:
+        import ray  # noqa: F401  (only whether it is there)
+    except ImportError:
+        raise ConfigError(f"n_workers={n_workers or 2} runs evaluations in parallel as Ray "
+                          "tasks, and Ray is not installed: pip install 'fnas[ray]' (or "
+                          "pip install 'ray>=2.9')") from None
+    from fnas.execution.executors import RayExecutor
+
+    return RayExecutor(parallel=n_workers or 2)
 
 
 def open_store(store: str | Path | Store, create: bool = True) -> Store:
