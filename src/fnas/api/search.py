@@ -11,7 +11,8 @@
     search = fnas.create_search(store="runs/", name="my-search", space="mnas",
                                 objective=train_and_score, load_if_exists=True)
     search.optimize(budget=64)             # resumes where it stopped if it exists
-    search.best, search.trials_dataframe()
+    search.best_params, search.best_value  # as Optuna's; search.best: the whole record
+    search.trials_dataframe()              # one row per evaluation, params_<decision> columns
 
 Modelled on Optuna's ``create_study(...).optimize(objective)``. The objective is wrapped into
 an :class:`~fnas.execution.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); everything else
