@@ -106,9 +106,12 @@ def test_minimize_keeps_the_least_value_in_the_objectives_units(tmp_path):
     again = _search(tmp_path, "min", objective=loss, load_if_exists=True)
     again.optimize(budget=12, progress=False)
     assert again.best_value == pytest.approx(min(loss(score_args(e)) for e in again.trials()))
+    other = _search(tmp_path, "min", objective=loss, load_if_exists=True, direction="maximize")
+    db = tmp_path / "fnas.db"
+    before = db.read_bytes(), Path(f"{db}-wal").read_bytes()
     with pytest.raises(ConfigError, match="recorded to minimize"):
-        _search(tmp_path, "min", objective=loss, load_if_exists=True,
-                direction="maximize").optimize(budget=16, progress=False)
+        other.optimize(budget=16, progress=False)
+    assert (db.read_bytes(), Path(f"{db}-wal").read_bytes()) == before  # refused: unchanged
 
 
 def test_minimize_never_shares_cached_rewards_with_maximize(tmp_path):

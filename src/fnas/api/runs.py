@@ -20,6 +20,7 @@ from fnas.api.results import best_of, direction_of, params_of, run_space, trials
 from fnas.errors import ConfigError, FnasError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
+from fnas.execution.objective import ObjectiveEvaluator
 from fnas.knowledge.records import Evaluation
 from fnas.knowledge.store import Experiment, Store, check_run_name
 from fnas.search.config import SearchConfig
@@ -104,6 +105,8 @@ class Search:
                   kw: dict[str, Any]) -> SearchOutcome:
         try:
             if self.config is None or self.exists:
+                if isinstance(self.evaluator, ObjectiveEvaluator):  # refused before any write
+                    self.evaluator.directed(direction_of(self.experiment))
                 self.outcome = resume_search(self.store, self.name, budget=budget,
                                              budget_seconds=budget_seconds, **kw)
             else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from fnas.api.runs import Search, open_search
 from fnas.errors import ConfigError
@@ -190,7 +190,8 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
                   reward: RewardConfig | None = None,
                   catch: tuple[type[BaseException], ...] = (),
                   timeout: float | None = None, executor: Executor | None = None,
-                  direction: str | None = None, **settings: Unpack[SearchSettings]) -> Search:
+                  direction: Literal["maximize", "minimize"] | None = None,
+                  **settings: Unpack[SearchSettings]) -> Search:
     """A search over ``space`` that scores architectures with ``objective``.
 
     Args:
