@@ -15,13 +15,24 @@ from typing import TYPE_CHECKING
 
 from fnas.api import export, train
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what __getattr__ gives, as type checkers (mypy, pyright) should see it
+    from fnas.api.bench import bench
+    from fnas.api.search import (
+        Choices,
+        ObjectiveError,
+        ObjectiveEvaluator,
+        Search,
+        create_search,
+        make_space,
+        register_space,
+    )
     from fnas.nn.builder import Net
     from fnas.space.spec import ArchSpec
+    from fnas.tasks.user_data import register_dataset, unregister_dataset
 
 __all__ = ["__version__", "build", "load", "train", "export", "create_search", "make_space",
            "register_space", "Search", "ObjectiveEvaluator", "bench", "register_dataset",
-           "unregister_dataset"]
+           "unregister_dataset", "Choices", "ObjectiveError"]
 
 _API = {"create_search", "make_space", "register_space", "Search", "ObjectiveEvaluator",
         "Choices", "ObjectiveError"}

@@ -14,23 +14,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fnas.api.results import best_of, direction_of, params_of, run_space, trials_frame, value_of
 from fnas.errors import ConfigError, FnasError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
+from fnas.execution.objective import ObjectiveEvaluator
+from fnas.knowledge.records import Evaluation
 from fnas.knowledge.store import Experiment, Store, check_run_name
 from fnas.search.config import SearchConfig
 from fnas.search.loop import SearchOutcome, resume_search, run_search
 from fnas.space.factorized import FactorizedSpace
 from fnas.tasks.trainer import MAX_COUNT, check_int
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["Search", "open_search", "load_search", "search_config", "open_store"]
 
 
 class Search:
     """One search recorded in a store: run it with :meth:`optimize`, read it with
-    :attr:`best`, :meth:`trials` and :meth:`trials_dataframe`. Made by
+    :attr:`best_params`, :attr:`best_value`, :attr:`best`, :meth:`trials` and
+    :meth:`trials_dataframe`. Made by
     :func:`fnas.create_search`, :func:`open_search` or :func:`load_search`.
 
     ``name`` None is a new run that fnas names as it records it (``name`` then holds the
@@ -57,7 +64,8 @@ class Search:
 
     def optimize(self, budget: int | None = None, *, progress: bool = True,
                  stop_after: int | None = None, callbacks: Sequence[Any] = (),
-                 budget_seconds: float | None = None) -> SearchOutcome:
+                 budget_seconds: float | None = None, n_workers: int | None = None,
+                 executor: str | Executor | None = None) -> SearchOutcome:
         """Run the search until its total ``budget`` (default: the configured one) is spent;
         a search that exists resumes from its last checkpoint, and a larger ``budget``
         extends a finished one. ``budget_seconds`` also stops it when that much compute
@@ -66,22 +74,39 @@ class Search:
         of each evaluation) run after each evaluation and update; one may raise
         ``StopSearch``.
 
+        ``n_workers`` evaluates that many architectures of a batch at once, as Ray tasks (a
+        local Ray is started, or the one this process joined is used; the objective must be
+        picklable by cloudpickle). ``executor`` (for this call; default: the search's):
+        ``"local"`` (here, one at a time), ``"ray"`` (``n_workers`` at once, 2 by default) or
+        an :class:`~fnas.execution.executors.Executor`.
+
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).
+
+        Raises:
+            ConfigError: a bad ``n_workers`` or ``executor``, or Ray missing for them.
         """
         if budget is not None:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
+        made = _call_executor(executor, n_workers)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
-                  stop_after=stop_after, callbacks=tuple(callbacks), executor=self.executor)
-        if self.name is None:  # a new run: no other thread can know the name it will get
-            return self._optimize(budget, budget_seconds, kw)
-        with self.store.running(self.name):  # another thread of this process: refused
-            return self._optimize(budget, budget_seconds, kw)
+                  stop_after=stop_after, callbacks=tuple(callbacks),
+                  executor=self.executor if made is None else made)
+        try:
+            if self.name is None:  # a new run: no other thread can know the name it will get
+                return self._optimize(budget, budget_seconds, kw)
+            with self.store.running(self.name):  # another thread of this process: refused
+                return self._optimize(budget, budget_seconds, kw)
+        finally:
+            if made is not None and made is not executor:
+                made.close()  # a Ray this call started ends with it
 
     def _optimize(self, budget: int | None, budget_seconds: float | None,
                   kw: dict[str, Any]) -> SearchOutcome:
         try:
             if self.config is None or self.exists:
+                if isinstance(self.evaluator, ObjectiveEvaluator):  # refused before any write
+                    self.evaluator.directed(direction_of(self.experiment))
                 self.outcome = resume_search(self.store, self.name, budget=budget,
                                              budget_seconds=budget_seconds, **kw)
             else:
@@ -109,24 +134,117 @@ class Search:
             pass
 
     @property
-    def experiment(self) -> Any:
+    def experiment(self) -> Experiment:
+        """The run's record in the store (its settings, status, budget...).
+
+        Raises:
+            StoreError: the run has not started yet, or the store is damaged.
+        """
         return self.store.get_experiment(self.name)
 
     @property
-    def best(self) -> Any:
-        """The best really evaluated result (an ``Evaluation``: ``arch``, ``reward``,
-        ``accuracy``...), or None before any."""
+    def direction(self) -> str:
+        """``maximize`` or ``minimize``: what the run does with its objective's value (a run
+        not started yet: what it will do)."""
+        if self.config is not None and not self.exists:
+            return self.config.direction
+        return direction_of(self.experiment)
+
+    @property
+    def best(self) -> Evaluation | None:
+        """The best really evaluated result (an ``Evaluation``: ``arch``, ``decisions``,
+        ``reward``, ``accuracy``...), or None before any."""
         top = self.store.top(self.experiment.id, 1)
         return top[0] if top else None
 
-    def trials(self) -> list[Any]:
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best result's ``{decision name: chosen value}``, decoded by the run's space (as
+        Optuna's ``study.best_params``).
+
+        Raises:
+            StoreError: no result yet. ConfigError: the run's space is not known in this
+                process (pass ``space=``, or register it).
+        """
+        exp = self.experiment
+        return params_of(run_space(exp, self.space), best_of(self.store, exp))
+
+    @property
+    def best_value(self) -> float:
+        """The best result's value, in the objective's units (as Optuna's
+        ``study.best_value``): the accuracy (or the dict's ``reward``) an objective returned,
+        the least value for ``direction="minimize"``, or the proxy task's MnasNet reward.
+
+        Raises:
+            StoreError: no result yet.
+        """
+        exp = self.experiment
+        best = best_of(self.store, exp)  # a result that counts: it has a value
+        return -best.reward if direction_of(exp) == "minimize" else best.reward
+
+    def trials(self) -> list[Evaluation]:
         """Every evaluation of the run, in order."""
         return self.store.evaluations(self.experiment.id)
 
-    def trials_dataframe(self) -> Any:
-        """The evaluations as a pandas DataFrame, one row each (``Store.to_dataframe``; needs
-        pandas)."""
-        return self.store.to_dataframe(self.name)
+    def trials_dataframe(self) -> pd.DataFrame:
+        """The evaluations as a pandas DataFrame, one row each (needs pandas): after ``run``,
+        Optuna's ``value``, ``datetime_start``, ``datetime_complete``, ``duration`` and one
+        ``params_<decision>`` column per decision (:func:`fnas.api.results.trials_frame`),
+        then ``Store.to_dataframe``'s columns (:mod:`fnas.knowledge.frame`).
+
+        Raises:
+            ImportError: no pandas. ConfigError: the run's space is not known here.
+        """
+        exp = self.experiment
+        return trials_frame(self.store, exp, run_space(exp, self.space))
+
+    def __repr__(self) -> str:
+        if not self.exists:
+            what = "not started"
+            if self.config is not None:
+                what += f", {self.config.strategy} on space {self.config.space!r}, budget " \
+                        f"{self.config.budget}, {self.config.direction}"
+            return f"<Search {self.name!r} in {self.store.root}: {what}>"
+        try:
+            exp = self.experiment
+            n, best = len(self.trials()), self.store.top(exp.id, 1)
+        except FnasError as e:
+            return f"<Search {self.name!r} in {self.store.root}: unreadable ({e})>"
+        value = value_of(best[0], direction_of(exp)) if best else None
+        shown = f", best value {value:.6g}" if value is not None else ", no result yet"
+        return (f"<Search {exp.name!r} in {self.store.root}: {exp.status}, {n}/{exp.budget} "
+                f"evaluations, {exp.strategy} on space {exp.config.get('space')!r}, "
+                f"{direction_of(exp)}{shown}>")
+
+
+def _call_executor(executor: Any, n_workers: Any) -> Executor | None:
+    """The executor of one :meth:`Search.optimize` call (see there); None: the search's."""
+    if n_workers is not None:
+        n_workers = check_int(n_workers, "n_workers", 1, MAX_COUNT)
+    if isinstance(executor, Executor):
+        if n_workers is not None and n_workers != executor.parallel:
+            raise ConfigError(f"n_workers={n_workers}, but the executor given runs "
+                              f"{executor.parallel} at once: give one of them")
+        return executor
+    if executor not in (None, "local", "ray"):
+        raise ConfigError(f"executor={executor!r:.60}: expected 'local', 'ray' or a "
+                          "fnas.execution.executors.Executor")
+    if executor == "local":
+        if n_workers not in (None, 1):
+            raise ConfigError(f"n_workers={n_workers} with executor='local', which runs one "
+                              "evaluation at a time: use executor='ray'")
+        return LocalExecutor()
+    if executor is None and n_workers in (None, 1):
+        return None
+    try:
+        import ray  # noqa: F401  (only whether it is there)
+    except ImportError:
+        raise ConfigError(f"n_workers={n_workers or 2} runs evaluations in parallel as Ray "
+                          "tasks, and Ray is not installed: pip install 'fnas[ray]' (or "
+                          "pip install 'ray>=2.9')") from None
+    from fnas.execution.executors import RayExecutor
+
+    return RayExecutor(parallel=n_workers or 2)
 
 
 def open_store(store: str | Path | Store, create: bool = True) -> Store:

@@ -11,7 +11,8 @@
     search = fnas.create_search(store="runs/", name="my-search", space="mnas",
                                 objective=train_and_score, load_if_exists=True)
     search.optimize(budget=64)             # resumes where it stopped if it exists
-    search.best, search.trials_dataframe()
+    search.best_params, search.best_value  # as Optuna's; search.best: the whole record
+    search.trials_dataframe()              # one row per evaluation, params_<decision> columns
 
 Modelled on Optuna's ``create_study(...).optimize(objective)``. The objective is wrapped into
 an :class:`~fnas.execution.evaluators.Evaluator` (:class:`ObjectiveEvaluator`); everything else
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from fnas.api.runs import Search, open_search
 from fnas.errors import ConfigError
@@ -41,9 +42,38 @@ from fnas.search.config import (
 )
 from fnas.space.factorized import MAX_DECISIONS, Decision, FactorizedSpace, choice_key
 from fnas.tasks.reward import RewardConfig
+from fnas.tasks.trainer import TaskConfig
 
-__all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "create_search",
-           "make_space", "register_space"]
+if TYPE_CHECKING:  # typing.Unpack is 3.11's; type checkers know typing_extensions' everywhere
+    from typing_extensions import Unpack
+
+__all__ = ["Choices", "ObjectiveError", "ObjectiveEvaluator", "Search", "SearchSettings",
+           "create_search", "make_space", "register_space"]
+
+
+class SearchSettings(TypedDict, total=False):
+    """The :class:`~fnas.search.config.SearchConfig` fields that :func:`create_search` takes as
+    keywords beyond its own parameters, typed for mypy and pyright (a misspelt keyword is a
+    type error; at run time it is a ``ConfigError``). A test keeps it in step with
+    ``SearchConfig``."""
+
+    task: TaskConfig | Mapping[str, Any]
+    knowledge: str
+    knowledge_as: str
+    budget_counts: str
+    max_samples: int | None
+    checkpoint: bool
+    pool: str
+    pool_epochs: int | None
+    replay: str
+    budget_seconds: float | None
+    eval_timeout: float | None
+    eval_isolation: str
+    strategy_config: Any
+    fnas: Any
+    ppo: Any
+    rea: Any
+    replay_cfg: Any
 
 
 class Choices(Mapping):
@@ -130,6 +160,28 @@ def register_space(name: str, space: FactorizedSpace | Callable[..., FactorizedS
     SPACES[name] = factory
 
 
+_OWN = {"store", "name", "space", "objective", "load_if_exists", "version", "strategy",
+        "budget", "batch", "seed", "reward", "catch", "timeout", "executor", "direction"}
+"""create_search's own parameters (a setting of the same name is one of them)."""
+
+
+def _check_direction(direction: Any, objective: Any, reward: RewardConfig | None,
+                     catch: Any, timeout: Any) -> None:
+    """``direction`` is one an objective function can take, in one line if not."""
+    if direction is None or direction == "maximize":
+        return
+    if direction != "minimize":
+        raise ConfigError(f"direction={direction!r:.40}: expected 'maximize' or 'minimize'")
+    if objective is None or isinstance(objective, Evaluator):
+        raise ConfigError("direction='minimize' needs an objective function (objective=f, "
+                          "f(arch) -> the value to minimise): an evaluator's reward and the "
+                          "proxy task's are maximised")
+    if reward is None and (catch or timeout is not None):
+        raise ConfigError("direction='minimize' with catch= or timeout=: pass reward="
+                          "RewardConfig(failure_reward=R), the reward a failed architecture "
+                          "gets (R = minus the value it should count as, e.g. -10.0)")
+
+
 def create_search(store: str | Path | Any = "fnas-store", name: str | None = None,
                   space: str | FactorizedSpace = "mnas",
                   objective: Callable[..., Any] | Evaluator | None = None, *,
@@ -138,7 +190,8 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
                   reward: RewardConfig | None = None,
                   catch: tuple[type[BaseException], ...] = (),
                   timeout: float | None = None, executor: Executor | None = None,
-                  **settings: Any) -> Search:
+                  direction: Literal["maximize", "minimize"] | None = None,
+                  **settings: Unpack[SearchSettings]) -> Search:
     """A search over ``space`` that scores architectures with ``objective``.
 
     Args:
@@ -164,6 +217,12 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
             closure or a lambda is), and what it keeps in globals stays in that process.
         executor: where evaluations run (:mod:`fnas.execution.executors`, e.g. a
             ``RayExecutor``); default: here.
+        direction: ``maximize`` (default) or ``minimize`` the objective's value (a loss, an
+            error); the reward is then the negated value, while ``best_value`` and
+            ``trials_dataframe()``'s ``value`` are in the objective's units. A run records
+            it; None continues a recorded run in its own. Minimising takes no reward cost
+            target, and with ``catch`` or ``timeout`` needs ``reward=RewardConfig(
+            failure_reward=...)``: the reward (the negated value) a failure counts as.
         **settings: any other :class:`~fnas.search.config.SearchConfig` field
             (``budget_counts``, ``knowledge``, ``fnas``, ``task``, ``pool``...).
 
@@ -188,31 +247,34 @@ def create_search(store: str | Path | Any = "fnas-store", name: str | None = Non
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}: expected one of {sorted(STRATEGIES)}")
     known = {f.name for f in fields(SearchConfig)} | set(STORED_TABLES)  # fnas=, ppo=...
-    bad = sorted(set(settings) - known)
+    extra: dict[str, Any] = dict(settings)  # checked below, as at run time
+    bad = sorted(set(extra) - known)
     if bad:
-        raise ConfigError(f"unknown setting(s) {bad}: expected SearchConfig fields "
-                          f"{sorted(known - {'space', 'strategy', 'budget', 'batch', 'seed'})}")
+        raise ConfigError(f"unknown setting(s) {bad}: create_search takes {sorted(_OWN)} and "
+                          f"the SearchConfig fields {sorted(known - _OWN - {'objective'})}")
+    _check_direction(direction, objective, reward, catch,
+                     extra.get("eval_timeout") if timeout is None else timeout)
     if isinstance(objective, Evaluator):
         evaluator: Evaluator | None = objective
         label = type(objective).__name__.lower()
     elif objective is not None:
-        evaluator = ObjectiveEvaluator(objective, version, reward, catch)
+        evaluator = ObjectiveEvaluator(objective, version, reward, catch, direction)
         label = getattr(objective, "__name__", "objective")
     else:
         evaluator, label = None, None
     if reward is not None and not isinstance(objective, Evaluator):
         # the proxy task's reward, or the objective's: recorded so that the run says so
-        if "reward" in settings:
+        if "reward" in extra:
             raise ConfigError("give reward= or a reward setting, not both")
-        settings["reward"] = reward
+        extra["reward"] = reward
     if evaluator is not None:
-        settings.setdefault("objective", getattr(evaluator, "signature", label))
+        extra.setdefault("objective", getattr(evaluator, "signature", label))
     if timeout is not None:
-        if "eval_timeout" in settings:
+        if "eval_timeout" in extra:
             raise ConfigError("give timeout= or eval_timeout=, not both")
-        settings["eval_timeout"] = timeout
+        extra["eval_timeout"] = timeout
     cfg = SearchConfig(space=space_name, strategy=strategy, budget=budget, batch=batch,
-                       seed=seed, **settings)
+                       seed=seed, direction=direction or "maximize", **extra)
     if name is None:
         kind = label or cfg.task.dataset.split(":", 1)[0]
         name = default_run_name(strategy, space_name, kind, f"s{seed}")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import numbers
@@ -19,11 +20,17 @@ from fnas.execution.identity import Unhashable, fingerprint, qualified_name
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult
 
-__all__ = ["ObjectiveError", "ObjectiveEvaluator"]
+__all__ = ["DIRECTIONS", "ObjectiveError", "ObjectiveEvaluator"]
+
+DIRECTIONS = ("maximize", "minimize")
+"""What a search does with an objective's value: ``maximize`` (an accuracy, the default) or
+``minimize`` (a loss, an error); fnas maximises the reward, so a minimised value's reward is
+its negation."""
 
 _METRICS = ("accuracy", "reward", "latency_ms", "macs", "params")
 OWN_REWARD = "reward given by the objective"
 """The message of a result whose reward the objective returned (a cached repeat keeps it)."""
+_MARK = {"minimize": "/minimize"}  # a minimised objective's signature ends so
 _COUNTS = ("macs", "params")  # stored as SQLite integers
 _INT64_MAX = 2**63 - 1
 
@@ -53,11 +60,16 @@ class ObjectiveEvaluator(Evaluator):
             ``reward``).
         catch: exception types that make an architecture a failed result (recorded, reward
             ``reward.failure_reward``) instead of stopping the search, as Optuna's ``catch``.
+        direction: ``maximize`` or ``minimize`` the value (the float, or the dict's
+            ``reward``, else its ``accuracy``); minimised, the reward is the negated value
+            and the signature ends in ``/minimize`` (its cached rewards are its own). None:
+            ``maximize`` until a run says otherwise (:meth:`directed`).
     """
 
     def __init__(self, objective: Callable[..., Any], version: str | int | None = None,
                  reward: RewardConfig | None = None,
-                 catch: tuple[type[BaseException], ...] = ()) -> None:
+                 catch: tuple[type[BaseException], ...] = (),
+                 direction: str | None = None) -> None:
         if not callable(objective):
             raise ConfigError(f"objective must be a function, got {type(objective).__name__}")
         if isinstance(catch, type):
@@ -70,8 +82,16 @@ class ObjectiveEvaluator(Evaluator):
                                     or not isinstance(version, (str, int))
                                     or len(str(version)) > 200):
             raise ConfigError(f"version={version!r:.60} must be a short text or an integer")
+        if direction is not None and direction not in DIRECTIONS:
+            raise ConfigError(f"direction={direction!r:.40}: expected 'maximize' or 'minimize'")
+        if direction == "minimize" and reward is not None and reward.target is not None:
+            raise ConfigError("direction='minimize' minimises the objective's value: a reward "
+                              "cost target (reward=RewardConfig(target=...)) applies to an "
+                              "accuracy to maximise; leave one of them out")
         self.objective, self.catch = objective, tuple(catch)
         self.reward = reward or RewardConfig()
+        self.direction = direction
+        """``maximize``, ``minimize``, or None (not said: maximise, or a resumed run's)."""
         self.name = qualified_name(objective)
         if version is not None:  # the user's word: equal names and tags share results
             self.signature = f"objective:{self.name}@{version}"
@@ -83,6 +103,7 @@ class ObjectiveEvaluator(Evaluator):
                     f"objective {self.name}: {e}, which fnas cannot tell apart from another "
                     f"by its content; pass version='...' (your tag for this objective: runs "
                     f"with the same name and tag share cached results)") from None
+        self.signature += _MARK.get(direction or "maximize", "")
         try:
             params = list(inspect.signature(objective).parameters.values())
         except (TypeError, ValueError):  # a builtin without a signature: called with arch only
@@ -112,6 +133,8 @@ class ObjectiveEvaluator(Evaluator):
         if reward is None:
             reward = self.rescore(m["accuracy"], m.get("latency_ms"), m.get("macs"))
             note = ""
+        elif self.direction == "minimize":
+            reward = -reward
         return RolloutResult(spec.to_str(), spec.key, "ok", note, float(reward), m["accuracy"],
                              m.get("latency_ms"), m.get("macs"), m.get("params"),
                              time.perf_counter() - t0, 0, seed)
@@ -123,8 +146,29 @@ class ObjectiveEvaluator(Evaluator):
 
     def rescore(self, accuracy: float | None, latency_ms: float | None, macs: int | None) -> float:
         if accuracy is not None and self.reward.target is None:
-            return float(accuracy)
+            return -float(accuracy) if self.direction == "minimize" else float(accuracy)
         return super().rescore(accuracy, latency_ms, macs)
+
+    def directed(self, direction: str) -> ObjectiveEvaluator:
+        """This objective for a run that ``direction``s its value (``maximize`` or
+        ``minimize``): itself if it says the same or nothing and the run maximises, else a
+        copy that does (its signature marked).
+
+        Raises:
+            ConfigError: it was made for the other direction (the run records its own).
+        """
+        if direction == (self.direction or "maximize"):
+            return self
+        if self.direction is not None:
+            raise ConfigError(f"direction={self.direction!r}, but the run was recorded to "
+                              f"{direction} its objective: leave direction= out to continue it")
+        if direction == "minimize" and self.reward.target is not None:
+            raise ConfigError("the run minimises its objective's value: a reward cost target "
+                              "(reward=RewardConfig(target=...)) cannot apply to it")
+        out = copy.copy(self)
+        out.direction = direction
+        out.signature = self.signature + _MARK.get(direction, "")
+        return out
 
     def _metrics(self, out: Any) -> dict[str, Any]:
         if isinstance(out, Mapping):

@@ -147,7 +147,7 @@ def _use_hint(store: Store, run: RunData, networks: bool) -> str:
     return ('<p class="muted">The best from Python: <code>search = fnas.create_search('
             f"{_e(json.dumps(str(store.root)))}, {_e(json.dumps(run.exp.name))}, "
             "space=your_space, load_if_exists=True)</code>, then "
-            "<code>your_space.decode(search.best.decisions)</code> (its values; "
+            "<code>search.best_params</code> (its values; "
             f"<code>your_space</code>: the space <code>{space}</code> the run searched).</p>")
 
 

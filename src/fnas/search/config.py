@@ -162,6 +162,10 @@ class SearchConfig:
     objective: str | None = None
     """What scores architectures when it is not the proxy task ``task`` (the objective's
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
+    direction: str = "maximize"
+    """What the search does with the objective's value: ``maximize`` it, or ``minimize`` it (a
+    loss; an objective function's only, ``fnas.create_search(direction=...)``: its reward is
+    the negated value)."""
 
     def __post_init__(self) -> None:
         for name, cls in nested_fields(SearchConfig).items():
@@ -209,6 +213,9 @@ class SearchConfig:
                     self.eval_timeout, bool) and 0 < self.eval_timeout < float("inf")):
             raise ConfigError(f"eval_timeout={self.eval_timeout!r:.40} must be a positive "
                               "number of seconds")
+        if self.direction not in ("maximize", "minimize"):
+            raise ConfigError(f"direction={self.direction!r:.40}: expected 'maximize' or "
+                              "'minimize'")
         if self.eval_isolation not in ("auto", "process", "none"):
             raise ConfigError(f"eval_isolation={self.eval_isolation!r:.40}: expected 'auto', "
                               "'process' or 'none'")
@@ -252,6 +259,8 @@ class SearchConfig:
         into an equal config."""
         d = asdict(self)
         del d["strategy_config"]
+        if d["direction"] == "maximize":  # what every run did before it existed: its shape
+            del d["direction"]            # stays as it was (a resume reads it back so)
         return {**d, **stored_tables(self.strategy_config)}
 
     def with_settings(self, d: dict[str, Any]) -> SearchConfig:

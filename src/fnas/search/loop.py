@@ -18,6 +18,7 @@ import numpy as np
 from fnas.errors import ConfigError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
+from fnas.execution.objective import ObjectiveEvaluator
 from fnas.knowledge.schema import default_run_name
 from fnas.knowledge.store import Experiment, Store
 from fnas.search.config import (
@@ -54,6 +55,12 @@ def task_signature(cfg: SearchConfig, evaluator: Evaluator) -> str:
 def _make(cfg: SearchConfig, evaluator: Evaluator | None,
           space: FactorizedSpace | None) -> tuple[Evaluator, FactorizedSpace, Strategy]:
     evaluator = evaluator or ProxyEvaluator(cfg.task, cfg.reward)
+    if isinstance(evaluator, ObjectiveEvaluator):  # a resumed run minimises as it recorded
+        evaluator = evaluator.directed(cfg.direction)
+    elif cfg.direction != "maximize":
+        raise ConfigError(f"direction={cfg.direction!r} needs an objective function "
+                          f"(fnas.create_search(objective=...)): {type(evaluator).__name__}'s "
+                          "reward is maximised")
     if space is None:
         space = SPACES[cfg.space](evaluator.input_size)
     if isinstance(evaluator, ProxyEvaluator):  # it trains block-string networks only
