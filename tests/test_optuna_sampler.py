@@ -62,7 +62,9 @@ def test_other_parameters_and_enqueued_trials_go_to_the_independent_sampler():
     def objective(trial):
         return _matches(trial) + trial.suggest_float("lr", 0, 1) + trial.suggest_int("n", 0, 9)
 
-    study = _study(FnasSampler(seed=1, fnas=QUICK))
+    seen = []
+    sampler = FnasSampler(seed=1, fnas=QUICK, features=lambda p: seen.append(p) or [p["x0"]])
+    study = _study(sampler)
     study.enqueue_trial({f"x{i}": 0 for i in range(6)})
     study.enqueue_trial({f"x{i}": 1 for i in range(6)})
     study.optimize(objective, n_trials=11)
@@ -71,6 +73,8 @@ def test_other_parameters_and_enqueued_trials_go_to_the_independent_sampler():
     assert t[0].params["x0"] == 0 and t[1].params["x0"] == 1  # enqueued as given
     assert t[2].system_attrs["fnas:knowledge"] == [0, 1]  # they teach the critic
     assert len({x.params["lr"] for x in t}) == len(t)  # floats: the random sampler's
+    assert sampler.strategy.known.features is not None  # the critic reads the features
+    assert seen and set(seen[0]) == {f"x{i}" for i in range(6)}  # of the params' values
     with pytest.raises(ConfigError, match="one objective"):
         optuna.create_study(directions=["maximize", "minimize"],
                             sampler=FnasSampler()).optimize(lambda t: (_matches(t), 0.0),
@@ -98,15 +102,20 @@ def test_a_fresh_sampler_resumes_a_stored_study_exactly():
 def test_threads_share_a_batch_and_failures_count():
     def objective(trial):
         v = _matches(trial)
-        if v == 0:
+        if trial.params["x0"] == 0:
             raise ValueError("a failed training")
         return v
 
     study = _study(FnasSampler(seed=3, fnas=QUICK))
     study.optimize(objective, n_trials=25, n_jobs=2, catch=(ValueError,))
     slots = collections.Counter(_slot(t) for t in study.trials if _slot(t)[0] is not None)
-    assert max(slots.values()) == 1 and len(slots) == 24  # each slot once, 3 batches
+    # each slot once, in order: the batches are shared, none waits for ever; the trials
+    # before a complete one (the space is then unknown) are the independent sampler's
+    assert sorted(slots) == [(i // 8, i % 8) for i in range(len(slots))]
+    assert max(slots.values()) == 1 and len(slots) >= 17
     assert all(t.state.is_finished() for t in study.trials)
+    assert any(t.state == optuna.trial.TrialState.FAIL and _slot(t)[0] == 0
+               for t in study.trials)  # batch 0's failures were told (batch 1 was asked)
 
 
 def test_settings_are_checked():

@@ -51,8 +51,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 from fnas.errors import ConfigError
@@ -65,6 +65,7 @@ except ImportError:
 
 from fnas.agent.acquisition import rank_gauss
 from fnas.api.search import make_space
+from fnas.integration.results import Known, Result
 from fnas.search.config import SearchConfig
 from fnas.strategies.base import Proposal, Strategy, Verdict
 from fnas.strategies.fnas import FNASConfig, make_fnas
@@ -84,24 +85,6 @@ _DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
          optuna.trial.TrialState.FAIL)
 
 
-@dataclass(frozen=True)
-class _Result:
-    """One slot's evaluation, with the fields of a stored ``Evaluation`` that strategies read."""
-
-    decisions: tuple[int, ...]
-    arch_key: str
-    reward: float
-    status: str = "ok"
-    trained: bool = True
-    cached: bool = False
-    predicted: bool = False
-    audited: bool = False
-    fidelity: float = 1.0
-    accuracy: float | None = None
-    macs: float | None = None
-    latency_ms: float | None = None
-
-
 class FnasSampler(optuna.samplers.BaseSampler):
     """The ``fnas`` strategy as an Optuna sampler (the module's docstring says how).
 
@@ -112,13 +95,19 @@ class FnasSampler(optuna.samplers.BaseSampler):
         fnas: the strategy's settings (``FNASConfig()``); fidelity rungs and zero-cost probes
             need fnas's own loop (Optuna's pruners stop bad trials early instead).
         independent_sampler: samples what the strategy does not (``RandomSampler(seed)``).
+        features: ``params -> numbers`` known of an architecture before it is trained (log
+            FLOPs, log parameter count...), read by the critic beside the choices, as an
+            evaluator's ``features`` are (``FNASConfig.screen.features``); called on a few
+            hundred samples of the space, so it must be cheap.
 
     Raises:
         ConfigError: a bad setting; in a study, more than one objective.
     """
 
     def __init__(self, *, seed: int = 0, batch: int = BATCH, fnas: FNASConfig | None = None,
-                 independent_sampler: optuna.samplers.BaseSampler | None = None) -> None:
+                 independent_sampler: optuna.samplers.BaseSampler | None = None,
+                 features: Callable[[Mapping[str, Any]], Sequence[float]] | None = None
+                 ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"FnasSampler seed={seed!r}: expected an integer >= 0")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -130,7 +119,9 @@ class FnasSampler(optuna.samplers.BaseSampler):
         if fnas.screen.rungs or fnas.screen.zero_cost:
             raise ConfigError("FnasSampler: screen rungs and zero_cost need fnas's own loop "
                               "(use Optuna's pruners to stop bad trials early)")
-        self.seed, self.batch, self.cfg = seed, batch, fnas
+        if features is not None and not callable(features):
+            raise ConfigError("FnasSampler features: expected a function params -> numbers")
+        self.seed, self.batch, self.cfg, self.features = seed, batch, fnas, features
         self._independent = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
         self._search = optuna.search_space.IntersectionSearchSpace(include_pruned=True)
         self._lock = threading.RLock()
@@ -183,7 +174,7 @@ class FnasSampler(optuna.samplers.BaseSampler):
         self._dists = dict(dists)
         self._direction = study.direction
         self.space = make_space("optuna", {n: range(len(d.choices)) for n, d in dists.items()})
-        body = json.dumps([self.seed, self.batch, repr(self.cfg),
+        body = json.dumps([self.seed, self.batch, repr(self.cfg), self.features is not None,
                            [[n, [repr(c) for c in d.choices]] for n, d in dists.items()]])
         self._run = hashlib.sha256(body.encode()).hexdigest()[:16]
         self._replay(study)
@@ -191,6 +182,7 @@ class FnasSampler(optuna.samplers.BaseSampler):
     def _fresh(self) -> None:
         cfg = self.cfg
         self.strategy = make_fnas(self.space, self.seed, cfg.ppo, cfg, cfg.replay_cfg)
+        self.strategy.attach(Known(self.features, self._dists))  # known before training
         self._b, self._stalled, self._rewards = -1, 0, []
         self._pending: dict[str, Any] = {}  # records for the next trial handed out
         self._handed: dict[int, tuple[int, int]] = {}  # trial number -> (slot, thread)
@@ -341,25 +333,25 @@ class FnasSampler(optuna.samplers.BaseSampler):
         told[str(self._b)] = [src.number if hasattr(src, "number") else None
                               for src in sources]
 
-    def _evaluation(self, s: int, src: Any) -> _Result:
+    def _evaluation(self, s: int, src: Any) -> Result:
         p, v = self._props[s], self._verdicts[s]
         key = self.space.decode(p.decisions).key
         if src is None or src == "predicted":
-            return _Result(p.decisions, key, float(v.mean), trained=False, predicted=True)
+            return Result(p.decisions, key, float(v.mean), trained=False, predicted=True)
         a = src.system_attrs
         own = a.get(_RUN) == self._run and a.get(_BATCH) == self._b and a.get(_SLOT) == s
         flags = {"trained": own, "cached": not own, "audited": own and v.action == "audit"}
         state = optuna.trial.TrialState
         if self._decisions(src) != p.decisions:  # the objective did not take the proposal
-            return _Result(p.decisions, key, math.nan, status="failed", **flags)
+            return Result(p.decisions, key, math.nan, status="failed", **flags)
         if src.state == state.COMPLETE and math.isfinite(src.value):
-            return _Result(p.decisions, key, self._value(src), **flags)
+            return Result(p.decisions, key, self._value(src), **flags)
         if src.state == state.PRUNED and src.intermediate_values:
             last = src.intermediate_values[max(src.intermediate_values)]
             sign = -1.0 if self._minimize else 1.0
             if math.isfinite(last):
-                return _Result(p.decisions, key, sign * last, status="pruned", **flags)
-        return _Result(p.decisions, key, math.nan, status="failed", **flags)
+                return Result(p.decisions, key, sign * last, status="pruned", **flags)
+        return Result(p.decisions, key, math.nan, status="failed", **flags)
 
     # ---- helpers ----------------------------------------------------------------------------
     def _decisions(self, t: Any) -> tuple[int, ...] | None:
