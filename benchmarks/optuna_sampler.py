@@ -13,7 +13,9 @@ cache makes it). The target: an architecture whose mean accuracy (the table's, i
 within 0.2 percentage points of the table's best; a run stops at its first target query, or
 at 200 distinct queries (a miss), or at 2,000 trials. The ``fnas`` row is
 ``fnas.benchmark.harness.one_run`` (the ``fnas`` strategy, batch 8, the same loop as ``fnas
-bench``), whose first target query is counted the same way.
+bench``), whose first target query is counted the same way; ``fnas-no-features`` is that
+strategy with the table's free features (log FLOPs, log params) off, which a study's
+parameters do not carry, and ``fnas-sampler+features`` gives the sampler those features.
 
 Rows run seed-major (every row's seed 0, then seed 1...), so a stopped run leaves balanced
 rows; ``results/optuna_sampler.json`` keeps every finished run and is read back on restart.

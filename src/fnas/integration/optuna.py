@@ -15,7 +15,9 @@ How it maps onto fnas's loop (docs/DESIGN.md, "The loop"):
   their names; the space is fixed by the first finished trial and kept. Other parameters (floats,
   integers, conditional ones) and every parameter of a trial before the space is known go to
   the independent sampler (``RandomSampler(seed)`` by default), as Optuna's own relative
-  samplers do: the study's first trial is a random one.
+  samplers do: the study's first trial is a random one. ``features`` (cheap numbers of the
+  parameters: log FLOPs, log params) are what the critic knows before training, as an
+  evaluator's ``features`` in fnas's loop.
 - **Batches.** The strategy asks ``batch`` architectures at a time; the sampler hands them to
   the next trials in order, and once every one of them has a result it tells the strategy and
   asks the next batch. A proposal the strategy would not train (the veto rule's ``predict``)
