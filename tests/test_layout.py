@@ -14,7 +14,7 @@ LOWER = ("fnas.errors", "fnas._io", "fnas._limits", "fnas._config_build", "fnas.
 """Layers that must not import the knowledge store, the strategies, the execution, the search,
 the benchmark, the report, the API or the CLI (they sit above them)."""
 UPPER = ("fnas.knowledge", "fnas.strategies", "fnas.execution", "fnas.search", "fnas.benchmark",
-         "fnas.report", "fnas.api", "fnas.cli")
+         "fnas.report", "fnas.api", "fnas.integration", "fnas.cli")
 LAYERS = (
     ("fnas.errors", "fnas._io", "fnas._limits", "fnas._config_build"),
     ("fnas.space",),
@@ -26,7 +26,7 @@ LAYERS = (
     ("fnas.search",),
     ("fnas.benchmark",),
     ("fnas.report",),
-    ("fnas.api",),
+    ("fnas.api", "fnas.integration"),
     ("fnas",),
     ("fnas.cli",),
     ("fnas.__main__",),
