@@ -133,6 +133,21 @@ def _lose_a_row(root):
     db.close()
 
 
+def _held_elsewhere(root):
+    """Another live process (this one's parent) holds ``syn``'s lease: it is running it."""
+    import os
+    import socket
+    import sqlite3
+    import time
+
+    db = sqlite3.connect(root / "fnas.db")
+    db.execute("INSERT OR REPLACE INTO leases VALUES ((SELECT id FROM experiments WHERE "
+               "name='syn'), 'elsewhere', ?, ?, ?)",
+               (socket.gethostname(), os.getppid(), time.time() + 3600))
+    db.commit()
+    db.close()
+
+
 REFUSED_API = [
     # the issue's case: another objective, and a larger budget
     ("another objective", None, lambda s: fnas.create_search(
@@ -157,6 +172,8 @@ REFUSED_API = [
     ("damaged checkpoint", _damage_checkpoint, lambda s: _resume_syn(s, budget=10),
      "corrupted"),
     ("a lost row", _lose_a_row, lambda s: _resume_syn(s, budget=10), "missing from the store"),
+    ("run elsewhere", _held_elsewhere, lambda s: _resume_syn(s, budget=10),
+     "being run or resumed by pid"),
     ("prune an unknown run", None, lambda s: prune_store(s, runs=["nosuch"]), "no experiment"),
 ]
 

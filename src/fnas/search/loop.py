@@ -202,6 +202,7 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     except StoreError:
         _lost_run(store, ref)
         raise
+    store.check_lease(exp.id, exp.name)  # one running it is named first (reads only)
     cfg = recorded_config(exp, space, evaluator)
     _check_device(cfg.task.device, executor)
     if budget is not None:
