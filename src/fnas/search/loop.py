@@ -215,8 +215,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     # bytes as they were): the checkpoint too, then the lease, then a look that nobody ran
     # the run between the two
     worker_needed(cfg, evaluator, executor, warn=False)
-    loop_state = restore(store, exp, strategy)
     seen = checkpoint_stamp(store, exp)
+    loop_state = restore(store, exp, strategy)
     store.acquire_lease(exp.id, exp.name)
     if store.get_experiment(exp.id).updated != exp.updated or \
             checkpoint_stamp(store, exp) != seen:
