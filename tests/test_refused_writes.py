@@ -13,6 +13,7 @@ checkpoint). Nothing trains: the bookkeeping is the subject.
 import gc
 import hashlib
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import fnas
 from fnas.api.runs import load_search
 from fnas.errors import FnasError
 from fnas.knowledge import Store, prune_store
-from fnas.search import SearchConfig, SyntheticEvaluator, run_search
+from fnas.search import SearchConfig, SyntheticEvaluator, resume_search, run_search
 from fnas.space import mnas_space
 
 from fast import TINY_SET, TINY_TASK
@@ -214,3 +215,35 @@ def test_the_refused_resume_kept_the_budget_and_a_good_one_still_runs(copy):
             budget=6, progress=False)
         assert out.experiment.budget == 6 and out.experiment.status == "done"
         assert len(s.evaluations(out.experiment.id)) == 6
+
+
+def test_a_resume_that_another_process_overtook_is_refused_and_gives_the_lease_back(copy):
+    """Between a resume's checks and its lease another process ran the run (simulated: it
+    records stats the moment the lease is asked for): the resume, whose checks read the
+    older state, is refused and holds no lease; a new resume then runs."""
+    with Store(copy) as s:
+        take = s.acquire_lease
+
+        def overtaken(exp_id, name=""):
+            s.update_experiment(exp_id, stats={"elsewhere": 1})
+            take(exp_id, name)
+
+        s.acquire_lease = overtaken
+        with pytest.raises(FnasError, match="run by another process while this resume"):
+            resume_search(s, "syn", evaluator=SyntheticEvaluator(MNAS, TARGET), space=MNAS,
+                          budget=8, progress=False)  # (Search.optimize would release too)
+        del s.acquire_lease
+        errors = []
+
+        def another_thread():  # would be refused while this thread held the lease
+            try:
+                with Store(copy) as o:
+                    o.check_lease(o.get_experiment("syn").id, "syn")
+            except FnasError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=another_thread)
+        t.start()
+        t.join(60)
+        assert errors == []
+        assert _resume_syn(s, budget=8).experiment.status == "done"
