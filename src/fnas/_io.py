@@ -1,16 +1,20 @@
-"""Small file helpers: the store's writers (:func:`atomic_write_bytes`) and the readers of a
-file the user names (:func:`regular_source`, :func:`read_source`)."""
+"""Small file helpers: the store's writers (:func:`atomic_write_bytes`), the readers of a
+file the user names (:func:`regular_source`, :func:`read_source`), and the import of a module
+the user names as ``module:attr`` (:func:`import_user_module`)."""
 
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import stat
+import sys
 from pathlib import Path
 
 from fnas.errors import ConfigError
 
-__all__ = ["atomic_write_bytes", "regular_target", "regular_source", "read_source"]
+__all__ = ["atomic_write_bytes", "regular_target", "regular_source", "read_source",
+           "import_user_module"]
 
 
 def _not_regular(mode: int, path: str | Path, what: str) -> ConfigError:
@@ -88,3 +92,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def import_user_module(name: str) -> object:
+    """The module ``name`` of a ``module:attr`` the user gave (``--space mybench:space``),
+    found as ``python -m`` finds it: the current folder is searched first. The ``fnas``
+    console script, unlike ``python -m fnas``, does not put the current folder on
+    ``sys.path``, so it is put at its front here, once (a ``mybench.py`` beside the user
+    then imports from ``fnas bench`` too).
+
+    Raises:
+        ImportError (and whatever the module raises as it runs): the caller words it.
+    """
+    here = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == here for p in sys.path
+               if isinstance(p, str)):
+        sys.path.insert(0, here)
+        importlib.invalidate_caches()
+    return importlib.import_module(name)

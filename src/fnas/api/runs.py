@@ -334,6 +334,8 @@ def open_search(store: str | Path | Store, config: SearchConfig, name: str | Non
     st = open_store(store)
     search = Search(st, name, config, evaluator, space, executor)
     if search.exists and not load_if_exists:
+        if st is not store:  # opened here: closed, so that nothing of it stays behind
+            st.close()
         raise StoreError(f"run {name!r} already exists in {st.root}: continue it "
                          f"(load_if_exists=True; fnas search --resume {name}) or give another "
                          "name")

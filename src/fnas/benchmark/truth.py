@@ -15,7 +15,6 @@ Target specs (``--target``):
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fnas._io import import_user_module
 from fnas.errors import ConfigError, TaskError
 from fnas.execution.evaluators import Evaluator
 from fnas.space.factorized import FactorizedSpace
@@ -215,7 +215,8 @@ def check_table(table: ScoreTable, space: FactorizedSpace, missing: str) -> None
 
 
 def import_object(spec: str, what: str) -> Any:
-    """The object ``"module:attr"`` names (``attr`` may be dotted).
+    """The object ``"module:attr"`` names (``attr`` may be dotted); the module is looked for
+    in the current folder first, as ``python -m`` does.
 
     Raises:
         ConfigError: not of that form, or it cannot be imported (one line).
@@ -224,7 +225,7 @@ def import_object(spec: str, what: str) -> Any:
     if not sep or not mod or not attr:
         raise ConfigError(f"{what} {spec!r:.60}: expected module:attribute")
     try:
-        obj: Any = importlib.import_module(mod)
+        obj: Any = import_user_module(mod)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except Exception as e:  # noqa: BLE001  (the user's module: any error is one line)

@@ -1,10 +1,14 @@
-"""``fnas pool stats``: what the knowledge pool holds and how much of it the trainings use."""
+"""``fnas pool stats``: what the knowledge pool holds and how much of it the trainings use;
+``fnas pool prune``: give back the disk space of what no search will read again
+(:func:`fnas.knowledge.prune_store`), and with ``--runs`` or ``--all`` of pool weights a later
+search could still reuse."""
 
 from __future__ import annotations
 
 import argparse
 
 from fnas.cli._common import json_text, positive_int
+from fnas.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -15,16 +19,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["stats"], help="stats: entries, hit ratio, coverage, disk")
+    p.add_argument("action", choices=["stats", "prune"],
+                   help="stats: entries, hit ratio, coverage, disk; prune: remove pool "
+                        "entries no search would pick again (a fresher one of the same block "
+                        "exists), orphan and temporary files; evaluations and checkpoints "
+                        "are kept")
     p.add_argument("--store", default="fnas-store")
-    p.add_argument("--recent", type=positive_int, default=100,
-                   help="rollouts the hit ratio and coverage are averaged over (100)")
+    p.add_argument("--recent", type=positive_int, default=None,
+                   help="stats: rollouts the hit ratio and coverage are averaged over (100)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--runs", default=None, metavar="RUN,RUN",
+                   help="prune: also remove the pool entries these runs' trainings added "
+                        "(weights a later search could reuse)")
+    g.add_argument("--all", action="store_true",
+                   help="prune: remove the whole pool (later searches start from scratch)")
+    p.add_argument("--dry-run", action="store_true", help="prune: say what would go; remove "
+                   "nothing")
     p.add_argument("--json", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from fnas.knowledge.pool import pool_stats
     from fnas.knowledge.store import Store
+
+    if args.action == "prune":
+        if args.recent is not None:
+            raise ConfigError("--recent applies to 'fnas pool stats'")
+        return _prune(args)
+    given = [f for f, v in (("--runs", args.runs), ("--all", args.all),
+                            ("--dry-run", args.dry_run)) if v]
+    if given:
+        raise ConfigError(f"{given[0]} applies to 'fnas pool prune'")
+    args.recent = args.recent or 100
 
     with Store(args.store, create=False, readonly=True) as store:
         st = pool_stats(store)
@@ -53,4 +79,24 @@ def run(args: argparse.Namespace) -> int:
             top = max(configs, key=configs.get)
             print(f"{i:>5}  {st.per_stage[(space, i)]:>7}  {len(configs):>7}  {top} "
                   f"(x{configs[top]})")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from fnas.knowledge.prune import prune_store
+    from fnas.knowledge.store import Store
+
+    runs = [r.strip() for r in (args.runs or "").split(",") if r.strip()]
+    if args.runs is not None and not runs:
+        raise ConfigError("--runs: expected run names or ids, separated by commas")
+    with Store(args.store, create=False, readonly=args.dry_run) as store:
+        rep = prune_store(store, runs=runs, everything=args.all, dry_run=args.dry_run)
+    if args.json:
+        print(json_text(rep.to_dict()))
+        return 0
+    verb = "would remove" if rep.dry_run else "removed"
+    print(f"pool of {args.store}: {verb} {rep.entries} entries and {rep.files} files "
+          f"({rep.bytes / 2**20:.1f} MiB); {rep.kept_entries} entries left "
+          f"({rep.kept_bytes / 2**20:.1f} MiB); the runs' checkpoints hold "
+          f"{rep.checkpoint_bytes / 2**20:.1f} MiB (kept)")
     return 0

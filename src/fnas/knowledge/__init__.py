@@ -11,7 +11,7 @@ from fnas.knowledge.store import EVAL_FLAGS, SCHEMA_VERSION, Evaluation, Experim
 __all__ = ["EVAL_FLAGS", "SCHEMA_VERSION", "Evaluation", "Experiment", "Store",
            "RunDescription", "describe_run", "Pool",
            "PoolSnapshot", "PoolEntry", "PoolStats", "BlockInit", "InitStats", "PoolWarning",
-           "pool_stats"]
+           "pool_stats", "prune_store", "PruneReport"]
 
 _POOL_NAMES = {"Pool", "PoolSnapshot", "PoolEntry", "PoolStats", "BlockInit", "InitStats",
                "PoolWarning", "pool_stats"}
@@ -22,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from fnas.knowledge import pool
 
         return getattr(pool, name)
+    if name in ("prune_store", "PruneReport"):
+        from fnas.knowledge import prune
+
+        return getattr(prune, name)
     raise AttributeError(f"module 'fnas.knowledge' has no attribute {name!r}")

@@ -117,6 +117,37 @@ class Leases:
         threading.Thread(target=self._heartbeat, args=(exp_id, stop), daemon=True,
                          name=f"fnas-lease-{exp_id}").start()
 
+    @db_errors
+    def check_lease(self, exp_id: int, name: str = "") -> None:
+        """Refuse, as :meth:`acquire_lease` would, a run that another live process or thread
+        runs, without writing anything (a resume asks before its other checks, so that it
+        says who runs the run rather than what that run has changed meanwhile).
+
+        Raises:
+            StoreError: another live process, or another thread of this one, holds it.
+        """
+        if exp_id in self._leases:
+            return
+        with _LOCK:
+            held = _HELD.get((self._db_file(), exp_id))
+        if held is not None and held[0] is not threading.current_thread() and \
+                held[0].is_alive():
+            raise _busy(name or exp_id, held[0])
+        try:
+            row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
+                                   "experiment_id=?", (exp_id,)).fetchone()
+        except sqlite3.OperationalError:  # no leases table: no process ever held one
+            return
+        self._refuse_live(row, exp_id, name, time.time())
+
+    def _refuse_live(self, row: sqlite3.Row | None, exp_id: int, name: str, now: float) -> None:
+        if row is not None and row["owner"] != _owner() and \
+                not self._lease_dead(row["host"], row["pid"], row["heartbeat"], now):
+            raise StoreError(f"run {name or exp_id!r} is being run or resumed by pid "
+                             f"{row['pid']} on {row['host']} (heartbeat "
+                             f"{max(0.0, now - float(row['heartbeat'])):.0f} s ago); wait "
+                             "for it to finish or stop it first")
+
     def _take_lease(self, exp_id: int, name: str) -> None:
         self._lease_table()
         now, owner = time.time(), _owner()
@@ -124,12 +155,7 @@ class Leases:
         try:
             row = self._db.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE "
                                    "experiment_id=?", (exp_id,)).fetchone()
-            if row is not None and row["owner"] != owner and \
-                    not self._lease_dead(row["host"], row["pid"], row["heartbeat"], now):
-                raise StoreError(f"run {name or exp_id!r} is being run or resumed by pid "
-                                 f"{row['pid']} on {row['host']} (heartbeat "
-                                 f"{max(0.0, now - float(row['heartbeat'])):.0f} s ago); wait "
-                                 "for it to finish or stop it first")
+            self._refuse_live(row, exp_id, name, now)
             self._db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?)",
                              (exp_id, owner, socket.gethostname(), os.getpid(), now))
             self._db.execute("COMMIT")

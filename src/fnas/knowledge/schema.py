@@ -11,11 +11,13 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fnas.errors import StoreError
+from fnas.knowledge.rows import decode_text
 
 __all__ = ["SCHEMA_VERSION", "MAX_NAME_LENGTH", "check_run_name", "default_run_name",
-           "create_atomically", "insert_run", "full_only"]
+           "create_atomically", "insert_run", "full_only", "schema_current", "connect_readonly"]
 
 MAX_NAME_LENGTH = 100
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -180,3 +182,48 @@ def create_atomically(path: Path) -> None:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+def schema_current(db: sqlite3.Connection, tables: set[str], version: int) -> bool:
+    """Whether a database (its ``tables`` and recorded schema ``version``) already has this
+    version's schema: then opening it to write writes nothing (no migration to run)."""
+    if version != SCHEMA_VERSION or not {"meta", "experiments", "evaluations",
+                                         "updates"} <= tables:
+        return False
+    have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
+    index = db.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND "
+                       "name='eval_cache'").fetchone()
+    return index is not None and all(name in have for name, _ in _ADDED)
+
+
+def connect_readonly(root: Path, path: Path) -> sqlite3.Connection:
+    """A connection to the database ``path`` (in the store folder ``root``) that cannot write.
+
+    Where this process may write the folder and the database, it is an ordinary connection
+    made ``query_only``: SQLite then removes the ``-wal`` and ``-shm`` files it opened with
+    when it closes, so a reader leaves the store's files as it found them (a ``mode=ro``
+    connection would leave them behind). Elsewhere it is ``mode=ro``, and a WAL database in a
+    folder this process may not write (no ``-shm`` to create) is opened ``immutable``: nobody
+    can be writing it then.
+
+    Raises:
+        sqlite3.DatabaseError: the file is not a readable database.
+    """
+    uri = quote(str(path.resolve()))
+    tries = [f"file:{uri}?mode=ro", f"file:{uri}?mode=ro&immutable=1"]
+    if os.access(root, os.W_OK) and os.access(path, os.W_OK):
+        tries.insert(0, f"file:{uri}?mode=rw")
+    for i, target in enumerate(tries):
+        db = sqlite3.connect(target, uri=True, timeout=30.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.text_factory = decode_text
+        try:
+            if target.endswith("mode=rw"):
+                db.execute("PRAGMA query_only=1")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if i == len(tries) - 1 or (target.endswith("mode=ro") and os.access(root, os.W_OK)):
+                raise
+    raise AssertionError("unreachable")

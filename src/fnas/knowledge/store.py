@@ -18,9 +18,12 @@ Contract (Optuna ``BaseStorage`` style):
   :class:`StoreError` with one line naming the file; so does a row whose JSON or types were
   damaged (the message names the run and the field). Nothing already recorded is modified.
   Readers go on past damaged rows, a search never (:mod:`~fnas.knowledge.readers`).
-- **Readers.** ``Store(root, readonly=True)`` opens the database read-only (SQLite's
-  ``mode=ro``), never creates, migrates or writes anything, and so works on a store the user
-  may not write (``fnas runs``, ``show``, ``report``, ``pool stats``, ``export``).
+- **Readers.** ``Store(root, readonly=True)`` opens the database so that it cannot write
+  (``query_only``, or SQLite's ``mode=ro`` where the folder may not be written), never
+  creates, migrates or writes anything, leaves no ``-wal`` or ``-shm`` file behind, and so
+  works on a store the user may not write (``fnas runs``, ``show``, ``report``, ``pool
+  stats``, ``export``). Opening a current store to write writes nothing either: only a
+  migration does.
 - **Names.** A run name is 1-100 characters of ``[A-Za-z0-9._-]``, not all digits (a name
   must never read as a run id), not starting with ``.`` or ``-``, without ``..``: it names a
   folder under ``runs/`` and must not escape it (:func:`check_run_name`).
@@ -38,14 +41,12 @@ The schema and run names are in :mod:`~fnas.knowledge.schema`, the row checks in
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from fnas.errors import StoreError
 from fnas.knowledge.leases import LEASE_TTL, Leases
@@ -65,9 +66,11 @@ from fnas.knowledge.schema import (
     MAX_NAME_LENGTH,
     SCHEMA_VERSION,
     check_run_name,
+    connect_readonly,
     create_atomically,
     full_only,
     insert_run,
+    schema_current,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +106,7 @@ class Store(Leases):
                 raise StoreError(f"store database {self.path} is empty (0 bytes), not an fnas "
                                  "store; point --store elsewhere")
             if readonly:
-                self._db = self._connect_ro()
+                self._db = connect_readonly(self.root, self.path)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self._db.row_factory = sqlite3.Row
@@ -118,24 +121,6 @@ class Store(Leases):
         except OSError as e:
             raise StoreError(f"cannot open store {self.root}: {e.strerror or e}") from None
 
-    def _connect_ro(self) -> sqlite3.Connection:
-        """A read-only connection (``mode=ro``). A WAL database in a folder this process may
-        not write (no ``-shm`` to create) is opened ``immutable`` instead: nobody can be
-        writing it then."""
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        for extra in ("", "&immutable=1"):
-            db = sqlite3.connect(uri + extra, uri=True, timeout=30.0, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.text_factory = decode_text
-            try:
-                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-                return db
-            except sqlite3.OperationalError:
-                db.close()
-                if extra or os.access(self.root, os.W_OK):
-                    raise
-        raise AssertionError("unreachable")
-
     def _check_schema(self) -> None:
         q = "SELECT name FROM sqlite_master WHERE type='table'"
         tables = {r[0] for r in self._db.execute(q)}
@@ -143,6 +128,7 @@ class Store(Leases):
             raise StoreError(f"{self.path} is a SQLite database but not an fnas store")
         if self.readonly and "experiments" not in tables:
             raise StoreError(f"{self.path} is not an fnas store (no experiments table)")
+        version = 0
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             try:
@@ -155,6 +141,8 @@ class Store(Leases):
         self._tables = tables
         if self.readonly:  # a reader never migrates: older stores are read as they are
             return
+        if schema_current(self._db, tables, version):
+            return  # opening a store writes nothing: a refused command leaves it as it was
         # IMMEDIATE: take the write lock first (waiting up to the busy timeout), so that
         # processes opening one store at once queue instead of failing on a lock upgrade
         self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
@@ -179,8 +167,9 @@ class Store(Leases):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run_dir(self, name: str) -> Path:
-        """Folder for one run's files (checkpoints); created on demand.
+    def run_dir(self, name: str, create: bool = True) -> Path:
+        """Folder for one run's files (checkpoints); created on demand (``create``; else
+        perhaps missing).
 
         Raises:
             StoreError: the name would lead outside ``runs/`` (a damaged or forged row).
@@ -190,6 +179,8 @@ class Store(Leases):
                 or Path(name).is_absolute():
             raise StoreError(f"run name {name[:60]!r} cannot name a folder under {runs}")
         d = runs / name
+        if not create:
+            return d
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fnas._config_build import build_config, config_kwargs, nested_fields
+from fnas._io import import_user_module
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
 from fnas.errors import ConfigError, FnasError
@@ -62,8 +63,9 @@ class FixedSpace:
 
 def space_factory(name: str) -> Any:
     """The factory of space ``name``: a registered one (``SPACES``), or ``"module:attr"``
-    naming a ``FactorizedSpace`` or a factory in an importable module (imported and registered
-    under that name, so that a stored run resumes with it).
+    naming a ``FactorizedSpace`` or a factory in an importable module, the current folder
+    searched first as ``python -m`` does (imported and registered under that name, so that a
+    stored run resumes with it).
 
     Raises:
         ConfigError: an unknown name, or one that cannot be imported.
@@ -71,11 +73,9 @@ def space_factory(name: str) -> Any:
     if name in SPACES:
         return SPACES[name]
     if isinstance(name, str) and ":" in name:
-        import importlib
-
         mod, _, attr = name.partition(":")
         try:
-            obj = getattr(importlib.import_module(mod), attr)
+            obj = getattr(import_user_module(mod), attr)
         except Exception as e:  # noqa: BLE001  (the user's module: any error is one line)
             raise ConfigError(f"space {name!r} cannot be imported: {type(e).__name__}: "
                               f"{' '.join(str(e).split())[:160]}") from None
@@ -87,7 +87,8 @@ def space_factory(name: str) -> Any:
             raise ConfigError(f"space {name!r} is a {type(obj).__name__}: expected a "
                               "FactorizedSpace or a factory of one")
         return SPACES[name]
-    raise ConfigError(f"unknown space {name!r}: expected one of {sorted(SPACES)}, or "
+    raise ConfigError(f"unknown space {name!r}: expected one of {sorted(SPACES)} (a space "
+                      "made in Python: pass the object, or fnas.register_space it first), or "
                       "module:attribute naming a FactorizedSpace")
 
 

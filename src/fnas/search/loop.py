@@ -29,11 +29,10 @@ from fnas.search.config import (
 )
 from fnas.search.knowledge import gather_knowledge, pretrain
 from fnas.search.loop_state import LoopState
-from fnas.search.restore import restore
-from fnas.search.search_run import SearchOutcome, SearchRun, pool_epochs
+from fnas.search.restore import checkpoint_stamp, recorded_config, restore
+from fnas.search.search_run import SearchOutcome, SearchRun, pool_epochs, worker_needed
 from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Strategy
-from fnas.strategies.settings import with_legacy_defaults
 
 logger = logging.getLogger("fnas.search.loop")
 
@@ -105,6 +104,7 @@ def run_search(store: Store, cfg: SearchConfig, *, name: str | None = None,
         unique_name = True
     config = {**cfg.to_dict(), "decision_signature": space.decision_signature}
     _check_new_run(store, cfg, space, name, executor)  # nothing is written before this
+    worker_needed(cfg, evaluator, executor, warn=False)
     try:
         _lost_run(store, name)
     except StoreError as e:  # a new run of that name: its old files are replaced
@@ -169,6 +169,29 @@ def _lost_run(store: Store, ref: int | str) -> None:
                          "fnas.db); its results cannot be recovered: start it again")
 
 
+def _check_same_run(exp: Experiment, cfg: SearchConfig, space: FactorizedSpace,
+                    evaluator: Evaluator) -> None:
+    """The space and the objective (or task) given are those the run recorded.
+
+    Raises:
+        StoreError: they are not; the line says which.
+    """
+    if space.signature != exp.space_signature:
+        raise StoreError(f"run {exp.name!r} was recorded with another space or task (the "
+                         "space's decisions or choices changed); start a new run instead")
+    sig = task_signature(cfg, evaluator)
+    if sig == exp.task_signature:
+        return
+    if exp.config.get("objective") and sig.startswith("objective:"):
+        raise StoreError(f"run {exp.name!r} was recorded with another space or task: it was "
+                         f"scored by {exp.task_signature[:80]!r}, not {sig[:80]!r} (the "
+                         "objective's code or captured values, or its version= tag, changed); "
+                         "pass the same objective, or start a new run")
+    raise StoreError(f"run {exp.name!r} was recorded with another space or task (data or "
+                     "training settings changed, or the objective's code or captured values, "
+                     "or its version= tag); start a new run instead")
+
+
 def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
                   budget_seconds: float | None = None,
                   evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
@@ -186,25 +209,29 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
     except StoreError:
         _lost_run(store, ref)
         raise
-    try:
-        cfg = SearchConfig.from_dict(with_legacy_defaults(exp.config))  # as it was recorded
-    except ConfigError as e:
-        raise StoreError(f"run {exp.name!r}: field 'config' is unusable: {e}") from None
+    store.check_lease(exp.id, exp.name)  # one running it is named first (reads only)
+    cfg = recorded_config(exp, space, evaluator)
     _check_device(cfg.task.device, executor)
-    store.acquire_lease(exp.id, exp.name)
     if budget is not None:
         cfg = replace(cfg, budget=budget)
     if budget_seconds is not None:
         cfg = replace(cfg, budget_seconds=budget_seconds)
     evaluator, space, strategy = _make(cfg, evaluator, space)
-    if space.signature != exp.space_signature or \
-            task_signature(cfg, evaluator) != exp.task_signature:
-        raise StoreError(f"run {exp.name!r} was recorded with another space or task "
-                         "(data or training settings changed, or the objective's code or "
-                         "captured values, or its version= tag); start a new run instead")
-    if budget is not None:  # only once the resume is accepted: a refused one writes nothing
-        store.update_experiment(exp.id, budget=budget)
+    _check_same_run(exp, cfg, space, evaluator)
+    # everything is checked before anything is written (a refused resume leaves the store's
+    # bytes as they were): the checkpoint too, then the lease, then a look that nobody ran
+    # the run between the two
+    worker_needed(cfg, evaluator, executor, warn=False)
+    seen = checkpoint_stamp(store, exp)
     loop_state = restore(store, exp, strategy)
+    store.acquire_lease(exp.id, exp.name)
+    if store.get_experiment(exp.id).updated != exp.updated or \
+            checkpoint_stamp(store, exp) != seen:
+        store.release_lease(exp.id)
+        raise StoreError(f"run {exp.name!r} was run by another process while this resume "
+                         "started; resume it again")
+    if budget is not None:
+        store.update_experiment(exp.id, budget=budget)
     if loop_state is None:  # killed before its first update: pre-train again, as at the start
         loop_state = {}
         pretrain(store, exp, cfg, space, strategy, evaluator)

@@ -1,43 +1,97 @@
-"""Resuming a run from its checkpoint: the strategy's state restored and the loop's counters
-type-checked; a damaged checkpoint, or one that does not fit the run, is refused in one line
-before anything is recorded."""
+"""Resuming a run: its recorded settings read back (:func:`recorded_config`: a space or an
+objective this process lacks is named), and its checkpoint: the strategy's state restored and
+the loop's counters type-checked; a damaged checkpoint, or one that does not fit the run, is
+refused in one line before anything is recorded."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fnas.errors import StoreError
+from fnas.errors import ConfigError, StoreError
 from fnas.knowledge.store import Experiment, Store
-from fnas.search.checkpoint import load_checkpoint
+from fnas.search.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from fnas.search.config import SPACES, FixedSpace, SearchConfig, space_factory
+from fnas.space.factorized import FactorizedSpace
 from fnas.strategies.base import Strategy
+from fnas.strategies.settings import with_legacy_defaults
 
-__all__ = ["restore", "checked_loop_state", "check_rows_against"]
+__all__ = ["restore", "checked_loop_state", "check_rows_against", "recorded_config",
+           "checkpoint_stamp"]
+
+
+def recorded_config(exp: Experiment, space: FactorizedSpace | None = None,
+                    evaluator: Any = None) -> SearchConfig:
+    """The run's settings as it recorded them, ready to resume with ``space`` (the space
+    object, for one made in Python) and ``evaluator`` (for a run scored by the user's
+    objective). Writes nothing.
+
+    Raises:
+        ConfigError: the run's space is not registered in this process (or cannot be
+            imported), or it was scored by an objective and none is given: the line says what
+            to pass. StoreError: the recorded settings are damaged.
+    """
+    d = with_legacy_defaults(exp.config)
+    name = d.get("space") if isinstance(d, dict) else None
+    if isinstance(name, str) and name not in SPACES:
+        if space is not None:
+            if space.name != name:
+                raise ConfigError(f"run {exp.name!r} used space {name!r}; the space given is "
+                                  f"{space.name!r}")
+            SPACES[name] = FixedSpace(space)  # as create_search registers a space object
+        elif ":" not in name:
+            raise ConfigError(
+                f"run {exp.name!r} used space {name!r}, which is not registered in this "
+                f"process: pass space= (or call fnas.register_space({name!r}, ...) first); the "
+                "command line cannot rebuild a space made in Python (a space named "
+                "module:attr can be)")
+        else:
+            try:
+                space_factory(name)
+            except ConfigError as e:
+                raise ConfigError(f"run {exp.name!r} used space {name!r}: {e} (run from the "
+                                  "folder that holds its module)") from None
+    objective = d.get("objective") if isinstance(d, dict) else None
+    if evaluator is None and isinstance(objective, str) and objective:
+        raise ConfigError(f"run {exp.name!r} was scored by your objective ({objective[:80]}): "
+                          "pass it again (fnas.create_search(..., objective=..., "
+                          "load_if_exists=True)); the command line cannot resume it")
+    try:
+        return SearchConfig.from_dict(d)
+    except ConfigError as e:
+        raise StoreError(f"run {exp.name!r}: field 'config' is unusable: {e}") from None
+
+
+def checkpoint_stamp(store: Store, exp: Experiment) -> tuple[int, int, int] | None:
+    """The run's checkpoint file as it is now (inode, size, modification time), or None
+    without one: a resume compares it before and after taking the run's lease, so that a run
+    another process advanced meanwhile is not resumed from an older state."""
+    try:
+        st = (store.run_dir(exp.name, create=False) / CHECKPOINT_NAME).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def restore(store: Store, exp: Experiment, strategy: Strategy) -> dict[str, Any] | None:
     """Restore ``strategy`` from the run's checkpoint; its loop counters, or None without one.
-    A damaged checkpoint, or one that does not fit the run, refuses the resume in one line
-    before anything is recorded; a run left ``running`` by a crash is then ``interrupted``."""
+    A damaged checkpoint, or one that does not fit the run, refuses the resume in one line,
+    and nothing is written (a run left ``running`` by a crash already reads ``interrupted``:
+    :meth:`~fnas.knowledge.Store.get_experiment`)."""
+    ckpt = load_checkpoint(store.run_dir(exp.name, create=False))
+    if ckpt is None:
+        return None
+    tensors, meta = ckpt
+    loop_state = checked_loop_state(exp, meta)
+    check_rows_against(store, exp, loop_state)
     try:
-        ckpt = load_checkpoint(store.run_dir(exp.name))
-        if ckpt is None:
-            return None
-        tensors, meta = ckpt
-        loop_state = checked_loop_state(exp, meta)
-        check_rows_against(store, exp, loop_state)
-        try:
-            strategy.load_state(tensors, meta["strategy"])
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            why = " ".join(f"{type(e).__name__}: {e}".split())[:160]
-            raise StoreError(f"run {exp.name!r}: its checkpoint does not fit the run "
-                             f"(field 'strategy': {why}); remove "
-                             f"{store.run_dir(exp.name)}/checkpoint.* to restart the run from "
-                             "its recorded evaluations") from None
-        return loop_state
-    except StoreError:
-        if store.get_experiment(exp.id).status == "running":
-            store.update_experiment(exp.id, status="interrupted")
-        raise
+        strategy.load_state(tensors, meta["strategy"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+        raise StoreError(f"run {exp.name!r}: its checkpoint does not fit the run "
+                         f"(field 'strategy': {why}); remove "
+                         f"{store.run_dir(exp.name)}/checkpoint.* to restart the run from "
+                         "its recorded evaluations") from None
+    return loop_state
 
 
 def check_rows_against(store: Store, exp: Experiment, loop: dict[str, Any]) -> None:
