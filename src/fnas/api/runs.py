@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fnas.agent.threads import MAX_THREADS
 from fnas.errors import ConfigError, FnasError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
 from fnas.execution.executors import Executor, LocalExecutor
@@ -57,11 +58,13 @@ class Search:
 
     def optimize(self, budget: int | None = None, *, progress: bool = True,
                  stop_after: int | None = None, callbacks: Sequence[Any] = (),
-                 budget_seconds: float | None = None) -> SearchOutcome:
+                 budget_seconds: float | None = None,
+                 threads: int | None = None) -> SearchOutcome:
         """Run the search until its total ``budget`` (default: the configured one) is spent;
         a search that exists resumes from its last checkpoint, and a larger ``budget``
         extends a finished one. ``budget_seconds`` also stops it when that much compute
-        (wall seconds, over resumes) is spent. ``stop_after`` stops after that many rounds
+        (wall seconds, over resumes) is spent. ``threads``: torch threads per training for
+        this call (default: the run's ``threads`` setting, 1; 0: torch's default). ``stop_after`` stops after that many rounds
         (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
         of each evaluation) run after each evaluation and update; one may raise
         ``StopSearch``.
@@ -71,23 +74,28 @@ class Search:
         """
         if budget is not None:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
+        if threads is not None:
+            threads = check_int(threads, "threads", 0, MAX_THREADS)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
                   stop_after=stop_after, callbacks=tuple(callbacks), executor=self.executor)
         if self.name is None:  # a new run: no other thread can know the name it will get
-            return self._optimize(budget, budget_seconds, kw)
+            return self._optimize(budget, budget_seconds, threads, kw)
         with self.store.running(self.name):  # another thread of this process: refused
-            return self._optimize(budget, budget_seconds, kw)
+            return self._optimize(budget, budget_seconds, threads, kw)
 
     def _optimize(self, budget: int | None, budget_seconds: float | None,
-                  kw: dict[str, Any]) -> SearchOutcome:
+                  threads: int | None, kw: dict[str, Any]) -> SearchOutcome:
         try:
             if self.config is None or self.exists:
                 self.outcome = resume_search(self.store, self.name, budget=budget,
-                                             budget_seconds=budget_seconds, **kw)
+                                             budget_seconds=budget_seconds, threads=threads,
+                                             **kw)
             else:
                 cfg = self.config if budget is None else replace(self.config, budget=budget)
                 if budget_seconds is not None:
                     cfg = replace(cfg, budget_seconds=budget_seconds)
+                if threads is not None:
+                    cfg = replace(cfg, threads=threads)
                 self.outcome = run_search(self.store, cfg, name=self.name,
                                           on_created=self._created, **kw)
         except (KeyboardInterrupt, FnasError):

@@ -325,8 +325,9 @@ class RayExecutor(Executor):
 
 
 def make_executor(name: str, address: str | None = None, parallel: int = 2,
-                  retries: int = 1) -> Executor:
-    """``local`` or ``ray`` (see :class:`RayExecutor`).
+                  retries: int = 1, threads: int = 1) -> Executor:
+    """``local`` or ``ray`` (see :class:`RayExecutor`); on Ray each rollout reserves
+    ``threads`` CPUs (the run's ``threads`` setting; 0: one), the torch threads it runs on.
 
     Raises:
         ConfigError: unknown name, Ray missing or unreachable.
@@ -334,5 +335,5 @@ def make_executor(name: str, address: str | None = None, parallel: int = 2,
     if name == "local":
         return LocalExecutor()
     if name == "ray":
-        return RayExecutor(address, parallel, retries)
+        return RayExecutor(address, parallel, retries, cpus_per_rollout=max(1, int(threads)))
     raise ConfigError(f"unknown executor {name!r}: expected one of {list(EXECUTORS)}")
