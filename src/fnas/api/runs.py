@@ -64,10 +64,10 @@ class Search:
         a search that exists resumes from its last checkpoint, and a larger ``budget``
         extends a finished one. ``budget_seconds`` also stops it when that much compute
         (wall seconds, over resumes) is spent. ``threads``: torch threads per training for
-        this call (default: the run's ``threads`` setting, 1; 0: torch's default). ``stop_after`` stops after that many rounds
-        (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
-        of each evaluation) run after each evaluation and update; one may raise
-        ``StopSearch``.
+        this call (default: the run's ``threads`` setting, 1; 0: torch's default).
+        ``stop_after`` stops after that many rounds (resumable). ``callbacks``
+        (:mod:`fnas.search.callbacks`: a ``Callback`` or a function of each evaluation) run
+        after each evaluation and update; one may raise ``StopSearch``.
 
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).

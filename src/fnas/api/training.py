@@ -78,13 +78,12 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
         TaskError: the dataset cannot be read.
         ModelError: the weights file cannot be written.
     """
+    from fnas._limits import check_int
+    from fnas.agent.threads import MAX_THREADS, torch_threads
     from fnas.nn.weights import ModelInfo, save_model
     from fnas.space import resolve_arch
     from fnas.tasks import RewardConfig, TaskConfig, evaluate, load_dataset, run_rollout
     from fnas.tasks.trainer import check_device
-
-    from fnas._limits import check_int
-    from fnas.agent.threads import MAX_THREADS, torch_threads
 
     threads = check_int(threads, "threads", 0, MAX_THREADS)
     known = {f.name for f in fields(TaskConfig)}
