@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
 from fnas.execution.evaluators import Evaluator  # noqa: E402
 from fnas.execution.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa: E402

@@ -157,8 +157,8 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor ray needs Ray: pip install 'fnas[ray]' "
-                              "(or pip install 'ray>=2.9')") from None
+            raise ConfigError("--executor ray needs Ray: pip install 'ray>=2.9' "
+                              "(fnas's ray extra)") from None
         if parallel < 1 or retries < 0 or cpus_per_rollout < 1:
             raise ConfigError(f"ray executor: parallel={parallel}, retries={retries}, "
                               f"cpus_per_rollout={cpus_per_rollout} out of range")
