@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fnas.agent.threads import torch_threads
 from fnas.tasks.rollout import Rollout, RolloutResult
+from fnas.tasks.threads import torch_threads
 
 __all__ = ["RolloutJob", "SearchDeadline", "run_job"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fnas.agent.threads import torch_threads
+from fnas.tasks.threads import torch_threads
 
 __all__ = ["measure_latency", "time_forwards", "warn_if_loaded", "Latency", "LOADED_SHARE"]
 
