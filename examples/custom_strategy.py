@@ -1,5 +1,6 @@
 """A strategy of your own: hill climbing (mutate the best so far), registered by name and run
-through fnas's loop, store, cache and resume. `python examples/custom_strategy.py [STORE]`"""
+through fnas's loop, store, cache and resume. `python examples/custom_strategy.py [STORE]`
+Runtime: a few seconds (60 evaluations of an instant objective)."""
 import sys
 
 import numpy as np
@@ -46,5 +47,6 @@ search = fnas.create_search(store=sys.argv[1] if len(sys.argv) > 1 else "fnas-st
                             name="hill-toy", space=space, strategy="hill", batch=4,
                             objective=lambda a: -sum((v - 3) ** 2 for v in a.values()),
                             load_if_exists=True)
-search.optimize(budget=60, progress=False)
-print(f"best: {search.best.arch} reward {search.best.reward}")
+search.optimize(budget=60)  # a progress bar on stderr
+print(f"best: {search.best.arch} reward {search.best.reward} (the optimum: every x = 3, reward 0; "
+      "sensible: -2 or more)")

@@ -1,5 +1,5 @@
 """Your data, network family and training: `python examples/own_objective.py [STORE]`; if
-killed (Ctrl-C, kill -9), run it again and it resumes."""
+killed (Ctrl-C, kill -9), run it again and it resumes. Runtime: about 10 s on one core."""
 import sys
 
 import torch
@@ -35,5 +35,5 @@ search = fnas.create_search(store=sys.argv[1] if len(sys.argv) > 1 else "fnas-st
                             name="digits-mlp", space=space, objective=train_and_score,
                             load_if_exists=True, batch=4)
 search.optimize(budget=24)
-print(f"best: {search.best.arch} accuracy {search.best.accuracy:.4f}")
+print(f"best: {search.best.arch} accuracy {search.best.accuracy:.4f} (sensible: over 0.9)")
 model = build(space.decode(search.best.decisions))  # the best network, to train in full

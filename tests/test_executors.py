@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
 from fnas.execution.evaluators import Evaluator  # noqa: E402
 from fnas.execution.executors import LocalExecutor, RayExecutor, RolloutJob  # noqa: E402
@@ -121,5 +121,5 @@ def test_ray_missing_or_unreachable_is_one_line(tmp_path, monkeypatch):
     from fnas.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(ConfigError, match=r"pip install 'fnas\[ray\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'ray>=2\.9'"):
         RayExecutor()

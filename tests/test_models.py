@@ -465,7 +465,7 @@ def test_onnx_without_the_export_extra_is_one_line(tmp_path):
             f"sys.exit(main(['export', {ARCH!r}, '--format', 'onnx', '--out', {str(out)!r}]))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, env=ENV)
-    assert_one_line_error(p, "pip install 'fnas[export]'")
+    assert_one_line_error(p, "pip install onnx onnxscript")
     assert not out.exists() and p.stdout == ""
 
 

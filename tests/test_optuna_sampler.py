@@ -137,4 +137,5 @@ def test_without_optuna_the_sampler_is_a_one_line_error_and_fnas_never_imports_i
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.splitlines() == [
-        "False", "fnas.integration.optuna needs Optuna: pip install 'fnas[optuna]'"], out.stderr
+        "False", "fnas.integration.optuna needs Optuna: pip install 'optuna>=3.4' (fnas's "
+        "optuna extra)"], out.stderr

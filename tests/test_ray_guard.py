@@ -98,7 +98,7 @@ def _readline(proc: subprocess.Popen, timeout: float) -> str:
 
 
 def _start_driver(mode: str) -> tuple[subprocess.Popen, str, int, int]:
-    pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     line = _readline(proc, 120)

@@ -20,7 +20,7 @@ from fast import TINY_SET
 
 pytestmark = pytest.mark.slow  # a Ray search killed and resumed in subprocesses
 
-pytest.importorskip("ray", reason="Ray is not installed (pip install 'fnas[ray]')")
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
 # real trainings on 100 digits images (tests/fast.py); this test starts and stops its own Ray
 SEARCH = ["search", "--epochs", "1", "--batch", "4", "--budget", "10", "--no-progress",

@@ -214,3 +214,51 @@ def test_the_evaluator_contract_names_what_the_loop_reads(tmp_path):
     assert low.status == full.status == "ok"
     assert (low.epochs, full.epochs) == (1, 4)
     assert ev.evaluate(spec, 0).accuracy == full.accuracy  # fidelity 1 is evaluate
+
+
+class Quarters(LastFirst):
+    """``LastFirst``, each rollout's training seconds set to exactly 0.25."""
+
+    def wait(self):
+        job, rollout = super().wait()
+        return job, Rollout(replace(rollout.result, train_seconds=0.25), rollout.weights)
+
+
+def test_a_resumed_run_counts_the_seconds_of_slots_recorded_before_it(tmp_path, repeats):
+    """After an interruption in a batch (Ctrl-C here; kill -9 alike), the slots recorded
+    before it are in no checkpoint's timers: the resume counts them, so ``fnas show``'s
+    training seconds (the timers) are the end-of-run summary's (the recorded rows' sum), not
+    313 s against 2611 s (issue 36)."""
+    store = Store(tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # in batch 1, two of its slots recorded
+        _search(store, repeats, Quarters(), callbacks=[Seen(stop_at=8)])
+    ev = SyntheticEvaluator(SPACE, TARGET, noise=0.05)
+    done = resume_search(store, "r", evaluator=ev, space=SPACE, progress=False,
+                         executor=Quarters())
+    assert store.summary(done.experiment.id)["train_seconds"] == 0.25 * 20
+    assert done.stats["train"] == 0.25 * 20  # each training once, the interrupted ones too
+
+
+def test_a_checkpoint_at_the_compute_limit_is_not_counted_twice(tmp_path, repeats):
+    """The checkpoint written within a batch at ``budget_seconds`` names the slots whose
+    seconds its timers hold; the resume that reuses them does not count them again."""
+    import time
+
+    class Slow(Quarters):  # the limit passes in batch 1's second training
+        def wait(self):
+            if self.calls == 6:
+                time.sleep(0.5)
+            return super().wait()
+
+    store = Store(tmp_path)
+    ev = SyntheticEvaluator(SPACE, TARGET, noise=0.05)
+    cfg = replace(repeats, budget_seconds=0.4, eval_isolation="none")
+    first = run_search(store, cfg, name="r", evaluator=ev, space=SPACE, progress=False,
+                       executor=Slow())
+    assert first.stats["stop_reason"] == "seconds" and first.stats["n_done"] == 6
+    assert len(store.evaluations(first.experiment.id)) > 6  # a part of batch 1 recorded
+    done = resume_search(store, "r", evaluator=ev, space=SPACE, progress=False,
+                         executor=Quarters(), budget_seconds=1e6)
+    assert done.stats["n_done"] == 24
+    assert done.stats["train"] == store.summary(done.experiment.id)["train_seconds"] \
+        == 0.25 * done.stats["n_trained"]

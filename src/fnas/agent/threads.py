@@ -1,13 +1,14 @@
-"""One intra-op thread for the agent's tiny tensors."""
+"""One intra-op thread for the agent's tiny tensors (:func:`single_thread`); the run's
+``threads`` setting around a training is :func:`fnas.tasks.threads.torch_threads`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
+from fnas.tasks.threads import MAX_THREADS, torch_threads
 
-__all__ = ["single_thread"]
+__all__ = ["single_thread", "torch_threads", "MAX_THREADS"]
 
 
 @contextmanager
@@ -19,9 +20,5 @@ def single_thread() -> Iterator[None]:
     PPO update 60x slower (0.9 s instead of 15 ms per backward, measured while a rollout
     trained).
     """
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(old)

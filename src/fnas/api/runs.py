@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fnas.agent.threads import MAX_THREADS
 from fnas.api.results import best_of, direction_of, params_of, run_space, trials_frame, value_of
 from fnas.errors import ConfigError, FnasError, StoreError
 from fnas.execution.evaluators import Evaluator, ProxyEvaluator
@@ -64,15 +65,17 @@ class Search:
 
     def optimize(self, budget: int | None = None, *, progress: bool = True,
                  stop_after: int | None = None, callbacks: Sequence[Any] = (),
-                 budget_seconds: float | None = None, n_workers: int | None = None,
+                 budget_seconds: float | None = None, threads: int | None = None,
+                 n_workers: int | None = None,
                  executor: str | Executor | None = None) -> SearchOutcome:
         """Run the search until its total ``budget`` (default: the configured one) is spent;
         a search that exists resumes from its last checkpoint, and a larger ``budget``
         extends a finished one. ``budget_seconds`` also stops it when that much compute
-        (wall seconds, over resumes) is spent. ``stop_after`` stops after that many rounds
-        (resumable). ``callbacks`` (:mod:`fnas.search.callbacks`: a ``Callback`` or a function
-        of each evaluation) run after each evaluation and update; one may raise
-        ``StopSearch``.
+        (wall seconds, over resumes) is spent. ``threads``: torch threads per training for
+        this call (default: the run's ``threads`` setting, 1; 0: torch's default).
+        ``stop_after`` stops after that many rounds (resumable). ``callbacks``
+        (:mod:`fnas.search.callbacks`: a ``Callback`` or a function of each evaluation) run
+        after each evaluation and update; one may raise ``StopSearch``.
 
         ``n_workers`` evaluates that many architectures of a batch at once, as Ray tasks (a
         local Ray is started, or the one this process joined is used; the objective must be
@@ -88,31 +91,36 @@ class Search:
         """
         if budget is not None:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
+        if threads is not None:
+            threads = check_int(threads, "threads", 0, MAX_THREADS)
         made = _call_executor(executor, n_workers)
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
                   stop_after=stop_after, callbacks=tuple(callbacks),
                   executor=self.executor if made is None else made)
         try:
             if self.name is None:  # a new run: no other thread can know the name it will get
-                return self._optimize(budget, budget_seconds, kw)
+                return self._optimize(budget, budget_seconds, threads, kw)
             with self.store.running(self.name):  # another thread of this process: refused
-                return self._optimize(budget, budget_seconds, kw)
+                return self._optimize(budget, budget_seconds, threads, kw)
         finally:
             if made is not None and made is not executor:
                 made.close()  # a Ray this call started ends with it
 
     def _optimize(self, budget: int | None, budget_seconds: float | None,
-                  kw: dict[str, Any]) -> SearchOutcome:
+                  threads: int | None, kw: dict[str, Any]) -> SearchOutcome:
         try:
             if self.config is None or self.exists:
                 if isinstance(self.evaluator, ObjectiveEvaluator):  # refused before any write
                     self.evaluator.directed(direction_of(self.experiment))
                 self.outcome = resume_search(self.store, self.name, budget=budget,
-                                             budget_seconds=budget_seconds, **kw)
+                                             budget_seconds=budget_seconds, threads=threads,
+                                             **kw)
             else:
                 cfg = self.config if budget is None else replace(self.config, budget=budget)
                 if budget_seconds is not None:
                     cfg = replace(cfg, budget_seconds=budget_seconds)
+                if threads is not None:
+                    cfg = replace(cfg, threads=threads)
                 self.outcome = run_search(self.store, cfg, name=self.name,
                                           on_created=self._created, **kw)
         except (KeyboardInterrupt, FnasError):
@@ -240,8 +248,8 @@ def _call_executor(executor: Any, n_workers: Any) -> Executor | None:
         import ray  # noqa: F401  (only whether it is there)
     except ImportError:
         raise ConfigError(f"n_workers={n_workers or 2} runs evaluations in parallel as Ray "
-                          "tasks, and Ray is not installed: pip install 'fnas[ray]' (or "
-                          "pip install 'ray>=2.9')") from None
+                          "tasks, and Ray is not installed: pip install 'ray>=2.9' "
+                          "(fnas's ray extra)") from None
     from fnas.execution.executors import RayExecutor
 
     return RayExecutor(parallel=n_workers or 2)

@@ -69,6 +69,7 @@ class SearchSettings(TypedDict, total=False):
     budget_seconds: float | None
     eval_timeout: float | None
     eval_isolation: str
+    threads: int
     strategy_config: Any
     fnas: Any
     ppo: Any

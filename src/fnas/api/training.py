@@ -45,7 +45,7 @@ class Trained:
 def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig | None = None,
           *, seed: int = 0, out: str | Path | None = None, store: str | Path = "fnas-store",
           on_epoch: Callable[[int, float], None] | None = None, progress: bool = False,
-          **task_fields: Any) -> Trained:
+          threads: int = 1, **task_fields: Any) -> Trained:
     """Train ``arch`` once, score it with ``reward`` and save the weights to ``out``.
 
     Args:
@@ -60,6 +60,9 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
         store: the store ``RUN:RANK`` is looked up in.
         on_epoch: called after each epoch with (epoch, held-out accuracy).
         progress: show a progress bar (epochs, held-out accuracy) on stderr.
+        threads: torch threads the training runs on (the caller's setting is restored
+            after it); 0: torch's default, one per core. One by default, as in a search
+            (``SearchConfig.threads``: more thrash on a machine that runs other work).
         **task_fields: :class:`~fnas.tasks.TaskConfig` fields over ``task`` (``epochs``,
             ``batch_size``, ``lr``, ``max_samples``, ``image_size``, ``device``...); a
             ``None`` value leaves the field as it is.
@@ -75,11 +78,14 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
         TaskError: the dataset cannot be read.
         ModelError: the weights file cannot be written.
     """
+    from fnas._limits import check_int
+    from fnas.agent.threads import MAX_THREADS, torch_threads
     from fnas.nn.weights import ModelInfo, save_model
     from fnas.space import resolve_arch
     from fnas.tasks import RewardConfig, TaskConfig, evaluate, load_dataset, run_rollout
     from fnas.tasks.trainer import check_device
 
+    threads = check_int(threads, "threads", 0, MAX_THREADS)
     known = {f.name for f in fields(TaskConfig)}
     unknown = sorted(set(task_fields) - known)
     if unknown:
@@ -119,8 +125,9 @@ def train(arch: str, task: TaskConfig | str | None = None, reward: RewardConfig 
             on_epoch(epoch, acc)
 
     try:
-        rollout = run_rollout(spec, task, reward, seed, return_weights=True,
-                              on_epoch=each_epoch if progress or on_epoch else None)
+        with torch_threads(threads):
+            rollout = run_rollout(spec, task, reward, seed, return_weights=True,
+                                  on_epoch=each_epoch if progress or on_epoch else None)
     finally:
         bar.close()
     res = rollout.result

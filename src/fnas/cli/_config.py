@@ -20,7 +20,8 @@ __all__ = ["field_docs", "field_default", "field_help", "add_field", "dataset_fo
            "replay_args", "replay_from_args", "screen_args", "fnas_from_args", "set_args",
            "settings_from_args"]
 
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)])\.\s+(?=[A-Z0-9(])")
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)])(?<!et al)(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z0-9(])")
+"""Where a docstring's first sentence ends (not at "Schaul et al. 2016" or "e.g. X")."""
 
 
 @functools.cache

@@ -22,8 +22,9 @@ def _arguments(x: argparse.ArgumentParser) -> None:
     x.add_argument("arch", nargs="?", default=None,
                    help="block string, name or RUN:RANK (optional with --weights)")
     x.add_argument("--format", required=True, choices=list(EXPORT_FORMATS),
-                   help="onnx: ONNX (needs fnas[export]); pt2: torch.export program "
-                        "(torch.export.load reads it); spec: JSON spec and block string")
+                   help="onnx: ONNX (needs the export extra: onnx, onnxscript); pt2: "
+                        "torch.export program (torch.export.load reads it); spec: JSON spec "
+                        "and block string")
     x.add_argument("--weights", default=None, metavar="FILE",
                    help="trained weights from 'fnas train' (default: fresh init, --seed)")
     x.add_argument("--out", default=None, metavar="PATH",

@@ -81,6 +81,8 @@ def _arguments(s: argparse.ArgumentParser) -> None:
               "limit")
     add_field(s, "--eval-timeout", c, "eval_timeout", given_only=True, type=positive_float,
               metavar="S")
+    add_field(s, "--threads", c, "threads", given_only=True, type=nonneg_int, metavar="N",
+              help=field_help(c, "threads") + "; with --resume, for this call")
     add_field(s, "--budget-counts", c, "budget_counts", given_only=True,
               choices=["samples", "trained"])
     add_field(s, "--max-samples", c, "max_samples", given_only=True, type=positive_int,
@@ -118,7 +120,7 @@ def config_from_args(args: argparse.Namespace):
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
                                            "replay", "budget_seconds", "budget_counts",
-                                           "max_samples", "eval_timeout")
+                                           "max_samples", "eval_timeout", "threads")
              if getattr(args, k) is not None}
     task = {k: v for k, v in (("dataset", args.task), ("epochs", args.epochs),
                               ("image_size", args.image_size), ("device", args.device))
@@ -148,9 +150,11 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(
                 f"--resume continues a run with its recorded settings; drop "
-                f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds and "
-                "--store apply)")
-    executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries)
+                f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds, --threads "
+                "and --store apply)")
+    threads = cfg.threads if cfg is not None else args.threads
+    executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries,
+                             threads=threads if threads is not None else 1)
     try:
         if cfg is None:
             search = load_search(args.store, args.resume, executor=executor)
@@ -164,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         try:  # a resume's --budget and --budget-seconds; a new run's are in its config
             out = search.optimize(args.budget if cfg is None else None,
                                   budget_seconds=args.budget_seconds if cfg is None else None,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress,
+                                  threads=args.threads if cfg is None else None)
         except KeyboardInterrupt:
             recorded = search.name is not None and search.exists
             print("fnas search: interrupted; " + (

@@ -12,6 +12,7 @@ import sys
 from fnas.cli._common import (
     human,
     json_text,
+    nonneg_int,
     positive_float,
     positive_int,
     reward_args,
@@ -44,6 +45,9 @@ def _arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=seed, default=0, help="seeds the initialisation and the "
                                                         "data order (default: 0)")
     add_field(t, "--device", TaskConfig, "device")
+    t.add_argument("--threads", type=nonneg_int, default=1, metavar="N",
+                   help="torch threads the training runs on; 0: torch's default, one per "
+                        "core (default: 1: more thrash on a machine that runs other work)")
     reward_args(t)
     t.add_argument("--out", default=None, metavar="FILE",
                    help="weights file (./fnas-<arch key>.safetensors)")
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                       out=args.out, store=args.store, progress=not args.no_progress,
                       epochs=args.epochs, batch_size=args.batch, lr=args.lr,
                       max_samples=args.max_samples, image_size=args.image_size,
-                      device=args.device)
+                      device=args.device, threads=args.threads)
     res, source = done.result, done.target.source
     if not done.ok:
         if args.json:  # as before weights files existed: the failed result, exit 1

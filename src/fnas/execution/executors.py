@@ -157,8 +157,8 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor ray needs Ray: pip install 'fnas[ray]' "
-                              "(or pip install 'ray>=2.9')") from None
+            raise ConfigError("--executor ray needs Ray: pip install 'ray>=2.9' "
+                              "(fnas's ray extra)") from None
         if parallel < 1 or retries < 0 or cpus_per_rollout < 1:
             raise ConfigError(f"ray executor: parallel={parallel}, retries={retries}, "
                               f"cpus_per_rollout={cpus_per_rollout} out of range")
@@ -325,8 +325,9 @@ class RayExecutor(Executor):
 
 
 def make_executor(name: str, address: str | None = None, parallel: int = 2,
-                  retries: int = 1) -> Executor:
-    """``local`` or ``ray`` (see :class:`RayExecutor`).
+                  retries: int = 1, threads: int = 1) -> Executor:
+    """``local`` or ``ray`` (see :class:`RayExecutor`); on Ray each rollout reserves
+    ``threads`` CPUs (the run's ``threads`` setting; 0: one), the torch threads it runs on.
 
     Raises:
         ConfigError: unknown name, Ray missing or unreachable.
@@ -334,5 +335,5 @@ def make_executor(name: str, address: str | None = None, parallel: int = 2,
     if name == "local":
         return LocalExecutor()
     if name == "ray":
-        return RayExecutor(address, parallel, retries)
+        return RayExecutor(address, parallel, retries, cpus_per_rollout=max(1, int(threads)))
     raise ConfigError(f"unknown executor {name!r}: expected one of {list(EXECUTORS)}")

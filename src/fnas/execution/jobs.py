@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fnas.tasks.rollout import Rollout, RolloutResult
+from fnas.tasks.threads import torch_threads
 
 __all__ = ["RolloutJob", "SearchDeadline", "run_job"]
 
@@ -27,6 +28,9 @@ class RolloutJob:
     ``stops`` evaluations records it as failed. None: no limit."""
     fidelity: float = 1.0
     """The fraction in (0, 1] of the full evaluation to run (``Evaluator.evaluate_at``)."""
+    threads: int = 0
+    """Torch threads the evaluation runs on (the run's ``threads`` setting), the caller's
+    setting restored after it; 0: the process's setting as it is."""
 
 
 class SearchDeadline(Exception):  # noqa: N818 - a signal to the loop, not an error
@@ -36,8 +40,13 @@ class SearchDeadline(Exception):  # noqa: N818 - a signal to the loop, not an er
 
 
 def run_job(evaluator: Any, job: RolloutJob) -> Rollout:
-    """Run one job with ``evaluator`` (in this process), at the job's fidelity: a result
-    that does not record its fidelity gets the job's."""
+    """Run one job with ``evaluator`` (in this process), at the job's fidelity and on its
+    ``threads``: a result that does not record its fidelity gets the job's."""
+    with torch_threads(getattr(job, "threads", 0)):  # a job pickled by an older fnas: none
+        return _run_job(evaluator, job)
+
+
+def _run_job(evaluator: Any, job: RolloutJob) -> Rollout:
     f = getattr(job, "fidelity", 1.0)  # a job pickled by an older fnas has none
     if f == 1.0:  # the full protocol, exactly as before fidelities existed
         if job.train:

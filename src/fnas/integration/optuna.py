@@ -41,8 +41,8 @@ How it maps onto fnas's loop (docs/DESIGN.md, "The loop"):
   results of earlier runs are, ranked within the study); those that finish later are in the
   study but do not teach the strategy. Enqueued trials are never given a proposal.
 
-Needs ``optuna`` (``pip install 'fnas[optuna]'``); without it, importing this module is a
-one-line error. One objective only.
+Needs ``optuna`` (``pip install 'optuna>=3.4'``, the ``optuna`` extra); without it,
+importing this module is a one-line error. One objective only.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ from fnas.errors import ConfigError
 try:  # first: without Optuna, the error comes before fnas's heavier imports
     import optuna
 except ImportError:
-    raise ConfigError("fnas.integration.optuna needs Optuna: pip install 'fnas[optuna]'"
-                      ) from None
+    raise ConfigError("fnas.integration.optuna needs Optuna: pip install 'optuna>=3.4' "
+                      "(fnas's optuna extra)") from None
 
 from fnas.agent.acquisition import rank_gauss
 from fnas.api.search import make_space

@@ -54,8 +54,8 @@ def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ImportError("Store.to_dataframe needs pandas: pip install pandas (or "
-                          "pip install 'fnas[pandas]')") from None
+        raise ImportError("Store.to_dataframe needs pandas: pip install pandas (fnas's "
+                          "pandas extra)") from None
     return pandas
 
 

@@ -128,7 +128,8 @@ def require_onnx() -> None:
         import onnx  # noqa: F401 - the dynamo exporter needs both
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise ModelError(f"ONNX export needs {e.name}: pip install 'fnas[export]'") from None
+        raise ModelError(f"ONNX export needs {e.name}: pip install onnx onnxscript (fnas's "
+                         "export extra)") from None
     import inspect
 
     if "dynamo" not in inspect.signature(torch.onnx.export).parameters:

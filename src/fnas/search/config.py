@@ -31,6 +31,7 @@ from fnas._config_build import build_config, config_kwargs, nested_fields
 from fnas._io import import_user_module
 from fnas.agent.buffer import ReplayConfig
 from fnas.agent.ppo import PPOConfig
+from fnas.agent.threads import MAX_THREADS
 from fnas.errors import ConfigError, FnasError
 from fnas.space.factorized import FactorizedSpace
 from fnas.space.macro import macro_space
@@ -160,6 +161,12 @@ class SearchConfig:
     ``budget_seconds`` can stop), ``none`` (in this process: a running evaluation is waited
     for), or ``auto`` (a worker when ``eval_timeout`` or ``budget_seconds`` is set and the
     objective can be sent to one, else in this process)."""
+    threads: int = 1
+    """Torch threads each local training (and your objective, run locally) uses; 0: torch's
+    default (one per core). One by default: a proxy training gains little from more, and on a
+    machine that runs other work their spin-waits thrash (10-30x slower, issue 36). It sets
+    how fast a run goes, not what it finds, so a resume may change it
+    (``optimize(threads=)``, ``fnas search --resume RUN --threads N``)."""
     objective: str | None = None
     """What scores architectures when it is not the proxy task ``task`` (the objective's
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
@@ -188,10 +195,11 @@ class SearchConfig:
         # integers as integers, in range, before anything is written (a float or a bool budget
         # would be recorded, then read back as a damaged row)
         ints = {"budget": (1, MAX_COUNT), "seed": (0, MAX_SEED), "batch": (2, MAX_COUNT),
-                "max_samples": (1, MAX_COUNT), "pool_epochs": (1, MAX_COUNT)}
+                "max_samples": (1, MAX_COUNT), "pool_epochs": (1, MAX_COUNT),
+                "threads": (0, MAX_THREADS)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
-            if value is not None or name in ("budget", "seed", "batch"):
+            if value is not None or name in ("budget", "seed", "batch", "threads"):
                 object.__setattr__(self, name, check_int(value, name, lo, hi))
         if self.pool not in ("auto", "on", "off"):
             raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")

@@ -196,10 +196,12 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
                   budget_seconds: float | None = None,
                   evaluator: Evaluator | None = None, space: FactorizedSpace | None = None,
                   progress: bool = True, stop_after: int | None = None,
-                  executor: Executor | None = None, callbacks: Sequence[Any] = ()) -> SearchOutcome:
+                  executor: Executor | None = None, callbacks: Sequence[Any] = (),
+                  threads: int | None = None) -> SearchOutcome:
     """Continue a stopped search from its last checkpoint; ``budget`` may extend it (any
     executor: rollouts that were in flight when it stopped run again); ``budget_seconds``
-    sets the run's compute limit (total wall seconds over resumes) for this call.
+    sets the run's compute limit (total wall seconds over resumes) and ``threads`` the torch
+    threads of its trainings (``SearchConfig.threads``), for this call.
 
     Raises:
         StoreError: unknown run, corrupted checkpoint, or a task/space that changed since.
@@ -216,6 +218,8 @@ def resume_search(store: Store, ref: int | str, *, budget: int | None = None,
         cfg = replace(cfg, budget=budget)
     if budget_seconds is not None:
         cfg = replace(cfg, budget_seconds=budget_seconds)
+    if threads is not None:
+        cfg = replace(cfg, threads=threads)
     evaluator, space, strategy = _make(cfg, evaluator, space)
     _check_same_run(exp, cfg, space, evaluator)
     # everything is checked before anything is written (a refused resume leaves the store's

@@ -1,6 +1,7 @@
 """The search loop's own state: its counters and its timers, as the checkpoint holds them
-(``meta["loop"]``: ``iteration``, ``n_done``, ``n_trained``, ``timers``, ``experiment``, and
-``trained_cost`` once a low-fidelity training ran)."""
+(``meta["loop"]``: ``iteration``, ``n_done``, ``n_trained``, ``timers``, ``experiment``,
+``trained_cost`` once a low-fidelity training ran, and ``timed`` in a checkpoint written
+within a batch)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ class LoopState:
     trainings spends; None: ``n_trained`` (every training at full fidelity, or a checkpoint
     written before fidelities existed)."""
 
+    timed: list[int] = field(default_factory=list)
+    """Slots of batch ``iteration`` whose seconds ``timers`` already count: a checkpoint
+    written within a batch (at the compute limit) counts the slots recorded so far; one
+    written after a batch, none."""
+
     @property
     def trained_spent(self) -> float:
         """The trainings a budget in trainings has spent (:attr:`trained_cost`)."""
@@ -97,6 +103,8 @@ class LoopState:
                "timers": self.timers.to_dict(), "experiment": experiment}
         if self.trained_cost is not None:  # only once a low-fidelity training ran
             out["trained_cost"] = self.trained_cost
+        if self.timed:  # only in a checkpoint written within a batch
+            out["timed"] = sorted(self.timed)
         return out
 
     @classmethod
@@ -106,4 +114,4 @@ class LoopState:
         cost = d.get("trained_cost")
         return cls(int(d.get("iteration", 0)), int(d.get("n_done", 0)),
                    int(d.get("n_trained", 0)), Timers.from_dict(d.get("timers", {})),
-                   None if cost is None else float(cost))
+                   None if cost is None else float(cost), list(d.get("timed", [])))

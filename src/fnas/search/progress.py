@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from fnas.knowledge.store import Evaluation, Experiment
@@ -71,6 +72,17 @@ class Progress:
         self.exp, self.strategy, self.by_trained = exp, strategy, by_trained
         self.bar = tqdm(total=total, initial=min(done, total), desc=exp.name,
                         disable=not enabled, unit="arch", dynamic_ncols=True)
+
+    def resumed(self, done: float, reused: int) -> None:
+        """One line as a recorded run continues: where it stands (``done`` of the budget,
+        as the bar counts it) and how many evaluations of its interrupted batch are reused.
+        On the bar's stream when it shows, and at INFO on the loop's logger."""
+        unit = "trainings" if self.by_trained else "architectures"
+        line = (f"resuming run {self.exp.name} at {done:g}/{self.bar.total} {unit}"
+                + (f" ({reused} recorded in its interrupted batch, reused)" if reused else ""))
+        if not self.bar.disable:
+            self.bar.write(line, file=sys.stderr)
+        logger.info("%s", line)
 
     def evaluation(self, ev: Evaluation, best: float, n_trained: int, resumed: bool) -> None:
         """An evaluation was recorded (``resumed``: before the resume)."""

@@ -106,15 +106,23 @@ class Recorder:
         timers: the loop's timers; the recorder adds its store, pool, evaluate, train seconds.
         runner: the knowledge pool's runner (``fnas.search.pooling``), or None without it.
         timeout: seconds each training may take, or None.
+        threads: torch threads each training runs on (``SearchConfig.threads``; 0: as set).
+        timed: ``(iteration, slots)``: the slots of that batch whose seconds ``timers``
+            already count (a checkpoint written within the batch, at the compute limit).
     """
 
     def __init__(self, store: Store, exp: Experiment, evaluator: Evaluator, seed: int,
                  executor: Executor, timers: Timers, runner: PoolRunner | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, threads: int = 0,
+                 timed: tuple[int, Sequence[int]] = (0, ())) -> None:
         self.store, self.exp, self.evaluator, self.seed = store, exp, evaluator, seed
         self.executor, self.timers, self.runner = executor, timers, runner
         self.timeout = timeout
         """Seconds each training may take (``eval_timeout``; the executor stops it)."""
+        self.threads = threads
+        """Torch threads each training runs on (0: the process's setting)."""
+        self.timed_iteration, self.timed = timed[0], set(timed[1])
+        """The slots of batch ``timed_iteration`` whose seconds the timers count."""
         self.deadline: float | None = None
         self._in_flight: dict[int, SlotPlan] = {}
         """slot -> the plan of each pending training"""
@@ -133,6 +141,8 @@ class Recorder:
             SearchDeadline: ``deadline`` was reached before the batch was complete.
         """
         self.deadline = deadline
+        if iteration != self.timed_iteration:
+            self.timed_iteration, self.timed = iteration, set()
         with self.timers.measure("store"):
             recorded = {e.slot: e for e in self.store.evaluations(self.exp.id, iteration)}
         if self.runner is not None:
@@ -151,6 +161,7 @@ class Recorder:
                 while self.executor.pending >= self.executor.parallel:
                     yield self._collect(), False
                 if slot in recorded:
+                    self._count_recorded(recorded[slot])
                     yield recorded[slot], True
                     continue
                 if deadline is not None and time.monotonic() >= deadline:
@@ -196,10 +207,12 @@ class Recorder:
         the local executor runs it when :meth:`_collect` waits for it)."""
         f = plan.proposal.fidelity
         if plan.pool is None:
-            job = RolloutJob(plan.slot, plan.spec, plan.seed, timeout=self.timeout, fidelity=f)
+            job = RolloutJob(plan.slot, plan.spec, plan.seed, timeout=self.timeout, fidelity=f,
+                             threads=self.threads)
         else:
             job = RolloutJob(plan.slot, plan.spec, plan.seed, plan.pool.weights,
-                             plan.pool.epochs, train=True, timeout=self.timeout, fidelity=f)
+                             plan.pool.epochs, train=True, timeout=self.timeout, fidelity=f,
+                             threads=self.threads)
         self._in_flight[plan.slot] = plan
         self.executor.submit(self.evaluator, job)
 
@@ -215,7 +228,21 @@ class Recorder:
         for part, seconds in (("pool", done.pool_seconds), ("evaluate", done.evaluate_seconds),
                               ("train", done.train_seconds), ("store", done.store_seconds)):
             self.timers.add(part, seconds)
+        self.timed.add(job.slot)
         return done.evaluation
+
+    def _count_recorded(self, ev: Evaluation) -> None:
+        """Count the training seconds of a slot recorded before a resume, once: the checkpoint
+        was written before it (after the previous batch), so its time is in no timer. Without
+        this a run killed mid-batch said "313 s training" in ``fnas show`` and "2611 s" in the
+        end-of-run summary, which sums the recorded trainings (issue 36). The wall clock it
+        took is not known: its training seconds stand for it."""
+        if ev.slot in self.timed:
+            return
+        self.timed.add(ev.slot)
+        if ev.trained and ev.train_seconds:
+            for part in ("train", "evaluate", "wall"):
+                self.timers.add(part, ev.train_seconds)
 
     def _base(self, p: Proposal, iteration: int, slot: int, verdict: Verdict
               ) -> dict[str, Any]:

@@ -140,6 +140,10 @@ def checked_loop_state(exp: Experiment, meta: Any) -> dict[str, Any]:
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
                              or not 0 <= cost <= loop.get("n_trained", 0)):
         raise bad("loop.trained_cost")
+    timed = loop.get("timed", [])  # absent but in a checkpoint written within a batch
+    if not isinstance(timed, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2**31 for v in timed):
+        raise bad("loop.timed")
     timers = loop.get("timers", {})
     if not isinstance(timers, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in timers.values()):

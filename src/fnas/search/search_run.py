@@ -153,9 +153,11 @@ class SearchRun:
         self._own_executor: Executor | None = None
         self.recorder = Recorder(store, exp, evaluator, cfg.seed,
                                  self._executor(evaluator, executor), self.timers, self.runner,
-                                 timeout=cfg.eval_timeout)
+                                 timeout=cfg.eval_timeout, threads=cfg.threads,
+                                 timed=(state.iteration, state.timed))
         self._deadline_hit = False
-        real = [e.reward for e in store.evaluations(exp.id) if e.counts]
+        rows = store.evaluations(exp.id)
+        real = [e.reward for e in rows if e.counts]
         self.best = max(real, default=-math.inf)
         """The best real full-fidelity reward so far (predictions and low-fidelity results
         never count)."""
@@ -169,6 +171,12 @@ class SearchRun:
         store.update_experiment(exp.id, status="running")
         self.progress = Progress(exp, strategy, cfg.budget, self._spent(), self.by_trained,
                                  progress)
+        if rows:  # a recorded run continues: say where it stands ("resuming ... at 6/32")
+            later = [e for e in rows if e.iteration >= state.iteration]
+            done = self._spent() + (sum(e.fidelity for e in later if e.trained)
+                                    if self.by_trained else len(later))
+            if done < cfg.budget:  # (a finished run asked again has nothing to resume)
+                self.progress.resumed(done, len(later))
         self._t_wall = time.perf_counter()
 
     # ---- the loop ------------------------------------------------------------------------
@@ -231,7 +239,8 @@ class SearchRun:
             timers.wall += t - self._t_wall
             self._t_wall = t
             if before is not None:
-                loop = {**st.to_dict(exp.id), "n_trained": n_trained}
+                loop = {**st.to_dict(exp.id), "n_trained": n_trained,
+                        "timed": sorted(self.recorder.timed)}  # their seconds are counted
                 loop.pop("trained_cost", None)
                 if trained_cost is not None:
                     loop["trained_cost"] = trained_cost
@@ -251,6 +260,7 @@ class SearchRun:
         self.progress.update(st.iteration, st.n_done, st.n_trained, self.best, self.metrics)
         self._ask_stop(dispatch(self.callbacks, "on_update", exp, st.iteration, self.metrics))
         st.iteration += 1
+        st.timed = []  # a batch that completed: the next one's slots are not yet counted
         t = time.perf_counter()
         timers.wall += t - self._t_wall
         self._t_wall = t

