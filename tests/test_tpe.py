@@ -66,5 +66,5 @@ def test_tpe_settings_are_checked_and_stored():
 
 def test_without_optuna_the_tpe_strategy_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
-    with pytest.raises(ConfigError, match=r"pip install 'fnas\[optuna\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'optuna>=3\.4'"):
         TPEStrategy(SPACE, 0)
