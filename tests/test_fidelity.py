@@ -281,3 +281,44 @@ def test_a_multi_fidelity_search_on_ray_makes_the_local_decisions(tmp_path, loca
     assert sorted(rows) == sorted(key(e) for e in Store(tmp_path / "here").evaluations(
         here.experiment.id))
     assert {k[3] for k in rows} == {1 / 3, 1.0}
+
+
+def test_an_objective_with_a_fidelity_parameter_is_searched_at_its_fidelities(tmp_path):
+    """A user objective offers lower fidelities by a parameter named ``fidelity`` (issue 36:
+    ASHA-style early stopping from Python); a low-fidelity result, here one that looks
+    better than any full one, never counts."""
+    import fnas
+
+    calls = []
+
+    def objective(arch, seed, fidelity=1.0):
+        calls.append(fidelity)
+        full = sum(arch.values()) / (2 * len(arch))
+        return full + 0.5 * (1 - fidelity)
+
+    space = fnas.make_space("fid-toy", {f"d{i}": (0, 1, 2) for i in range(6)})
+    search = fnas.create_search(tmp_path, "f", space=space, objective=objective, version=1,
+                                budget=24, batch=6, fnas=RUNGS, budget_counts="trained")
+    search.optimize(progress=False)
+    fids = sorted({e.fidelity for e in search.trials()})
+    assert fids == pytest.approx([1 / 3, 1.0]) and sorted(set(calls)) == fids
+    assert search.best.fidelity == 1.0 and search.best_value <= 1.0
+    full = [e.reward for e in search.trials() if e.fidelity == 1.0]
+    assert search.best_value == max(full)
+
+
+def test_an_objective_without_the_parameter_is_full_fidelity_only(tmp_path):
+    from fnas.execution.objective import ObjectiveEvaluator
+
+    space = macro_space()
+    spec = space.decode((0,) * 8)
+    seen = []
+    ev = ObjectiveEvaluator(lambda arch, fidelity: seen.append(fidelity) or 0.5, version=1)
+    assert ev.fidelities and ev.evaluate_at(spec, 0, 0.25).fidelity == 0.25 and seen == [0.25]
+    plain = ObjectiveEvaluator(lambda arch, seed: 0.5, version=1)
+    assert not plain.fidelities and plain.evaluate(spec, 0).fidelity == 1.0
+    with pytest.raises(ConfigError, match="full fidelity only .* parameter named fidelity"):
+        plain.evaluate_at(spec, 0, 0.5)
+    with pytest.raises(ConfigError, match="fidelity"):
+        run_search(Store(tmp_path), _cfg(fnas=RUNGS), name="x", evaluator=plain, space=SPACE,
+                   progress=False)

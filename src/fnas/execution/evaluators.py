@@ -36,7 +36,8 @@ from fnas.tasks.rollout import Rollout, RolloutResult, run_rollout
 from fnas.tasks.trainer import TaskConfig
 from fnas.tasks.user_data import adopt, registered_dataset
 
-__all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator"]
+__all__ = ["Evaluator", "ProxyEvaluator", "SyntheticEvaluator", "MacroTableEvaluator",
+           "check_fidelity"]
 
 PROBE_SEED = 0
 """The seed of the network :meth:`ProxyEvaluator.probe` initialises (every architecture's)."""
@@ -91,7 +92,7 @@ class Evaluator(ABC):
         Raises:
             ConfigError: a fidelity outside (0, 1], or one this evaluator does not offer.
         """
-        if _fidelity(fidelity) != 1.0:
+        if check_fidelity(fidelity) != 1.0:
             raise ConfigError(f"{type(self).__name__} evaluates at full fidelity only "
                               f"(asked for {fidelity!r:.20})")
         return self.evaluate(spec, seed)
@@ -146,7 +147,12 @@ class Evaluator(ABC):
                            self.reward)
 
 
-def _fidelity(f: Any) -> float:
+def check_fidelity(f: Any) -> float:
+    """``f`` as a float in (0, 1].
+
+    Raises:
+        ConfigError: anything else.
+    """
     if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
         raise ConfigError(f"fidelity={f!r:.20} must be a number in (0, 1]")
     return float(f)
@@ -189,7 +195,7 @@ class ProxyEvaluator(Evaluator):
 
     def evaluate_at(self, spec: Any, seed: int, fidelity: float = 1.0) -> RolloutResult:
         return run_rollout(spec, self.task, self.reward, seed, return_weights=False,
-                           fidelity=_fidelity(fidelity)).result
+                           fidelity=check_fidelity(fidelity)).result
 
     def known_factor(self, spec: Any) -> float | None:
         """``(MACs / T) ** w`` for a MACs target (the analytic MACs the training records
@@ -247,7 +253,7 @@ class ProxyEvaluator(Evaluator):
               epochs: int | None = None, fidelity: float = 1.0) -> Rollout:
         task = self.task if epochs is None else replace(self.task, epochs=int(epochs))
         return run_rollout(spec, task, self.reward, seed, init_weights or None,
-                           fidelity=_fidelity(fidelity))
+                           fidelity=check_fidelity(fidelity))
 
 
 class SyntheticEvaluator(Evaluator):

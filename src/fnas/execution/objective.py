@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fnas.errors import ConfigError, FnasError
-from fnas.execution.evaluators import Evaluator
+from fnas.execution.evaluators import Evaluator, check_fidelity
 from fnas.execution.identity import Unhashable, fingerprint, qualified_name
 from fnas.tasks.reward import RewardConfig
 from fnas.tasks.rollout import RolloutResult
@@ -42,7 +42,11 @@ class ObjectiveError(FnasError):
 class ObjectiveEvaluator(Evaluator):
     """A plain function as an evaluator: ``objective(arch)`` or ``objective(arch, seed)``
     returns the accuracy (a float; higher is better) or a dict of metrics with ``accuracy``
-    and optionally ``reward``, ``latency_ms``, ``macs``, ``params``.
+    and optionally ``reward``, ``latency_ms``, ``macs``, ``params``. An objective with a
+    parameter named ``fidelity`` (``objective(arch, seed, fidelity=1.0)``) offers lower
+    fidelities: fnas passes a fraction in (0, 1] of a full evaluation (of your epochs or
+    steps; 1.0 for a full one), so a multi-fidelity search (``fnas={"screen": {"rungs":
+    [0.25, 1.0]}}``) trains most candidates cheaply and promotes the best, as ASHA does.
 
     Its :attr:`signature`, which keys the result cache, is the function's qualified name plus
     either your ``version`` tag (runs with the same name and tag share cached results) or,
@@ -109,6 +113,11 @@ class ObjectiveEvaluator(Evaluator):
         except (TypeError, ValueError):  # a builtin without a signature: called with arch only
             params = None
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        # a parameter named fidelity (passed by keyword) offers lower fidelities
+        self.fidelities = params is not None and any(
+            p.name == "fidelity" and p.kind != p.POSITIONAL_ONLY for p in params)
+        params = None if params is None else [p for p in params if p.name != "fidelity"
+                                               or p.kind == p.POSITIONAL_ONLY]
         self._with_seed = params is not None and (
             sum(p.kind in positional for p in params) >= 2
             or any(p.kind == p.VAR_POSITIONAL for p in params))
@@ -117,17 +126,41 @@ class ObjectiveEvaluator(Evaluator):
         if len(needed) > 2 or any(p.kind == p.KEYWORD_ONLY and p.default is p.empty
                                   for p in params or ()):
             raise ConfigError(f"objective {self.name} needs the arguments {needed}: fnas calls "
-                              "objective(arch) or objective(arch, seed)")
+                              "objective(arch), objective(arch, seed), and with a parameter "
+                              "named fidelity, objective(arch, seed, fidelity=f)")
 
     def evaluate(self, spec: Any, seed: int) -> RolloutResult:
+        return self.evaluate_at(spec, seed, 1.0)
+
+    def evaluate_at(self, spec: Any, seed: int, fidelity: float = 1.0) -> RolloutResult:
+        """``spec``'s result at ``fidelity``: the objective called with ``fidelity=`` (1.0 for
+        a full evaluation) where it has a parameter of that name, else only at 1.
+
+        Raises:
+            ConfigError: a fidelity outside (0, 1], or below 1 for an objective without the
+                parameter.
+        """
+        f = check_fidelity(fidelity)
+        if not self.fidelities:
+            if f != 1.0:
+                raise ConfigError(f"objective {self.name} evaluates at full fidelity only "
+                                  f"(asked for {fidelity!r:.20}): give it a parameter named "
+                                  "fidelity")
+            return self._call(spec, seed, None)
+        return self._call(spec, seed, f)
+
+    def _call(self, spec: Any, seed: int, fidelity: float | None) -> RolloutResult:
         t0 = time.perf_counter()
+        kw = {} if fidelity is None else {"fidelity": fidelity}
         try:
-            out = self.objective(spec, seed) if self._with_seed else self.objective(spec)
+            out = (self.objective(spec, seed, **kw) if self._with_seed
+                   else self.objective(spec, **kw))
         except self.catch as e:  # noqa: B030  (a tuple of exception types; () catches nothing)
             msg = " ".join(f"{type(e).__name__}: {e}".split())[:300]
             return RolloutResult(spec.to_str(), spec.key, "error", msg,
                                  self.reward.failure_reward, seed=seed,
-                                 train_seconds=time.perf_counter() - t0)
+                                 train_seconds=time.perf_counter() - t0,
+                                 fidelity=fidelity or 1.0)
         m = self._metrics(out)
         reward, note = m.get("reward"), OWN_REWARD
         if reward is None:
@@ -137,7 +170,7 @@ class ObjectiveEvaluator(Evaluator):
             reward = -reward
         return RolloutResult(spec.to_str(), spec.key, "ok", note, float(reward), m["accuracy"],
                              m.get("latency_ms"), m.get("macs"), m.get("params"),
-                             time.perf_counter() - t0, 0, seed)
+                             time.perf_counter() - t0, 0, seed, fidelity=fidelity or 1.0)
 
     def rescorable(self, prior: Any) -> bool:
         """A reward the objective returned itself is kept for a cached repeat: it cannot be
