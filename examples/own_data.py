@@ -1,7 +1,7 @@
 """Your own tensors on fnas's built-in proxy task (MnasNet space, real training), then the best
-architecture trained again, saved and loaded: `python examples/own_data.py [STORE]`; if killed
-(Ctrl-C, kill -9), run it again and it resumes. Runtime: about 40 s on one laptop core (8
-trainings of 4.3 CPU-s, then one of the best on all the data)."""
+architecture trained again, saved and loaded: `python examples/own_data.py [STORE] [BUDGET]`;
+if killed (Ctrl-C, kill -9), run it again and it resumes. Runtime: about 40 s on one laptop
+core (8 trainings of 4.3 CPU-s, then one of the best on all the data)."""
 import sys
 from pathlib import Path
 
@@ -21,8 +21,10 @@ fnas.register_dataset("my-digits", images, labels, version="v1")
 store = Path(sys.argv[1] if len(sys.argv) > 1 else "fnas-store")
 task = TaskConfig(dataset="my-digits", epochs=4, warmup_epochs=0, batch_size=32,
                   max_samples=600, latency_repeats=0)  # 2 epochs leave every net near chance
+budget = int(sys.argv[2]) if len(sys.argv) > 2 else 8  # trainings (the tests give 4)
 search = fnas.create_search(store=store, name="my-digits-mnas", space="mnas", task=task,
-                            budget=8, batch=4, load_if_exists=True)
+                            budget=budget, batch=max(1, min(4, budget // 2)),
+                            load_if_exists=True)
 search.optimize()  # a progress bar on stderr
 print(f"best: accuracy {search.best.accuracy:.3f} (sensible: 0.8-0.95 on 120 held-out "
       f"images; chance 0.1) | {search.best.arch}")

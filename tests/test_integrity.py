@@ -130,7 +130,7 @@ def keyword_seed(arch, *, seed):
 @pytest.mark.parametrize("objective,needle", [(three, "'extra'"), (keyword_seed, "'seed'")])
 def test_an_objective_fnas_cannot_call_is_refused_when_the_search_is_made(tmp_path, objective,
                                                                           needle):
-    with pytest.raises(ConfigError, match="objective\\(arch\\) or objective\\(arch, seed\\)") as e:
+    with pytest.raises(ConfigError, match="objective\\(arch\\), objective\\(arch, seed\\)") as e:
         fnas.create_search(store=tmp_path / "s", space=_space(), objective=objective)
     assert needle in str(e.value) and not (tmp_path / "s").exists()
 
