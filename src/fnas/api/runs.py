@@ -187,8 +187,9 @@ class Search:
             StoreError: no result yet.
         """
         exp = self.experiment
-        best = best_of(self.store, exp)  # a result that counts: it has a value
-        return -best.reward if direction_of(exp) == "minimize" else best.reward
+        value = value_of(best_of(self.store, exp), direction_of(exp))
+        assert value is not None  # best_of returns a result that counts: it has a value
+        return value
 
     def trials(self) -> list[Evaluation]:
         """Every evaluation of the run, in order."""
