@@ -167,6 +167,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-known": {"strategy": "fnas", "seeds": 5,
                    "fnas": {"screen": {"decompose": True, "features": "on"}}},
     "fnas-decompose": {"strategy": "fnas", "seeds": 3, "fnas": {"screen": {"decompose": True}}},
+    "fnas-confirm": {"strategy": "fnas", "seeds": 3, "confirm": 2,
+                     "fnas": {"screen": {"decompose": True}}},
     "fnas-rungs": {"strategy": "fnas", "seeds": 3,
                    "fnas": {"screen": {"rungs": [0.25, 1.0], "eta": 3}}},
     "fnas-rungs-eta2": {"strategy": "fnas", "seeds": 3,
@@ -282,6 +284,7 @@ def _task(a: argparse.Namespace, **over: Any):
 def _meter(budget: float):
     """A callback that records each evaluation with the process's CPU seconds so far and
     stops the search once ``budget`` is spent."""
+    from fnas.knowledge.racing import replicate_of
     from fnas.search.callbacks import Callback, StopSearch
 
     class Meter(Callback):
@@ -298,6 +301,9 @@ def _meter(budget: float):
                               "accuracy": e.accuracy, "macs": e.macs, "arch": e.arch,
                               "status": e.status, "flags": flags,
                               "fidelity": 1.0 if fidelity is None else float(fidelity)})
+            replicate = replicate_of(getattr(e, "task_signature", ""))
+            if replicate:  # a racing repeat (SearchConfig.confirm)
+                self.rows[-1]["replicate"] = replicate
             if spent >= budget:
                 raise StopSearch(f"compute budget {budget:.0f} CPU-s spent")
 
@@ -374,7 +380,7 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
         _copy_store(src, store_dir)
     else:
         store_dir.mkdir(parents=True)
-    over = {k: v[k] for k in ("pool", "replay", "fnas") if k in v}
+    over = {k: v[k] for k in ("pool", "replay", "fnas", "confirm") if k in v}
     if a.objective == "accuracy":  # target None: the reward is the accuracy alone
         over["reward"] = reward_config(target=None)
     cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
@@ -383,7 +389,8 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
     made = json.loads((src / "source.json").read_text()) if src is not None else None
     spent = made["curve"][-1]["compute"] if made and made["curve"] else None
     return {"variant": variant, "seed": seed, "source": v.get("source"),
-            "objective": a.objective, "source_cpu_s": spent, **r}
+            "objective": a.objective, "source_cpu_s": spent, "confirm": v.get("confirm", 1),
+            **r}
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:

@@ -121,10 +121,10 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
     targets = targets_for(reference, objective)
     metric = "incumbent" if score is not None else "own_best"
 
-    def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+    def reach_of(curve: list[dict[str, Any]], t: float, confirm: int = 1) -> float:
         if score is None:
             return reach(curve, t, budget)
-        return reach_incumbent(curve, t, budget, score)
+        return reach_incumbent(curve, t, budget, score, confirm)
 
     per_run: dict[str, Any] = {}
     for r in runs:
@@ -132,10 +132,11 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
         inside = [x for x in c if x["compute"] <= budget]
         b = best_within(c, budget)
         re = retrained.get(b["arch"]) if b["arch"] else None
-        inc = final_incumbent(c, budget) if score is not None else None
+        confirm = _confirm(r)
+        inc = final_incumbent(c, budget, confirm) if score is not None else None
         per_run[f"{r['variant']}-s{r['seed']}"] = {
             "variant": r["variant"], "seed": r["seed"],
-            "reach": {k: reach_of(c, t) for k, t in targets.items()},
+            "reach": {k: reach_of(c, t, confirm) for k, t in targets.items()},
             "reach_own_best": {k: reach(c, t, budget) for k, t in targets.items()},
             "incumbent": None if inc is None else {
                 "arch": inc["arch"], "own_reward": inc["reward"],
@@ -185,7 +186,7 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
 
 
 def with_source(runs: list[dict[str, Any]], summary: dict[str, Any],
-                reach_of: Callable[[list[dict[str, Any]], float], float] | None = None
+                reach_of: Callable[..., float] | None = None
                 ) -> dict[str, Any]:
     """Compute to every target (pre-registered and post hoc) counting what the run's knowledge
     source cost, ``source_cpu_s`` (recorded by runs since 2026-12-01): is a source built for
@@ -193,11 +194,11 @@ def with_source(runs: list[dict[str, Any]], summary: dict[str, Any],
     cost are left out; ``vs_scratch`` is fnas-scratch's median / this median. ``reach_of``:
     the summary's metric (default: the run's own best)."""
     if reach_of is None:
-        def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+        def reach_of(curve: list[dict[str, Any]], t: float, confirm: int = 1) -> float:
             return reach(curve, t, summary["budget"])
     targets = {**summary["targets"], **(summary.get("post_hoc") or {}).get("targets", {})}
     scratch = [r for r in runs if r["variant"] == "fnas-scratch"]
-    base = {k: float(np.median([reach_of(r["curve"], t) for r in scratch]))
+    base = {k: float(np.median([reach_of(r["curve"], t, _confirm(r)) for r in scratch]))
             for k, t in targets.items()} if scratch else {}
     table: dict[str, Any] = {}
     for v in summary["table"]:
@@ -206,12 +207,18 @@ def with_source(runs: list[dict[str, Any]], summary: dict[str, Any],
             continue
         row: dict[str, Any] = {"source_cpu_s": float(np.median([r["source_cpu_s"] for r in rs]))}
         for k, t in targets.items():
-            cell = _reach_cell([r["source_cpu_s"] + reach_of(r["curve"], t) for r in rs])
+            cell = _reach_cell([r["source_cpu_s"] + reach_of(r["curve"], t, _confirm(r))
+                                for r in rs])
             if k in base:
                 cell["vs_scratch"] = _ratio(base[k], cell["median"], summary["budget"])
             row[k] = cell
         table[v] = row
     return {"targets": targets, "table": table}
+
+
+def _confirm(run: dict[str, Any]) -> int:
+    """The run's ``confirm`` (racing, issue 34's robust incumbent; 1 for runs before it)."""
+    return int(run.get("confirm") or 1)
 
 
 def _reach_cell(vals: list[float]) -> dict[str, Any]:
@@ -221,7 +228,7 @@ def _reach_cell(vals: list[float]) -> dict[str, Any]:
 
 
 def stricter(runs: list[dict[str, Any]], summary: dict[str, Any], reference: dict[str, Any],
-             reach_of: Callable[[list[dict[str, Any]], float], float] | None = None
+             reach_of: Callable[..., float] | None = None
              ) -> dict[str, Any]:
     """Post hoc (chosen after the runs, not the issue's targets): the compute to two targets
     that a search cannot reach by size alone: ``reference_max``, the best score of the
@@ -230,7 +237,7 @@ def stricter(runs: list[dict[str, Any]], summary: dict[str, Any], reference: dic
     with: its incumbent's reference score under the incumbent metric, its own best reward
     otherwise). ``reach_of``: the summary's metric (default: the run's own best)."""
     if reach_of is None:
-        def reach_of(curve: list[dict[str, Any]], t: float) -> float:
+        def reach_of(curve: list[dict[str, Any]], t: float, confirm: int = 1) -> float:
             return reach(curve, t, summary["budget"])
     targets = {}
     if summary.get("objective", "mnas") == "accuracy":
@@ -244,7 +251,7 @@ def stricter(runs: list[dict[str, Any]], summary: dict[str, Any], reference: dic
         rea.get("reward")
     if final:
         targets["rea_final"] = final["median"]
-    table = {v: {k: _reach_cell([reach_of(r["curve"], t) for r in runs
+    table = {v: {k: _reach_cell([reach_of(r["curve"], t, _confirm(r)) for r in runs
                                  if r["variant"] == v]) for k, t in targets.items()}
              for v in summary["table"]}
     return {"targets": targets, "table": table}

@@ -39,15 +39,11 @@ BUSY = "while True:\n    pass\n"
 """A competing process: one CPU-bound pure-Python loop (no threads of its own)."""
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _cpu_model() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rollout_throughput import cpu_model  # (imports torch: only once the runs are over)
+
+    return cpu_model()
 
 
 def start_load(n: int) -> list[subprocess.Popen]:
@@ -122,7 +118,7 @@ def measure(threads_list: list[int], load: int, budget: int | None, seed: int,
             "target_met": None if default is None else default <= 2.0,
             "load_processes": load, "budget": budget or "the default (32)", "seed": seed,
             "threads": rows,
-            "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(),
+            "machine": {"nproc": os.cpu_count(), "cpu": _cpu_model(),
                         "python": platform.python_version(), "torch": torch.__version__,
                         "torch_default_threads": torch.get_num_threads()}}
 

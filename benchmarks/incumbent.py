@@ -56,10 +56,16 @@ def eligible(row: dict[str, Any]) -> bool:
     return row["status"] == "ok" and "p" not in row["flags"] and full_fidelity(row)
 
 
-def incumbents(curve: list[dict[str, Any]], budget: float = math.inf) -> list[dict[str, Any]]:
+def incumbents(curve: list[dict[str, Any]], budget: float = math.inf,
+               confirm: int = 1) -> list[dict[str, Any]]:
     """Each change of the run's incumbent within ``budget``, in order:
     ``{"compute", "arch", "reward"}`` (``reward``: the run's own). The incumbent changes only
-    when an eligible result beats it strictly (a tie keeps the earlier one)."""
+    when an eligible result beats it strictly (a tie keeps the earlier one). A run that raced
+    (``confirm`` > 1, ``SearchConfig.confirm``) is followed by its own rule,
+    :class:`fnas.knowledge.racing.Race` over its rows (``replicate``: 0 when absent), its
+    incumbent's ``reward`` the mean of its replicates."""
+    if confirm > 1:
+        return _raced(curve, budget, confirm)
     out: list[dict[str, Any]] = []
     for row in curve:
         if row["compute"] > budget:
@@ -73,20 +79,42 @@ def incumbents(curve: list[dict[str, Any]], budget: float = math.inf) -> list[di
     return out
 
 
+def _raced(curve: list[dict[str, Any]], budget: float, confirm: int) -> list[dict[str, Any]]:
+    from fnas.knowledge.racing import Race
+
+    race, out = Race(confirm), []
+    for row in curve:
+        if row["compute"] > budget:
+            break
+        if "p" in row["flags"] or not full_fidelity(row):
+            continue
+        race.add(row["arch"], int(row.get("replicate", 0)),
+                 row["reward"] if row["status"] == "ok" else None)
+        inc = race.incumbent()
+        if inc is None:
+            continue
+        if out and out[-1]["arch"] == inc.key:
+            out[-1] = {**out[-1], "reward": inc.mean}
+        else:
+            out.append({"compute": row["compute"], "arch": inc.key, "reward": inc.mean})
+    return out
+
+
 def reach_incumbent(curve: list[dict[str, Any]], target: float, budget: float,
-                    score: Callable[[str], float]) -> float:
+                    score: Callable[[str], float], confirm: int = 1) -> float:
     """The first compute within ``budget`` at which the incumbent's ``score`` reaches
     ``target``; inf if none does. Scores incumbents in order and stops at the first that
     reaches it (so later ones are not scored)."""
-    for inc in incumbents(curve, budget):
+    for inc in incumbents(curve, budget, confirm):
         if reaches(score(inc["arch"]), target):
             return inc["compute"]
     return math.inf
 
 
-def final_incumbent(curve: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
+def final_incumbent(curve: list[dict[str, Any]], budget: float,
+                    confirm: int = 1) -> dict[str, Any] | None:
     """The architecture the run returns at ``budget`` (None: no eligible result)."""
-    inc = incumbents(curve, budget)
+    inc = incumbents(curve, budget, confirm)
     return inc[-1] if inc else None
 
 

@@ -257,13 +257,14 @@ def bench_dataset(name: str, quick: bool, max_wait_s: float) -> dict:
 
 
 def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string (or machine)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

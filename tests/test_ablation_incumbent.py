@@ -63,6 +63,23 @@ def test_a_better_low_fidelity_result_does_not_change_the_incumbent(inc):
     assert inc.final_incumbent(c, 5) is None
 
 
+def test_a_raced_run_is_followed_by_its_own_rule(inc):
+    """A run with ``confirm`` 2 returns a lucky result only once its repeat confirms it: its
+    incumbent is the confirmed best mean, as ``search.best`` says."""
+    c = curve([(10, "a", 0.8, "t"), (20, "a", 0.7, "t"), (30, "b", 0.95, "t"),
+               (40, "b", 0.5, "t"), (50, "c", 0.9, "t"), (60, "c", 0.86, "t")])
+    for row, rep in zip(c, (0, 1, 0, 1, 0, 1), strict=True):
+        row["replicate"] = rep
+    trace = inc.incumbents(c, confirm=2)
+    assert [(x["compute"], x["arch"]) for x in trace] == [(10, "a"), (60, "c")]
+    assert trace[-1]["reward"] == pytest.approx(0.88)
+    # without racing the same rows make b, the lucky one, the incumbent at 30
+    assert [x["arch"] for x in inc.incumbents(c)] == ["a", "b"]
+    score = Fake({"a": 0.7, "b": 0.6, "c": 0.9})
+    assert inc.reach_incumbent(c, 0.85, 1000, score, confirm=2) == 60
+    assert inc.final_incumbent(c, 55, confirm=2)["arch"] == "a"  # c not yet confirmed
+
+
 def test_compute_to_target_reads_the_reference_score_not_the_own_reward(inc, m):
     # x: the run's own reward reaches 0.9 at 10, but the reference scores it 0.85;
     # y (own 0.93) scores 0.92 by the reference
@@ -203,8 +220,10 @@ def test_the_meter_records_fidelity_and_full_fidelity_where_the_field_is_absent(
              cached=False, predicted=False, audited=False, replayed=False)
     meter.on_evaluation(None, SimpleNamespace(**e))
     meter.on_evaluation(None, SimpleNamespace(**e, fidelity=0.5))
-    assert [r["fidelity"] for r in meter.rows] == [1.0, 0.5]
+    meter.on_evaluation(None, SimpleNamespace(**e, task_signature="t|replicate=2"))
+    assert [r["fidelity"] for r in meter.rows] == [1.0, 0.5, 1.0]
     assert meter.rows[0]["flags"] == "t"
+    assert [r.get("replicate", 0) for r in meter.rows] == [0, 0, 2]  # a racing repeat
 
 
 def test_a_source_of_another_task_is_refused_on_its_own_task_and_left_out_of_all(

@@ -161,7 +161,8 @@ class Search:
     @property
     def best(self) -> Evaluation | None:
         """The best really evaluated result (an ``Evaluation``: ``arch``, ``decisions``,
-        ``reward``, ``accuracy``...), or None before any."""
+        ``reward``, ``accuracy``...), or None before any. With racing (``confirm`` >= 2), the
+        confirmed incumbent, its ``reward`` and ``accuracy`` the means of its replicates."""
         top = self.store.top(self.experiment.id, 1)
         return top[0] if top else None
 

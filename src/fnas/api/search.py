@@ -70,6 +70,7 @@ class SearchSettings(TypedDict, total=False):
     eval_timeout: float | None
     eval_isolation: str
     threads: int
+    confirm: int
     strategy_config: Any
     fnas: Any
     ppo: Any

@@ -83,6 +83,7 @@ def _arguments(s: argparse.ArgumentParser) -> None:
               metavar="S")
     add_field(s, "--threads", c, "threads", given_only=True, type=nonneg_int, metavar="N",
               help=field_help(c, "threads") + "; with --resume, for this call")
+    add_field(s, "--confirm", c, "confirm", given_only=True, type=positive_int, metavar="N")
     add_field(s, "--budget-counts", c, "budget_counts", given_only=True,
               choices=["samples", "trained"])
     add_field(s, "--max-samples", c, "max_samples", given_only=True, type=positive_int,
@@ -120,7 +121,8 @@ def config_from_args(args: argparse.Namespace):
     flags = {k: getattr(args, k) for k in ("space", "strategy", "budget", "batch", "seed",
                                            "knowledge", "knowledge_as", "pool", "pool_epochs",
                                            "replay", "budget_seconds", "budget_counts",
-                                           "max_samples", "eval_timeout", "threads")
+                                           "max_samples", "eval_timeout", "threads",
+                                           "confirm")
              if getattr(args, k) is not None}
     task = {k: v for k, v in (("dataset", args.task), ("epochs", args.epochs),
                               ("image_size", args.image_size), ("device", args.device))

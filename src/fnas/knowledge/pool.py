@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS pool_entries (
 CREATE INDEX IF NOT EXISTS pool_by_stage ON pool_entries (space, stage, id);
 """
 _FORMAT = "fnas-pool-entry/1"
-_SHA = re.compile(r"[0-9a-f]{64}")
+SHA = re.compile(r"[0-9a-f]{64}")
+"""A weights file's name before ``.safetensors``: its content's SHA-256, in hex."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _rows(store: Store, q: str, args: tuple) -> list[PoolEntry]:
 
 def _entry(row: sqlite3.Row) -> PoolEntry:
     d = dict(row)
-    if not isinstance(d.get("sha256"), str) or not _SHA.fullmatch(d["sha256"]):
+    if not isinstance(d.get("sha256"), str) or not SHA.fullmatch(d["sha256"]):
         raise StoreError(f"pool entry {d.get('id')!r}: field 'sha256' holds "
                          f"{d.get('sha256')!r:.40}, not a sha256 (the store is damaged)")
     names = {f.name for f in dataclasses.fields(PoolEntry)}

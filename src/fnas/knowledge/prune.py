@@ -30,7 +30,6 @@ leaves orphan files, which the next prune removes).
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from fnas.errors import ConfigError, StoreError
+from fnas.knowledge.pool import SHA
 from fnas.knowledge.store import Store
 
 __all__ = ["PruneReport", "prune_store"]
 
-_FILE = re.compile(r"[0-9a-f]{64}\.safetensors")
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,8 @@ def _files(root: Path, kept: set[str]) -> list[Path]:
     if pool.is_dir():
         for p in pool.rglob("*"):
             if p.is_file() and (p.name.endswith(".tmp") or (
-                    _FILE.fullmatch(p.name) and p.name[:64] not in kept)):
+                    p.suffix == ".safetensors" and SHA.fullmatch(p.stem)
+                    and p.stem not in kept)):
                 out.append(p)
     runs = root / "runs"
     if runs.is_dir():

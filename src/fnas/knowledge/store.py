@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from fnas.errors import StoreError
 from fnas.knowledge.leases import LEASE_TTL, Leases
+from fnas.knowledge.racing import top_results
 from fnas.knowledge.readers import intact_experiments, readable
 from fnas.knowledge.records import EVAL_FLAGS, Evaluation, Experiment
 from fnas.knowledge.rows import (
@@ -320,20 +321,14 @@ class Store(Leases):
 
     @db_errors
     def top(self, exp_id: int, k: int = 5) -> list[Evaluation]:
-        """Best ``k`` distinct architectures of an experiment by reward (real full-fidelity
-        results only)."""
+        """Best ``k`` distinct architectures of an experiment (real full-fidelity results
+        only), by the run's racing rule (:mod:`fnas.knowledge.racing`: with ``confirm`` > 1,
+        confirmed architectures first, each by the mean of its replicates)."""
+        confirm = int(self.get_experiment(exp_id).config.get("confirm") or 1)
         rows = self._db.execute(
-            "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 AND status='ok' "
-            f"{full_only(self._db)}ORDER BY reward DESC, id ASC", (exp_id,),
-        )
-        out, seen = [], set()
-        for r in rows:
-            if r["arch_key"] not in seen:
-                seen.add(r["arch_key"])
-                out.append(to_eval(r))
-            if len(out) >= k:
-                break
-        return out
+            "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 "
+            f"{full_only(self._db)}ORDER BY id ASC", (exp_id,))
+        return top_results(readable(rows, "results"), confirm, k)
 
     @db_errors
     def summary(self, exp_id: int) -> dict[str, Any]:
@@ -349,6 +344,8 @@ class Store(Leases):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise StoreError(f"run id {exp_id}: field {field!r} holds {v!r:.40} in an "
                                  "evaluation (the store is damaged)")
+        if best is not None and self.get_experiment(exp_id).config.get("confirm", 1) != 1:
+            best = self.top(exp_id, 1)[0].reward  # racing: the incumbent's mean
         return {"evaluated": n, "trained": trained or 0, "cached": cached or 0,
                 "failed": failed or 0, "train_seconds": secs or 0.0, "best_reward": best}
 

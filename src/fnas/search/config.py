@@ -167,6 +167,14 @@ class SearchConfig:
     machine that runs other work their spin-waits thrash (10-30x slower, issue 36). It sets
     how fast a run goes, not what it finds, so a resume may change it
     (``optimize(threads=)``, ``fnas search --resume RUN --threads N``)."""
+    confirm: int = 1
+    """Results an architecture needs before it can be the run's best (racing, as SMAC's
+    intensification does; 1: no racing). With 2 or more, a result that beats the best is
+    trained again with new seeds, a few a batch, and the run returns the architecture with
+    the best mean among those confirmed; repeats count in the budget
+    (:mod:`fnas.knowledge.racing`). For a noisy
+    evaluation (a short training, one seed), where one lucky result would otherwise be what
+    the search returns. 1 (the default): every result counts at once, nothing is repeated."""
     objective: str | None = None
     """What scores architectures when it is not the proxy task ``task`` (the objective's
     signature, set by ``fnas.create_search``): recorded so that a run says what it searched."""
@@ -196,10 +204,10 @@ class SearchConfig:
         # would be recorded, then read back as a damaged row)
         ints = {"budget": (1, MAX_COUNT), "seed": (0, MAX_SEED), "batch": (2, MAX_COUNT),
                 "max_samples": (1, MAX_COUNT), "pool_epochs": (1, MAX_COUNT),
-                "threads": (0, MAX_THREADS)}
+                "threads": (0, MAX_THREADS), "confirm": (1, 100)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
-            if value is not None or name in ("budget", "seed", "batch", "threads"):
+            if value is not None or name in ("budget", "seed", "batch", "threads", "confirm"):
                 object.__setattr__(self, name, check_int(value, name, lo, hi))
         if self.pool not in ("auto", "on", "off"):
             raise ConfigError(f"pool={self.pool!r}: expected 'auto', 'on' or 'off'")

@@ -23,6 +23,7 @@ import numpy as np
 from fnas.errors import StoreError
 from fnas.execution.evaluators import Evaluator
 from fnas.execution.executors import Executor, RolloutJob, SearchDeadline
+from fnas.knowledge.racing import replicate_of, replicate_signature
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.loop_state import Timers
 from fnas.strategies.base import Proposal, Verdict
@@ -34,12 +35,15 @@ if TYPE_CHECKING:
 __all__ = ["Recorder", "SlotPlan", "SlotResult", "rollout_seed", "cache_signature"]
 
 
-def cache_signature(task_signature: str, fidelity: float) -> str:
+def cache_signature(task_signature: str, fidelity: float, replicate: int = 0) -> str:
     """The cache identity of a result at ``fidelity``: the task's signature at full fidelity
     (as before fidelities existed, so old stores keep their cache hits), marked with the
     fidelity below it, so that a low-fidelity result never serves, nor is served by, a full
-    one (nor one at another fidelity)."""
-    return task_signature if fidelity >= 1.0 else f"{task_signature}|fidelity={fidelity:.6g}"
+    one (nor one at another fidelity); and a racing repeat's with its replicate
+    (:func:`~fnas.knowledge.racing.replicate_signature`), so that the cache never answers a
+    repeat with the result it repeats."""
+    sig = task_signature if fidelity >= 1.0 else f"{task_signature}|fidelity={fidelity:.6g}"
+    return replicate_signature(sig, replicate)
 
 
 def rollout_seed(seed: int, iteration: int, slot: int) -> int:
@@ -150,7 +154,8 @@ class Recorder:
                 self.runner.begin_batch(recorded.values())
         for slot, p in enumerate(proposals):
             ev = recorded.get(slot)
-            if ev is not None and (ev.arch_key != p.spec.key or ev.fidelity != p.fidelity):
+            if ev is not None and (ev.arch_key != p.spec.key or ev.fidelity != p.fidelity
+                                   or replicate_of(ev.task_signature) != p.replicate):
                 raise StoreError(f"run {self.exp.name!r}: recorded slot {slot} of iteration "
                                  f"{iteration} holds another architecture or fidelity; "
                                  "cannot resume")
@@ -167,6 +172,7 @@ class Recorder:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise SearchDeadline("the search's compute limit was reached")
                 if any(plan.spec.key == p.spec.key and plan.proposal.fidelity == p.fidelity
+                       and plan.proposal.replicate == p.replicate
                        for plan in self._in_flight.values()):
                     later.append(slot)
                 else:
@@ -249,7 +255,8 @@ class Recorder:
         """The fields every evaluation of ``p`` in this slot has, however it is obtained."""
         return dict(experiment_id=self.exp.id, iteration=iteration, slot=slot,
                     arch_key=p.spec.key, arch=p.spec.to_str(), decisions=p.decisions,
-                    task_signature=cache_signature(self.exp.task_signature, p.fidelity),
+                    task_signature=cache_signature(self.exp.task_signature, p.fidelity,
+                                                   p.replicate),
                     behaviour_logp=p.logp, predicted_reward=verdict.mean,
                     predicted_spread=verdict.spread, fidelity=p.fidelity)
 

@@ -39,6 +39,7 @@ import numpy as np
 from fnas.errors import ConfigError, StoreError
 from fnas.execution.evaluators import Evaluator
 from fnas.execution.executors import Executor, LocalExecutor, SearchDeadline
+from fnas.knowledge.racing import Race, replicate_of
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.callbacks import dispatch
 from fnas.search.checkpoint import save_checkpoint
@@ -46,8 +47,8 @@ from fnas.search.config import SearchConfig
 from fnas.search.loop_state import LoopState
 from fnas.search.progress import Progress
 from fnas.search.recording import Recorder
-from fnas.strategies.base import Strategy
-from fnas.strategies.registry import capabilities
+from fnas.search.resources import pool_epochs, worker_needed
+from fnas.strategies.base import Proposal, Strategy, Verdict
 
 __all__ = ["SearchOutcome", "SearchRun", "pool_epochs", "worker_needed"]
 
@@ -64,58 +65,6 @@ class SearchOutcome:
     experiment: Experiment
     best: list[Evaluation]
     stats: dict[str, float]
-
-
-def pool_epochs(cfg: SearchConfig, evaluator: Evaluator) -> int | None:
-    """Epochs of a pool-initialised training in this search, or None if the pool is off.
-
-    Raises:
-        ConfigError: the pool is ``on`` but the evaluator trains no weights (a table).
-    """
-    if cfg.pool == "off" or (cfg.pool == "auto" and (not capabilities(cfg.strategy).pool
-                                                     or not evaluator.trains)):
-        return None
-    if not evaluator.trains:
-        raise ConfigError("the knowledge pool needs an evaluator that trains weights (a "
-                          "benchmark table has none): use pool 'off' or 'auto'")
-    return cfg.pool_epochs or max(1, evaluator.epochs // 2)
-
-
-def worker_needed(cfg: SearchConfig, evaluator: Evaluator, executor: Executor | None,
-                  warn: bool = True) -> bool:
-    """Whether a run's local evaluations go to a worker process (``fnas.execution.workers``):
-    when ``eval_isolation`` asks for one, or (``auto``) when ``eval_timeout`` or
-    ``budget_seconds`` must be able to stop an evaluation that may take long. The caller's
-    executor, other than the local one, is used as it is. Checked (``warn=False``) before a
-    run is created or resumed, so that a refusal writes nothing.
-
-    Raises:
-        ConfigError: ``eval_timeout`` with an executor that cannot stop evaluations, or with
-            an objective that cannot be sent to a worker process.
-    """
-    if executor is not None and not isinstance(executor, LocalExecutor):
-        if cfg.eval_timeout is not None and not executor.stops:
-            raise ConfigError(f"executor {executor.name!r} cannot stop an evaluation: "
-                              "eval_timeout needs the local or the ray executor")
-        return False
-    want = cfg.eval_isolation == "process" or (
-        cfg.eval_isolation == "auto" and not evaluator.instant
-        and (cfg.eval_timeout is not None or cfg.budget_seconds is not None))
-    if not want:
-        return False
-    from fnas.execution.workers import can_ship
-
-    why = can_ship(evaluator)
-    if why is None:
-        return True
-    if cfg.eval_timeout is not None or cfg.eval_isolation == "process":
-        raise ConfigError(f"evaluations with a timeout run in a worker process, and the "
-                          f"objective cannot be sent there ({why}): define it at module "
-                          "level, or drop eval_timeout")
-    if warn:
-        logger.warning("budget_seconds: the objective cannot be sent to a worker process (%s), "
-                       "so it is checked between evaluations only", why)
-    return False
 
 
 class SearchRun:
@@ -157,10 +106,16 @@ class SearchRun:
                                  timed=(state.iteration, state.timed))
         self._deadline_hit = False
         rows = store.evaluations(exp.id)
-        real = [e.reward for e in rows if e.counts]
-        self.best = max(real, default=-math.inf)
-        """The best real full-fidelity reward so far (predictions and low-fidelity results
-        never count)."""
+        self.race = Race(cfg.confirm)
+        """The run's results by architecture and replicate (:mod:`fnas.knowledge.racing`),
+        those of earlier batches only: a batch's repeats depend on what came before it, so a
+        resumed batch asks for the same ones."""
+        for e in rows:
+            if e.iteration < state.iteration:
+                self._race(e)
+        self.best = self._incumbent_value()
+        """The incumbent's reward (its mean over replicates when racing; predictions and
+        low-fidelity results never count)."""
         self.keep = {k: v for k, v in store.get_experiment(exp.id).stats.items()
                      if k.startswith("knowledge/")}
         """Stats recorded before the loop (the pre-training's), kept in every update."""
@@ -220,6 +175,7 @@ class SearchRun:
         with timers.measure("sample"):
             proposals = strategy.ask(n)  # fewer than n if the rest is replayed from memory
             verdicts = strategy.decide(proposals)
+            repeats = self._repeats(n)  # racing: results to confirm, after the strategy's
         evals = []
         deadline = None
         if self.cfg.budget_seconds is not None:  # the compute limit, as a monotonic time
@@ -228,7 +184,8 @@ class SearchRun:
         try:
             # closed at once on an interruption (not when the traceback goes): the executor
             # forgets the batch's pending rollouts before anything else uses it
-            with closing(self.recorder.batch(st.iteration, proposals, verdicts,
+            with closing(self.recorder.batch(st.iteration, proposals + repeats,
+                                             verdicts + [Verdict()] * len(repeats),
                                              deadline)) as batch:
                 for ev, resumed in batch:
                     evals.append(ev)
@@ -250,10 +207,11 @@ class SearchRun:
                 self.store.update_experiment(exp.id, stats=self._stats())
             return False
         evals.sort(key=lambda e: e.slot)  # a parallel executor records in completion order
+        evals = evals[:len(proposals)]  # the strategy learns from its own proposals only
         with timers.measure("update"):
             strategy.observe(evals)
             self.metrics = strategy.tell(proposals, [e.reward for e in evals])
-        st.n_done += len(proposals)
+        st.n_done += len(proposals) + len(repeats)
         with timers.measure("store"):
             self.store.add_update(exp.id, st.iteration, self.metrics, n_done=st.n_done,
                                   n_trained=st.n_trained)
@@ -340,6 +298,30 @@ class SearchRun:
         self._own_executor = WorkerExecutor()
         return self._own_executor
 
+    def _race(self, ev: Evaluation) -> None:
+        """Enter a real full-fidelity result (or failure) into the race."""
+        if not ev.predicted and ev.fidelity >= 1.0:
+            self.race.add(ev.arch_key, replicate_of(ev.task_signature),
+                          ev.reward if ev.status == "ok" else None, ev)
+
+    def _incumbent_value(self) -> float:
+        """The incumbent's reward (-inf before any result)."""
+        inc = self.race.incumbent()
+        return -math.inf if inc is None else inc.mean
+
+    def _repeats(self, n: int) -> list[Proposal]:
+        """The batch's racing repeats (``SearchConfig.confirm``): the challengers to train
+        again, up to a quarter of the batch (at least one), never past the budget."""
+        if self.race.confirm <= 1:
+            return []
+        room = int(self.cfg.budget - self._spent() - n)
+        out = []
+        for rec, replicate in self.race.challengers(min(max(1, n // 4), room)):
+            ev = rec.first
+            spec = self.strategy.space.decode(ev.decisions)
+            out.append(Proposal(spec, tuple(ev.decisions), None, 1.0, replicate))
+        return out
+
     def _batch_size(self) -> int:
         """B, or fewer for the last batch under the sample cap, which never leaves a lone
         last sample (it is folded into this batch)."""
@@ -355,8 +337,8 @@ class SearchRun:
     def _evaluated(self, ev: Evaluation, resumed: bool) -> None:
         """Count one recorded evaluation, report it, and show it to the callbacks."""
         self.state.count(ev.trained, ev.fidelity)
-        if ev.counts:
-            self.best = max(self.best, ev.reward)
+        self._race(ev)
+        self.best = self._incumbent_value()
         self.progress.evaluation(ev, self.best, self.state.n_trained, resumed)
         self._ask_stop(dispatch(self.callbacks, "on_evaluation", self.exp, ev))
 

@@ -33,6 +33,10 @@ class Proposal:
     fidelity: float = 1.0
     """The fraction in (0, 1] of the full evaluation to run it at (1: the full protocol;
     ``Evaluator.evaluate_at``). A lower fidelity's result never counts as a result."""
+    replicate: int = 0
+    """Which training of the architecture this is: 0 for a strategy's proposal, ``r`` >= 1
+    for a repeat with a new seed that the loop's racing asks for
+    (:mod:`fnas.knowledge.racing`, ``SearchConfig.confirm``)."""
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "knowledge_mass"): 32.0,
     ("fnas", "screen", "stagnation"): 3,
     ("threads",): 0,
+    ("confirm",): 1,
 }
 """Settings added after runs were recorded, with the value that gives those runs' behaviour
 (issue 34: the critic's known factor and features, per-decision replay weights, fidelity
