@@ -6,7 +6,9 @@ of 8 to 16 (two to four batches of 4, enough for the critic's first fits)."""
 import dataclasses
 import importlib.util
 import inspect
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -193,6 +195,22 @@ def test_mypy_sees_create_searchs_signature(tmp_path):
     assert _mypy(tmp_path, "").strip() == ""
     errors = _mypy(tmp_path, ", budgett=3")
     assert 'example.py:7: error: Unexpected keyword argument "budgett"' in errors, errors
+
+
+@pytest.mark.skipif(shutil.which("pyright") is None,
+                    reason="pyright is not on PATH (npm install pyright; not in CI)")
+def test_pyright_sees_create_searchs_signature(tmp_path):
+    """The same for pyright (issue 36: typed for mypy and pyright), in its basic mode."""
+    for name, extra in (("ok.py", ""), ("bad.py", ", budgett=3")):
+        (tmp_path / name).write_text(README_EXAMPLE.format(extra=extra))
+    (tmp_path / "pyrightconfig.json").write_text(json.dumps({
+        "extraPaths": [str(Path(fnas.__file__).resolve().parents[1])],
+        "typeCheckingMode": "basic", "reportMissingImports": False}))
+    out = subprocess.run([shutil.which("pyright"), "ok.py", "bad.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    errors = [line for line in out.stdout.splitlines() if " - error: " in line]
+    assert len(errors) == 1 and 'bad.py:8:77 - error: No parameter named "budgett"' in \
+        errors[0], out.stdout
 
 
 def tagged(arch):
