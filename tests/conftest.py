@@ -11,8 +11,8 @@ machine does. A value the caller set is kept.
 
 ``local_ray`` is one local Ray for the whole test session (about 5 s to start), started the
 way ``RayExecutor`` starts one (loopback only), so that every in-process Ray test joins it
-instead of starting and stopping its own; ``test_ray_resume`` still starts and stops its own
-in the subprocesses it kills and resumes. Tests that use it carry the ``xdist_group("ray")``
+instead of starting and stopping its own; ``test_ray_resume``'s subprocess drivers (killed,
+then resumed) join it by its address too. Tests that use it carry the ``xdist_group("ray")``
 mark, so that under ``pytest -n 2`` they run in one worker and share its Ray.
 """
 

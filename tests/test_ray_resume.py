@@ -5,7 +5,13 @@ results (pool entries included) are those of the uninterrupted run.
 The uninterrupted run uses the local executor, at the same time as the killed one: a rollout
 on a Ray worker and one in this machine's process give the same result bit for bit (one
 thread each, the same seeds), so the test also checks that Ray changes nothing, and it waits
-for two searches' time instead of three."""
+for two searches' time instead of three.
+
+The killed search and its resume join the session's Ray (conftest's ``local_ray``, by
+``--ray-address``) instead of starting one each: a Ray start is most of a driver's time here,
+and that a driver killed with SIGKILL takes the Ray it started with it is
+``test_ray_guard.py``'s subject. Its rollouts in flight die with their driver's job either
+way."""
 
 import os
 import signal
@@ -18,14 +24,15 @@ import pytest
 
 from fast import TINY_SET
 
-pytestmark = pytest.mark.slow  # a Ray search killed and resumed in subprocesses
+# a Ray search killed and resumed in subprocesses, on the session's Ray (its worker's)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
-# real trainings on 100 digits images (tests/fast.py); this test starts and stops its own Ray
+# real trainings on 100 digits images (tests/fast.py)
 SEARCH = ["search", "--epochs", "1", "--batch", "4", "--budget", "10", "--no-progress",
           *TINY_SET]
-RAY = [*SEARCH, "--executor", "ray", "--parallel", "2"]
+RAY = ["--executor", "ray", "--parallel", "2"]
 
 
 def _count(db) -> int:
@@ -50,17 +57,23 @@ def _results(store):
     return evals, pool, status
 
 
-def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path):
-    """Over 20 s: it starts Ray twice (the killed search, its resume), as a user's searches
-    do, with a local search beside the first."""
+def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path, local_ray):
+    """Over 20 s: three drivers that import torch and Ray (the killed search, its resume, and
+    a local search beside the first), each on real trainings."""
+    ray = [*RAY, "--ray-address", local_ray.get_runtime_context().gcs_address]
+    # The session's Ray listens on 127.0.0.1 only; on Linux a driver joining it swaps that
+    # address for the machine's routable one unless Ray's cluster switch is off (as fnas turns
+    # it off while it starts a local Ray: fnas.execution.ray_net._loopback_only)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     store = tmp_path / "k"
     # the uninterrupted search, local, at the same time (its own store: no shared cache)
     whole_cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--store", str(tmp_path / "u"),
                  "--name", "whole"]
     whole_proc = subprocess.Popen(whole_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-    cmd = [sys.executable, "-m", "fnas.cli", *RAY, "--store", str(store), "--name", "killed"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, *ray, "--store", str(store), "--name",
+           "killed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and _count(store / "fnas.db") < 5:
         time.sleep(0.2)
@@ -69,8 +82,8 @@ def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path):
     proc.wait()
     before = _results(store)[0]
     p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--resume", "killed",
-                        "--store", str(store), "--no-progress", "--executor", "ray",
-                        "--parallel", "2"], capture_output=True, text=True, timeout=600)
+                        "--store", str(store), "--no-progress", *ray],
+                       capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, p.stderr
     killed = _results(store)
     assert killed[2] == "done" and killed[1], "finished, with pooled weights"

@@ -92,10 +92,11 @@ class LadderedProbedEvaluator(ProbedEvaluator):
         return replace(res, reward=r, accuracy=r, fidelity=fidelity)
 
 
-def _cfg(zero_cost=24, budget=40, seed=0, **screen):
+def _cfg(zero_cost=24, budget=40, seed=0, critic=None, **screen):
     return SearchConfig(space="macro", strategy="fnas", budget=budget, batch=8, seed=seed,
                         budget_counts="trained", max_samples=5 * budget,
-                        fnas={"screen": {"zero_cost": zero_cost, **screen}})
+                        fnas={"screen": {"zero_cost": zero_cost, **screen},
+                              **({"critic_cfg": critic} if critic else {})})
 
 
 def _search(store, ev, stop_after=None, **kw):
@@ -183,13 +184,15 @@ def test_probes_with_fidelity_rungs_take_full_fidelity_results_only(tmp_path):
 
 @pytest.mark.slow
 def test_an_informative_probe_picks_better_whatever_its_sign(tmp_path):
-    """Nine searches of 32 results (about 25 s): 3 seeds without probes, with a probe that
-    is a noisy copy of the reward, and with its negative. The probe critic learns the sign:
-    both raise the mean true reward of the picks after the warm-up."""
+    """Nine searches of 32 results: 3 seeds without probes, with a probe that is a noisy
+    copy of the reward, and with its negative. The probe critic learns the sign: both raise
+    the mean true reward of the picks after the warm-up. The critics are ensembles of 3
+    members fitted for 50 steps (not 5 and 100): 36% less time, and the probe's gain over no
+    probe was 0.085 and 0.087 with them (0.056 and 0.051 at the defaults; 0.02 asked)."""
     def picks(seed, zero_cost, sign):
         store = Store(tmp_path / f"{seed}{zero_cost}{sign}")
         out = _search(store, ProbedEvaluator(sign=sign), zero_cost=zero_cost, budget=32,
-                      seed=seed)
+                      seed=seed, critic={"members": 3, "steps": 50})
         return np.mean([e.reward for e in store.evaluations(out.experiment.id)][8:])
 
     off = np.mean([picks(s, 0, 1.0) for s in range(3)])
