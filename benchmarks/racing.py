@@ -129,8 +129,11 @@ def summarise(runs: list[dict]) -> dict:
         rs = [r for r in runs if r["row"] == row]
         if not rs:
             continue
+        ret = [r["returned_regret"] for r in rs]
         out[row] = {"seeds": len(rs),
-                    "repeats_median": float(np.median([r["repeats"] for r in rs]))}
+                    "repeats_median": float(np.median([r["repeats"] for r in rs])),
+                    "returned": {"mean": float(np.mean(ret)), "median": float(np.median(ret)),
+                                 "zero": int(sum(x <= 1e-12 for x in ret))}}
         for c in CHECKPOINTS:
             v = [r["regret"][str(c)] for r in rs if r["regret"][str(c)] is not None]
             out[row][f"regret@{c}"] = {"median": float(np.median(v)), "mean": float(np.mean(v)),
@@ -140,13 +143,14 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(summary: dict) -> str:
     lines = ["| row | seeds | repeats | " + " | ".join(f"regret @{c} (median / mean)"
-                                                      for c in CHECKPOINTS) + " |",
-             "|---|---:|---:|" + "---|" * len(CHECKPOINTS)]
+                                                      for c in CHECKPOINTS)
+             + " | returned at 200: runs at regret 0 |",
+             "|---|---:|---:|" + "---|" * len(CHECKPOINTS) + "---:|"]
     for row, s in summary.items():
         cells = [f"{s[f'regret@{c}']['median']:.4f} / {s[f'regret@{c}']['mean']:.4f}"
                  for c in CHECKPOINTS]
         lines.append(f"| {row} | {s['seeds']} | {s['repeats_median']:.0f} | "
-                     + " | ".join(cells) + " |")
+                     + " | ".join(cells) + f" | {s['returned']['zero']} |")
     return "\n".join(lines)
 
 
@@ -172,8 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     def save():
         doc["runs"].sort(key=lambda r: (r["seed"], ROWS.index(r["row"])))
         doc["summary"] = summarise(doc["runs"])
-        args = [x for x in (argv or sys.argv[1:]) if not x.startswith("/")]  # no local paths
-        doc["meta"] = {"command": "python benchmarks/racing.py " + " ".join(args),
+        args = list(argv or sys.argv[1:])
+        if "--data" in args:  # no path of this machine in the committed JSON
+            del args[args.index("--data"):args.index("--data") + 2]
+        command = "python benchmarks/racing.py " + " ".join(args)
+        if a.summarise and "meta" in doc:  # the command that ran the runs stays
+            command = doc["meta"]["command"]
+        doc["meta"] = {**doc.get("meta", {}), "command": command.strip(),
                        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                        "budget": BUDGET, "checkpoints": CHECKPOINTS,
                        "seeds": sorted({r["seed"] for r in doc["runs"]})}
