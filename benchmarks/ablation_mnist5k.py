@@ -284,7 +284,7 @@ def _task(a: argparse.Namespace, **over: Any):
 def _meter(budget: float):
     """A callback that records each evaluation with the process's CPU seconds so far and
     stops the search once ``budget`` is spent."""
-    from fnas.knowledge.racing import replicate_of
+    from fnas.knowledge.racing import pooled, replicate_of
     from fnas.search.callbacks import Callback, StopSearch
 
     class Meter(Callback):
@@ -304,6 +304,8 @@ def _meter(budget: float):
             replicate = replicate_of(getattr(e, "task_signature", ""))
             if replicate:  # a racing repeat (SearchConfig.confirm)
                 self.rows[-1]["replicate"] = replicate
+            if pooled(e):  # trained from the knowledge pool's weights
+                self.rows[-1]["pooled"] = True
             if spent >= budget:
                 raise StopSearch(f"compute budget {budget:.0f} CPU-s spent")
 

@@ -89,7 +89,8 @@ def _raced(curve: list[dict[str, Any]], budget: float, confirm: int) -> list[dic
         if "p" in row["flags"] or not full_fidelity(row):
             continue
         race.add(row["arch"], int(row.get("replicate", 0)),
-                 row["reward"] if row["status"] == "ok" else None)
+                 row["reward"] if row["status"] == "ok" else None,
+                 pooled=bool(row.get("pooled")))
         inc = race.incumbent()
         if inc is None:
             continue

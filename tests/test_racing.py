@@ -63,6 +63,18 @@ def test_the_rule_confirms_before_it_trusts():
     assert race.incumbent().mean == pytest.approx(0.6)
 
 
+def test_a_pool_initialised_result_only_nominates():
+    """Once an architecture has a result trained from scratch, its mean is theirs: a warm
+    start from the pool's weights can make a network look better than it is."""
+    race = Race(confirm=2)
+    race.add("a", 0, 0.96, "A", pooled=True)
+    assert race.incumbent().mean == pytest.approx(0.96)  # nothing else known yet
+    race.add("a", 1, 0.89, "A")
+    race.add("b", 0, 0.93, "B")
+    race.add("b", 1, 0.92, "B")
+    assert race.incumbent().key == "b" and race.ranking()[1].mean == pytest.approx(0.89)
+
+
 def test_without_racing_the_best_single_result_wins_and_nothing_repeats():
     race = Race(confirm=1).extend([("a", 0, 0.5, 1), ("b", 0, 0.9, 2), ("c", 0, 0.9, 3)])
     assert race.incumbent().key == "b" and race.challengers(5) == []  # a tie: the earlier
@@ -134,3 +146,27 @@ def test_confirm_is_checked_and_offered_everywhere(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["search", "--confirm", "0", "--store", str(tmp_path / "c")])
     assert e.value.code == 2
+
+
+@pytest.mark.slow
+def test_repeats_train_from_scratch_when_the_pool_is_on(tmp_path):
+    """Real tiny trainings (tests/fast.py) with the pool: the strategy's trainings start
+    from the pool's weights (half the epochs), a repeat from scratch at the full epochs, and
+    the returned mean is the repeats' alone."""
+    from fast import TINY_TASK
+
+    from fnas.tasks import RewardConfig, TaskConfig
+
+    cfg = SearchConfig(space="mnas", strategy="rea", budget=12, batch=4, seed=1, pool="on",
+                       confirm=2, knowledge="none", checkpoint=False,
+                       task=TaskConfig(**TINY_TASK, epochs=2),
+                       reward=RewardConfig("macs", 2e6))
+    store = Store(tmp_path)
+    out = run_search(store, cfg, name="p", progress=False)
+    rows = store.evaluations(out.experiment.id)
+    reps = [e for e in rows if replicate_of(e.task_signature)]
+    assert reps and all(e.pool_snapshot is None and e.epochs == 2 for e in reps)
+    assert any(e.pool_coverage for e in rows if not replicate_of(e.task_signature))
+    best = out.best[0]
+    mine = [e.reward for e in reps if e.arch_key == best.arch_key and e.status == "ok"]
+    assert mine and best.reward == pytest.approx(np.mean(mine))

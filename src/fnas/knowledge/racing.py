@@ -10,6 +10,13 @@ trained again with a new seed before it can take over; the loop schedules these 
 (:meth:`Race.challengers`), at most a few a batch. ``c = 1`` (the default) is the behaviour
 before racing: every result counts at once, and nothing is repeated.
 
+With the knowledge pool, a run's ordinary results are pool-initialised: trained from weights
+that earlier trainings left, which can make a network look better than it trains from
+scratch (on mnist5k, 0.96 against 0.89). A repeat is therefore trained **from scratch**, the
+run's full protocol, and once an architecture has such a result, its mean is theirs: the
+pool-initialised result only nominated it. (So a pool-initialised result never counts by
+itself.)
+
 A replicate is told apart by its cache signature (:func:`replicate_signature`): replicate 0
 is the run's ordinary result (its cache signature is the task's, as before), replicate ``r``
 is marked ``|replicate=r``, so that the cache never answers a repeat with the result it
@@ -23,7 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ArchRecord", "Race", "replicate_of", "replicate_signature", "REPLICATE_MARK"]
+__all__ = ["ArchRecord", "Race", "pooled", "replicate_of", "replicate_signature",
+           "REPLICATE_MARK"]
 
 REPLICATE_MARK = "|replicate="
 """What marks a repeat's cache signature: ``<signature>|replicate=<r>``."""
@@ -59,6 +67,8 @@ class ArchRecord:
     """Replicate -> its value (the first result of that replicate)."""
     attempts: set[int] = field(default_factory=set)
     """Replicates tried, failed ones included."""
+    pooled: set[int] = field(default_factory=set)
+    """Replicates whose training started from the knowledge pool's weights."""
 
     @property
     def n(self) -> int:
@@ -67,8 +77,11 @@ class ArchRecord:
 
     @property
     def mean(self) -> float:
-        """The mean of its replicates' values."""
-        return sum(self.values.values()) / len(self.values)
+        """The mean of its replicates' values: of those trained from scratch, once it has
+        any (a pool-initialised result only nominates; see the module)."""
+        own = [v for r, v in self.values.items() if r not in self.pooled] or list(
+            self.values.values())
+        return sum(own) / len(own)
 
 
 class Race:
@@ -82,18 +95,22 @@ class Race:
         self.confirm = max(1, int(confirm))
         self.archs: dict[str, ArchRecord] = {}
 
-    def add(self, key: str, replicate: int, value: float | None, item: Any = None) -> None:
+    def add(self, key: str, replicate: int, value: float | None, item: Any = None,
+            pooled: bool = False) -> None:
         """Record replicate ``replicate`` of architecture ``key``: ``value`` for a result that
         counts, None for one that does not (failed; a prediction or a low-fidelity result
-        should not be added at all). A replicate already recorded keeps its first value."""
+        should not be added at all); ``pooled`` for a training that started from the
+        knowledge pool's weights. A replicate already recorded keeps its first value."""
         rec = self.archs.get(key)
         if rec is None:
             if value is None:
                 return  # a failure alone makes no candidate
             rec = self.archs[key] = ArchRecord(key, item, len(self.archs))
         rec.attempts.add(int(replicate))
-        if value is not None:
-            rec.values.setdefault(int(replicate), float(value))
+        if value is not None and int(replicate) not in rec.values:
+            rec.values[int(replicate)] = float(value)
+            if pooled:
+                rec.pooled.add(int(replicate))
 
     def ranking(self) -> list[ArchRecord]:
         """Every architecture with a result: the confirmed ones by mean (best first), then the
@@ -130,6 +147,12 @@ class Race:
         return self
 
 
+def pooled(ev: Any) -> bool:
+    """Whether evaluation ``ev`` trained from weights the knowledge pool gave it."""
+    return getattr(ev, "pool_snapshot", None) is not None and bool(
+        getattr(ev, "pool_coverage", None))
+
+
 def top_results(rows: Iterable[Any], confirm: int, k: int) -> list[Any]:
     """The best ``k`` architectures among a run's real full-fidelity ``Evaluation`` rows (in
     recording order, failed ones included: they count as tries), by the racing rule. Each is
@@ -141,14 +164,15 @@ def top_results(rows: Iterable[Any], confirm: int, k: int) -> list[Any]:
     for ev in rows:
         r = replicate_of(ev.task_signature)
         ok = ev.status == "ok"
-        race.add(ev.arch_key, r, ev.reward if ok else None, ev)
+        race.add(ev.arch_key, r, ev.reward if ok else None, ev, pooled(ev))
         if ok:
             accuracies.setdefault((ev.arch_key, r), ev.accuracy)
     out = []
     for rec in race.ranking()[:k]:
         ev = rec.first
         if rec.n > 1:
-            accs = [accuracies[(rec.key, r)] for r in rec.values]
+            accs = [accuracies[(rec.key, r)] for r in rec.values if r not in rec.pooled] or [
+                accuracies[(rec.key, r)] for r in rec.values]
             acc = sum(accs) / len(accs) if all(a is not None for a in accs) else ev.accuracy
             ev = replace(ev, reward=rec.mean, accuracy=acc)
         out.append(ev)

@@ -204,8 +204,9 @@ class Recorder:
         """Prepare a slot's training: its seed and, with the pool, its initialisation from the
         batch's snapshot."""
         seed = rollout_seed(self.seed, iteration, slot)
-        init = None if self.runner is None else self.runner.prepare(self.evaluator, p.spec,
-                                                                      seed)
+        # a racing repeat trains from scratch, the run's full protocol (fnas.knowledge.racing)
+        init = None if self.runner is None or p.replicate else self.runner.prepare(
+            self.evaluator, p.spec, seed)
         return SlotPlan(iteration, slot, p, verdict, seed, init)
 
     def _train(self, plan: SlotPlan) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 from fnas.errors import ConfigError, StoreError
 from fnas.execution.evaluators import Evaluator
 from fnas.execution.executors import Executor, LocalExecutor, SearchDeadline
-from fnas.knowledge.racing import Race, replicate_of
+from fnas.knowledge.racing import Race, pooled, replicate_of
 from fnas.knowledge.store import Evaluation, Experiment, Store
 from fnas.search.callbacks import dispatch
 from fnas.search.checkpoint import save_checkpoint
@@ -302,7 +302,7 @@ class SearchRun:
         """Enter a real full-fidelity result (or failure) into the race."""
         if not ev.predicted and ev.fidelity >= 1.0:
             self.race.add(ev.arch_key, replicate_of(ev.task_signature),
-                          ev.reward if ev.status == "ok" else None, ev)
+                          ev.reward if ev.status == "ok" else None, ev, pooled(ev))
 
     def _incumbent_value(self) -> float:
         """The incumbent's reward (-inf before any result)."""
