@@ -153,9 +153,9 @@ def test_repeats_train_from_scratch_when_the_pool_is_on(tmp_path):
     """Real tiny trainings (tests/fast.py) with the pool: the strategy's trainings start
     from the pool's weights (half the epochs), a repeat from scratch at the full epochs, and
     the returned mean is the repeats' alone."""
-    from fast import TINY_TASK
-
     from fnas.tasks import RewardConfig, TaskConfig
+
+    from fast import TINY_TASK
 
     cfg = SearchConfig(space="mnas", strategy="rea", budget=12, batch=4, seed=1, pool="on",
                        confirm=2, knowledge="none", checkpoint=False,
