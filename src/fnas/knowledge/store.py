@@ -328,7 +328,7 @@ class Store(Leases):
         rows = self._db.execute(
             "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 "
             f"{full_only(self._db)}ORDER BY id ASC", (exp_id,))
-        return top_results(readable(rows, "results"), confirm, k)
+        return top_results(map(to_eval, rows), confirm, k)  # a damaged row: one StoreError
 
     @db_errors
     def summary(self, exp_id: int) -> dict[str, Any]:
