@@ -325,6 +325,17 @@ class Store(Leases):
         only), by the run's racing rule (:mod:`fnas.knowledge.racing`: with ``confirm`` > 1,
         confirmed architectures first, each by the mean of its replicates)."""
         confirm = int(self.get_experiment(exp_id).config.get("confirm") or 1)
+        if confirm <= 1:  # the same rule without replicates: the best k rows, read until found
+            out, seen = [], set()
+            for r in self._db.execute(
+                    "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 AND "
+                    f"status='ok' {full_only(self._db)}ORDER BY reward DESC, id ASC", (exp_id,)):
+                if len(out) >= k:
+                    break
+                if r["arch_key"] not in seen:
+                    seen.add(r["arch_key"])
+                    out.append(to_eval(r))
+            return out
         rows = self._db.execute(
             "SELECT * FROM evaluations WHERE experiment_id=? AND predicted=0 "
             f"{full_only(self._db)}ORDER BY id ASC", (exp_id,))

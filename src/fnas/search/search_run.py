@@ -299,13 +299,20 @@ class SearchRun:
         return self._own_executor
 
     def _race(self, ev: Evaluation) -> None:
-        """Enter a real full-fidelity result (or failure) into the race."""
+        """Enter a real full-fidelity result (or failure) into the race; without racing, only
+        keep the best (as before racing: no per-evaluation ranking on the default path)."""
+        if self.race.confirm <= 1:
+            if ev.counts:
+                self.best = max(getattr(self, "best", -math.inf), ev.reward)
+            return
         if not ev.predicted and ev.fidelity >= 1.0:
             self.race.add(ev.arch_key, replicate_of(ev.task_signature),
                           ev.reward if ev.status == "ok" else None, ev, pooled(ev))
 
     def _incumbent_value(self) -> float:
         """The incumbent's reward (-inf before any result)."""
+        if self.race.confirm <= 1:
+            return getattr(self, "best", -math.inf)
         inc = self.race.incumbent()
         return -math.inf if inc is None else inc.mean
 
