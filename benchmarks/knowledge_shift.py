@@ -153,6 +153,8 @@ def summarise(work: Path, out: Path, a: argparse.Namespace) -> dict:
                          1.5 * (v0 if v0 is not None else a.budget) + 8]
                 e["seeds_worse_than_1.5x_plus_8"] = worse
                 e["trust_curves"] = r["trust"]
+            if "carried_from" in r:  # a row the change since did not touch, kept from then
+                e["carried_from"] = r["carried_from"]
             entry["rows"][row] = e
         res[pair] = entry
     meta = {"command": "python benchmarks/knowledge_shift.py " + " ".join(

@@ -126,11 +126,13 @@ def test_a_critic_given_a_shifted_source_ranks_own_results_better_weighed():
 
 def test_the_rule_is_checked_and_old_runs_keep_the_one_time_judge():
     for bad in ({"knowledge_rule": "sometimes"}, {"knowledge_mass": 0},
-                {"knowledge_mass": math.inf}, {"stagnation": -1}, {"stagnation": 1.5}):
+                {"knowledge_mass": math.inf}, {"stagnation": -1}, {"stagnation": 1.5},
+                {"hedge": -0.1}, {"hedge": 1.5}, {"hedge": True}):
         with pytest.raises(ConfigError, match="out of range"):
             ScreenConfig(**bad)
     old = with_legacy_defaults({"fnas": {"screen": {"kappa": 0.5}}})
     assert old["fnas"]["screen"]["knowledge_rule"] == "judge"
+    assert old["fnas"]["screen"]["hedge"] == 0.0  # runs recorded before the hedge: none
     assert ScreenConfig().knowledge_rule == "weigh"
 
 
@@ -142,7 +144,8 @@ def test_friendly_knowledge_keeps_its_weight_shifted_and_backwards_knowledge_los
     mechanism end to end, with its records, in ``fnas show`` and the report. A friendly
     source (the same optimum) screens from the first batch and keeps its trust; a shifted
     one (its optimum 3 decisions away) and a backwards one (the opposite choices) lose it,
-    and the search still finds the task's own optimum."""
+    and the search still finds the task's own optimum. The hedge: half the first batch is
+    drawn uniformly, and a distrusted source's run completes the warm-up."""
     shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
     opposite = tuple(0 if t else 2 for t in TARGET)
     runs = {}
@@ -156,6 +159,9 @@ def test_friendly_knowledge_keeps_its_weight_shifted_and_backwards_knowledge_los
     assert ups[0]["screen/warmup"] == 0.0 and ups[0]["screen/screened"] > 100
     assert np.mean(rewards[:8]) > 0.6  # uniform picks would score 1/3
     assert max(rewards[:8]) == 1.0 and ups[0]["screen/knowledge_parents"] > 0
+    # the hedge: half the first batch uniform, then none while the knowledge is trusted
+    assert ups[0]["screen/unscreened"] == 4 and ups[1]["screen/unscreened"] == 0
+    assert max(rewards[:4]) == 1.0  # the screened picks come first
     assert ups[0]["knowledge/trust"] > 0.5 and ups[-1]["knowledge/trust"] > 0.5
     assert out.stats["last/critic/knowledge_kept"] == 1.0
     for u in ups:  # the records every round
@@ -173,6 +179,9 @@ def test_friendly_knowledge_keeps_its_weight_shifted_and_backwards_knowledge_los
     assert "Knowledge from earlier runs" in page
     out, ups, rewards = runs["backwards"]
     assert out.stats["last/critic/knowledge_forgotten"] == 1.0
+    # distrusted: the warm-up of a search from scratch is completed (8 results, 4 hedged)
+    assert [u["screen/unscreened"] for u in ups[:2]] == [4, 4]
+    assert sum(u["screen/unscreened"] for u in ups) == 8
     # judged every round: its picks, one region, may rank by chance at first (here tau
     # 0.38 on the first 8), but within 4 rounds its trust and share are gone
     trust = [u["knowledge/trust"] for u in ups]

@@ -125,6 +125,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "knowledge_rule"): "judge",
     ("fnas", "screen", "knowledge_mass"): 32.0,
     ("fnas", "screen", "stagnation"): 3,
+    ("fnas", "screen", "hedge"): 0.0,
     ("threads",): 0,
     ("confirm",): 1,
 }

@@ -4,12 +4,14 @@ more mutants, uniform samples) when too few unseen candidates are left."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from fnas.agent.acquisition import mutants
+from fnas.strategies.fnas.knowledge import DISTRUST
 from fnas.strategies.ppo import single_thread
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ class Candidates:
     _gen: torch.Generator
     _seen: set[tuple[int, ...]]
     _seen_keys: set[str]
-    _warm: bool
 
     def _rung_parents(self) -> list[list[int]]:
         raise NotImplementedError  # .rungs
@@ -41,6 +42,10 @@ class Candidates:
 
     @property
     def _stagnating(self) -> bool:
+        raise NotImplementedError  # .knowledge (Weighing)
+
+    @property
+    def _weighing(self) -> bool:
         raise NotImplementedError  # .knowledge (Weighing)
 
     def _policy_samples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +73,19 @@ class Candidates:
                 here.add(row)
                 keep.append(i)
         return np.asarray(keep, dtype=np.int64)
+
+    def _uniform_rows(self, x: np.ndarray, origin: np.ndarray, k: int
+                      ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple]]]:
+        """``x`` and ``origin`` with up to ``k`` uniform samples appended (unseen, distinct,
+        not in ``x``), and those rows as unscreened candidates (NaN mean, spread, score)."""
+        ux = np.stack([self._rng.integers(s, size=k) for s in self.space.sizes], 1)
+        have = set(map(tuple, x.tolist()))
+        ux = ux[[i for i in self._unseen(ux) if tuple(ux[i].tolist()) not in have]]
+        n0 = len(x)
+        x = np.concatenate([x, ux.astype(x.dtype)]) if len(x) else ux
+        origin = np.concatenate([origin, np.full(len(ux), 2, dtype=origin.dtype)])
+        nan = (float("nan"),) * 3
+        return x, origin, [(n0 + i, nan) for i in range(len(ux))]
 
     def _parents(self) -> np.ndarray:
         own = sorted(self.st.own, key=lambda o: -o[1])[: self.scfg.parents]
@@ -116,3 +134,42 @@ class Candidates:
             counts["exhausted"] = 1  # (almost) every architecture has been evaluated
         self.st.exhausted = len(keep) == 0 and len(self._seen_keys) > 0
         return x[keep], origin[keep], counts
+
+    def _take(self, x: np.ndarray, cand: Sequence[tuple[int, tuple[float, float, float]]],
+              n: int, rows: list[int], specs: list[Any],
+              info: list[tuple[float, float, float]]) -> None:
+        """Picks from ``cand`` in order into ``rows`` (and their specs and info) until there
+        are ``n``, skipping rows taken and networks evaluated (while others remain)."""
+        taken = set(rows)
+        for i, inf in cand:
+            if len(rows) >= n:
+                break
+            if i in taken:
+                continue
+            spec = self.space.decode(x[i].tolist())
+            if spec.key in self._seen_keys and len(x) - len(rows) > n:
+                continue  # another decision vector of a network already evaluated
+            rows.append(i)
+            taken.add(i)
+            specs.append(spec)
+            info.append(inf)
+
+    def _hedge(self, n: int) -> int:
+        """Picks of this round drawn uniformly, unscreened (``screen.hedge``, with weighed
+        knowledge): before the knowledge's trust is measured (no own result yet), a share
+        ``hedge`` of the batch; while it is distrusted (trust < ``DISTRUST``), what the run
+        lacks of the ``n_init`` warm-up results a search from scratch starts with; else
+        none. The rest of the round is screened."""
+        st, c = self.st, self.scfg
+        if not self._weighing or c.hedge <= 0:
+            return 0
+        if st.trust is None:
+            return min(n, max(1, round(c.hedge * n)))
+        return min(n, max(0, c.n_init - st.n_warm)) if st.trust < DISTRUST else 0
+
+    @property
+    def _warm(self) -> bool:
+        """A warm-up round: no knowledge to screen with, and fewer than ``n_init`` results
+        from warm-up rounds (knowledge that was forgotten leaves results from one region
+        only, so the warm-up then runs too)."""
+        return self.st.knowledge in ("none", "forgotten") and self.st.n_warm < self.scfg.n_init

@@ -29,14 +29,17 @@ import numpy as np
 from fnas.agent.critic import EnsembleCritic
 from fnas.agent.threads import single_thread
 
-__all__ = ["PRETRAIN_FITS", "FORGET_FITS", "NEIGHBOURS", "Judgement", "Trust", "kendall",
-           "pretrain_critic", "judge_knowledge", "forget_knowledge", "knowledge_trust",
+__all__ = ["DISTRUST", "PRETRAIN_FITS", "FORGET_FITS", "NEIGHBOURS", "Judgement", "Trust",
+           "kendall", "pretrain_critic", "judge_knowledge", "forget_knowledge", "knowledge_trust",
            "knowledge_weight", "Weighing"]
 
 PRETRAIN_FITS = 5
 """Fits of the critic on the earlier runs' points before the first batch."""
 FORGET_FITS = 3
 """Fits of the new critic on this run's points after knowledge is forgotten."""
+DISTRUST = 0.5
+"""``weigh``: knowledge with a trust below this is distrusted (``critic/knowledge_forgotten``
+in the records; with ``screen.hedge``, the run then completes its warm-up)."""
 
 
 @dataclass(frozen=True)

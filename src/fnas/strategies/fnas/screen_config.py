@@ -65,6 +65,16 @@ class ScreenConfig:
     """``weigh``: rounds in a row without a better own result, while knowledge weighs, after
     which the knowledge's mutant parents are left out and ``mutants`` uniform samples join
     the candidates, until a round brings a better result (0: never)."""
+    hedge: float = 0.5
+    """``weigh``: the share of the first round's batch drawn uniformly, unscreened, before
+    the knowledge's trust is measured (the rest is screened by the knowledge, and those
+    picks come first). Own results spread over the space measure the trust far better than
+    the knowledge's own favourites do, and a source that ranks backwards wastes at most the
+    screened share. While the knowledge is distrusted after that (trust < 0.5), each round
+    draws uniformly what the run lacks of the ``n_init`` warm-up results a search from
+    scratch starts with (the hedged picks count). Uniform, not the policy's samples: the
+    policy has learned from the knowledge's critic already. 0: every pick screened (the
+    rule before; runs recorded before it resume with 0)."""
     decompose: bool = True
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
@@ -117,6 +127,8 @@ class ScreenConfig:
                    "knowledge_mass"),
                   (isinstance(self.stagnation, int) and not isinstance(self.stagnation, bool)
                    and self.stagnation >= 0, "stagnation"),
+                  (isinstance(self.hedge, (int, float)) and not isinstance(self.hedge, bool)
+                   and 0 <= self.hedge <= 1, "hedge"),
                   (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
         r = self.rungs
         object.__setattr__(self, "rungs", tuple(r) if isinstance(r, (list, tuple)) else r)
@@ -243,3 +255,5 @@ class Round:
     """Milliseconds ``ask`` spent drawing and scoring candidates."""
     fidelity: list[float] = field(default_factory=list)
     """Per pick: the fidelity it is trained at (empty without rungs: all at 1)."""
+    unscreened: list[int] = field(default_factory=list)
+    """The picks (batch positions) left to the policy by ``hedge``: warm-up results."""

@@ -3,13 +3,13 @@ uncertainty-aware critic screens candidates and picks what is trained.
 
 One round (docs/DESIGN.md, "Screening"), with B the batch:
 
-1. **Warm-up**: until ``n_init`` real results (none with knowledge), B unseen policy samples.
+1. **Warm-up**: until ``n_init`` real results, B unseen policy samples; with knowledge, none
+   (but for uniform ones: the first round's ``hedge`` share, and after a distrust).
 2. **Candidates**: policy samples plus mutants of the top own (and knowledge) results, the
    unseen kept; fallbacks (more samples, mutants, uniform) are counted.
 3. **Screen**: the critic's mean and spread per candidate, composed with the reward's known
    factor when there is one (:mod:`.known`); the acquisition picks B to train.
-4. **Learn**: rank-Gaussian targets of this run's results, recomputed every round; a
-   warm-started refit.
+4. **Learn**: rank-Gaussian targets of this run's results, recomputed, a warm-started refit.
 5. **Controller**: one PPO update on the picks (+ replay), then ``imagined`` updates on the
    round's policy samples rewarded for high, unseen scores (``novelty``); an entropy floor.
 6. **Knowledge is weighed** every round (:mod:`.knowledge`, issue 35).
@@ -21,8 +21,7 @@ critic that also reads the probes of the screen's top K picks the B among them (
 
 NOTE: the picks are chosen by the critic from the policy's samples, so the PPO update on
 them is off-policy in a way no importance weight corrects (their selection probability is
-unknown); their log-probabilities at pick time are the ratio's reference and the behaviour
-probabilities stored in the experience buffer.
+unknown); their log-probabilities at pick time are the ratio's reference and the buffer's.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from fnas.strategies.base import Proposal, Verdict
 from fnas.strategies.fnas.candidates import Candidates
 from fnas.strategies.fnas.controller import Controller
 from fnas.strategies.fnas.knowledge import (
+    DISTRUST,
     FORGET_FITS,
     Weighing,
     forget_knowledge,
@@ -176,16 +176,16 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
             cand = self._shortlist(x, cand, n, best)  # the probe critic's picks first
         else:  # warm-up: the policy's own order
             cand = [(i, (math.nan, math.nan, math.nan)) for i in range(len(x))]
-        specs = []
-        for i, inf in cand:
-            if len(rows) == n:
-                break
-            spec = self.space.decode(x[i].tolist())
-            if spec.key in self._seen_keys and len(x) - len(rows) > n:
-                continue  # another decision vector of a network already evaluated
-            rows.append(i)
-            specs.append(spec)
-            info.append(inf)
+        specs: list[Any] = []
+        hedge = self._hedge(n) if len(x) and not warm and n else 0
+        unscreened: list[int] = []  # the hedge's picks (issue 35): warm-up results
+        if hedge:  # uniform: the policy has learned from the knowledge's critic already
+            x, origin, uni = self._uniform_rows(x, origin, 4 * n)
+            self._take(x, cand, n - hedge, rows, specs, info)  # the screened picks first
+            k0 = len(rows)
+            self._take(x, uni, n, rows, specs, info)
+            unscreened = list(range(k0, len(rows)))
+        self._take(x, cand, n, rows, specs, info)
         while len(rows) < n:  # the space is exhausted: repeat (served from the cache)
             d = self.st.seen[int(self._rng.integers(len(self.st.seen)))] if self.st.seen \
                 else list(self.space.sample(self._rng))
@@ -215,16 +215,10 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
         self._round = Round(counts, info, [4] * len(promos) + origin[rows].tolist(),
                             self._drawn[: 4 * self.scfg.imagined_batch] if self.scfg.novelty
                             else x[origin == 0][: 4 * self.scfg.imagined_batch],
-                            ref, warm, 1e3 * (time.perf_counter() - t0), fid)
+                            ref, warm, 1e3 * (time.perf_counter() - t0), fid,
+                            [len(promos) + i for i in unscreened])
         return [Proposal(s, tuple(int(v) for v in d), float(lp), f)
                 for s, d, lp, f in zip(specs, picks.tolist(), logp, fid, strict=True)]
-
-    @property
-    def _warm(self) -> bool:
-        """A warm-up round: no knowledge to screen with, and fewer than ``n_init`` results
-        from warm-up rounds (knowledge that was forgotten leaves results from one region
-        only, so the warm-up then runs too)."""
-        return self.st.knowledge in ("none", "forgotten") and self.st.n_warm < self.scfg.n_init
 
     def _ref(self) -> RankGauss | None:
         g = RankGauss([r for _, r in self._ref_pairs()])
@@ -323,8 +317,9 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
             stats.update(self._rung_stats(rnd.fidelity))
         self._end_batch(actions, logp, rewards)
         upd_ms = 1e3 * (time.perf_counter() - t0)
-        if rnd.warm:
-            st.n_warm += sum(int(ev.status == "ok") for ev in self._batch)
+        if rnd.warm or rnd.unscreened:
+            st.n_warm += sum(int(ev.status == "ok") for j, ev in enumerate(self._batch)
+                             if rnd.warm or j in rnd.unscreened)
         for k, v in rnd.counts.items():
             st.totals[k] = st.totals.get(k, 0) + int(v)
         st.totals["trained"] = st.totals.get("trained", 0) + sum(
@@ -340,6 +335,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                                    for o in rnd.origin],
             "screen/pick_reward": [_r(float(r)) for r in rewards],
             "screen/warmup": float(rnd.warm),
+            "screen/unscreened": float(len(rnd.unscreened)),
             "screen/pick_error": [_r(e) for e in errs],
             "critic/pick_error": float(np.nanmean(errs)) if not np.isnan(errs).all()
             else math.nan,
@@ -347,9 +343,9 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
             **({"critic/decomposed": float(self.known.decomposed)} if self.known else {}),
             # knowledge_rule 'weigh': kept while trusted at 0.5 or more (knowledge/trust)
             "critic/knowledge_kept": float(st.knowledge == "kept" or (
-                st.knowledge == "weighed" and (st.trust or 0.0) >= 0.5)),
+                st.knowledge == "weighed" and (st.trust or 0.0) >= DISTRUST)),
             "critic/knowledge_forgotten": float(st.knowledge == "forgotten" or (
-                st.knowledge == "weighed" and (st.trust or 0.0) < 0.5)),
+                st.knowledge == "weighed" and (st.trust or 0.0) < DISTRUST)),
             "controller/mean_reward": float(np.mean(rewards)),
             "time/score_ms": rnd.score_ms, "time/fit_ms": fit_ms, "time/update_ms": upd_ms})
         self._round, self._batch = None, []
