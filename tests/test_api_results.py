@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -218,6 +220,49 @@ def tagged(arch):
     return {"accuracy": score(arch), "params": os.getpid()}
 
 
+def together(arch):
+    """``score``, evaluated once a second worker process evaluates too: each evaluation leaves
+    its process id in the folder ``$FNAS_TEST_TOGETHER`` and waits (60 s at most) until two
+    are there. Returns the process id as ``params`` and the ids it saw as ``macs``."""
+    folder = Path(os.environ["FNAS_TEST_TOGETHER"])
+    (folder / str(os.getpid())).touch()
+    for _ in range(600):
+        if len(list(folder.iterdir())) >= 2:
+            break
+        time.sleep(0.1)
+    return {"accuracy": score(arch), "params": os.getpid(),
+            "macs": len(list(folder.iterdir()))}
+
+
+def test_n_workers_evaluates_in_worker_processes_at_once_without_ray(tmp_path, monkeypatch):
+    """One batch of 4 in 2 worker processes on this machine: the first evaluation of each
+    waits for the other's (so one worker at a time would fail), every slot once, none in
+    this process; Ray is not needed."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    (tmp_path / "ids").mkdir()
+    monkeypatch.setenv("FNAS_TEST_TOGETHER", str(tmp_path / "ids"))
+    search = _search(tmp_path, "procs", objective=together, strategy="random")
+    search.optimize(budget=4, progress=False, n_workers=2)
+    trials = search.trials()
+    assert sorted(e.slot for e in trials) == [0, 1, 2, 3] and all(e.status == "ok" for e in trials)
+    pids = {e.params for e in trials}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert all(e.macs == 2 for e in trials)  # each saw both workers
+
+
+def test_an_objective_that_cannot_reach_worker_processes_is_refused_before_writing(tmp_path):
+    lock = threading.Lock()
+
+    def locked(arch):
+        with lock:
+            return score(arch)
+
+    search = _search(tmp_path, "w", objective=locked, version=1)
+    with pytest.raises(ConfigError, match="n_workers=2 runs evaluations in worker processes"):
+        search.optimize(budget=4, progress=False, n_workers=2)
+    assert not search.exists
+
+
 @pytest.mark.slow  # Ray's workers import fnas and torch for their first tasks: ~10 s
 @pytest.mark.xdist_group("ray")
 def test_n_workers_runs_a_batch_on_ray_in_parallel(tmp_path, local_ray):
@@ -225,7 +270,7 @@ def test_n_workers_runs_a_batch_on_ray_in_parallel(tmp_path, local_ray):
     local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:  # one batch of 4 on the session's Ray (2 CPUs): 2 in flight
         search = _search(tmp_path, "par", objective=tagged, strategy="random")
-        search.optimize(budget=4, progress=False, n_workers=2)
+        search.optimize(budget=4, progress=False, n_workers=2, executor="ray")
     finally:
         local_ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     trials = search.trials()
@@ -237,7 +282,7 @@ def test_n_workers_runs_a_batch_on_ray_in_parallel(tmp_path, local_ray):
 @pytest.mark.parametrize("kw, match", [
     ({"n_workers": 0}, "n_workers"),
     ({"executor": "dask"}, "expected 'local', 'ray'"),
-    ({"executor": "local", "n_workers": 2}, "one evaluation at a time"),
+    ({"executor": "ray", "n_workers": -1}, "n_workers"),
 ])
 def test_bad_workers_or_executor_are_refused_before_anything_runs(tmp_path, kw, match):
     search = _search(tmp_path, "w")
@@ -246,7 +291,8 @@ def test_bad_workers_or_executor_are_refused_before_anything_runs(tmp_path, kw, 
     assert not search.exists
 
 
-def test_n_workers_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes the import fail
-    with pytest.raises(ConfigError, match=r"n_workers=3 .* pip install 'ray>=2.9'"):
-        _search(tmp_path, "w").optimize(budget=4, progress=False, n_workers=3)
+    with pytest.raises(ConfigError, match=r"pip install 'ray>=2.9'.* n_workers=3 alone"):
+        _search(tmp_path, "w").optimize(budget=4, progress=False, n_workers=3,
+                                        executor="ray")

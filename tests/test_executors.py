@@ -108,7 +108,7 @@ def test_ray_missing_or_unreachable_is_one_line(tmp_path, monkeypatch):
     import subprocess
 
     p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--executor", "local",
-                        "--parallel", "3", "--store", str(tmp_path / "s")],
+                        "--ray-address", "127.0.0.1:1", "--store", str(tmp_path / "s")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "--executor ray" in p.stderr and p.stderr.count("\n") == 1
     # an unreachable cluster is refused in seconds (Ray itself would wait minutes)

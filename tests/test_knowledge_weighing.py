@@ -144,15 +144,17 @@ def test_friendly_knowledge_keeps_its_weight_shifted_and_backwards_knowledge_los
     mechanism end to end, with its records, in ``fnas show`` and the report. A friendly
     source (the same optimum) screens from the first batch and keeps its trust; a shifted
     one (its optimum 3 decisions away) and a backwards one (the opposite choices) lose it,
-    and the search still finds the task's own optimum. The hedge: half the first batch is
-    drawn uniformly, and a distrusted source's run completes the warm-up."""
+    and the search still finds the task's own optimum. With the hedge (``hedge=0.5``; off
+    by default): half the first batch is drawn uniformly, and a distrusted source's run
+    completes the warm-up."""
     shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
     opposite = tuple(0 if t else 2 for t in TARGET)
     runs = {}
     for which, source in (("friendly", TARGET), ("shifted", shifted), ("backwards", opposite)):
         st = Store(tmp_path / which)
         _search(st, "src", budget=64, seed=1, noise=0.01, target=source, strategy="rea")
-        out = _search(st, "target", budget=48, knowledge="all")
+        out = _search(st, "target", budget=48, knowledge="all",
+                      fnas={"screen": {"hedge": 0.5}})
         runs[which] = (out, st.updates(out.experiment.id),
                        [e.reward for e in st.evaluations(out.experiment.id)])
     out, ups, rewards = runs["friendly"]

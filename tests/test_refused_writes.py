@@ -80,7 +80,7 @@ REFUSED_CLI = [
     (["search", "--resume", "syn", "--budget", "10"], "another space or task"),
     (["search", "--resume", "obj", "--budget", "10"], "scored by your objective"),
     (["search", "--resume", "nosuch", "--budget", "10"], "no experiment 'nosuch'"),
-    (["search", "--resume", "syn", "--parallel", "3"], "--executor ray"),
+    (["search", "--resume", "syn", "--ray-address", "127.0.0.1:1"], "--executor ray"),
     (["search", "--resume", "syn", "--budget-seconds", "-1"], "positive number"),
     (["search", "--name", "syn", *TINY_SET], "already exists"),
     (["search", "--name", "bad/name"], "run name"),

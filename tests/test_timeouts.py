@@ -62,6 +62,20 @@ def _search(store, name, objective, **kw):
     return fnas.create_search(store=store, name=name, space=SPACE, objective=objective, **kw)
 
 
+def test_two_worker_processes_stop_a_hung_evaluation_while_the_other_goes_on(tmp_path):
+    """``n_workers=2``: each hung evaluation is stopped at its own timeout and recorded
+    failed, and the other worker's evaluations are recorded as they end."""
+    s = _search(tmp_path, "t2", hangs_on_a2, timeout=1.5, budget=8, batch=4)
+    out = s.optimize(progress=False, n_workers=2)
+    assert out.stats["stop_reason"] == "budget"
+    trials = s.trials()
+    assert sorted(e.slot for e in trials) == [0, 0, 1, 1, 2, 2, 3, 3]
+    hung = [e for e in trials if e.arch.startswith("a=2") and not e.cached]
+    assert hung, "the seed must sample a=2 at least once"
+    assert all(e.status == "error" and "timed out after 1.5 s" in e.message for e in hung)
+    assert all(e.status == "ok" for e in trials if not e.arch.startswith("a=2"))
+
+
 @pytest.mark.slow
 def test_an_evaluation_past_its_timeout_is_recorded_failed_and_the_search_goes_on(tmp_path):
     s = _search(tmp_path, "t", hangs_on_a2, timeout=1.5, budget=8)

@@ -77,23 +77,33 @@ class Search:
         (:mod:`fnas.search.callbacks`: a ``Callback`` or a function of each evaluation) run
         after each evaluation and update; one may raise ``StopSearch``.
 
-        ``n_workers`` evaluates that many architectures of a batch at once, as Ray tasks (a
-        local Ray is started, or the one this process joined is used; the objective must be
-        picklable by cloudpickle). ``executor`` (for this call; default: the search's):
-        ``"local"`` (here, one at a time), ``"ray"`` (``n_workers`` at once, 2 by default) or
-        an :class:`~fnas.execution.executors.Executor`.
+        ``n_workers`` evaluates that many architectures of a batch at once, in worker
+        processes on this machine (each trains on ``threads`` torch threads; the objective
+        must be picklable by cloudpickle), or as Ray tasks with ``executor="ray"`` (a local
+        Ray is started, or the one this process joined is used). ``executor`` (for this call;
+        default: the search's): ``"local"`` (here, one at a time, or ``n_workers``
+        processes), ``"ray"`` (``n_workers`` at once, 2 by default) or an
+        :class:`~fnas.execution.executors.Executor`.
 
         Returns the :class:`~fnas.search.loop.SearchOutcome`. Ctrl-C leaves the run
         resumable; so does an exception the objective raises (unless listed in ``catch``).
 
         Raises:
-            ConfigError: a bad ``n_workers`` or ``executor``, or Ray missing for them.
+            ConfigError: a bad ``n_workers`` or ``executor``, Ray missing for
+                ``executor="ray"``, or an objective that cannot go to a worker process.
         """
         if budget is not None:
             budget = check_int(budget, "budget", 1, MAX_COUNT)
         if threads is not None:
             threads = check_int(threads, "threads", 0, MAX_THREADS)
         made = _call_executor(executor, n_workers)
+        if made is not None and made.name == "worker":  # refused before anything is written
+            from fnas.execution.workers import can_ship
+
+            if (why := can_ship(self.evaluator)) is not None:
+                raise ConfigError(f"n_workers={n_workers} runs evaluations in worker "
+                                  f"processes, and the objective cannot be sent there "
+                                  f"({why}): define it at module level")
         kw = dict(evaluator=self.evaluator, space=self.space, progress=progress,
                   stop_after=stop_after, callbacks=tuple(callbacks),
                   executor=self.executor if made is None else made)
@@ -239,19 +249,21 @@ def _call_executor(executor: Any, n_workers: Any) -> Executor | None:
     if executor not in (None, "local", "ray"):
         raise ConfigError(f"executor={executor!r:.60}: expected 'local', 'ray' or a "
                           "fnas.execution.executors.Executor")
+    if executor in (None, "local") and n_workers not in (None, 1):
+        from fnas.execution.workers import WorkerExecutor
+
+        return WorkerExecutor(parallel=n_workers)  # worker processes on this machine
     if executor == "local":
-        if n_workers not in (None, 1):
-            raise ConfigError(f"n_workers={n_workers} with executor='local', which runs one "
-                              "evaluation at a time: use executor='ray'")
         return LocalExecutor()
-    if executor is None and n_workers in (None, 1):
+    if executor is None:
         return None
     try:
         import ray  # noqa: F401  (only whether it is there)
     except ImportError:
-        raise ConfigError(f"n_workers={n_workers or 2} runs evaluations in parallel as Ray "
-                          "tasks, and Ray is not installed: pip install 'ray>=2.9' "
-                          "(fnas's ray extra)") from None
+        raise ConfigError("executor='ray' runs evaluations as Ray tasks, and Ray is not "
+                          "installed: pip install 'ray>=2.9' (fnas's ray extra), or use "
+                          f"n_workers={n_workers or 2} alone for processes on this "
+                          "machine") from None
     from fnas.execution.executors import RayExecutor
 
     return RayExecutor(parallel=n_workers or 2)

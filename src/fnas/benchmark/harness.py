@@ -115,7 +115,7 @@ def one_run(cfg: BenchConfig, strategy: str, seed: int) -> dict[str, Any]:
             "replay/c_p50", "replay/c_p90", "controller/entropy", "screen/screened",
             "critic/pick_tau", "time/fit_ms", "time/score_ms", "time/update_ms",
             "knowledge/trust", "knowledge/weight", "knowledge/share", "knowledge/stagnant",
-            )  # per update, columnar (entropy, replay, screening and knowledge curves)
+            "screen/unscreened")  # per update, columnar (entropy, replay, screening, knowledge)
     upd = {k: [u.get(k) for u in updates] for k in keys
            if any(k in u for u in updates)}
     return {"strategy": cfg.label or strategy, "seed": seed,

@@ -104,8 +104,9 @@ def _arguments(s: argparse.ArgumentParser) -> None:
                    help="where rollouts run: here (local) or as Ray tasks (ray)")
     s.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="ray: an existing cluster (default: start a local Ray)")
-    s.add_argument("--parallel", type=positive_int, default=2, metavar="N",
-                   help="ray: rollouts in flight at once (2)")
+    s.add_argument("--parallel", type=positive_int, default=None, metavar="N",
+                   help="rollouts at once: local, in N worker processes (1: here); ray, "
+                   "as Ray tasks (2)")
     s.add_argument("--retries", type=nonneg_int, default=1, metavar="N",
                    help="ray: re-runs of a rollout whose worker died (1)")
     s.add_argument("--no-progress", action="store_true",
@@ -142,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
     checked before a store is made or touched; this adds Ctrl-C and SIGTERM, and the lines
     printed."""
     from fnas.api.runs import load_search, open_search
-    from fnas.execution.executors import make_executor
+    from fnas.execution.executors import Executor, make_executor
 
     cfg = config_from_args(args) if args.resume is None else None
-    if args.executor == "local" and (args.ray_address or args.parallel != 2):
-        raise ConfigError("--ray-address and --parallel apply to --executor ray")
+    if args.executor == "local" and args.ray_address:
+        raise ConfigError("--ray-address applies to --executor ray")
     if args.resume is not None:
         given = [k for k in _NEW_RUN_ONLY if getattr(args, k) not in (None, False)]
         if given:
@@ -155,8 +156,13 @@ def run(args: argparse.Namespace) -> int:
                 f"--{given[0].replace('_', '-')} (only --budget, --budget-seconds, --threads "
                 "and --store apply)")
     threads = cfg.threads if cfg is not None else args.threads
-    executor = make_executor(args.executor, args.ray_address, args.parallel, args.retries,
-                             threads=threads if threads is not None else 1)
+    if args.executor == "local" and args.parallel not in (None, 1):  # worker processes
+        from fnas.execution.workers import WorkerExecutor
+
+        executor: Executor = WorkerExecutor(parallel=args.parallel)
+    else:
+        executor = make_executor(args.executor, args.ray_address, args.parallel or 2,
+                                 args.retries, threads=threads if threads is not None else 1)
     try:
         if cfg is None:
             search = load_search(args.store, args.resume, executor=executor)

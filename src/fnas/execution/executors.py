@@ -328,6 +328,7 @@ def make_executor(name: str, address: str | None = None, parallel: int = 2,
                   retries: int = 1, threads: int = 1) -> Executor:
     """``local`` or ``ray`` (see :class:`RayExecutor`); on Ray each rollout reserves
     ``threads`` CPUs (the run's ``threads`` setting; 0: one), the torch threads it runs on.
+    (Local worker processes, several at once: :class:`~fnas.execution.workers.WorkerExecutor`.)
 
     Raises:
         ConfigError: unknown name, Ray missing or unreachable.

@@ -2,9 +2,10 @@
 compute limit (``budget_seconds``) that holds within a batch.
 
 An evaluation that runs in the search's own process cannot be stopped: an objective that never
-returns holds the search. :class:`WorkerExecutor` runs each evaluation in one long-lived
-worker process instead (started on the first evaluation, reused for the next ones), and
-waits for it with a limit:
+returns holds the search. :class:`WorkerExecutor` runs each evaluation in a long-lived worker
+process instead (started on its first evaluation, reused for the next ones; ``parallel``
+workers run that many evaluations at once, ``optimize(n_workers=N)`` without Ray), and waits
+for each with a limit:
 
 - past the job's ``timeout`` (``create_search(timeout=)``, ``--eval-timeout``) the worker is
   killed and the evaluation is recorded as failed (status ``error``, the message says it
@@ -34,6 +35,7 @@ import sys
 import time
 from collections import deque
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 from typing import Any
 
@@ -64,50 +66,73 @@ def can_ship(evaluator: Any) -> str | None:
     return None
 
 
+class _Worker:
+    """One worker process, its pipes, and the evaluation it runs (None: free)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.to: Connection | None = None
+        self.inbox: Connection | None = None
+        self.shipped: int | None = None  # id() of the evaluator the worker holds
+        self.job: tuple[Any, RolloutJob] | None = None
+        self.start_by = 0.0  # the evaluation must have started by then (monotonic)
+        self.limit: float | None = None  # its timeout, once started (monotonic)
+
+
 class WorkerExecutor(Executor):
-    """Evaluations one at a time in a worker process, each stopped at its job's ``timeout``
-    and at the search's deadline (see the module's docstring)."""
+    """Evaluations in ``parallel`` worker processes (one by default), each stopped at its
+    job's ``timeout`` and at the search's deadline (see the module's docstring).
+
+    Args:
+        parallel: worker processes, each running one evaluation at a time (the search keeps
+            this many in flight: ``optimize(n_workers=N)`` without Ray).
+    """
 
     name = "worker"
     stops = True
 
-    def __init__(self) -> None:
+    def __init__(self, parallel: int = 1) -> None:
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ConfigError(f"worker processes: parallel={parallel!r}, expected an "
+                              "integer >= 1")
+        self.parallel = parallel
         self._queue: deque[tuple[Any, RolloutJob]] = deque()
-        self._proc: subprocess.Popen | None = None
-        self._to: Connection | None = None
-        self._from: Connection | None = None
-        self._shipped: int | None = None  # id() of the evaluator the worker holds
+        self._workers = [_Worker() for _ in range(parallel)]
         self.started = 0
-        """Workers started (one, plus one after each kill)."""
+        """Workers started (one per worker, plus one after each kill)."""
 
     # ---- the Executor contract ----------------------------------------------------------
     def submit(self, evaluator: Any, job: RolloutJob) -> None:
-        self._queue.append((evaluator, job))
+        self._queue.append((evaluator, job))  # sent to a free worker at the next wait
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + sum(w.job is not None for w in self._workers)
 
     def abandon(self) -> None:
         self._queue.clear()
+        for w in self._workers:
+            if w.job is not None:  # an evaluation no one will wait for: stopped
+                self._stop(w)
 
     def wait(self) -> tuple[RolloutJob, Rollout]:
         return self.wait_until(None)
 
     def wait_until(self, deadline: float | None) -> tuple[RolloutJob, Rollout]:
-        assert self._queue, "wait() without a pending job"
-        evaluator, job = self._queue.popleft()
+        assert self.pending, "wait() without a pending job"
         try:
-            return job, self._run(evaluator, job, deadline)
-        except BaseException:  # Ctrl-C, the deadline: the evaluation is not recorded
-            self._stop()
+            return self._next(deadline)
+        except BaseException:  # Ctrl-C, the deadline, the objective's exception: the
+            self.abandon()     # evaluations in flight are not recorded
             raise
 
     def close(self) -> None:
-        self._stop()
+        self._queue.clear()
+        for w in self._workers:
+            self._stop(w)
 
-    # ---- the worker -----------------------------------------------------------------------
-    def _start(self) -> None:
+    # ---- the workers ----------------------------------------------------------------------
+    def _start(self, w: _Worker) -> None:
         r_job, w_job = os.pipe()
         r_res, w_res = os.pipe()
         cmd = [sys.executable, "-m", "fnas.execution.worker_main", str(r_job), str(w_res),
@@ -118,25 +143,25 @@ class WorkerExecutor(Executor):
         env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in env.get(
             "PYTHONPATH", "").split(os.pathsep) if p])
         try:
-            self._proc = subprocess.Popen(cmd, pass_fds=(r_job, w_res), stdin=subprocess.DEVNULL,
-                                          env=env)
+            w.proc = subprocess.Popen(cmd, pass_fds=(r_job, w_res), stdin=subprocess.DEVNULL,
+                                      env=env)
         finally:
             os.close(r_job)
             os.close(w_res)
-        self._to = Connection(w_job, readable=False)
-        self._from = Connection(r_res, writable=False)
-        self._shipped = None
+        w.to = Connection(w_job, readable=False)
+        w.inbox = Connection(r_res, writable=False)
+        w.shipped = None
         self.started += 1
-        self._to.send_bytes(_dumps(("path", list(sys.path))))
+        w.to.send_bytes(_dumps(("path", list(sys.path))))
 
-    def _stop(self) -> None:
-        """Stop the worker (SIGTERM, then SIGKILL) and close its pipes."""
-        proc, self._proc = self._proc, None
-        for conn in (self._to, self._from):
+    def _stop(self, w: _Worker) -> None:
+        """Stop a worker (SIGTERM, then SIGKILL), close its pipes, forget its job."""
+        proc, w.proc, w.job = w.proc, None, None
+        for conn in (w.to, w.inbox):
             if conn is not None:
                 conn.close()
-        self._to = self._from = None
-        self._shipped = None
+        w.to = w.inbox = None
+        w.shipped = None
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
@@ -146,75 +171,108 @@ class WorkerExecutor(Executor):
             proc.kill()
             proc.wait()
 
-    def _send(self, evaluator: Any, job: RolloutJob) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            self._stop()
-            self._start()
-        assert self._to is not None
-        if self._shipped != id(evaluator):
+    def _send(self, w: _Worker, evaluator: Any, job: RolloutJob) -> None:
+        if w.proc is None or w.proc.poll() is not None:
+            self._stop(w)
+            self._start(w)
+        assert w.to is not None
+        if w.shipped != id(evaluator):
             try:
                 data = _dumps(evaluator)
             except Exception as e:  # noqa: BLE001
                 raise ConfigError(f"the objective cannot be sent to a worker process "
                                   f"({type(e).__name__}: {' '.join(str(e).split())[:160]}): "
-                                  "define it at module level, or drop eval_timeout") from None
-            self._to.send_bytes(_dumps(("evaluator", data)))
-            self._shipped = id(evaluator)
-        self._to.send_bytes(_dumps(("job", job)))
+                                  "define it at module level, or drop eval_timeout and "
+                                  "n_workers") from None
+            w.to.send_bytes(_dumps(("evaluator", data)))
+            w.shipped = id(evaluator)
+        w.to.send_bytes(_dumps(("job", job)))
 
-    def _run(self, evaluator: Any, job: RolloutJob, deadline: float | None) -> Rollout:
-        try:
-            self._send(evaluator, job)
-        except (BrokenPipeError, OSError):  # the worker died between evaluations
-            self._stop()
-            self._send(evaluator, job)
-        # the timeout counts from the evaluation's start in the worker (not the worker's own
-        # start: importing torch and loading the objective are fnas's overhead)
-        start_by = time.monotonic() + _START_LIMIT
-        limit = None
-        assert self._from is not None
-        while True:
-            ends = [t for t in (limit or start_by, deadline) if t is not None]
-            wait = min(ends) - time.monotonic()
-            if self._from.poll(max(0.0, min(wait, 1.0))):
-                try:
-                    kind, *rest = pickle.loads(self._from.recv_bytes())
-                except (EOFError, OSError):
-                    return self._died(evaluator, job)
-                if kind == "started":
-                    limit = time.monotonic() + (job.timeout if job.timeout is not None
-                                                else float("inf"))
-                    continue
-                if kind == "ok":
-                    return rest[0]
-                if kind == "load_failed":
-                    self._stop()
-                    raise ConfigError(f"the worker process cannot load the objective "
-                                      f"({rest[0]}): define it in an importable module")
-                raise rest[0]  # the objective's exception, as in-process
-            now = time.monotonic()
-            if deadline is not None and now >= deadline and (limit is None or deadline <= limit):
-                raise SearchDeadline("the search's compute limit was reached")
-            if limit is not None and now >= limit:
-                self._stop()
-                return _failed(evaluator, job, f"timed out after {job.timeout:g} s "
-                               "(eval_timeout): the worker was stopped")
-            if limit is None and now >= start_by:
-                self._stop()
-                return _failed(evaluator, job, f"the evaluation's worker process did not "
-                               f"start it within {_START_LIMIT:g} s")
-            if self._proc is not None and self._proc.poll() is not None \
-                    and not self._from.poll(0):
-                return self._died(evaluator, job)
-
-    def _died(self, evaluator: Any, job: RolloutJob) -> Rollout:
-        code = None
-        if self._proc is not None:
+    def _fill(self) -> None:
+        """Hand the queued jobs to the free workers."""
+        for w in self._workers:
+            if not self._queue:
+                return
+            if w.job is not None:
+                continue
+            evaluator, job = self._queue.popleft()
             try:
-                code = self._proc.wait(_GRACE)  # the pipe closes just before it exits
+                self._send(w, evaluator, job)
+            except (BrokenPipeError, OSError):  # the worker died between evaluations
+                self._stop(w)
+                self._send(w, evaluator, job)
+            # the timeout counts from the evaluation's start in the worker (not the worker's
+            # own start: importing torch and loading the objective are fnas's overhead)
+            w.job, w.start_by, w.limit = (evaluator, job), time.monotonic() + _START_LIMIT, None
+
+    def _next(self, deadline: float | None) -> tuple[RolloutJob, Rollout]:
+        """The next evaluation to end, as it ends: a result, a failure (timed out, its worker
+        died or never started it), the objective's exception raised, or the deadline."""
+        while True:
+            self._fill()
+            busy = [w for w in self._workers if w.job is not None]
+            ends = [t for w in busy for t in (w.limit or w.start_by,)] + (
+                [deadline] if deadline is not None else [])
+            wait = min(ends) - time.monotonic()
+            ready = connection_wait([w.inbox for w in busy if w.inbox is not None],
+                                    max(0.0, min(wait, 1.0)))
+            for w in busy:
+                if w.inbox in ready:
+                    done = self._message(w)
+                    if done is not None:
+                        return done
+            now = time.monotonic()
+            for w in busy:
+                if w.job is None:
+                    continue
+                (evaluator, job), limit = w.job, w.limit
+                if limit is not None and now >= limit and (deadline is None
+                                                           or limit < deadline):
+                    self._stop(w)
+                    return job, _failed(evaluator, job, f"timed out after {job.timeout:g} s "
+                                        "(eval_timeout): the worker was stopped")
+                if limit is None and now >= w.start_by:
+                    self._stop(w)
+                    return job, _failed(evaluator, job, "the evaluation's worker process did "
+                                        f"not start it within {_START_LIMIT:g} s")
+                if w.proc is not None and w.proc.poll() is not None and w.inbox is not None \
+                        and not w.inbox.poll(0):
+                    return job, self._died(w)
+            if deadline is not None and now >= deadline:
+                raise SearchDeadline("the search's compute limit was reached")
+
+    def _message(self, w: _Worker) -> tuple[RolloutJob, Rollout] | None:
+        """Read one message of a busy worker: its result (the worker is free again), None
+        (the evaluation started), or raise what the objective raised."""
+        assert w.job is not None and w.inbox is not None
+        evaluator, job = w.job
+        try:
+            kind, *rest = pickle.loads(w.inbox.recv_bytes())
+        except (EOFError, OSError):
+            return job, self._died(w)
+        if kind == "started":
+            w.limit = time.monotonic() + (job.timeout if job.timeout is not None
+                                          else float("inf"))
+            return None
+        w.job = None
+        if kind == "ok":
+            return job, rest[0]
+        if kind == "load_failed":
+            self._stop(w)
+            raise ConfigError(f"the worker process cannot load the objective "
+                              f"({rest[0]}): define it in an importable module")
+        raise rest[0]  # the objective's exception, as in-process
+
+    def _died(self, w: _Worker) -> Rollout:
+        assert w.job is not None
+        evaluator, job = w.job
+        code = None
+        if w.proc is not None:
+            try:
+                code = w.proc.wait(_GRACE)  # the pipe closes just before it exits
             except subprocess.TimeoutExpired:
                 pass
-        self._stop()
+        self._stop(w)
         if code is None:
             how = "unknown"
         elif code >= 0:

@@ -65,7 +65,7 @@ class ScreenConfig:
     """``weigh``: rounds in a row without a better own result, while knowledge weighs, after
     which the knowledge's mutant parents are left out and ``mutants`` uniform samples join
     the candidates, until a round brings a better result (0: never)."""
-    hedge: float = 0.5
+    hedge: float = 0.0
     """``weigh``: the share of the first round's batch drawn uniformly, unscreened, before
     the knowledge's trust is measured (the rest is screened by the knowledge, and those
     picks come first). Own results spread over the space measure the trust far better than
@@ -73,8 +73,12 @@ class ScreenConfig:
     screened share. While the knowledge is distrusted after that (trust < 0.5), each round
     draws uniformly what the run lacks of the ``n_init`` warm-up results a search from
     scratch starts with (the hedged picks count). Uniform, not the policy's samples: the
-    policy has learned from the knowledge's critic already. 0: every pick screened (the
-    rule before; runs recorded before it resume with 0)."""
+    policy has learned from the knowledge's critic already. 0 (the default): every pick
+    screened, as before. NOTE: off by default. Measured on NAS-Bench-Macro task pairs
+    (benchmarks/knowledge_shift.py, docs/BENCHMARKS.md), 0.5 cuts a backwards source's
+    cost from +13 to +3 median queries, but a shifted source (ranks the space well, its
+    best elsewhere) looks more trustworthy on uniform results, holds the search longer and
+    costs more (median 76 queries against 60, from scratch 46)."""
     decompose: bool = True
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
