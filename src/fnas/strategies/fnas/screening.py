@@ -4,7 +4,7 @@ uncertainty-aware critic screens candidates and picks what is trained.
 One round (docs/DESIGN.md, "Screening"), with B the batch:
 
 1. **Warm-up**: until ``n_init`` real results, B unseen policy samples; with knowledge, none
-   (but for uniform ones: the first round's ``hedge`` share, and after a distrust).
+   (with ``hedge``, uniform picks: a share of the first round, and after a distrust).
 2. **Candidates**: policy samples plus mutants of the top own (and knowledge) results, the
    unseen kept; fallbacks (more samples, mutants, uniform) are counted.
 3. **Screen**: the critic's mean and spread per candidate, composed with the reward's known
