@@ -335,7 +335,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                                    for o in rnd.origin],
             "screen/pick_reward": [_r(float(r)) for r in rewards],
             "screen/warmup": float(rnd.warm),
-            "screen/unscreened": float(len(rnd.unscreened)),
+            **({"screen/unscreened": float(len(rnd.unscreened))} if self.scfg.hedge else {}),
             "screen/pick_error": [_r(e) for e in errs],
             "critic/pick_error": float(np.nanmean(errs)) if not np.isnan(errs).all()
             else math.nan,
