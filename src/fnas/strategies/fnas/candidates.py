@@ -82,7 +82,7 @@ class Candidates:
         have = set(map(tuple, x.tolist()))
         ux = ux[[i for i in self._unseen(ux) if tuple(ux[i].tolist()) not in have]]
         n0 = len(x)
-        x = np.concatenate([x, ux.astype(x.dtype)]) if len(x) else ux
+        x = np.concatenate([x, ux.astype(x.dtype)])
         origin = np.concatenate([origin, np.full(len(ux), 2, dtype=origin.dtype)])
         nan = (float("nan"),) * 3
         return x, origin, [(n0 + i, nan) for i in range(len(ux))]
