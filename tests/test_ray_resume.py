@@ -61,10 +61,12 @@ def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path, l
     """Over 20 s: three drivers that import torch and Ray (the killed search, its resume, and
     a local search beside the first), each on real trainings."""
     ray = [*RAY, "--ray-address", local_ray.get_runtime_context().gcs_address]
-    # The session's Ray listens on 127.0.0.1 only; on Linux a driver joining it swaps that
-    # address for the machine's routable one unless Ray's cluster switch is off (as fnas turns
-    # it off while it starts a local Ray: fnas.execution.ray_net._loopback_only)
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    # The session's Ray listens on 127.0.0.1 only, with Ray's token authentication. The
+    # drivers join it as a user's would, from a clean environment: fnas itself keeps the
+    # loopback address (Ray would swap it for the routable one and wait there for minutes)
+    # and uses the local token (Ray sends it to an explicit address only with RAY_AUTH_MODE)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE")}
     store = tmp_path / "k"
     # the uninterrupted search, local, at the same time (its own store: no shared cache)
     whole_cmd = [sys.executable, "-m", "fnas.cli", *SEARCH, "--store", str(tmp_path / "u"),

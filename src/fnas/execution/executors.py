@@ -29,7 +29,13 @@ from typing import Any
 
 from fnas.errors import ConfigError
 from fnas.execution.jobs import RolloutJob, SearchDeadline, _failed, run_job
-from fnas.execution.ray_net import _loopback_only, _probe, _ray_rollout
+from fnas.execution.ray_net import (
+    _is_loopback,
+    _local_token,
+    _loopback_only,
+    _probe,
+    _ray_rollout,
+)
 from fnas.tasks.rollout import Rollout
 
 __all__ = ["RolloutJob", "SearchDeadline", "Executor", "LocalExecutor", "RayExecutor",
@@ -169,13 +175,19 @@ class RayExecutor(Executor):
             _probe(address)
         if not ray.is_initialized():
             try:
-                # A local Ray listens on the loopback interface only: Ray has no
-                # authentication, so it must not be reachable from the network. Joining a
+                # A local Ray listens on the loopback interface only: a Ray without token
+                # authentication (older Ray, or turned off) runs anyone's code, so it must not
+                # be reachable from the network. Joining a
                 # cluster is explicit (``address``); securing that cluster is the user's.
                 kw: dict[str, Any] = {"address": address} if address else {
                     "num_cpus": self.parallel * cpus_per_rollout,
                     "_node_ip_address": "127.0.0.1"}
-                with _loopback_only(ray, enabled=not address):
+                # A Ray at a loopback address is this machine's: join it as a local one
+                # (its address kept, its token used) rather than hang on a routable address
+                loopback = _is_loopback(address)
+                if loopback:
+                    _local_token()
+                with _loopback_only(ray, enabled=not address or loopback):
                     ray.init(include_dashboard=False, logging_level=logging.ERROR,
                              log_to_driver=False, **kw)
             except Exception as e:  # noqa: BLE001 - Ray raises many types; one line for all

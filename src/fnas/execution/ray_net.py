@@ -13,7 +13,8 @@ from fnas.errors import ConfigError
 from fnas.execution.jobs import RolloutJob, _failed, run_job
 from fnas.tasks.rollout import Rollout
 
-__all__ = ["_probe", "_loopback_only", "_ray_rollout", "EvaluationTimeout"]
+__all__ = ["_probe", "_is_loopback", "_local_token", "_loopback_only", "_ray_rollout",
+           "EvaluationTimeout"]
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
@@ -29,6 +30,39 @@ def _probe(address: str, timeout: float = 5.0) -> None:
                           f"{getattr(e, 'strerror', None) or e}") from None
 
 
+def _is_loopback(address: str | None) -> bool:
+    """Whether a cluster ``address`` (``host:port`` or ``ray://host:port``) names this
+    machine's loopback interface: a local Ray that fnas (or a user) bound there."""
+    if not address or address == "auto":
+        return False
+    host = address.split("://", 1)[-1].rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_token() -> None:
+    """Let a driver that joins a Ray on this machine's loopback interface authenticate as
+    ``ray.init(address="auto")`` would: Ray (2.5x on) starts a local cluster with token
+    authentication and keeps the token in ``~/.ray/auth_token``, but sends it to an
+    *explicit* address only when ``RAY_AUTH_MODE=token`` is set. For a loopback address the
+    cluster is this machine's, so the token is used where one exists (``RAY_AUTH_MODE`` set by
+    the user is respected). A Ray without token authentication: nothing to do."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):  # Ray's own check; a failure leaves Ray's default
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 @contextlib.contextmanager
 def _loopback_only(ray: Any, enabled: bool = True) -> Iterator[None]:
     """Make a local ``ray.init`` bind every Ray server (GCS, raylet, workers) to 127.0.0.1.
@@ -37,7 +71,9 @@ def _loopback_only(ray: Any, enabled: bool = True) -> Iterator[None]:
     address for the machine's routable one, and its gRPC servers then listen on all
     interfaces. Ray keeps the loopback address when its ``ENABLE_RAY_CLUSTER`` switch is off
     (its default on macOS and Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so it is
-    turned off for the duration of the start, then restored.
+    turned off for the duration of the start, then restored. A driver that joins a Ray at a
+    loopback address needs the same: otherwise it swaps the address it was given for the
+    routable one, where nothing listens, and waits there for minutes (:func:`_is_loopback`).
     """
     if not enabled:
         yield
