@@ -124,15 +124,3 @@ def test_ray_missing_or_unreachable_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'ray>=2\.9'"):
         RayExecutor()
 
-
-@pytest.mark.parametrize("address, loopback", [
-    ("127.0.0.1:6379", True), ("ray://127.0.0.1:10001", True), ("localhost:6379", True),
-    ("[::1]:6379", True), ("127.8.0.2:6379", True), ("10.0.0.7:6379", False),
-    ("ray://head.example:10001", False), ("auto", False), (None, False)])
-def test_a_loopback_address_is_joined_as_a_local_ray(address, loopback):
-    """A driver joining a Ray at a loopback address keeps that address and uses the local
-    token (``test_ray_resume``'s drivers join the session's Ray so, from a clean environment);
-    any other address is left to Ray's own rules."""
-    from fnas.execution.ray_net import _is_loopback
-
-    assert _is_loopback(address) is loopback

@@ -474,3 +474,16 @@ def test_export_check_is_relative_plus_absolute_like_assert_close():
     small = torch.tensor([[1e-3, -2e-3]])
     assert compare_outputs(small + 5e-5, small).ok and not compare_outputs(small + 1e-3, small).ok
     assert not compare_outputs(want + float("nan"), want).ok
+
+
+@pytest.mark.parametrize("address, loopback", [
+    ("127.0.0.1:6379", True), ("ray://127.0.0.1:10001", True), ("localhost:6379", True),
+    ("[::1]:6379", True), ("127.8.0.2:6379", True), ("10.0.0.7:6379", False),
+    ("ray://head.example:10001", False), ("auto", False), (None, False)])
+def test_a_loopback_address_is_joined_as_a_local_ray(address, loopback):
+    """A driver joining a Ray at a loopback address keeps that address and uses the local
+    token (``test_ray_resume``'s drivers join the session's Ray so, from a clean environment);
+    any other address is left to Ray's own rules."""
+    from fnas.execution.ray_net import _is_loopback
+
+    assert _is_loopback(address) is loopback
