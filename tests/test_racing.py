@@ -11,7 +11,7 @@ import pytest
 from fnas.errors import ConfigError
 from fnas.execution.evaluators import Evaluator
 from fnas.knowledge import Store
-from fnas.knowledge.racing import Race, replicate_of, replicate_signature
+from fnas.knowledge.racing import Race, pooled, replicate_of, replicate_signature
 from fnas.search import SearchConfig, run_search
 from fnas.search.loop import resume_search
 from fnas.space import macro_space
@@ -168,5 +168,10 @@ def test_repeats_train_from_scratch_when_the_pool_is_on(tmp_path):
     assert reps and all(e.pool_snapshot is None and e.epochs == 2 for e in reps)
     assert any(e.pool_coverage for e in rows if not replicate_of(e.task_signature))
     best = out.best[0]
-    mine = [e.reward for e in reps if e.arch_key == best.arch_key and e.status == "ok"]
+    # the returned mean is its results trained from scratch: the repeats, and the first
+    # training too where the pool had nothing to give it (the first batch's empty pool);
+    # which architecture wins, and so which case this is, depends on the CPU's float kernels
+    own = [e for e in rows if e.arch_key == best.arch_key and e.status == "ok"]
+    mine = [e.reward for e in own if not pooled(e)]
+    assert any(replicate_of(e.task_signature) for e in own)
     assert mine and best.reward == pytest.approx(np.mean(mine))
