@@ -59,18 +59,3 @@ def local_ray():
     yield ray
     owner.close()
 
-
-def pytest_collection_modifyitems(config, items):
-    """Heavy modules first: the test files with the most ``slow`` tests run first, each file's
-    tests kept together and in their order (a file's module fixtures, some of which train,
-    are then set up once per worker). Under ``pytest -n 2`` a worker takes the next test when
-    it runs short, so the quick files fill in at the end instead of one worker finishing a
-    long test while the other idles (longest-first scheduling). Without ``-n`` it only
-    changes the order."""
-    slow: dict[str, int] = {}
-    for item in items:
-        n = slow.setdefault(item.nodeid.split("::")[0], 0)
-        slow[item.nodeid.split("::")[0]] = n + (item.get_closest_marker("slow") is not None)
-    first = {path: i for i, path in enumerate(dict.fromkeys(i.nodeid.split("::")[0]
-                                                           for i in items))}
-    items.sort(key=lambda i: (-slow[i.nodeid.split("::")[0]], first[i.nodeid.split("::")[0]]))
