@@ -58,4 +58,3 @@ def local_ray():
     assert ray.is_initialized()
     yield ray
     owner.close()
-

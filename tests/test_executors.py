@@ -123,4 +123,3 @@ def test_ray_missing_or_unreachable_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'ray>=2\.9'"):
         RayExecutor()
-
