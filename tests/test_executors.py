@@ -74,7 +74,8 @@ def test_ray_search_two_in_flight_with_the_pool(tmp_path, module_ray):
     pool.close()
     # the same search run here samples the same first batch (same seed, same decisions)
     local = Store(tmp_path / "local")
-    lo = run_search(local, cfg, name="l", progress=False, executor=LocalExecutor())
+    lo = run_search(local, cfg, name="l", progress=False, executor=LocalExecutor(),
+                    stop_after=1)  # its first batch is what is compared
     first = lambda st, x: [e.arch_key for e in sorted(st.evaluations(x.experiment.id),  # noqa
                                                       key=lambda e: e.slot) if e.iteration == 0]
     assert first(store, out) == first(local, lo)

@@ -203,7 +203,7 @@ def test_a_search_weighing_knowledge_resumes_exactly(tmp_path):
 
     shifted = tuple((t + 1) % 3 if i in (0, 3, 6) else t for i, t in enumerate(TARGET))
     with Store(tmp_path / "src") as st:
-        _search(st, "src", budget=32, seed=1, noise=0.01, target=shifted)
+        _search(st, "src", budget=32, seed=1, noise=0.01, target=shifted, strategy="rea")
     got = []
     for stop in (None, 2):
         shutil.copytree(tmp_path / "src", tmp_path / str(stop))  # the same source in each

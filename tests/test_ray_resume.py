@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
 # real trainings on 100 digits images (tests/fast.py)
-SEARCH = ["search", "--epochs", "1", "--batch", "4", "--budget", "10", "--no-progress",
+SEARCH = ["search", "--epochs", "1", "--batch", "2", "--budget", "6", "--no-progress",
           *TINY_SET]
 RAY = ["--executor", "ray", "--parallel", "2"]
 
@@ -77,7 +77,7 @@ def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path, l
            "killed"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(store / "fnas.db") < 5:
+    while time.time() < deadline and proc.poll() is None and _count(store / "fnas.db") < 3:
         time.sleep(0.2)
     assert proc.poll() is None, "the search finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # mid second batch: its rollouts are in flight

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
-from scipy.stats import rankdata
 
 from fnas.errors import ConfigError
 
@@ -33,6 +31,11 @@ def rank_gauss(y: Sequence[float]) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.size == 0:
         return y
+    # imported here: scipy.stats takes half a second to import, and most processes that
+    # import this module (the CLI, workers, ``fnas show``) never rank anything
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
     return ndtri((rankdata(y) - 0.5) / y.size)
 
 
@@ -144,6 +147,8 @@ def expected_improvement(ctx: AcquisitionContext) -> tuple[np.ndarray, np.ndarra
     s = np.maximum(ctx.spread, 1e-9)
     b = float(np.max(mean)) if ctx.best is None else float(ctx.best)
     u = (mean - b) / s
+    from scipy.special import ndtr
+
     return top_k(ctx, (mean - b) * ndtr(u) + s * np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi))
 
 
