@@ -111,15 +111,16 @@ def test_fnas_bench_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_fnas_bench_real_task_end_to_end(tmp_path):
-    """Over 20 s: ``fnas bench --bench real`` as a user runs it, two strategies training at
-    full size on digits (its CLI has no data-size flag)."""
+    """Over 20 s when the machine is busy: ``fnas bench --bench real`` as a user runs it,
+    training at full size on digits (its CLI has no data-size flag); one strategy (several:
+    the table benches')."""
     cmd = [sys.executable, "-m", "fnas.cli", "bench", "--bench", "real", "--task", "digits",
            "--epochs", "1", "--seeds", "1", "--budget", "2", "--batch", "2",
-           "--strategies", "random,ppo", "--jobs", "1", "--out", str(tmp_path), "--no-progress"]
+           "--strategies", "random", "--jobs", "1", "--out", str(tmp_path), "--no-progress"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     res = json.loads((tmp_path / "bench-real.json").read_text())
-    assert [len(r["history"]["arch"]) for r in res["runs"]] == [2, 2]
+    assert [len(r["history"]["arch"]) for r in res["runs"]] == [2]
     assert all(c > 0 for r in res["runs"] for c in r["history"]["cost"])  # training seconds
 
 

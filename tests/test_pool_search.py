@@ -64,13 +64,13 @@ def test_batches_read_one_snapshot_and_pool_initialised_trainings_are_shorter(tm
 @pytest.mark.slow
 def test_pool_is_off_for_vanilla_strategies_and_needs_a_training_evaluator(tmp_path):
     store = Store(tmp_path)
-    out = _search(store, "ppo", strategy="ppo")
+    out = _search(store, "ppo", strategy="ppo", budget=4, batch=2)
     assert all(e.pool_snapshot is None for e in store.evaluations(out.experiment.id))
     assert "|pool" not in out.experiment.task_signature
-    on = _search(store, "ppo-pool", strategy="ppo", pool="on", pool_epochs=2)
+    on = _search(store, "ppo-pool", strategy="ppo", pool="on", pool_epochs=2, budget=4, batch=2)
     rows = store.evaluations(on.experiment.id)
     assert all(e.pool_snapshot is not None for e in rows if e.trained)
-    assert [e.epochs for e in rows if e.trained and e.pool_hit_ratio] == [2] * 4
+    assert [e.epochs for e in rows if e.trained and e.pool_hit_ratio] == [2] * 2
     if not TABLE.is_file():
         pytest.skip(f"NAS-Bench-Macro table not found at {TABLE} (see README.md, Benchmarks)")
     ev = MacroTableEvaluator(str(TABLE))
@@ -115,7 +115,7 @@ def test_corrupted_pool_file_warns_and_the_search_goes_on(tmp_path):
 @pytest.mark.slow
 def test_pool_stats_cli(tmp_path):
     store = Store(tmp_path)
-    _search(store, "a")
+    _search(store, "a", budget=4, batch=2)  # the second batch of 2 starts from the pool
     store.close()
     run = subprocess.run([sys.executable, "-m", "fnas.cli", "pool", "stats", "--store",
                           str(tmp_path)], capture_output=True, text=True)
