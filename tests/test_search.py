@@ -65,9 +65,9 @@ def test_ppo_is_seeded():
 
 
 def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo",
-         replay="auto"):
+         replay="auto", **kw):
     ev = ev or CountingEvaluator(SPACE, _target(), noise=0.05)
-    cfg = SearchConfig(budget=budget, batch=8, seed=seed, strategy=strategy, replay=replay)
+    cfg = SearchConfig(budget=budget, batch=8, seed=seed, strategy=strategy, replay=replay, **kw)
     out = run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False,
                      stop_after=stop_after)
     return out, ev
@@ -78,10 +78,15 @@ def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo
                                              ("random", "auto")])
 @pytest.mark.slow
 def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, replay):
-    # 4 batches of 8, stopped after 2: fnas screens from its second batch (8 warm-up samples)
-    full, _ = _run(Store(tmp_path / "a"), "full", budget=32, strategy=strategy, replay=replay)
+    # 4 batches of 8, stopped after 2: fnas screens from its second batch (8 warm-up samples).
+    # Two PPO epochs an update, not 10: the same updates and checkpoints in a fifth of the time
+    # (most of these searches' own time)
+    ppo = {"update_epochs": 2}
+    full, _ = _run(Store(tmp_path / "a"), "full", budget=32, strategy=strategy, replay=replay,
+                   ppo=ppo)
     store = Store(tmp_path / "b")
-    part, _ = _run(store, "part", budget=32, stop_after=2, strategy=strategy, replay=replay)
+    part, _ = _run(store, "part", budget=32, stop_after=2, strategy=strategy, replay=replay,
+                   ppo=ppo)
     # With the experience buffer PPO's second batch is half replayed: 8 + 4; fnas screens and
     # trains a full batch, the replayed results join its update on top.
     replaying = replay == "on" and strategy == "ppo"
