@@ -181,10 +181,11 @@ def test_rungs_are_checked_and_need_an_evaluator_with_fidelities(tmp_path):
 def test_a_stopped_multi_fidelity_search_resumes_to_the_same_decisions(tmp_path):
     """Budget 18 trainings, stopped after 2 batches of 6: promotions happen before and after
     the stop, so the rung bookkeeping must survive the checkpoint."""
+    cfg = _cfg(budget=18, ppo={"update_epochs": 2})  # the same updates, a fifth of the time
     a = Store(tmp_path / "a")
-    full = _run(a, "r", _cfg(budget=18))
+    full = _run(a, "r", cfg)
     b = Store(tmp_path / "b")
-    _run(b, "r", _cfg(budget=18), stop_after=2)
+    _run(b, "r", cfg, stop_after=2)
     resumed = resume_search(b, "r", evaluator=MultiFidelity(SPACE, TARGET), space=SPACE,
                             progress=False)
     key = lambda e: (e.iteration, e.slot, e.arch_key, e.fidelity, e.reward,  # noqa: E731

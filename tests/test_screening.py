@@ -262,11 +262,12 @@ def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_stopped_screening_search_resumes_exactly(tmp_path):
+    ppo = {"update_epochs": 2}  # the same updates and checkpoints in a fifth of their time
     a = Store(tmp_path / "a")
-    full = _search(a, "r", budget=32, knowledge="none", noise=0.02)
+    full = _search(a, "r", budget=32, knowledge="none", noise=0.02, ppo=ppo)
     b = Store(tmp_path / "b")
     cfg = SearchConfig(space="macro", strategy="fnas", budget=32, batch=8, seed=0,
-                       budget_counts="trained", max_samples=160, knowledge="none")
+                       budget_counts="trained", max_samples=160, knowledge="none", ppo=ppo)
     ev = SyntheticEvaluator(SPACE, TARGET, noise=0.02)
     run_search(b, cfg, name="r", evaluator=ev, space=SPACE, progress=False, stop_after=2)
     resumed = resume_search(b, "r", evaluator=ev, space=SPACE, progress=False)

@@ -92,9 +92,9 @@ class LadderedProbedEvaluator(ProbedEvaluator):
         return replace(res, reward=r, accuracy=r, fidelity=fidelity)
 
 
-def _cfg(zero_cost=24, budget=40, seed=0, critic=None, **screen):
+def _cfg(zero_cost=24, budget=40, seed=0, critic=None, ppo=None, **screen):
     return SearchConfig(space="macro", strategy="fnas", budget=budget, batch=8, seed=seed,
-                        budget_counts="trained", max_samples=5 * budget,
+                        budget_counts="trained", max_samples=5 * budget, ppo=ppo,
                         fnas={"screen": {"zero_cost": zero_cost, **screen},
                               **({"critic_cfg": critic} if critic else {})})
 
@@ -213,10 +213,11 @@ def test_an_uninformative_or_failing_probe_never_stops_a_search(tmp_path, kind):
 
 
 def test_a_stopped_search_with_probes_resumes_exactly(tmp_path):
+    ppo = {"update_epochs": 2}  # the same updates and checkpoints in a fifth of their time
     a = Store(tmp_path / "a")
-    full = _search(a, ProbedEvaluator(), budget=32)
+    full = _search(a, ProbedEvaluator(), budget=32, ppo=ppo)
     b = Store(tmp_path / "b")
-    _search(b, ProbedEvaluator(), budget=32, stop_after=2)  # the probe critic exists
+    _search(b, ProbedEvaluator(), budget=32, stop_after=2, ppo=ppo)  # the probe critic exists
     tensors, meta = load_checkpoint(b.run_dir("r"))
     assert "probe_critic" in meta["strategy"]["screen"] and "probe.critic.x" in tensors
     assert len(meta["strategy"]["screen"]["state"]["probes"]) >= 16
