@@ -32,9 +32,10 @@ TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 100 images (tests/
 
 
 def _search(store, name, **kw):
-    # replay off: each batch of 4 is 4 new trainings (with it, later batches are 2 + 2 replays)
+    # replay off: each batch of 4 is 4 new trainings (with it, later batches are 2 + 2 replays);
+    # 2 PPO epochs an update, not 10: the pool is the subject
     cfg = SearchConfig(**{"budget": 8, "batch": 4, "task": TASK, "checkpoint": False,
-                          "replay": "off", **kw})
+                          "replay": "off", "ppo": {"update_epochs": 2}, **kw})
     return run_search(store, cfg, name=name, progress=False)
 
 
