@@ -56,6 +56,9 @@ class MultiFidelity(Evaluator):
 
 
 def _cfg(budget=24, batch=6, seed=0, fnas=None, strategy="fnas", **kw):
+    # 2 PPO epochs an update, not 10: fidelity is the subject, and PPO's epochs were most of
+    # these searches' own time
+    kw.setdefault("ppo", {"update_epochs": 2})
     return SearchConfig(space="macro", strategy=strategy, budget=budget, batch=batch, seed=seed,
                         budget_counts="trained", max_samples=6 * budget, knowledge="none",
                         fnas=RUNGS if fnas is None else fnas, **kw)
@@ -181,7 +184,7 @@ def test_rungs_are_checked_and_need_an_evaluator_with_fidelities(tmp_path):
 def test_a_stopped_multi_fidelity_search_resumes_to_the_same_decisions(tmp_path):
     """Budget 18 trainings, stopped after 2 batches of 6: promotions happen before and after
     the stop, so the rung bookkeeping must survive the checkpoint."""
-    cfg = _cfg(budget=18, ppo={"update_epochs": 2})  # the same updates, a fifth of the time
+    cfg = _cfg(budget=18)
     a = Store(tmp_path / "a")
     full = _run(a, "r", cfg)
     b = Store(tmp_path / "b")
