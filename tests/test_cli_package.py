@@ -74,6 +74,18 @@ def test_light_commands_do_not_import_torch(tmp_path):
     assert p.stdout.splitlines()[-1] == "False"
 
 
+def test_the_search_modules_leave_scipy_stats_until_a_search_ranks():
+    """``scipy.stats`` takes about half a second to import: the screening imports it when it
+    first ranks, so a process that never ranks (vanilla searches, ``fnas show``) never pays."""
+    code = ("import sys\nimport fnas.search\nprint('scipy.stats' in sys.modules)\n"
+            "from fnas.agent.acquisition import rank_gauss\n"
+            "print(rank_gauss([0.3, 0.1, 0.2]).argsort().tolist(), 'scipy.stats' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, env=ENV)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-2:] == ["False", "[1, 2, 0] True"]
+
+
 # ---- flags from the registries and the configs -------------------------------------------------
 
 def test_a_registered_strategy_and_space_are_reachable(monkeypatch, capsys):

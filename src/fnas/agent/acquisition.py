@@ -31,8 +31,8 @@ def rank_gauss(y: Sequence[float]) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.size == 0:
         return y
-    # imported here: scipy.stats takes half a second to import, and most processes that
-    # import this module (the CLI, workers, ``fnas show``) never rank anything
+    # imported here: scipy.stats takes half a second to import, and many processes that
+    # import this module (vanilla searches, ``fnas show``) never rank anything
     from scipy.special import ndtri
     from scipy.stats import rankdata
 
