@@ -32,3 +32,9 @@ class Toy:
 
     def to_str(self):
         return self.key
+
+FAST_PPO = {"update_epochs": 2}
+"""``SearchConfig(ppo=FAST_PPO)`` for a search test whose subject is not the controller
+(resume, knowledge, the veto rule's records, fidelity, the pool): 2 PPO epochs an update, not
+10, the same updates and checkpoints in a fifth of their time (PPO's epochs were most of such
+a search's own time). Tests of what the controller learns keep the default."""

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fast import TINY_SET
+from fast import FAST_PPO, TINY_SET
 
 pytestmark = pytest.mark.slow  # real searches in subprocesses
 
@@ -65,7 +65,7 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     # Two PPO epochs an update, not 10: the same updates, recorded and checkpointed, in a
     # fifth of their time (most of a search's own time here).
     conf.write_text(json.dumps({"fnas": {"screen": {"n_init": 2, "candidates": 64},
-                                         "ppo": {"update_epochs": 2}},
+                                         "ppo": FAST_PPO},
                                 "reward": {"metric": "macs", "target": 1e6}}))
     # the same search uninterrupted, at the same time (its own store: no shared cache)
     whole_proc = subprocess.Popen(

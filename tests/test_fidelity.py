@@ -8,7 +8,7 @@ training; one tiny real training checks that the proxy's low fidelity trains few
 
 import numpy as np
 import pytest
-from tests.fast import Toy
+from tests.fast import FAST_PPO, Toy
 
 from fnas.errors import ConfigError
 from fnas.execution.evaluators import Evaluator
@@ -56,9 +56,7 @@ class MultiFidelity(Evaluator):
 
 
 def _cfg(budget=24, batch=6, seed=0, fnas=None, strategy="fnas", **kw):
-    # 2 PPO epochs an update, not 10: fidelity is the subject, and PPO's epochs were most of
-    # these searches' own time
-    kw.setdefault("ppo", {"update_epochs": 2})
+    kw.setdefault("ppo", FAST_PPO)  # fidelity is the subject
     return SearchConfig(space="macro", strategy=strategy, budget=budget, batch=batch, seed=seed,
                         budget_counts="trained", max_samples=6 * budget, knowledge="none",
                         fnas=RUNGS if fnas is None else fnas, **kw)

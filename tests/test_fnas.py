@@ -4,6 +4,7 @@ rules share. Screening (the default) is tested in ``test_screening.py``."""
 
 import numpy as np
 import pytest
+from tests.fast import FAST_PPO
 
 from fnas.errors import StoreError
 from fnas.knowledge import Store
@@ -18,11 +19,10 @@ TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
 def _search(store, name, budget=96, noise=0.02, strategy="fnas", knowledge="none", fnas=None,
             seed=0, replay="auto", cap=None):
     ev = SyntheticEvaluator(SPACE, TARGET, noise=noise)
-    # 2 PPO epochs an update, not 10: the veto rule's bookkeeping is the subject here, and
-    # the controller's updates were most of these searches' time
+    # the veto rule's bookkeeping is the subject here, not the controller (FAST_PPO)
     cfg = SearchConfig(space="macro", strategy=strategy, budget=budget, batch=8, seed=seed,
                        budget_counts="trained", max_samples=cap or 6 * budget,
-                       knowledge=knowledge, ppo={"update_epochs": 2},
+                       knowledge=knowledge, ppo=FAST_PPO,
                        fnas={"acquisition": "off", **(fnas or {})}, replay=replay)
     return run_search(store, cfg, name=name, evaluator=ev, space=SPACE, progress=False)
 

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tests.fast import FAST_PPO
 from tests.test_screening import TARGET, _search
 
 from fnas.agent.critic import CriticConfig, EnsembleCritic
@@ -155,7 +156,7 @@ def test_friendly_knowledge_keeps_its_weight_shifted_and_backwards_knowledge_los
         _search(st, "src", budget=64, seed=1, noise=0.01, target=source, strategy="rea")
         out = _search(st, "target", budget=48, knowledge="all",
                       fnas={"screen": {"hedge": 0.5}},
-                      ppo={"update_epochs": 2})  # the controller is not the subject: 2 epochs
+                      ppo=FAST_PPO)  # the controller is not the subject
         runs[which] = (out, st.updates(out.experiment.id),
                        [e.reward for e in st.evaluations(out.experiment.id)])
     out, ups, rewards = runs["friendly"]
@@ -211,7 +212,7 @@ def test_a_search_weighing_knowledge_resumes_exactly(tmp_path):
         st = Store(tmp_path / str(stop))
         cfg = SearchConfig(space="macro", strategy="fnas", budget=32, batch=8, seed=0,
                            budget_counts="trained", max_samples=160, knowledge="all",
-                           ppo={"update_epochs": 2})  # the same updates, a fifth of the time
+                           ppo=FAST_PPO)
         ev = SyntheticEvaluator(SPACE, TARGET, noise=0.02)
         out = run_search(st, cfg, name="t", evaluator=ev, space=SPACE, progress=False,
                          stop_after=stop)

@@ -16,7 +16,7 @@ from fnas.search.loop import task_signature
 from fnas.search.pooling import PoolRunner
 from fnas.tasks import TaskConfig
 
-from fast import TINY_TASK
+from fast import FAST_PPO, TINY_TASK
 
 
 def _sql(store, sql, *args):
@@ -33,9 +33,9 @@ TASK = TaskConfig(**TINY_TASK, epochs=2)  # real trainings on 100 images (tests/
 
 def _search(store, name, **kw):
     # replay off: each batch of 4 is 4 new trainings (with it, later batches are 2 + 2 replays);
-    # 2 PPO epochs an update, not 10: the pool is the subject
+    # the pool is the subject, not the controller (FAST_PPO)
     cfg = SearchConfig(**{"budget": 8, "batch": 4, "task": TASK, "checkpoint": False,
-                          "replay": "off", "ppo": {"update_epochs": 2}, **kw})
+                          "replay": "off", "ppo": FAST_PPO, **kw})
     return run_search(store, cfg, name=name, progress=False)
 
 

@@ -7,6 +7,7 @@ incumbent with its mean."""
 
 import numpy as np
 import pytest
+from tests.fast import FAST_PPO
 
 from fnas.errors import ConfigError
 from fnas.execution.evaluators import Evaluator
@@ -119,7 +120,7 @@ def test_without_racing_a_search_records_no_replicate(tmp_path):
 def test_a_stopped_racing_search_resumes_to_the_same_records(tmp_path, strategy):
     """Stopped after 2 batches: the repeats of later batches depend on what the earlier ones
     recorded, and a resume asks for the same ones."""
-    cfg = _cfg(strategy=strategy, budget=48, ppo={"update_epochs": 2},  # a fifth of the time
+    cfg = _cfg(strategy=strategy, budget=48, ppo=FAST_PPO,
                fnas={"screen": {"candidates": 64}} if strategy == "fnas" else None)
     a = Store(tmp_path / "a")
     full = run_search(a, cfg, name="r", evaluator=Noisy(), space=SPACE, progress=False)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from tests.fast import Toy
+from tests.fast import FAST_PPO, Toy
 
 from fnas.agent.acquisition import RankGauss, acquire, mutants, rank_gauss
 from fnas.agent.ppo import PPOConfig, ppo_update
@@ -262,7 +262,7 @@ def test_frozen_policy_does_not_learn_and_other_acquisitions_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_stopped_screening_search_resumes_exactly(tmp_path):
-    ppo = {"update_epochs": 2}  # the same updates and checkpoints in a fifth of their time
+    ppo = FAST_PPO
     a = Store(tmp_path / "a")
     full = _search(a, "r", budget=32, knowledge="none", noise=0.02, ppo=ppo)
     b = Store(tmp_path / "b")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.fast import FAST_PPO
 
 from fnas.errors import ConfigError, StoreError
 from fnas.knowledge import Store
@@ -78,10 +79,8 @@ def _run(store, name, budget=48, stop_after=None, seed=0, ev=None, strategy="ppo
                                              ("random", "auto")])
 @pytest.mark.slow
 def test_resume_completes_budget_and_matches_uninterrupted(tmp_path, strategy, replay):
-    # 4 batches of 8, stopped after 2: fnas screens from its second batch (8 warm-up samples).
-    # Two PPO epochs an update, not 10: the same updates and checkpoints in a fifth of the time
-    # (most of these searches' own time)
-    ppo = {"update_epochs": 2}
+    # 4 batches of 8, stopped after 2: fnas screens from its second batch (8 warm-up samples)
+    ppo = FAST_PPO
     full, _ = _run(Store(tmp_path / "a"), "full", budget=32, strategy=strategy, replay=replay,
                    ppo=ppo)
     store = Store(tmp_path / "b")

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from tests.fast import TINY_TASK, Toy
+from tests.fast import FAST_PPO, TINY_TASK, Toy
 
 from fnas.errors import ConfigError
 from fnas.execution.evaluators import ProxyEvaluator
@@ -213,7 +213,7 @@ def test_an_uninformative_or_failing_probe_never_stops_a_search(tmp_path, kind):
 
 
 def test_a_stopped_search_with_probes_resumes_exactly(tmp_path):
-    ppo = {"update_epochs": 2}  # the same updates and checkpoints in a fifth of their time
+    ppo = FAST_PPO
     a = Store(tmp_path / "a")
     full = _search(a, ProbedEvaluator(), budget=32, ppo=ppo)
     b = Store(tmp_path / "b")
