@@ -17,7 +17,7 @@ task = TaskConfig(dataset="digits", device=device, epochs=4, warmup_epochs=0, ba
 budget = int(sys.argv[2]) if len(sys.argv) > 2 else 8  # trainings
 search = fnas.create_search(store=sys.argv[1] if len(sys.argv) > 1 else "fnas-store",
                             name=f"mnas-digits-{device}", space="mnas", task=task,
-                            budget=budget, batch=min(4, budget), load_if_exists=True)
+                            budget=budget, batch=min(4, max(2, budget)), load_if_exists=True)
 search.optimize()  # a progress bar on stderr
 best = search.best
 print(f"best on {device}: accuracy {best.accuracy:.3f} (sensible: 0.8-0.95 on 120 held-out "

@@ -23,7 +23,7 @@ task = TaskConfig(dataset="my-digits", epochs=4, warmup_epochs=0, batch_size=32,
                   max_samples=600, latency_repeats=0)  # 2 epochs leave every net near chance
 budget = int(sys.argv[2]) if len(sys.argv) > 2 else 8  # trainings (the tests give 4)
 search = fnas.create_search(store=store, name="my-digits-mnas", space="mnas", task=task,
-                            budget=budget, batch=max(1, min(4, budget // 2)),
+                            budget=budget, batch=min(4, max(2, budget // 2)),
                             load_if_exists=True)
 search.optimize()  # a progress bar on stderr
 print(f"best: accuracy {search.best.accuracy:.3f} (sensible: 0.8-0.95 on 120 held-out "

@@ -38,3 +38,7 @@ FAST_PPO = {"update_epochs": 2}
 (resume, knowledge, the veto rule's records, fidelity, the pool): 2 PPO epochs an update, not
 10, the same updates and checkpoints in a fifth of their time (PPO's epochs were most of such
 a search's own time). Tests of what the controller learns keep the default."""
+
+FAST_PPO_SET = [arg for key, value in FAST_PPO.items()
+                for arg in ("--set", f"ppo.{key}={value}")]
+"""The same for ``fnas search``: ``--set ppo.update_epochs=2``."""

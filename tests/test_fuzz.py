@@ -144,6 +144,8 @@ import signal  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fast import FAST_PPO  # noqa: E402
+
 FILE_FUZZ = settings(max_examples=40, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture,
                                             HealthCheck.too_slow])
@@ -177,7 +179,9 @@ def real_store(tmp_path_factory):
     target = space.encode(space.decode(space.sample(np.random.default_rng(5))))
     root = tmp_path_factory.mktemp("fuzz") / "s"
     with Store(root) as store:
-        run_search(store, SearchConfig(strategy="ppo", budget=6, batch=2, knowledge="none"),
+        # 2 PPO epochs an update (FAST_PPO): each case resumes it for a batch
+        run_search(store, SearchConfig(strategy="ppo", budget=6, batch=2, knowledge="none",
+                                       ppo=FAST_PPO),
                    name="r", evaluator=SyntheticEvaluator(space, target), space=space,
                    progress=False, stop_after=1)
         with Pool(store, space.signature) as pool:

@@ -22,16 +22,17 @@ import time
 
 import pytest
 
-from fast import TINY_SET
+from fast import FAST_PPO_SET, TINY_SET
 
 # a Ray search killed and resumed in subprocesses, on the session's Ray (its worker's)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')")
 
-# real trainings on 100 digits images (tests/fast.py)
+# real trainings on 100 digits images, and 2 PPO epochs an update: the controller is not the
+# subject (tests/fast.py)
 SEARCH = ["search", "--epochs", "1", "--batch", "2", "--budget", "6", "--no-progress",
-          *TINY_SET]
+          *TINY_SET, *FAST_PPO_SET]
 RAY = ["--executor", "ray", "--parallel", "2"]
 
 

@@ -22,7 +22,7 @@ import fnas
 from fnas.errors import ConfigError
 from fnas.search.config import SearchConfig
 
-from fast import TINY_TASK
+from fast import FAST_PPO, TINY_TASK
 
 SPACE = fnas.make_space("timeouts", {"a": (1, 2, 3), "b": (4, 5)})
 HANG = 10**6
@@ -176,7 +176,8 @@ def test_the_worker_changes_no_result(tmp_path):
     rows = {}
     for iso in ("process", "none"):
         s = fnas.create_search(store=tmp_path / iso, name="w", space="mnas", budget=4, batch=2,
-                               task={**TINY_TASK, "epochs": 1}, eval_isolation=iso)
+                               task={**TINY_TASK, "epochs": 1}, eval_isolation=iso,
+                               ppo=FAST_PPO)  # the controller is not the subject
         s.optimize(progress=False)
         rows[iso] = [(e.arch_key, e.reward, e.accuracy, e.macs, e.pool_snapshot is None)
                      for e in s.trials()]
