@@ -34,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def run(seed: int, budget: int, per_decision: bool) -> dict:
+def run(seed: int, budget: int, per_decision: bool, capacity: int | None = None) -> dict:
     from fnas.execution.evaluators import Evaluator
     from fnas.knowledge import Store
     from fnas.search import SearchConfig, run_search
@@ -54,7 +54,8 @@ def run(seed: int, budget: int, per_decision: bool) -> dict:
                                  None, 0.0, 0, s)
 
     cfg = SearchConfig(space="mnas", strategy="fnas", budget=budget, batch=8, seed=seed,
-                       replay_cfg={"per_decision": per_decision})
+                       replay_cfg={"per_decision": per_decision,
+                                   **({} if capacity is None else {"capacity": capacity})})
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
         out = run_search(store, cfg, name="r", evaluator=Match(), space=space, progress=False)
@@ -74,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--capacity", type=int, default=None,
+                    help="the buffer's capacity (default: ReplayConfig's)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "replay_weights.json")
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = [run(s, a.budget, per) for s in range(a.seeds) for per in (False, True)]
+    rows = [run(s, a.budget, per, a.capacity) for s in range(a.seeds) for per in (False, True)]
     summary = {}
     for per in (False, True):
         sub = [r for r in rows if r["per_decision"] == per]

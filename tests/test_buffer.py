@@ -160,6 +160,32 @@ def test_buffer_capacity_drops_the_oldest_and_prioritised_sampling_favours_the_b
     assert cu.min() > 60  # uniform: each about 120
 
 
+def test_max_age_replays_only_the_newest_updates_entries():
+    b = ExperienceBuffer(1, ReplayConfig(max_age=2))
+    for it in (0, 1, 3, 4):  # iteration 2 added nothing (all predicted, say)
+        b.add([[it], [it]], [float(it)] * 2, [0.0, 0.0], it)
+    assert len(b) == 8 and b.replayable() == 4  # iterations 3 and 4: two updates that added
+    assert b.replay_count(16) == 4  # at most what may be replayed
+    g = torch.Generator().manual_seed(0)
+    drawn = torch.cat([b.sample(3, g) for _ in range(50)])
+    assert set(b.iterations[drawn].tolist()) == {3, 4}
+    p = ExperienceBuffer(1, ReplayConfig(max_age=1, sampling="prioritized"))
+    p.add([[0]], [9.0], [0.0], 0)  # the best reward, but too old
+    p.add([[1], [2]], [1.0, 2.0], [0.0, 0.0], 1)
+    assert p.replayable() == 2 and set(p.sample(2, g).tolist()) == {1, 2}
+    # unset, every entry may be replayed, drawn as before the setting existed
+    a, old = ExperienceBuffer(1), ExperienceBuffer(1, ReplayConfig(max_age=100))
+    for buf in (a, old):
+        for it in range(5):
+            buf.add([[it]], [float(it)], [0.0], it)
+    assert a.replayable() == old.replayable() == 5
+    ga, gb = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert a.sample(3, ga).tolist() == old.sample(3, gb).tolist()
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ConfigError, match="max_age"):
+            ReplayConfig(max_age=bad)
+
+
 def test_update_with_replay_lowers_the_weighted_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     s = _strategy()
@@ -194,9 +220,10 @@ def _search(store, name, budget=40, stop_after=None, replay="on", **replay_cfg):
 
 
 def test_buffer_survives_a_resume(tmp_path):
-    full = _search(Store(tmp_path / "a"), "full", sampling="prioritized")
+    # prioritised, from the newest 2 updates' entries: both read what the checkpoint holds
+    full = _search(Store(tmp_path / "a"), "full", sampling="prioritized", max_age=2)
     store = Store(tmp_path / "b")
-    _search(store, "part", stop_after=3, sampling="prioritized")
+    _search(store, "part", stop_after=3, sampling="prioritized", max_age=2)
     tensors, meta = load_checkpoint(store.run_dir("part"))
     assert tensors["buffer.rewards"].numel() == 8 + 4 + 4  # every real result so far
     store.close()
@@ -234,7 +261,8 @@ def test_bad_replay_settings_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(ConfigError, match="no policy"):
         SearchConfig(strategy="rea", replay="on")
     for argv in (["--replay-share", "1.5"], ["--replay", "maybe"], ["--c-max", "-1"],
-                 ["--replay-capacity", "0"], ["--strategy", "rea", "--replay", "on"]):
+                 ["--replay-capacity", "0"], ["--replay-max-age", "0"],
+                 ["--strategy", "rea", "--replay", "on"]):
         try:
             code = main(["search", "--store", str(tmp_path / "s"), "--task", "digits", *argv])
         except SystemExit as e:  # argparse's own errors

@@ -48,6 +48,12 @@ class ReplayConfig:
     evaluated). 0.5 with batch 8: 4 new architectures and 4 replayed ones per update."""
     capacity: int = 1024
     """Entries kept; the oldest go first."""
+    max_age: int | None = None
+    """Replay only entries from the newest ``max_age`` updates that added any (None: every
+    entry kept). The importance weight of an entry falls as the policy moves away from the
+    one that drew it; a window of recent policies keeps the weights informative (as GePPO's
+    reuse of the last M policies' samples, Queeney et al. 2021). In updates, not entries, so
+    that it means the same at any batch size."""
     sampling: str = "uniform"
     """``uniform``, or ``prioritized``: rank-based, P(i) proportional to rank(i) ** -alpha, the
     best reward ranked 1 (Schaul et al. 2016's rank variant: insensitive to reward scale)."""
@@ -67,7 +73,10 @@ class ReplayConfig:
     def __post_init__(self) -> None:
         checks = [(0 <= self.share < 1, "share (in [0, 1))"), (self.capacity >= 1, "capacity"),
                   (self.sampling in SAMPLING, f"sampling (one of {SAMPLING})"),
-                  (self.alpha >= 0, "alpha"), (self.c_max > 0, "c_max")]
+                  (self.alpha >= 0, "alpha"), (self.c_max > 0, "c_max"),
+                  (self.max_age is None or (isinstance(self.max_age, int)
+                                            and not isinstance(self.max_age, bool)
+                                            and self.max_age >= 1), "max_age (None or >= 1)")]
         for ok, what in checks:
             if not ok:
                 name = what.split(" ")[0]
@@ -149,23 +158,35 @@ class ExperienceBuffer:
         self.iterations = torch.cat([self.iterations, torch.full((n,), int(iteration))]
                                     )[-self.cfg.capacity:]
 
+    def replayable(self) -> int:
+        """How many entries may be replayed: the newest ones, from the last ``max_age``
+        updates that added any (entries are kept in the order they came)."""
+        if self.cfg.max_age is None or not len(self):
+            return len(self)
+        newest = int(self.iterations[-1])
+        return int((self.iterations > newest - self.cfg.max_age).sum())
+
     def replay_count(self, n: int) -> int:
-        """How many of a PPO batch of ``n`` to replay: the configured share, at most what the
-        buffer holds, and never all of it (at least one fresh sample per batch)."""
-        return max(0, min(int(math.floor(n * self.cfg.share)), len(self), n - 1))
+        """How many of a PPO batch of ``n`` to replay: the configured share, at most what may
+        be replayed, and never all of it (at least one fresh sample per batch)."""
+        return max(0, min(int(math.floor(n * self.cfg.share)), self.replayable(), n - 1))
 
     def sample(self, k: int, generator: torch.Generator) -> torch.Tensor:
-        """``k`` distinct entry indices (uniform or rank-prioritised), drawn with ``generator``."""
+        """``k`` distinct entry indices (uniform or rank-prioritised) among the replayable
+        ones, drawn with ``generator``."""
         if k <= 0:
             return torch.zeros(0, dtype=torch.long)
+        m = self.replayable()
+        first = len(self) - m  # the replayable entries are the newest m
         if self.cfg.sampling == "uniform" or self.cfg.alpha == 0:
-            return torch.randperm(len(self), generator=generator)[:k]
+            return first + torch.randperm(m, generator=generator)[:k]
         # rank 1 = best reward; ties broken by recency (later entries rank first)
-        order = torch.argsort(self.rewards + 1e-12 * torch.arange(len(self)), descending=True)
-        ranks = torch.empty(len(self), dtype=torch.float64)
-        ranks[order] = torch.arange(1, len(self) + 1, dtype=torch.float64)
+        rewards = self.rewards[first:]
+        order = torch.argsort(rewards + 1e-12 * torch.arange(m), descending=True)
+        ranks = torch.empty(m, dtype=torch.float64)
+        ranks[order] = torch.arange(1, m + 1, dtype=torch.float64)
         p = ranks.pow(-self.cfg.alpha)
-        return torch.multinomial(p / p.sum(), k, replacement=False, generator=generator)
+        return first + torch.multinomial(p / p.sum(), k, replacement=False, generator=generator)
 
     # ---- persistence (tensors for the safetensors checkpoint) -------------------------------
     def state(self, prefix: str = "buffer.") -> dict[str, torch.Tensor]:

@@ -104,6 +104,7 @@ def replay_args(p: argparse.ArgumentParser) -> None:
               choices=["auto", "on", "off"])
     for flag, name, typ, meta in (("--replay-share", "share", share, "S"),
                                   ("--replay-capacity", "capacity", positive_int, "N"),
+                                  ("--replay-max-age", "max_age", positive_int, "U"),
                                   ("--replay-sampling", "sampling", None, None),
                                   ("--c-max", "c_max", positive_float, "C")):
         extra = {"choices": SAMPLING} if name == "sampling" else {"type": typ, "metavar": meta}
@@ -116,6 +117,7 @@ def replay_from_args(args: argparse.Namespace) -> dict:
     """``ReplayConfig`` overrides given on the command line."""
     out = {k: getattr(args, a) for k, a in (("share", "replay_share"),
                                             ("capacity", "replay_capacity"),
+                                            ("max_age", "replay_max_age"),
                                             ("sampling", "replay_sampling"), ("c_max", "c_max"))
            if getattr(args, a, None) is not None}
     if getattr(args, "correction", None) is not None:

@@ -42,8 +42,8 @@ _NEW_RUN_ONLY = ("config", "space", "task", "strategy", "batch", "epochs", "imag
                  "knowledge_as", "no_critic", "imagined", "decision_rule", "acquisition",
                  "candidates", "mutants", "policy",
                  "pool", "pool_epochs", "replay", "replay_share",
-                 "replay_capacity", "replay_sampling", "correction", "c_max", "budget_counts",
-                 "max_samples", "set")
+                 "replay_capacity", "replay_max_age", "replay_sampling", "correction", "c_max",
+                 "budget_counts", "max_samples", "set")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -119,6 +119,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "features"): "off",
     ("fnas", "screen", "learn_cost"): False,
     ("replay_cfg", "per_decision"): False,
+    ("replay_cfg", "max_age"): None,
     ("fnas", "screen", "rungs"): (),
     ("fnas", "screen", "eta"): 3,
     ("fnas", "screen", "zero_cost"): 0,
