@@ -173,8 +173,10 @@ def test_max_age_replays_only_the_newest_updates_entries():
     p.add([[0]], [9.0], [0.0], 0)  # the best reward, but too old
     p.add([[1], [2]], [1.0, 2.0], [0.0, 0.0], 1)
     assert p.replayable() == 2 and set(p.sample(2, g).tolist()) == {1, 2}
-    # unset, every entry may be replayed, drawn as before the setting existed
-    a, old = ExperienceBuffer(1), ExperienceBuffer(1, ReplayConfig(max_age=100))
+    # None (runs recorded before the setting), every entry may be replayed, drawn as before
+    assert ReplayConfig().max_age == 4
+    a, old = ExperienceBuffer(1, ReplayConfig(max_age=None)), \
+        ExperienceBuffer(1, ReplayConfig(max_age=100))
     for buf in (a, old):
         for it in range(5):
             buf.add([[it]], [float(it)], [0.0], it)

@@ -101,14 +101,15 @@ def test_configs_stored_before_one_strategy_config_load_with_their_meaning():
     veto, ppo, rea = (with_legacy_defaults(json.loads(STORED["configs"][k]))
                       for k in ("veto", "ppo", "rea"))
     assert veto["fnas"]["screen"]["decompose"] is False and ppo["replay_cfg"]["per_decision"] \
-        is False
+        is False and ppo["replay_cfg"]["max_age"] is None  # replayed from every entry
     v = SearchConfig.from_dict(veto)
     assert v.strategy_config.decision_rule == "veto" and v.fnas.decision.tau == 0.3
     assert (v.fnas.critic_cfg.members, v.fnas.imagined, v.ppo.lr, v.replay_cfg.share) == \
         (3, 0, 0.001, 0.25)
     p = SearchConfig.from_dict(ppo)
     assert p.strategy_config == PPOStrategyConfig(
-        PPOConfig(hidden=32), ReplayConfig(sampling="prioritized", per_decision=False))
+        PPOConfig(hidden=32), ReplayConfig(sampling="prioritized", per_decision=False,
+                                           max_age=None))
     r = SearchConfig.from_dict(rea)
     assert r.strategy_config == REAConfig(12, 3)
     # the tables a run never read are stored as today's defaults (issue 34's new keys in them

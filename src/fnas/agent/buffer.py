@@ -8,7 +8,8 @@ predicted). Each entry keeps what the correction needs:
 - the decision vector and its real reward;
 - ``log mu_b(a)``, the log-probability of the whole architecture under the policy that first
   sampled it (the behaviour policy);
-- the iteration it came from (its age, for the logs).
+- the iteration it came from (its age: only the newest ``max_age`` updates' entries are
+  replayed).
 
 A replayed sample's PPO loss is multiplied by the truncated importance weight
 
@@ -48,12 +49,15 @@ class ReplayConfig:
     evaluated). 0.5 with batch 8: 4 new architectures and 4 replayed ones per update."""
     capacity: int = 1024
     """Entries kept; the oldest go first."""
-    max_age: int | None = None
+    max_age: int | None = 4
     """Replay only entries from the newest ``max_age`` updates that added any (None: every
-    entry kept). The importance weight of an entry falls as the policy moves away from the
-    one that drew it; a window of recent policies keeps the weights informative (as GePPO's
-    reuse of the last M policies' samples, Queeney et al. 2021). In updates, not entries, so
-    that it means the same at any batch size."""
+    entry kept, as runs recorded before this setting do). The importance weight of an entry
+    falls as the policy moves away from the one that drew it; a window of recent policies
+    keeps the weights informative (as GePPO's reuse of the last M policies' samples, Queeney
+    et al. 2021). PPO's clip (0.2) bounds how far one update moves a decision's ratio on its
+    batch, so 4 updates keep the weights where the policy moved against an entry near
+    0.8 ** 4 = 0.41 or above. In updates, not entries, so that it means the same at any batch
+    size."""
     sampling: str = "uniform"
     """``uniform``, or ``prioritized``: rank-based, P(i) proportional to rank(i) ** -alpha, the
     best reward ranked 1 (Schaul et al. 2016's rank variant: insensitive to reward scale)."""
