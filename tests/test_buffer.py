@@ -162,13 +162,15 @@ def test_buffer_capacity_drops_the_oldest_and_prioritised_sampling_favours_the_b
 
 def test_max_age_replays_only_the_newest_updates_entries():
     b = ExperienceBuffer(1, ReplayConfig(max_age=2))
-    for it in (0, 1, 3, 4):  # iteration 2 added nothing (all predicted, say)
+    for it in (0, 1, 2, 4):  # iteration 3 added nothing (all predicted, say): it still counts
         b.add([[it], [it]], [float(it)] * 2, [0.0, 0.0], it)
-    assert len(b) == 8 and b.replayable() == 4  # iterations 3 and 4: two updates that added
-    assert b.replay_count(16) == 4  # at most what may be replayed
+    assert len(b) == 8 and b.replayable() == 2  # iteration 4's: updates 3 and 4 are the last 2
+    assert b.replay_count(16) == 2  # at most what may be replayed
+    b.add([[5]] * 2, [5.0] * 2, [0.0] * 2, 5)
+    assert b.replayable() == 4 and b.replay_count(16) == 4  # iterations 4 and 5
     g = torch.Generator().manual_seed(0)
     drawn = torch.cat([b.sample(3, g) for _ in range(50)])
-    assert set(b.iterations[drawn].tolist()) == {3, 4}
+    assert set(b.iterations[drawn].tolist()) == {4, 5}
     p = ExperienceBuffer(1, ReplayConfig(max_age=1, sampling="prioritized"))
     p.add([[0]], [9.0], [0.0], 0)  # the best reward, but too old
     p.add([[1], [2]], [1.0, 2.0], [0.0, 0.0], 1)

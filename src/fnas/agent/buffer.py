@@ -50,14 +50,14 @@ class ReplayConfig:
     capacity: int = 1024
     """Entries kept; the oldest go first."""
     max_age: int | None = 4
-    """Replay only entries from the newest ``max_age`` updates that added any (None: every
-    entry kept, as runs recorded before this setting do). The importance weight of an entry
-    falls as the policy moves away from the one that drew it; a window of recent policies
-    keeps the weights informative (as GePPO's reuse of the last M policies' samples, Queeney
-    et al. 2021). PPO's clip (0.2) bounds how far one update moves a decision's ratio on its
-    batch, so 4 updates keep the weights where the policy moved against an entry near
-    0.8 ** 4 = 0.41 or above. In updates, not entries, so that it means the same at any batch
-    size."""
+    """Replay only entries from the last ``max_age`` updates, counted back from the newest
+    entry's (None: every entry kept, as runs recorded before this setting do). The importance
+    weight of an entry falls as the policy moves away from the one that drew it; a window of
+    recent policies keeps the weights informative (as GePPO's reuse of the last M policies'
+    samples, Queeney et al. 2021). PPO's clip (0.2) bounds how far one update moves a
+    decision's ratio on its batch, so 4 updates keep the weights where the policy moved
+    against an entry near 0.8 ** 4 = 0.41 or above. In updates, not entries, so that it
+    means the same at any batch size."""
     sampling: str = "uniform"
     """``uniform``, or ``prioritized``: rank-based, P(i) proportional to rank(i) ** -alpha, the
     best reward ranked 1 (Schaul et al. 2016's rank variant: insensitive to reward scale)."""
@@ -164,7 +164,8 @@ class ExperienceBuffer:
 
     def replayable(self) -> int:
         """How many entries may be replayed: the newest ones, from the last ``max_age``
-        updates that added any (entries are kept in the order they came)."""
+        updates counted back from the newest entry's (entries are kept in the order they
+        came)."""
         if self.cfg.max_age is None or not len(self):
             return len(self)
         newest = int(self.iterations[-1])
