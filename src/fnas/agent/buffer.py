@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from fnas._limits import check_int
 from fnas.errors import ConfigError
 
 __all__ = ["ReplayConfig", "ExperienceBuffer", "correction_weights", "decision_weights"]
@@ -77,15 +78,14 @@ class ReplayConfig:
     def __post_init__(self) -> None:
         checks = [(0 <= self.share < 1, "share (in [0, 1))"), (self.capacity >= 1, "capacity"),
                   (self.sampling in SAMPLING, f"sampling (one of {SAMPLING})"),
-                  (self.alpha >= 0, "alpha"), (self.c_max > 0, "c_max"),
-                  (self.max_age is None or (isinstance(self.max_age, int)
-                                            and not isinstance(self.max_age, bool)
-                                            and self.max_age >= 1), "max_age (None or >= 1)")]
+                  (self.alpha >= 0, "alpha"), (self.c_max > 0, "c_max")]
         for ok, what in checks:
             if not ok:
                 name = what.split(" ")[0]
                 raise ConfigError(f"replay {name}={getattr(self, name)!r} is out of range: "
                                   f"{what}")
+        if self.max_age is not None:  # None: every entry may be replayed
+            object.__setattr__(self, "max_age", check_int(self.max_age, "replay max_age", 1))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReplayConfig:
