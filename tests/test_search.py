@@ -36,6 +36,39 @@ class CountingEvaluator(SyntheticEvaluator):
         return super().evaluate(spec, seed)
 
 
+@pytest.mark.parametrize("sizes", [tuple(SPACE.sizes), (3,), (2, 5, 1, 4)])
+def test_the_policys_evaluation_at_once_is_its_step_loop(sizes):
+    """``evaluate`` (one LSTM call and one product for all heads) gives the step loop's
+    log-probabilities, entropies and gradients within float rounding, for decisions of
+    unequal sizes (a missing choice's -inf reaches neither value nor gradient)."""
+    import torch
+
+    from fnas.agent.policy import LSTMPolicy
+
+    torch.manual_seed(0)
+    policy = LSTMPolicy(sizes)
+    actions, logp = policy.sample(32, torch.Generator().manual_seed(1))
+    grads = []
+    for how in ("loop", "at once"):
+        policy.zero_grad()
+        if how == "loop":
+            _, lp, ent = policy._steps(32, actions, None)
+        else:
+            lp, ent = policy.evaluate(actions)
+        (lp.sum() + 0.1 * ent.sum()).backward()
+        grads.append([p.grad.clone() for p in policy.parameters() if p.grad is not None])
+        torch.testing.assert_close(lp, logp, rtol=0, atol=1e-5)  # sample()'s own
+        assert ent.shape == lp.shape == actions.shape and (ent >= 0).all()
+        if how == "loop":
+            loop_ent = ent.detach()
+        else:
+            torch.testing.assert_close(ent.detach(), loop_ent, rtol=0, atol=1e-5)
+    assert len(grads[0]) == len(grads[1])
+    for a, b in zip(*grads, strict=True):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_ppo_raises_probability_of_known_best():
     target = _target()
