@@ -167,6 +167,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-known": {"strategy": "fnas", "seeds": 5,
                    "fnas": {"screen": {"decompose": True, "features": "on"}}},
     "fnas-decompose": {"strategy": "fnas", "seeds": 3, "fnas": {"screen": {"decompose": True}}},
+    # fnas at its defaults of the code that runs it (decompose, features, the replay window,
+    # the controller's evaluation at once): the same settings as fnas-decompose, run again
+    # after changes that move PPO's steps in their last bits
+    "fnas-default": {"strategy": "fnas", "seeds": 5},
     "fnas-confirm": {"strategy": "fnas", "seeds": 3, "confirm": 2,
                      "fnas": {"screen": {"decompose": True}}},
     "fnas-rungs": {"strategy": "fnas", "seeds": 3,

@@ -42,7 +42,8 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("ppo", "fnas-res14q"), ("rea", "fnas-res14q"), ("fnas-scratch", "fnas-res14q"),
           ("tpe", "fnas"), ("tpe", "fnas-scratch"), ("ppo", "fnas-known"), ("rea", "fnas-known"),
           ("tpe", "fnas-known"), ("ppo", "fnas-decompose"), ("rea", "fnas-decompose"),
-          ("tpe", "fnas-decompose"),
+          ("tpe", "fnas-decompose"), ("ppo", "fnas-default"), ("rea", "fnas-default"),
+          ("tpe", "fnas-default"), ("fnas-decompose", "fnas-default"),
           # issue 35: transfer (another resolution, another task) against fnas from scratch
           # (fnas-decompose, the default), with either knowledge rule, and rule against rule
           ("fnas-decompose", "fnas-res14"), ("fnas-decompose", "fnas-res14-judge"),
