@@ -116,7 +116,7 @@ class EnsembleCritic:
         # only the decay's gradient, which Adam normalises to a full lr-sized step, so they are
         # zeroed within ~100 steps and the members stop disagreeing off the data.
         self.optimizer = torch.optim.AdamW(self._params(), lr=self.cfg.lr,
-                                           weight_decay=self.cfg.weight_decay)
+                                           weight_decay=self.cfg.weight_decay, foreach=True)
         self._gen = torch.Generator().manual_seed(self.seed)  # minibatches and prefixes
         self._rng = np.random.default_rng(self.seed)  # bootstrap counts
         self._x = np.zeros((0, t), dtype=np.int64)  # (n, T) decisions

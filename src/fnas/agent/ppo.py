@@ -106,7 +106,7 @@ def ppo_update(
                 loss = -entropy_loss  # below the floor: restore entropy first
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
             optimizer.step()
             with torch.no_grad():
                 approx_kl = ((ratio - 1) - logratio).mean()
