@@ -21,7 +21,7 @@ fnas.register_dataset("my-digits", images, labels, version="v1")
 store = Path(sys.argv[1] if len(sys.argv) > 1 else "fnas-store")
 task = TaskConfig(dataset="my-digits", epochs=4, warmup_epochs=0, batch_size=32,
                   max_samples=600, latency_repeats=0)  # 2 epochs leave every net near chance
-budget = int(sys.argv[2]) if len(sys.argv) > 2 else 8  # trainings (the tests give 4)
+budget = int(sys.argv[2]) if len(sys.argv) > 2 else 8  # trainings (the tests give 2)
 search = fnas.create_search(store=store, name="my-digits-mnas", space="mnas", task=task,
                             budget=budget, batch=min(4, max(2, budget // 2)),
                             load_if_exists=True)

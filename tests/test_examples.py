@@ -75,13 +75,14 @@ def test_custom_strategy_example_runs_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_own_data_example_trains_resumes_after_kill_and_loads_the_best(tmp_path):
-    """Over 20 s: the example as a user runs it, twice (killed, then resumed), training at full
-    size (a budget of 4: two batches of 2) and retraining its best."""
+    """Over 20 s: the example as a user runs it, twice (killed mid-batch, then resumed),
+    training at full size (a budget of 2: one batch of 2, killed once the first result is
+    recorded, so the resume finishes an interrupted batch) and retraining its best."""
     assert len((EXAMPLES / "own_data.py").read_text().splitlines()) < 40
     store = tmp_path / "store"
-    killed_at, out = _kill_then_resume("own_data.py", store, tmp_path, 2, "4")
-    assert 2 <= killed_at < 4
-    assert _evaluations(store) == 4  # nothing lost, nothing repeated
+    killed_at, out = _kill_then_resume("own_data.py", store, tmp_path, 1, "2")
+    assert killed_at == 1
+    assert _evaluations(store) == 2  # nothing lost, nothing repeated
     best, trained = out.splitlines()
     assert best.startswith("best: accuracy ") and " | " in best  # a MnasNet block string
     assert float(best.split("best: accuracy ")[1].split()[0]) > 0.5  # not near chance (0.1)
