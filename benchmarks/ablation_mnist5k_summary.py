@@ -44,6 +44,8 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("tpe", "fnas-known"), ("ppo", "fnas-decompose"), ("rea", "fnas-decompose"),
           ("tpe", "fnas-decompose"), ("ppo", "fnas-default"), ("rea", "fnas-default"),
           ("tpe", "fnas-default"), ("fnas-decompose", "fnas-default"),
+          ("ppo", "fnas-nofeat"), ("rea", "fnas-nofeat"), ("tpe", "fnas-nofeat"),
+          ("fnas-nofeat", "fnas-default"),
           # issue 35: transfer (another resolution, another task) against fnas from scratch
           # (fnas-decompose, the default), with either knowledge rule, and rule against rule
           ("fnas-decompose", "fnas-res14"), ("fnas-decompose", "fnas-res14-judge"),

@@ -32,6 +32,10 @@ time of one training in the same run (so both sides share the machine's load):
     python benchmarks/search_overhead.py --stores \
         benchmarks/results/ablation_mnist5k_work/runs/fnas-decompose-s{0,1,2}
 
+``--name`` sets the result's file name (default ``search_overhead_stores``); the runs of
+``fnas-default`` (fnas at the defaults of the code that ran them) are measured with
+``--name search_overhead_stores_default``.
+
 Machine: whatever runs it (recorded in the JSON); the committed result is from the project's
 2-core CPU machine. Seeds: 0, 1, 2 (each a separate search in a fresh store). Spread: the
 per-seed shares are all reported, with their median, min and max.
@@ -71,6 +75,8 @@ def main() -> int:
                     help="per-query overhead on the NAS-Bench-Macro table instead")
     ap.add_argument("--stores", nargs="+", default=None, metavar="DIR",
                     help="per-query overhead of finished real-training runs (their stores)")
+    ap.add_argument("--name", default="search_overhead_stores",
+                    help="--stores: the result's file name, without .json")
     args = ap.parse_args()
     if args.stores:
         return store_overhead(args)
@@ -193,7 +199,7 @@ def store_overhead(args: argparse.Namespace) -> int:
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "search_overhead_stores.json"
+    path = out_dir / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     for strategy, b in by.items():
         print(f"{strategy}: search per query, median {100 * b['median']:.1f}% of a mean "

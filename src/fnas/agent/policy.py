@@ -72,9 +72,9 @@ class LSTMPolicy(nn.Module):
         The same function as :meth:`sample`'s step loop, computed at once: the decisions are
         given, so every step's input is known, and one ``torch.lstm`` call over the sequence
         (the cell's own weights) and one matrix product for all heads replace 2T small calls.
-        4-7x faster forward and backward on the MnasNet space's 42 decisions, which makes
-        PPO's epochs most of fnas's own work no longer; equal to the loop within float
-        rounding (a few 1e-7), tested."""
+        Several times faster forward and backward on the MnasNet space's 42 decisions (PPO's
+        epochs were most of fnas's own work); equal to the loop within float rounding (a
+        few 1e-7), tested."""
         n, steps = actions.shape
         inputs = [self.start.expand(n, -1)]
         inputs += [self.embeds[t](actions[:, t]) for t in range(steps - 1)]
