@@ -9,6 +9,7 @@ target. The trainer's own tests (``test_tasks.py``), the examples, ``fnas train`
 CLI's smoke search (``test_cli_search.py``) train at full size.
 """
 
+import sqlite3
 from dataclasses import dataclass
 
 TINY_TASK = {"dataset": "digits", "max_samples": 100, "batch_size": 32, "latency_repeats": 0}
@@ -42,3 +43,15 @@ a search's own time). Tests of what the controller learns keep the default."""
 FAST_PPO_SET = [arg for key, value in FAST_PPO.items()
                 for arg in ("--set", f"ppo.{key}={value}")]
 """The same for ``fnas search``: ``--set ppo.update_epochs=2``."""
+
+
+def count_evaluations(db) -> int:
+    """Evaluations a store's database ``db`` holds so far, read-only (never creates the file):
+    0 before it exists. For tests that kill or read a search running in another process."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        con.close()
+        return n
+    except sqlite3.OperationalError:
+        return 0

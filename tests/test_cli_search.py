@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fast import FAST_PPO, TINY_SET
+from fast import FAST_PPO, TINY_SET, count_evaluations
 
 pytestmark = pytest.mark.slow  # real searches in subprocesses
 
@@ -26,17 +26,6 @@ def fnas(*args, **kw):
                           text=True, timeout=600, **kw)
 
 
-def _count(db) -> int:
-    """Evaluations recorded so far, read-only (never creates the file): 0 before it exists."""
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        con.close()
-        return n
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_search_smoke_with_runs_and_show_while_it_writes_and_after(tmp_path):
     """Over 20 s when the machine is busy: the one CLI search that trains at full size (4
     digits trainings, 1 epoch). Once it has recorded its first result, three readers (runs,
@@ -47,7 +36,8 @@ def test_search_smoke_with_runs_and_show_while_it_writes_and_after(tmp_path):
                              "--store", str(store), "--name", "smoke", "--target-macs", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(store / "fnas.db") < 1:
+    db = store / "fnas.db"
+    while time.time() < deadline and proc.poll() is None and count_evaluations(db) < 1:
         time.sleep(0.1)
     assert proc.poll() is None, "the search finished before it could be read"
     readers = [subprocess.Popen([sys.executable, "-m", "fnas.cli", *args], text=True,

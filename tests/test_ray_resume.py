@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from fast import FAST_PPO_SET, TINY_SET
+from fast import FAST_PPO_SET, TINY_SET, count_evaluations
 
 # a Ray search killed and resumed in subprocesses, on the session's Ray (its worker's)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
@@ -34,16 +34,6 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')
 SEARCH = ["search", "--epochs", "1", "--batch", "2", "--budget", "6", "--no-progress",
           *TINY_SET, *FAST_PPO_SET]
 RAY = ["--executor", "ray", "--parallel", "2"]
-
-
-def _count(db) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # never creates the file
-        n = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        con.close()
-        return n
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _results(store):
@@ -78,7 +68,8 @@ def test_ray_search_killed_then_resumed_matches_an_uninterrupted_one(tmp_path, l
            "killed"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(store / "fnas.db") < 3:
+    db = store / "fnas.db"
+    while time.time() < deadline and proc.poll() is None and count_evaluations(db) < 3:
         time.sleep(0.2)
     assert proc.poll() is None, "the search finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # mid second batch: its rollouts are in flight
