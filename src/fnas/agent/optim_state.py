@@ -35,7 +35,8 @@ def load_optimizer_state(opt: torch.optim.Optimizer, prefix: str,
     # foreach is how the optimiser computes, not what: the same values bit for bit on the CPU
     # (checked for Adam and AdamW). A checkpoint written before fnas asked for it holds None;
     # the optimiser keeps its own choice, so an old run resumes on the fast path too.
-    keep = [g.get("foreach") for g in opt.param_groups]
+    keep = [g.get("foreach", "absent") for g in opt.param_groups]
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     for g, foreach in zip(opt.param_groups, keep, strict=True):
-        g["foreach"] = foreach
+        if foreach != "absent":  # an optimiser without the setting gets none
+            g["foreach"] = foreach
