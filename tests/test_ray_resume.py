@@ -31,7 +31,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9')
 
 # real trainings on 100 digits images, and 2 PPO epochs an update: the controller is not the
 # subject (tests/fast.py)
-SEARCH = ["search", "--epochs", "1", "--batch", "2", "--budget", "6", "--no-progress",
+SEARCH = ["search", "--epochs", "1", "--batch", "2", "--budget", "4", "--no-progress",
           *TINY_SET, *FAST_PPO_SET]
 RAY = ["--executor", "ray", "--parallel", "2"]
 
