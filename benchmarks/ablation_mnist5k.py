@@ -71,6 +71,14 @@ MnasNet's soft reward on multiply-adds with target 8M):
    the knowledge is judged once, then kept or forgotten; fnas weighs it every round since),
    the same settings otherwise: does weighing keep "with knowledge no slower than without"?
 
+   ``rea-default``, ``tpe-default`` and ``ppo-default`` are the three baselines run again at
+   the code and on the machine of ``fnas-default``: CPU-s differ between VMs by up to 1.5x
+   (``docs/BENCHMARKS.md``), so a ratio of CPU-s is like for like only between runs made on
+   one machine. Every run since records its machine (``calibration``: two reference
+   trainings repeated after its search, their CPU-s over the reference's own, and the CPU
+   model), and the summary prints the trainings each run needed to each target beside the
+   CPU-s a training cost it.
+
    Variants whose source is the run's own task (``fnas-from-mnist5k`` with ``--task
    mnist5k``) are left out of the default "all variants" and refused when named.
 
@@ -145,6 +153,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
@@ -191,6 +200,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fnas-res14q": {"strategy": "fnas", "source": "res14q", "seeds": 5},
     "fnas-from-mnist5k": {"strategy": "fnas", "source": "mnist5k", "seeds": 3},
     "tpe": {"strategy": "tpe", "seeds": 5},
+    # the baselines run again at the code and on the machine of fnas-default (its VM, the
+    # same boot): ratios of CPU-s against fnas-default like for like
+    "rea-default": {"strategy": "rea", "seeds": 5},
+    "tpe-default": {"strategy": "tpe", "seeds": 5},
+    "ppo-default": {"strategy": "ppo", "pool": "off", "replay": "off", "seeds": 5},
 }
 JUDGE = {"screen": {"knowledge_rule": "judge"}}
 """fnas's knowledge rule before issue 35 (its default since: ``weigh``)."""
@@ -209,6 +223,13 @@ SOURCE_SEED = 1000
 TASK_SOURCES = ("mnist5k",)
 """Sources that are a search of another task (a key of ``TASKS``, the source's name): usable
 with any other ``--task``."""
+CALIBRATION = (1, 41)
+"""Indices of the reference's first round whose trainings every run repeats after its search,
+in its own process, by the reference protocol (the recorded seed): two networks of about the
+median training's cost (9.3 CPU-s on the reference's machine). Their CPU seconds over the
+reference's own are the run's ``calibration["factor"]``: how much slower than the
+reference's machine the run's machine was, at the run's time (with its neighbours). Not
+counted in the run's compute."""
 QUICK_SAMPLES = 400
 """``--quick``'s images per training (runs, reference protocol and retraining alike)."""
 QUICK_VARIANTS = "tpe,fnas-scratch"
@@ -394,12 +415,43 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
         over["reward"] = reward_config(target=None)
     cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
     r = _search(a, store_dir, f"{variant}-s{seed}", cfg, a.budget)
+    r["calibration"] = calibrate(a)
     # what the source itself cost, so that "source + run" can be read from the run's JSON
     made = json.loads((src / "source.json").read_text()) if src is not None else None
     spent = made["curve"][-1]["compute"] if made and made["curve"] else None
     return {"variant": variant, "seed": seed, "source": v.get("source"),
             "objective": a.objective, "source_cpu_s": spent, "confirm": v.get("confirm", 1),
             **r}
+
+
+def cpu_model() -> dict[str, Any]:
+    """The CPU's model name and whether it has AVX-512 (Linux's /proc/cpuinfo; else None)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor() or None, "avx512": None}
+    model = next((x.split(":", 1)[1].strip() for x in info.splitlines()
+                  if x.startswith("model name")), None)
+    flags = next((x.split(":", 1)[1].split() for x in info.splitlines()
+                  if x.startswith("flags")), [])
+    return {"model": model, "avx512": "avx512f" in flags}
+
+
+def calibrate(a: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``CALIBRATION`` trainings again, here and now: the run's machine against the
+    reference's (``None`` where the run's proxy is not the reference's, as with --quick)."""
+    reference = json.loads(Path(a.reference).read_text())
+    if reference.get("settings", {}).get("proxy") != a.proxy:
+        return None
+    by_index = {r["index"]: r for r in reference["first"]}
+    rows = []
+    for i in CALIBRATION:
+        ref = by_index[i]
+        r = train_reference(a.proxy, None, ref["arch"], ref["seed"])
+        rows.append({"index": i, "cpu_s": r["cpu_s"], "reference_cpu_s": ref["cpu_s"],
+                     "same_accuracy": r["accuracy"] == ref["accuracy"]})
+    factor = statistics.median(x["cpu_s"] / x["reference_cpu_s"] for x in rows)
+    return {"factor": round(factor, 4), "trainings": rows, "cpu": cpu_model()}
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:

@@ -45,7 +45,8 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("tpe", "fnas-decompose"), ("ppo", "fnas-default"), ("rea", "fnas-default"),
           ("tpe", "fnas-default"), ("fnas-decompose", "fnas-default"),
           ("ppo", "fnas-nofeat"), ("rea", "fnas-nofeat"), ("tpe", "fnas-nofeat"),
-          ("fnas-nofeat", "fnas-default"),
+          ("fnas-nofeat", "fnas-default"), ("rea-default", "fnas-default"),
+          ("tpe-default", "fnas-default"), ("ppo-default", "fnas-default"),
           # issue 35: transfer (another resolution, another task) against fnas from scratch
           # (fnas-decompose, the default), with either knowledge rule, and rule against rule
           ("fnas-decompose", "fnas-res14"), ("fnas-decompose", "fnas-res14-judge"),
@@ -156,6 +157,15 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
                                      if "t" in x["flags"] and _real(x)]),
             "compute_total": c[-1]["compute"] if c else 0.0,
             "learning": _learning(inside)}
+        p = per_run[f"{r['variant']}-s{r['seed']}"]
+        # trainings up to each target's compute (the trainings a run needed, whatever their
+        # CPU-s), the CPU-s per training of the whole run, and its machine against the
+        # reference's (ablation_mnist5k.calibrate; runs made before it have none)
+        p["trainings_to"] = {k: sum("t" in x["flags"] for x in c if x["compute"] <= p["reach"][k])
+                             if math.isfinite(p["reach"][k]) else None for k in targets}
+        n_trained = sum("t" in x["flags"] for x in c)
+        p["cpu_s_per_training"] = p["compute_total"] / n_trained if n_trained else None
+        p["calibration"] = (r.get("calibration") or {}).get("factor")
     table: dict[str, Any] = {}
     for v in dict.fromkeys(r["variant"] for r in runs):
         rows = [p for p in per_run.values() if p["variant"] == v]
@@ -172,6 +182,10 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
             row[key] = _stat([p[key] for p in rows if p[key] is not None])
         row["learning"] = _stat([p["learning"]["gain"] for p in rows
                                  if p["learning"]["gain"] is not None])
+        row["trainings_to"] = {k: _stat([p["trainings_to"][k] for p in rows
+                                         if p["trainings_to"][k] is not None]) for k in targets}
+        for key in ("cpu_s_per_training", "calibration"):
+            row[key] = _stat([p[key] for p in rows if p[key] is not None])
         table[v] = row
 
     def ratios_of(cells: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -372,8 +386,35 @@ def table_md(summary: dict[str, Any]) -> str:
             lines.append(f"| {v} | " + " | ".join(
                 f"{row[k]['reached']}/{len(row[k]['values'])} | {_fmt_reach(row[k], b)}"
                 for k in pk) + " |")
+    lines += _machine_md(summary)
     lines += _with_source_md(summary)
     return "\n".join(lines) + "\n"
+
+
+def _machine_md(summary: dict[str, Any]) -> list[str]:
+    """Trainings to each target and the CPU-s a training cost: whether a difference in CPU-s
+    comes from the search or from the machine."""
+    keys = list(summary["targets"])
+
+    def s(x: dict[str, Any] | None, fmt: str) -> str:
+        return "-" if x is None else (f"{fmt.format(x['median'])} [{fmt.format(x['min'])}, "
+                                      f"{fmt.format(x['max'])}]")
+
+    lines = ["", "Trainings and the machine: the trainings a run made up to each target "
+             "(median [min, max] over the runs that reached it), the CPU-s per training of the "
+             "whole run, and the machine's calibration factor (the run's CPU-s for two "
+             "reference trainings over the reference's own; '-': a run made before "
+             "calibration):", "",
+             "| variant | " + " | ".join(f"trainings to {k}" for k in keys)
+             + " | CPU-s per training | calibration factor |",
+             "|---|" + "---:|" * (len(keys) + 2)]
+    for v, row in summary["table"].items():
+        if "trainings_to" not in row:
+            continue
+        lines.append(f"| {v} | " + " | ".join(s(row["trainings_to"][k], "{:.0f}") for k in keys)
+                     + f" | {s(row['cpu_s_per_training'], '{:.2f}')} | "
+                     f"{s(row['calibration'], '{:.2f}')} |")
+    return lines
 
 
 def _with_source_md(summary: dict[str, Any]) -> list[str]:

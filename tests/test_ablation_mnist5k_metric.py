@@ -155,3 +155,53 @@ def test_transfer_against_fnas_from_scratch_with_the_sources_compute_beside(m):
     md = m.table_md(summary)
     assert "| fnas-decompose/fnas-from-mnist5k | 3.00x | 3.00x | 150 |" in md
     assert "| fnas-from-mnist5k-judge/fnas-from-mnist5k | 2.00x | > 5.00x | 150 |" in md
+
+
+def test_trainings_to_each_target_cpu_s_per_training_and_the_machine(m):
+    """What separates the search from the machine: the trainings a run needed (a cached or
+    predicted row is no training), the CPU-s of a training, and the calibration factor, which
+    runs made before calibration lack."""
+    a = run("fnas", 0, [(10, 0.8, "t"), (15, 0.91, "c"), (20, 0.92, "p"), (40, 0.96, "t"),
+                        (60, 0.5, "t")])
+    a["calibration"] = {"factor": 1.5}
+    b = run("fnas", 1, [(20, 0.8, "t"), (40, 0.93, "t"), (80, 0.94, "t")])
+    summary = m.summarise([a, b], REFERENCE, 1000.0, {})
+    pa, pb = summary["per_run"]["fnas-s0"], summary["per_run"]["fnas-s1"]
+    assert pa["trainings_to"] == {"top1": 1, "top0.2": 2}  # the cached row reached top1
+    assert pb["trainings_to"] == {"top1": 2, "top0.2": None}  # missed: no count
+    assert pa["cpu_s_per_training"] == 20 and pb["cpu_s_per_training"] == pytest.approx(80 / 3)
+    assert pa["calibration"] == 1.5 and pb["calibration"] is None
+    row = summary["table"]["fnas"]
+    assert row["trainings_to"]["top1"]["median"] == 1.5
+    assert row["trainings_to"]["top0.2"]["max"] == 2 and row["calibration"]["median"] == 1.5
+    md = m.table_md(summary)
+    assert "| fnas | 2 [1, 2] | 2 [2, 2] | 23.33 [20.00, 26.67] | 1.50 [1.50, 1.50] |" in md
+
+
+def test_calibration_repeats_reference_trainings_and_only_at_the_references_protocol(
+        bench_script, tmp_path, monkeypatch):
+    """The factor is the median of (this machine's CPU-s / the reference's) over the
+    calibration trainings, each at its recorded seed; a run at another proxy (--quick) gets
+    none. (The trainer is replaced here: the bookkeeping is the subject.)"""
+    import argparse
+    import json
+
+    ab = bench_script("ablation_mnist5k")
+    proxy = {"task": {"dataset": "digits", "epochs": 1}}
+    first = [{"index": i, "arch": f"a{i}", "seed": 100 + i, "cpu_s": 2.0, "accuracy": 0.5}
+             for i in range(50)]
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"settings": {"proxy": proxy}, "first": first}))
+    seen = []
+
+    def fake_train(p, epochs, arch, seed):
+        seen.append((arch, seed))
+        return {"cpu_s": 3.0 if arch == "a1" else 4.0, "accuracy": 0.5}
+
+    monkeypatch.setattr(ab, "train_reference", fake_train)
+    cal = ab.calibrate(argparse.Namespace(reference=str(ref), proxy=proxy))
+    assert seen == [(f"a{i}", 100 + i) for i in ab.CALIBRATION]
+    assert cal["factor"] == pytest.approx(1.75)  # median of 1.5 and 2.0
+    assert all(t["same_accuracy"] for t in cal["trainings"]) and "avx512" in cal["cpu"]
+    other = {"task": {"dataset": "digits", "epochs": 1, "max_samples": 400}}
+    assert ab.calibrate(argparse.Namespace(reference=str(ref), proxy=other)) is None
