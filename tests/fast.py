@@ -55,3 +55,19 @@ def count_evaluations(db) -> int:
         return n
     except sqlite3.OperationalError:
         return 0
+
+
+def cli_in_process(capsys, *args) -> tuple[int, str, str]:
+    """``fnas ARGS`` run by ``fnas.cli.main`` in this process: (exit status, stdout, stderr).
+    For refusals (bad input is one line, exit 2): the same code path as the program, without
+    a process that imports torch (1-2 s each). An exception escaping ``main`` (a traceback for
+    a user) fails the test. What only a real process shows (exit hooks, signals) stays in the
+    subprocess tests."""
+    from fnas.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's own refusals exit through its error()
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -9,7 +9,6 @@ import torch
 
 from fnas.agent.buffer import ExperienceBuffer, ReplayConfig, correction_weights, decision_weights
 from fnas.agent.ppo import PPOConfig, ppo_update
-from fnas.cli import main
 from fnas.errors import ConfigError
 from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
@@ -18,6 +17,8 @@ from fnas.search.loop import resume_search
 from fnas.space import macro_space
 from fnas.strategies.base import Proposal
 from fnas.strategies.ppo import PPOStrategy
+
+from fast import cli_in_process
 
 SPACE = macro_space()
 TARGET = (2, 2, 2, 1, 2, 2, 2, 0)
@@ -267,12 +268,9 @@ def test_bad_replay_settings_are_one_line_errors(tmp_path, capsys):
     for argv in (["--replay-share", "1.5"], ["--replay", "maybe"], ["--c-max", "-1"],
                  ["--replay-capacity", "0"], ["--replay-max-age", "0"],
                  ["--strategy", "rea", "--replay", "on"]):
-        try:
-            code = main(["search", "--store", str(tmp_path / "s"), "--task", "digits", *argv])
-        except SystemExit as e:  # argparse's own errors
-            code = e.code
+        code, _, err = cli_in_process(capsys, "search", "--store", tmp_path / "s", "--task",
+                                      "digits", *argv)
         assert code == 2
-        err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err
 
 

@@ -16,23 +16,14 @@ import torch
 import fnas
 from fnas.errors import ConfigError
 
+from fast import cli_in_process
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # the module fixture trains once: under pytest -n 2 one worker runs the module
 pytestmark = pytest.mark.xdist_group("cli_package")
 ARCH = "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24_se0.25 | cn_r1_k1_s1_c64"
 POOL_ARCH = "cn_r1_k3_s1_c16 | ir_r2_k3_s2_e3_c24_poolskip | ds_r1_k5_s1_e1_c24 | cn_r1_k1_s1_c32"
-
-
-def run_main(capsys, *args):
-    from fnas.cli import main
-
-    try:
-        code = main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 # ---- packaging ---------------------------------------------------------------------------------
@@ -99,12 +90,12 @@ def test_a_registered_strategy_and_space_are_reachable(monkeypatch, capsys):
     args = build_parser().parse_args(["search", "--strategy", "mine", "--space", "tiny"])
     cfg = config_from_args(args)
     assert (cfg.strategy, cfg.space) == ("mine", "tiny")
-    code, out, _ = run_main(capsys, "search", "--help")
+    code, out, _ = cli_in_process(capsys, "search", "--help")
     assert code == 0 and "mine" in out and "tiny" in out
-    code, out, _ = run_main(capsys, "bench", "--help")
+    code, out, _ = cli_in_process(capsys, "bench", "--help")
     assert code == 0 and "mine" in out
     monkeypatch.delitem(STRATEGIES, "mine")
-    code, _, err = run_main(capsys, "search", "--strategy", "mine")
+    code, _, err = cli_in_process(capsys, "search", "--strategy", "mine")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "invalid choice" in err
 
 
@@ -113,14 +104,14 @@ def test_help_texts_and_defaults_come_from_the_configs(capsys):
     from fnas.search import SearchConfig
     from fnas.strategies.fnas.screening import ScreenConfig
 
-    code, out, _ = run_main(capsys, "search", "--help")
+    code, out, _ = cli_in_process(capsys, "search", "--help")
     out = " ".join(out.split())
     assert code == 0
     assert f"architectures to sample in total (cached ones count: they are samples) " \
            f"(default: {SearchConfig().budget})" in out
     assert f"(default: {ScreenConfig().candidates})" in out
     assert f"(default: {ReplayConfig().capacity})" in out
-    code, out, _ = run_main(capsys, "train", "--help")
+    code, out, _ = cli_in_process(capsys, "train", "--help")
     flat = " ".join(out.split())  # argparse wraps the help text
     assert code == 0 and "digits | mnist5k | cifar10:PATH | idx:PATH | folder:PATH" in flat
 
@@ -133,12 +124,12 @@ def test_log_level_shows_the_fnas_logger_on_stderr(monkeypatch, capsys):
         return 0
 
     monkeypatch.setattr(fnas.cli.runs, "run", fake_run)
-    assert run_main(capsys, "runs")[2] == ""  # WARNING by default
-    code, _, err = run_main(capsys, "--log-level", "info", "runs")
+    assert cli_in_process(capsys, "runs")[2] == ""  # WARNING by default
+    code, _, err = cli_in_process(capsys, "--log-level", "info", "runs")
     assert code == 0 and err == "fnas: one evaluation\n"
     handlers = logging.getLogger("fnas").handlers  # the CLI's is removed when it returns
     assert all(isinstance(h, logging.NullHandler) for h in handlers)
-    code, _, err = run_main(capsys, "--log-level", "loud", "runs")
+    code, _, err = cli_in_process(capsys, "--log-level", "loud", "runs")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "LOUD" in err
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fast import FAST_PPO, TINY_SET, count_evaluations
+from fast import FAST_PPO, TINY_SET, cli_in_process, count_evaluations
 
 pytestmark = pytest.mark.slow  # real searches in subprocesses
 
@@ -138,7 +138,7 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert killed == whole
 
 
-def test_search_bad_input_is_one_line(tmp_path):
+def test_search_bad_input_is_one_line(tmp_path, capsys):
     store = str(tmp_path / "e")
     from fnas.knowledge import Store
 
@@ -155,12 +155,20 @@ def test_search_bad_input_is_one_line(tmp_path):
         (["show", "ghost", "--store", store], "ghost"),
         (["runs", "--store", str(tmp_path / "none")], "no fnas store"),
     ]
-    # the nine processes run at once: each spends most of its time importing torch
-    procs = [subprocess.Popen([sys.executable, "-m", "fnas.cli", *args], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args, _ in cases]
-    for p, (args, needle) in zip(procs, cases, strict=True):
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 2, (args, err)
+    # three as the program (one per kind: argparse's, a config's, a store's refusal), the
+    # three processes at once: each spends most of its time importing torch; the others
+    # through the same main() in this process
+    programs = (0, 3, 5)
+    procs = {i: subprocess.Popen([sys.executable, "-m", "fnas.cli", *cases[i][0]], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in programs}
+    for i, (args, needle) in enumerate(cases):
+        if i in procs:
+            _, err = procs[i].communicate(timeout=600)
+            code = procs[i].returncode
+        else:
+            code, _, err = cli_in_process(capsys, *args)
+        assert code == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, args
 

@@ -18,6 +18,8 @@ from fnas.search import SearchConfig
 from fnas.search.config_io import load_config, search_config_from_dict
 from fnas.space import ArchSpec
 
+from fast import cli_in_process
+
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -107,16 +109,15 @@ def test_config_file_round_trip_and_typos(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_config_file_bad_and_overridden(tmp_path):
+def test_cli_config_file_bad_and_overridden(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"budget": -4}')
-    p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--config", str(bad),
-                        "--store", str(tmp_path / "s")], capture_output=True, text=True)
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "budget" in p.stderr
+    code, _, err = cli_in_process(capsys, "search", "--config", bad, "--store", tmp_path / "s")
+    assert code == 2 and err.count("\n") == 1 and "budget" in err
     assert not (tmp_path / "s").exists()  # a bad config touches nothing
-    p = subprocess.run([sys.executable, "-m", "fnas.cli", "search", "--resume", "r",
-                        "--store", str(tmp_path / "none")], capture_output=True, text=True)
-    assert p.returncode == 2 and "no fnas store" in p.stderr and not (tmp_path / "none").exists()
+    code, _, err = cli_in_process(capsys, "search", "--resume", "r", "--store",
+                                  tmp_path / "none")
+    assert code == 2 and "no fnas store" in err and not (tmp_path / "none").exists()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"strategy": "random", "budget": 2, "batch": 2,
                                 "task": {"epochs": 1, "latency_repeats": 0,

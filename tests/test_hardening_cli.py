@@ -16,25 +16,14 @@ from fnas.knowledge import Store
 from fnas.search import SearchConfig, SyntheticEvaluator, run_search
 from fnas.space import mnas_space
 
+from fast import cli_in_process
+
 SPACE = mnas_space(8)
 TARGET = SPACE.encode(SPACE.decode(SPACE.sample(np.random.default_rng(5))))
 
 
-def main_in_process(capsys, *args):
-    """``fnas ARGS`` in this process: (exit status, stdout, stderr); an exception escaping
-    ``main`` (a traceback for a user) fails the test."""
-    from fnas.cli import main
-
-    try:
-        code = main(list(args))
-    except SystemExit as e:  # argparse's own refusals
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def in_process_one_line_exit_2(capsys, *args, needle=""):
-    code, _, err = main_in_process(capsys, *args)
+    code, _, err = cli_in_process(capsys, *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, (args, err)
 
 
@@ -122,7 +111,7 @@ def test_bad_configs_are_refused_like_the_flags(tmp_path, capsys):
 def test_a_refused_search_leaves_no_phantom_run(store, capsys):
     in_process_one_line_exit_2(capsys, "search", "--knowledge", "nosuchrun", "--name", "ph",
                                "--store", str(store), needle="nosuchrun")
-    code, out, _ = main_in_process(capsys, "runs", "--store", str(store))
+    code, out, _ = cli_in_process(capsys, "runs", "--store", str(store))
     assert code == 0 and "ph" not in out
 
 
@@ -144,7 +133,7 @@ def test_damaged_rows_give_one_line_in_every_reader(tmp_path, store, sql, needle
     for args in (["runs"], ["show", "r"], ["show", "r", "--json"], ["report", "r", "--out",
                  str(tmp_path / "r.html")], ["train", "r:1", "--epochs", "1"],
                  ["search", "--resume", "r", "--no-progress"], ["pool", "stats"]):
-        code, _, err = main_in_process(capsys, *args, "--store", str(s))
+        code, _, err = cli_in_process(capsys, *args, "--store", str(s))
         if code == 0:  # a reader that does not need the damaged field
             continue
         # (a resume meets the synthetic run's task first: any one line will do there)

@@ -26,7 +26,7 @@ from fnas.knowledge import Store, prune_store
 from fnas.search import SearchConfig, SyntheticEvaluator, resume_search, run_search
 from fnas.space import mnas_space
 
-from fast import TINY_SET, TINY_TASK
+from fast import TINY_SET, TINY_TASK, cli_in_process
 
 SPACE = fnas.make_space("refused-writes", {"width": [16, 32, 64], "depth": [1, 2, 3]})
 MNAS = mnas_space(8)
@@ -99,15 +99,10 @@ REFUSED_CLI = [
 
 @pytest.mark.parametrize("args,needle", REFUSED_CLI, ids=[" ".join(a[:3]) for a, _ in REFUSED_CLI])
 def test_a_refused_command_changes_no_byte_of_the_store(copy, tmp_path, capsys, args, needle):
-    from fnas.cli import main
-
     before = files(copy)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args] + ["--store", str(copy)]
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own refusals
-        code = e.code
-    err = capsys.readouterr().err.strip()
+    code, _, err = cli_in_process(capsys, *argv)
+    err = err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, (argv, err)
     unchanged(copy, before)
 
