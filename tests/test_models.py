@@ -20,7 +20,7 @@ from fnas.nn.export import compare_outputs
 from fnas.space import arch_cost, resolve_arch
 from fnas.tasks import evaluate, load_dataset
 
-from fast import TINY_SET
+from fast import TINY_SET, cli_in_process
 
 ARCH = "cn_r1_k3_s1_c16 | ir_r1_k3_s2_e3_c24_se0.25 | cn_r1_k1_s1_c64"
 POOL_ARCH = "cn_r1_k3_s1_c16 | ir_r2_k3_s2_e3_c24_poolskip | ds_r1_k5_s1_e1_c24 | cn_r1_k1_s1_c32"
@@ -420,11 +420,18 @@ def test_run_rank_export_loads_a_folder_dataset_and_says_so(tmp_path):
     (["export", ARCH, "--format", "torchscript"], "invalid choice"),
 ])
 @pytest.mark.slow
-def test_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, args, needle):
+def test_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, args, needle, capsys,
+                                                  monkeypatch):
     store, _ = searched
     out = tmp_path / "never.out"
-    assert_one_line_error(fnas_cli(*args, "--store", str(store), "--out", str(out),
-                                   cwd=tmp_path), needle)
+    argv = [*args, "--store", str(store), "--out", str(out)]
+    if args[0] == "train" and args[1] == "nosuch:1":  # one as the program
+        assert_one_line_error(fnas_cli(*argv, cwd=tmp_path), needle)
+    else:  # the same main() in this process, in the same empty folder
+        monkeypatch.chdir(tmp_path)
+        code, _, err = cli_in_process(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert needle in err and "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
