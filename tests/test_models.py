@@ -429,28 +429,31 @@ def test_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, args, need
         assert_one_line_error(fnas_cli(*argv, cwd=tmp_path), needle)
     else:  # the same main() in this process, in the same empty folder
         monkeypatch.chdir(tmp_path)
-        code, _, err = cli_in_process(capsys, *argv)
-        assert code == 2 and len(err.strip().splitlines()) == 1, err
-        assert needle in err and "Traceback" not in err
+        in_process_one_line(capsys, needle, *argv)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_missing_store_is_one_line(tmp_path):
+def in_process_one_line(capsys, needle, *args):
+    """``fnas ARGS`` refused in this process (``main()``): exit 2, one line naming ``needle``."""
+    code, _, err = cli_in_process(capsys, *args)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert needle in err and "Traceback" not in err
+
+
+def test_missing_store_is_one_line(tmp_path, capsys):
     out = tmp_path / "never.safetensors"
-    assert_one_line_error(fnas_cli("train", "r1:1", "--store", str(tmp_path / "none"),
-                                   "--out", str(out)), "no fnas store")
+    in_process_one_line(capsys, "no fnas store", "train", "r1:1", "--store", tmp_path / "none",
+                        "--out", out)
     assert not out.exists() and not (tmp_path / "none").exists()
 
 
 @pytest.mark.slow
-def test_weights_contradicting_flags_are_refused(trained, tmp_path):
+def test_weights_contradicting_flags_are_refused(trained, tmp_path, capsys):
     path, _ = trained
-    assert_one_line_error(fnas_cli("export", "--weights", str(path), "--classes", "3",
-                                   "--format", "spec", "--out", str(tmp_path / "x.json")),
-                          "contradicts")
-    assert_one_line_error(fnas_cli("export", "mnasnet_a1", "--weights", str(path), "--format",
-                                   "spec", "--out", str(tmp_path / "x.json")),
-                          "is not the architecture")
+    in_process_one_line(capsys, "contradicts", "export", "--weights", path, "--classes", "3",
+                        "--format", "spec", "--out", tmp_path / "x.json")
+    in_process_one_line(capsys, "is not the architecture", "export", "mnasnet_a1", "--weights",
+                        path, "--format", "spec", "--out", tmp_path / "x.json")
     assert list(tmp_path.iterdir()) == []
 
 
