@@ -17,6 +17,8 @@ from fnas.knowledge import Store
 from fnas.search import SearchConfig
 from fnas.tasks import TaskConfig
 
+from fast import cli_in_process
+
 SPACE = {"width": (8, 16, 32), "depth": (1, 2, 3)}
 
 
@@ -554,14 +556,6 @@ def _sql(root: Path, *statements):
     return out
 
 
-def _cli(capsys, *args):
-    from fnas.cli import main
-
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_a_damaged_run_row_is_listed_as_damaged_and_never_hides_the_others(two_runs, tmp_path,
                                                                            capsys, caplog):
     import json
@@ -569,17 +563,17 @@ def test_a_damaged_run_row_is_listed_as_damaged_and_never_hides_the_others(two_r
     root = tmp_path / "s"
     _copy(two_runs, root)
     _sql(root, "UPDATE experiments SET budget='x1.5' WHERE name='r1'")
-    code, out, err = _cli(capsys, "runs", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "runs", "--store", str(root))
     assert code == 0 and err.count("\n") == 1 and "field 'budget' holds 'x1.5'" in err, err
     lines = {ln.split()[1]: ln.split() for ln in out.splitlines()[1:]}
     assert lines["r1"][2] == "damaged" and lines["r2"][2:4] == ["done", "6/6"], out
-    code, out, _ = _cli(capsys, "runs", "--json", "--store", str(root))
+    code, out, _ = cli_in_process(capsys, "runs", "--json", "--store", str(root))
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and "'budget'" in rows["r1"]["damaged"] and rows["r1"]["status"] == "damaged"
     assert rows["r2"]["damaged"] is None and rows["r2"]["evaluated"] == 6
-    code, out, err = _cli(capsys, "show", "r2", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "show", "r2", "--store", str(root))
     assert code == 0 and err == "" and "6 evaluated" in out
-    code, _, err = _cli(capsys, "show", "r1", "--store", str(root))
+    code, _, err = cli_in_process(capsys, "show", "r1", "--store", str(root))
     assert code == 2 and err.count("\n") == 1 and "'budget'" in err
     with Store(root, readonly=True) as st:  # the Python listing leaves it out, and says so
         assert [e.name for e in st.list_experiments()] == ["r2"]
@@ -613,18 +607,19 @@ def test_damaged_evaluation_rows_are_skipped_by_readers_and_refused_by_a_resume(
             want.append((key, reward))
     _sql(root, f"UPDATE evaluations SET reward='junk' WHERE id={best_id}",
          f"UPDATE evaluations SET macs='lots' WHERE id={other_id}")
-    code, out, err = _cli(capsys, "show", "r1", "--json", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "show", "r1", "--json", "--store", str(root))
     assert code == 0 and err.count("\n") == 1 and "2 damaged evaluation rows skipped" in err
     shown = json.loads(out)
     assert shown["summary"]["evaluated"] == 4 and shown["damaged_evaluations"] == 2
     assert [(e["arch_key"], e["reward"]) for e in shown["top"]] == want[:5]
-    code, out, err = _cli(capsys, "show", "r1", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "show", "r1", "--store", str(root))
     assert code == 0 and "4 evaluated" in out and err.count("\n") == 1
-    code, out, err = _cli(capsys, "runs", "--store", str(root))  # the reward broke its sums
+    # the reward broke its sums
+    code, out, err = cli_in_process(capsys, "runs", "--store", str(root))
     assert code == 0 and "damaged evaluation row" in err and " 4/6 " in out and " 6/6 " in out
-    code, out, err = _cli(capsys, "show", "r2", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "show", "r2", "--store", str(root))
     assert code == 0 and err == "" and "6 evaluated" in out
-    assert _cli(capsys, "report", "r1", "--store", str(root), "--out",
+    assert cli_in_process(capsys, "report", "r1", "--store", str(root), "--out",
                 str(tmp_path / "r.html"))[0] == 0 and (tmp_path / "r.html").is_file()
     before = _sql(root, "SELECT * FROM evaluations ORDER BY id")
     with pytest.raises(StoreError, match="'reward' holds 'junk'") as e:  # a resume never skips
@@ -646,7 +641,7 @@ def test_show_says_which_line_is_damaged_and_shows_the_rest(two_runs, tmp_path, 
     root = tmp_path / "s"
     _copy(two_runs, root)
     _sql(root, sql)
-    code, out, err = _cli(capsys, "show", "r1", "--store", str(root))
+    code, out, err = cli_in_process(capsys, "show", "r1", "--store", str(root))
     assert code == 0 and err.count("\n") == 1 and line in err, err
     assert "6 evaluated" in out and "rank" in out
 
@@ -865,7 +860,7 @@ def test_a_library_that_cannot_load_is_one_line_in_every_command(tmp_path, monke
     (tmp_path / "fakelib.py").write_text(top_level + "\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(fnas.cli.runs, "run", lambda args: importlib.import_module("fakelib"))
-    code, out, err = _cli(capsys, "runs")
+    code, out, err = cli_in_process(capsys, "runs")
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"fnas runs: error: {needle}"), err
 
@@ -878,7 +873,7 @@ def test_running_out_of_memory_is_one_line_and_other_errors_are_not_hidden(monke
         raise MemoryError
 
     monkeypatch.setattr(fnas.cli.runs, "run", no_memory)
-    assert _cli(capsys, "runs")[2] == \
+    assert cli_in_process(capsys, "runs")[2] == \
         "fnas runs: error: out of memory (check ulimit -v and free memory)\n"
 
     def a_bug(args):
@@ -886,7 +881,7 @@ def test_running_out_of_memory_is_one_line_and_other_errors_are_not_hidden(monke
 
     monkeypatch.setattr(fnas.cli.runs, "run", a_bug)
     with pytest.raises(RuntimeError, match="a bug"):  # not dressed up as a loading problem
-        _cli(capsys, "runs")
+        cli_in_process(capsys, "runs")
 
 
 def test_show_under_an_address_space_limit_too_small_for_torch_is_one_line(two_runs):
