@@ -13,7 +13,9 @@ the from-scratch row searches the target task alone, same seeds. Rows per pair:
 - ``judge``: knowledge judged once on its first 8 picks (the rule before issue 35), for the
   pairs where it is the question;
 - ``hedge``: ``weigh`` with ``screen.hedge=0.5`` (off by default): half the first batch drawn
-  uniformly, and a distrusted source's run completes the from-scratch warm-up.
+  uniformly, and a distrusted source's run completes the from-scratch warm-up;
+- ``hedge-s`` and ``hedge-b``: the same with the knowledge judged on its own (screened)
+  picks only, and on the lower of the two trusts (``screen.hedge_trust``); not run yet.
 
 The pairs (the tasks are tables of scores written from NAS-Bench-Macro's accuracies, FLOPs
 and parameters into ``--work``; never committed):
@@ -68,18 +70,26 @@ DATA = HERE.parent.parent / "shared" / "data" / "nas-bench-macro" / "nas-bench-m
 # pair: (source table or macro setting, target table or None for the macro benchmark, rows)
 PAIRS: dict[str, dict] = {
     "flops-tradeoff": {"source": "acc", "target": "acc_f03",
-                       "rows": ("weigh", "judge", "hedge")},
+                       "rows": ("weigh", "judge", "hedge", "hedge-s", "hedge-b")},
     "moved-optimum": {"source": "acc", "target": "acc_moved",
-                      "rows": ("weigh", "judge", "hedge")},
+                      "rows": ("weigh", "judge", "hedge", "hedge-s", "hedge-b")},
     "macro-invert": {"macro": {"source_flops": 40e6, "source_invert": True,
-                               "source_budget": 200}, "rows": ("weigh", "judge", "hedge")},
+                               "source_budget": 200},
+                     "rows": ("weigh", "judge", "hedge", "hedge-s", "hedge-b")},
     "friendly-seed": {"source": "acc_f03_seed0", "target": "acc_f03",
-                      "rows": ("weigh", "hedge")},
+                      "rows": ("weigh", "hedge", "hedge-s", "hedge-b")},
     "macro-flops40": {"macro": {"source_flops": 40e6, "source_budget": 200},
-                      "rows": ("weigh", "hedge"),
+                      "rows": ("weigh", "hedge", "hedge-s", "hedge-b"),
                       "scratch_of": "macro-invert"},  # the same from-scratch runs
-    "params-vs-flops": {"source": "acc_f03", "target": "acc_p03", "rows": ("weigh", "hedge")},
+    "params-vs-flops": {"source": "acc_f03", "target": "acc_p03",
+                        "rows": ("weigh", "hedge", "hedge-s", "hedge-b")},
 }
+
+
+HEDGES = ("hedge", "hedge-s", "hedge-b")
+"""The hedge's rows: ``screen.hedge=0.5`` with the trust judged on all own results
+(``hedge_trust='all'``, the default), on the knowledge's screened picks only ('screened'),
+and the lower of the two ('both')."""
 
 
 def tables(data: str, work: Path) -> dict[str, Path]:
@@ -111,8 +121,9 @@ def config(pair: str, row: str, a: argparse.Namespace, paths: dict[str, Path]):
     from fnas.benchmark.config import BenchConfig
 
     p = PAIRS[pair]
-    rule = {"knowledge_rule": "judge"} if row == "judge" else {"hedge": 0.5} \
-        if row == "hedge" else {}
+    rule = {"judge": {"knowledge_rule": "judge"}, "hedge": {"hedge": 0.5, "hedge_trust": "all"},
+            "hedge-s": {"hedge": 0.5, "hedge_trust": "screened"},
+            "hedge-b": {"hedge": 0.5, "hedge_trust": "both"}}.get(row, {})
     base = dict(strategies=("fnas",), seeds=a.seeds, budget=a.budget, batch=8, jobs=a.jobs,
                 label=f"{pair}:{row}", source_budget=a.source_budget,
                 fnas={"screen": rule} if rule else {})
@@ -175,15 +186,17 @@ def summarise(work: Path, out: Path, a: argparse.Namespace) -> dict:
     (out / "knowledge_shift.json").write_text(json.dumps({"meta": meta, "pairs": res},
                                                          indent=1, default=str))
     lines = ["| pair | scratch: median [IQR] (hits) | weigh (issue 35) | ratio | seeds > 1.5x+8 "
-             "| judge (before) | ratio | hedge 0.5 | ratio | seeds > 1.5x+8 |",
-             "|---|---|---|---:|---|---|---:|---|---:|---|"]
+             "| judge (before) | ratio | hedge 0.5 | ratio | seeds > 1.5x+8 "
+             "| hedge 0.5, trust on screened picks | ratio | seeds > 1.5x+8 "
+             "| hedge 0.5, the lower trust of both | ratio | seeds > 1.5x+8 |",
+             "|---|---|---|---:|---|---|---:|---|---:|---|---|---:|---|---|---:|---|"]
     for pair, e in res.items():
         cells = []
-        for row in ("scratch", "weigh", "judge", "hedge"):
+        for row in ("scratch", "weigh", "judge", *HEDGES):
             r = e["rows"].get(row)
             if r is None:
                 cells += ["", ""] if row != "scratch" else [""]
-                if row in ("weigh", "hedge"):
+                if row in ("weigh", *HEDGES):
                     cells.append("")
                 continue
             cells.append(f"{_f(r['median'])} [{_f(r['q25'])}, {_f(r['q75'])}] "
@@ -191,7 +204,7 @@ def summarise(work: Path, out: Path, a: argparse.Namespace) -> dict:
             if row != "scratch":
                 ratio = r["ratio_of_medians"]
                 cells.append("" if ratio is None else f"{ratio:.2f}")
-            if row in ("weigh", "hedge"):
+            if row in ("weigh", *HEDGES):
                 cells.append(str(len(r["seeds_worse_than_1.5x_plus_8"])))
         lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     (out / "knowledge_shift.md").write_text("\n".join(lines) + "\n")
@@ -265,9 +278,10 @@ def main() -> int:
         from fnas.benchmark.harness import run_bench
 
         # the rows the figures need first (from scratch, weighed), the legacy rule after
-        todo = [(p, r) for p in pairs for r in rows_of(p) if r not in ("judge", "hedge")] + \
+        todo = [(p, r) for p in pairs for r in rows_of(p)
+                if r not in ("judge", *HEDGES)] + \
             [(p, r) for p in pairs for r in rows_of(p) if r == "judge"] + \
-            [(p, r) for p in pairs for r in rows_of(p) if r == "hedge"]
+            [(p, r) for p in pairs for r in rows_of(p) if r in HEDGES]
         for pair, row in todo:
             path = _file(work, pair, row)
             if path.is_file():

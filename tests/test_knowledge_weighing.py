@@ -128,13 +128,39 @@ def test_a_critic_given_a_shifted_source_ranks_own_results_better_weighed():
 def test_the_rule_is_checked_and_old_runs_keep_the_one_time_judge():
     for bad in ({"knowledge_rule": "sometimes"}, {"knowledge_mass": 0},
                 {"knowledge_mass": math.inf}, {"stagnation": -1}, {"stagnation": 1.5},
-                {"hedge": -0.1}, {"hedge": 1.5}, {"hedge": True}):
+                {"hedge": -0.1}, {"hedge": 1.5}, {"hedge": True}, {"hedge_trust": "some"}):
         with pytest.raises(ConfigError, match="out of range"):
             ScreenConfig(**bad)
     old = with_legacy_defaults({"fnas": {"screen": {"kappa": 0.5}}})
     assert old["fnas"]["screen"]["knowledge_rule"] == "judge"
     assert old["fnas"]["screen"]["hedge"] == 0.0  # runs recorded before the hedge: none
-    assert ScreenConfig().knowledge_rule == "weigh"
+    assert old["fnas"]["screen"]["hedge_trust"] == "all"  # and judged on every result
+    assert ScreenConfig().hedge_trust == "all"
+
+
+def test_the_hedge_judges_the_knowledge_on_its_own_picks_and_on_the_space(tmp_path):
+    """With a hedge of 0.5 the first round is 4 screened and 4 uniform picks. The trust on
+    all 8 results and on the knowledge's own 4 are both recorded; ``hedge_trust`` takes one
+    of them ('all', the default, or 'screened'), or the lower ('both'). A source that ranks
+    the space backwards."""
+    opposite = tuple(0 if t else 2 for t in TARGET)
+    st = Store(tmp_path / "s")
+    _search(st, "src", budget=48, seed=1, noise=0.01, target=opposite, strategy="rea")
+    first = {}
+    for rule in ("both", "screened", "all"):
+        out = _search(st, rule, budget=16, knowledge="src",
+                      fnas={"screen": {"hedge": 0.5, "hedge_trust": rule}}, ppo=FAST_PPO)
+        u = st.updates(out.experiment.id)[0]
+        assert u["screen/unscreened"] == 4
+        first[rule] = u
+        views = (u["knowledge/trust_all"], u["knowledge/trust_screened"])
+        assert u["knowledge/trust"] == {"both": min(views), "all": views[0],
+                                        "screened": views[1]}[rule]
+        assert st.get_experiment(rule).config["fnas"]["screen"]["hedge_trust"] == rule
+    # the same first round whatever the rule: the views are the same numbers
+    assert len({(u["knowledge/trust_all"], u["knowledge/trust_screened"])
+                for u in first.values()}) == 1
+    assert first["all"]["knowledge/trust"] < 0.5  # backwards, seen on the space at large
 
 
 @pytest.mark.slow

@@ -127,6 +127,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("fnas", "screen", "knowledge_mass"): 32.0,
     ("fnas", "screen", "stagnation"): 3,
     ("fnas", "screen", "hedge"): 0.0,
+    ("fnas", "screen", "hedge_trust"): "all",
     ("threads",): 0,
     ("confirm",): 1,
 }

@@ -300,25 +300,42 @@ class Weighing:
     def _stagnating(self) -> bool:
         return self._weighing and 0 < self.scfg.stagnation <= self.st.stagnant
 
-    def _weigh(self, n_before: int, improved: bool, stats: dict[str, Any]) -> None:
+    def _weigh(self, n_before: int, improved: bool, stats: dict[str, Any],
+               hedged: Sequence[bool] | None = None) -> None:
         """This round's judgement, on the critic's points as retargeted (its first
         ``n_knowledge`` the knowledge's; ``n_before`` points before this round's results):
-        trust, weights (set on the critic), stagnation; stats."""
+        trust, weights (set on the critic), stagnation; stats. ``hedged``: per new point,
+        whether it is a hedge's uniform pick; ``hedge_trust`` says which points judge the
+        knowledge (the critics learn from them all the same)."""
         st, n_k = self.st, self.st.n_knowledge
         if not self._weighing:
             return
         x, y = self.critic.points()
         new = np.arange(n_before, len(x))
+        flags = [False] * new.size if hedged is None or len(hedged) != new.size \
+            else [bool(h) for h in hedged]
         if new.size:
             a = knn_predict(x[new], x[:n_k], y[:n_k])
             b = knn_predict(x[new], x[n_k:n_before], y[n_k:n_before])
-            st.trust_pairs += [[float(u), float(v) if math.isfinite(v) else None, int(i)]
-                               for u, v, i in zip(a, b, new, strict=True)]
+            st.trust_pairs += [[float(u), float(v) if math.isfinite(v) else None, int(i), h]
+                               for u, v, i, h in zip(a, b, new, flags, strict=True)]
             st.trust_pairs = st.trust_pairs[-TRUST_WINDOW:]
             st.knowledge = "weighed"
-        verdict = knowledge_trust([(u, math.nan if v is None else v, float(y[int(i)]))
-                                   for u, v, i in st.trust_pairs],
-                                  1.0 if st.trust is None else st.trust)
+        prior = 1.0 if st.trust is None else st.trust
+
+        def judged(screened_only: bool) -> Trust:  # entries before the flag: screened
+            return knowledge_trust([(p[0], math.nan if p[1] is None else p[1], float(y[p[2]]))
+                                    for p in st.trust_pairs
+                                    if not (screened_only and len(p) > 3 and p[3])], prior)
+
+        rule = self.scfg.hedge_trust
+        verdict = judged(rule == "screened")
+        if self.scfg.hedge > 0:  # both views, whichever the rule takes
+            views = {"all": judged(False), "screened": judged(True)}
+            stats.update({f"knowledge/trust_{k}": v.trust for k, v in views.items()})
+            # 'both': the knowledge must rank the space and its own picks alike
+            verdict = min(views.values(), key=lambda t: t.trust) if rule == "both" \
+                else views[rule]
         st.trust = verdict.trust
         w = knowledge_weight(st.trust, n_k, self.scfg.knowledge_mass)
         self.critic.set_weights(np.concatenate([np.full(n_k, w), np.ones(len(x) - n_k)]))

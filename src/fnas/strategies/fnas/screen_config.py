@@ -79,6 +79,16 @@ class ScreenConfig:
     cost from +13 to +3 median queries, but a shifted source (ranks the space well, its
     best elsewhere) looks more trustworthy on uniform results, holds the search longer and
     costs more (median 76 queries against 60, from scratch 46)."""
+    hedge_trust: str = "all"
+    """``hedge``: which own results judge the knowledge (both views are recorded each round
+    as ``knowledge/trust_all`` and ``knowledge/trust_screened``). ``'all'`` (the default,
+    the rule the hedge was measured with): every own result, the hedge's uniform picks too;
+    a source that ranks the whole space well but points at the wrong place looks
+    trustworthy on uniform samples. ``'screened'``: the knowledge's own picks only; a
+    backwards source ranks its clustered favourites less clearly wrong, so it keeps its
+    trust longer. ``'both'``: the lower trust of the two, so that knowledge keeps its weight
+    only where it ranks the space and its own picks alike. NOTE: 'screened' and 'both' are
+    not measured yet (``benchmarks/knowledge_shift.py``, rows ``hedge-s`` and ``hedge-b``)."""
     decompose: bool = True
     """Learn only the unknown: where the evaluator knows the reward's factor before training
     (a MACs or FLOPs target), the critic learns the accuracy and each candidate's reward is
@@ -133,6 +143,7 @@ class ScreenConfig:
                    and self.stagnation >= 0, "stagnation"),
                   (isinstance(self.hedge, (int, float)) and not isinstance(self.hedge, bool)
                    and 0 <= self.hedge <= 1, "hedge"),
+                  (self.hedge_trust in ("both", "screened", "all"), "hedge_trust"),
                   (-1 <= self.judge_min_rank <= 1, "judge_min_rank")]
         r = self.rungs
         object.__setattr__(self, "rungs", tuple(r) if isinstance(r, (list, tuple)) else r)

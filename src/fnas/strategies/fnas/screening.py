@@ -262,7 +262,8 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
         best_before = max((r for _, r in st.own), default=None)
         n_before = self.critic.n_points
         fresh = self._note_results(self._batch) if self._laddered else []
-        for ev, (m, _, _) in zip(self._batch, rnd.info, strict=True):
+        hedged = []  # per new own result: a hedge's uniform pick (not the knowledge's)
+        for j, (ev, (m, _, _)) in enumerate(zip(self._batch, rnd.info, strict=True)):
             errs.append(math.nan)
             if ev.status != "ok" or ev.predicted or getattr(ev, "fidelity", 1.0) < 1.0:
                 continue  # a low-fidelity result is no result (its rung's: .rungs)
@@ -277,6 +278,7 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                 known.add(key)
                 st.own.append((list(key), float(ev.reward)))
                 new_x.append(list(key))
+                hedged.append(j in rnd.unscreened)
                 if self.known is not None and not self.known.note(ev, key, st.costs):
                     st.cost_broken = True  # a reward of the objective's own: no cost model
         stats: dict[str, Any] = {}
@@ -304,7 +306,8 @@ class ScreeningStrategy(Probes, Rungs, Weighing, Controller, Candidates, PPOStra
                 best = max((r for _, r in st.own), default=None)
                 # knowledge_rule 'weigh' (issue 35): trust, the points' weights, stagnation
                 self._weigh(n_before, best is not None and (best_before is None
-                                                            or best > best_before), stats)
+                                                            or best > best_before), stats,
+                            None if self._laddered else hedged)
                 for _ in range(self._refits):
                     stats.update(self.critic.fit())
                 stats.update(self._fit_own(vals))
