@@ -86,8 +86,8 @@ MnasNet's soft reward on multiply-adds with target 8M):
    are on the targets' scale: the pool gives a better start, not a shorter training.
 3. **Compute** of a run: the CPU seconds of its process (``time.process_time``: the trainings
    at one torch thread plus the search's own overhead: sampling, critic, updates, pool,
-   store), read after each evaluation. Unlike wall seconds this does not grow when other
-   work shares the machine. Every run stops once it has spent C (``--budget``, default 1000
+   store), read after each evaluation. It grows less than wall seconds when other work
+   shares the machine, but it grows when the cores are oversubscribed: run it alone. Every run stops once it has spent C (``--budget``, default 1000
    CPU-seconds, about 110 of vanilla PPO's trainings; after the batch in flight: the metric
    cuts every curve at C).
 4. **Objective** (``--objective``, issue 34, part 6): ``mnas`` (default), MnasNet's soft
