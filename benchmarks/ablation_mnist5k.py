@@ -87,9 +87,9 @@ MnasNet's soft reward on multiply-adds with target 8M):
 3. **Compute** of a run: the CPU seconds of its process (``time.process_time``: the trainings
    at one torch thread plus the search's own overhead: sampling, critic, updates, pool,
    store), read after each evaluation. It grows less than wall seconds when other work
-   shares the machine, but it grows when the cores are oversubscribed: run it alone. Every run stops once it has spent C (``--budget``, default 1000
-   CPU-seconds, about 110 of vanilla PPO's trainings; after the batch in flight: the metric
-   cuts every curve at C).
+   shares the machine, but it grows when the cores are oversubscribed: run it alone.
+   Every run stops once it has spent C (``--budget``, default 1000 CPU-seconds, about 110
+   of vanilla PPO's trainings; after the batch in flight: the metric cuts every curve at C).
 4. **Objective** (``--objective``, issue 34, part 6): ``mnas`` (default), MnasNet's soft
    reward above, with targets the top-1% and top-0.2% **reward** quantiles of the reference;
    or ``accuracy``, the held-out accuracy alone (``RewardConfig(target=None)``), with targets
