@@ -72,12 +72,12 @@ MnasNet's soft reward on multiply-adds with target 8M):
    the same settings otherwise: does weighing keep "with knowledge no slower than without"?
 
    ``rea-default``, ``tpe-default`` and ``ppo-default`` are the three baselines run again at
-   the code and on the machine of ``fnas-default``: CPU-s differ between VMs by up to 1.5x
-   (``docs/BENCHMARKS.md``), so a ratio of CPU-s is like for like only between runs made on
-   one machine. Every run since records its machine (``calibration``: two reference
-   trainings repeated after its search, their CPU-s over the reference's own, and the CPU
-   model), and the summary prints the trainings each run needed to each target beside the
-   CPU-s a training cost it.
+   the code and on the machine of ``fnas-default``: CPU-s differ between VMs by about 1.5x
+   (calibration factors 1.43-1.69, ``docs/BENCHMARKS.md``), so a ratio of CPU-s is like
+   for like only between runs made on one machine. Every run since records its machine
+   (``calibration``: two reference trainings repeated after its search, their CPU-s over
+   the reference's own, and the CPU model), and the summary prints the trainings each run
+   needed to each target beside the CPU-s a training cost it.
 
    Variants whose source is the run's own task (``fnas-from-mnist5k`` with ``--task
    mnist5k``) are left out of the default "all variants" and refused when named.

@@ -329,13 +329,14 @@ class Weighing:
                                     if not (screened_only and len(p) > 3 and p[3])], prior)
 
         rule = self.scfg.hedge_trust
-        verdict = judged(rule == "screened")
         if self.scfg.hedge > 0:  # both views, whichever the rule takes
             views = {"all": judged(False), "screened": judged(True)}
             stats.update({f"knowledge/trust_{k}": v.trust for k, v in views.items()})
             # 'both': the knowledge must rank the space and its own picks alike
             verdict = min(views.values(), key=lambda t: t.trust) if rule == "both" \
                 else views[rule]
+        else:  # no hedge, no uniform pick: every result is the knowledge's
+            verdict = judged(False)
         st.trust = verdict.trust
         w = knowledge_weight(st.trust, n_k, self.scfg.knowledge_mass)
         self.critic.set_weights(np.concatenate([np.full(n_k, w), np.ones(len(x) - n_k)]))
