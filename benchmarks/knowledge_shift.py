@@ -44,6 +44,11 @@ Commands (from the repository root; resumable: each finished row is kept in ``--
     python benchmarks/knowledge_shift.py                  # everything, 20 seeds
     python benchmarks/knowledge_shift.py --only flops-tradeoff --seeds 5
     python benchmarks/knowledge_shift.py --summarise      # the table and plot from the rows
+    python benchmarks/knowledge_shift.py --rows hedge-b   # run one row; the others carried
+
+``--rows`` runs only the rows named; every other row whose run is not in ``--work`` is carried
+from the committed ``knowledge_shift.json`` (its per-seed queries and trust curves, marked
+``carried_from`` with the date it was run), so one new row costs its own runs only.
     python benchmarks/knowledge_shift.py --quick          # smoke test: 2 seeds, budget 40
 
 Machine: recorded in the JSON (the committed result: the project's 2-core CPU machine, one
@@ -141,6 +146,31 @@ def rows_of(pair: str) -> tuple[str, ...]:
 
 def _file(work: Path, pair: str, row: str) -> Path:
     return work / f"{PAIRS[pair].get('scratch_of', pair) if row == 'scratch' else pair}-{row}.json"
+
+
+def carry(work: Path, out: Path, pairs: list[str], rows: set[str]) -> list[str]:
+    """Write into ``work`` the runs of every row not in ``rows`` that ``work`` lacks, from the
+    committed ``out/knowledge_shift.json``, marked ``carried_from`` with the date they ran;
+    the ``pair:row`` names carried."""
+    committed = out / "knowledge_shift.json"
+    if not committed.is_file():
+        return []
+    old = json.loads(committed.read_text())
+    date = old["meta"].get("date")
+    done = []
+    for pair in pairs:
+        for row in rows_of(pair):
+            path = _file(work, pair, row)
+            r = old["pairs"].get(pair, {}).get("rows", {}).get(row)
+            if row in rows or path.is_file() or r is None:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({
+                "summary": {k: r[k] for k in ("per_seed", "median", "q25", "q75")},
+                "trust": r.get("trust_curves") or [],
+                "carried_from": r.get("carried_from") or date}))
+            done.append(f"{pair}:{row}")
+    return done
 
 
 def summarise(work: Path, out: Path, a: argparse.Namespace) -> dict:
@@ -256,6 +286,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="parallel runs (0: one per core)")
     ap.add_argument("--work", default=str(HERE / "results" / "knowledge_shift_work"))
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--rows", default=None,
+                    help="comma-separated rows to run (default: all); the others are carried "
+                    "from the committed knowledge_shift.json")
     ap.add_argument("--summarise", action="store_true", help="only the table and plot")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, budget 40")
     a = ap.parse_args()
@@ -272,8 +305,18 @@ def main() -> int:
         print(f"knowledge_shift: unknown pair {unknown[0]!r}: expected some of "
               f"{', '.join(PAIRS)}", file=sys.stderr)
         return 2
+    known_rows = {r for p in PAIRS for r in rows_of(p)}
+    rows = set(a.rows.split(",")) if a.rows else known_rows
+    if rows - known_rows:
+        print(f"knowledge_shift: unknown row {sorted(rows - known_rows)[0]!r}: expected some "
+              f"of {', '.join(sorted(known_rows))}", file=sys.stderr)
+        return 2
     work = Path(a.work)
     paths = tables(a.data, work / "tables")
+    if a.rows and not a.summarise:
+        carried = carry(work, Path(a.out), pairs, rows)
+        if carried:
+            print(f"carried from the committed JSON: {', '.join(carried)}", flush=True)
     if not a.summarise:
         from fnas.benchmark.harness import run_bench
 
@@ -284,7 +327,7 @@ def main() -> int:
             [(p, r) for p in pairs for r in rows_of(p) if r in HEDGES]
         for pair, row in todo:
             path = _file(work, pair, row)
-            if path.is_file():
+            if path.is_file() or row not in rows:
                 continue
             t0 = time.time()
             r = run_bench(config(pair, row, a, paths), progress=False)
