@@ -45,11 +45,12 @@ Commands (from the repository root; resumable: each finished row is kept in ``--
     python benchmarks/knowledge_shift.py --only flops-tradeoff --seeds 5
     python benchmarks/knowledge_shift.py --summarise      # the table and plot from the rows
     python benchmarks/knowledge_shift.py --rows hedge-b   # run one row; the others carried
-
-``--rows`` runs only the rows named; every other row whose run is not in ``--work`` is carried
-from the committed ``knowledge_shift.json`` (its per-seed queries and trust curves, marked
-``carried_from`` with the date it was run), so one new row costs its own runs only.
     python benchmarks/knowledge_shift.py --quick          # smoke test: 2 seeds, budget 40
+
+``--rows`` runs only the rows named (of the ``--only`` pairs); every other row of every pair
+whose run is not in ``--work`` is carried from the committed ``knowledge_shift.json`` (its
+per-seed queries and trust curves, marked ``carried_from`` with the date it was run), so one
+new row costs its own runs only.
 
 Machine: recorded in the JSON (the committed result: the project's 2-core CPU machine, one
 thread per run). Seeds: 0..19. Spread: IQR and per-seed values in the JSON.
@@ -314,7 +315,7 @@ def main() -> int:
     work = Path(a.work)
     paths = tables(a.data, work / "tables")
     if a.rows and not a.summarise:
-        carried = carry(work, Path(a.out), pairs, rows)
+        carried = carry(work, Path(a.out), list(PAIRS), rows)  # every pair: the summary's
         if carried:
             print(f"carried from the committed JSON: {', '.join(carried)}", flush=True)
     if not a.summarise:
