@@ -205,6 +205,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rea-default": {"strategy": "rea", "seeds": 5},
     "tpe-default": {"strategy": "tpe", "seeds": 5},
     "ppo-default": {"strategy": "ppo", "pool": "off", "replay": "off", "seeds": 5},
+    # fnas-default run again beside ppo-default and tpe-default, each run with the machine's
+    # calibration factor (the VM's speed drifts within a boot: 1.47 for rea-default, 1.93
+    # for ppo-default hours later), so that CPU-s can be compared at the same factor
+    "fnas-default-cal": {"strategy": "fnas", "seeds": 5},
 }
 JUDGE = {"screen": {"knowledge_rule": "judge"}}
 """fnas's knowledge rule before issue 35 (its default since: ``weigh``)."""

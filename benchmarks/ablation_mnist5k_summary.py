@@ -47,6 +47,8 @@ RATIOS = (("ppo", "fnas"), ("rea", "fnas"), ("random", "fnas"), ("fnas-scratch",
           ("ppo", "fnas-nofeat"), ("rea", "fnas-nofeat"), ("tpe", "fnas-nofeat"),
           ("fnas-nofeat", "fnas-default"), ("rea-default", "fnas-default"),
           ("tpe-default", "fnas-default"), ("ppo-default", "fnas-default"),
+          ("rea-default", "fnas-default-cal"), ("tpe-default", "fnas-default-cal"),
+          ("ppo-default", "fnas-default-cal"), ("fnas-default", "fnas-default-cal"),
           # issue 35: transfer (another resolution, another task) against fnas from scratch
           # (fnas-decompose, the default), with either knowledge rule, and rule against rule
           ("fnas-decompose", "fnas-res14"), ("fnas-decompose", "fnas-res14-judge"),
@@ -165,7 +167,10 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
                              if math.isfinite(p["reach"][k]) else None for k in targets}
         n_trained = sum("t" in x["flags"] for x in c)
         p["cpu_s_per_training"] = p["compute_total"] / n_trained if n_trained else None
-        p["calibration"] = (r.get("calibration") or {}).get("factor")
+        p["calibration"] = f = (r.get("calibration") or {}).get("factor")
+        if f:  # the same in the reference machine's CPU-s (a miss: > C / f there)
+            p["reach_calibrated"] = {k: x / f for k, x in p["reach"].items()}
+            p["budget_calibrated"] = budget / f
     table: dict[str, Any] = {}
     for v in dict.fromkeys(r["variant"] for r in runs):
         rows = [p for p in per_run.values() if p["variant"] == v]
@@ -186,6 +191,10 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
                                          if p["trainings_to"][k] is not None]) for k in targets}
         for key in ("cpu_s_per_training", "calibration"):
             row[key] = _stat([p[key] for p in rows if p[key] is not None])
+        if all("reach_calibrated" in p for p in rows):
+            row["calibrated"] = {k: _reach_cell([p["reach_calibrated"][k] for p in rows])
+                                 for k in targets}
+            row["calibrated"]["budget"] = min(p["budget_calibrated"] for p in rows)
         table[v] = row
 
     def ratios_of(cells: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -197,6 +206,7 @@ def summarise(runs: list[dict[str, Any]], reference: dict[str, Any], budget: flo
            "table": table, "ratios": ratios_of(lambda v: table[v]), "per_run": per_run}
     if score is not None:
         out["ratios_own_best"] = ratios_of(lambda v: table[v]["own_best"])
+    out["ratios_calibrated"] = calibrated_ratios(table, targets)
     out["post_hoc"] = stricter(runs, out, reference, reach_of)
     out["with_source"] = with_source(runs, out, reach_of)
     return out
@@ -289,14 +299,31 @@ def _learning(rows: list[dict[str, Any]], k: int = 16) -> dict[str, Any]:
     return {"first": first, "last": last, "gain": last - first}
 
 
-def _ratio(base: float, var: float, budget: float) -> dict[str, Any]:
-    """base / var with what is known when one of them missed (a miss is > C)."""
+def calibrated_ratios(table: dict[str, Any], targets: dict[str, float]) -> dict[str, Any]:
+    """The ratios of :data:`RATIOS` whose two variants have every run calibrated, in the
+    reference machine's CPU-s (each run's CPU-s over its calibration factor): a machine that
+    was slower during one variant's runs than another's does not count as the search's. A miss
+    is > C / f, f the largest factor of the variant's runs (its smallest budget there)."""
+    out = {}
+    for base, var in RATIOS:
+        a, b = table.get(base, {}).get("calibrated"), table.get(var, {}).get("calibrated")
+        if a is None or b is None:
+            continue
+        out[f"{base}/{var}"] = {k: _ratio(a[k]["median"], b[k]["median"], a["budget"],
+                                          b["budget"]) for k in targets}
+    return out
+
+
+def _ratio(base: float, var: float, budget: float,
+           var_budget: float | None = None) -> dict[str, Any]:
+    """base / var with what is known when one of them missed (a miss is > C: ``budget`` for
+    the baseline, ``var_budget``, by default the same, for the variant)."""
     if math.isfinite(base) and math.isfinite(var):
         return {"ratio": base / var, "kind": "="}
     if math.isfinite(var):  # the baseline missed: at least C / var
         return {"ratio": budget / var, "kind": ">"}
     if math.isfinite(base):  # the variant missed: at most base / C
-        return {"ratio": base / budget, "kind": "<"}
+        return {"ratio": base / (budget if var_budget is None else var_budget), "kind": "<"}
     return {"ratio": None, "kind": "both missed"}
 
 
@@ -414,6 +441,26 @@ def _machine_md(summary: dict[str, Any]) -> list[str]:
         lines.append(f"| {v} | " + " | ".join(s(row["trainings_to"][k], "{:.0f}") for k in keys)
                      + f" | {s(row['cpu_s_per_training'], '{:.2f}')} | "
                      f"{s(row['calibration'], '{:.2f}')} |")
+    cal = {v: row["calibrated"] for v, row in summary["table"].items() if "calibrated" in row}
+    if cal:
+        lines += ["", "Calibrated: CPU-s to each target in the reference machine's seconds (each "
+                  "run's CPU-s over its calibration factor; variants whose every run has one; "
+                  "a miss is > C / the largest factor):", "",
+                  "| variant | " + " | ".join(f"reached {k} | calibrated CPU-s to {k}"
+                                              for k in keys) + " |",
+                  "|---|" + "---:|---:|" * len(keys)]
+        for v, c in cal.items():
+            lines.append(f"| {v} | " + " | ".join(
+                f"{c[k]['reached']}/{len(c[k]['values'])} | {_fmt_reach(c[k], c['budget'])}"
+                for k in keys) + " |")
+        if summary.get("ratios_calibrated"):
+            lines += ["", "| baseline / variant, calibrated | " + " | ".join(keys) + " |",
+                      "|---|" + "---:|" * len(keys)]
+            for name, r in summary["ratios_calibrated"].items():
+                lines.append(f"| {name} | " + " | ".join(
+                    "both missed" if r[k]["ratio"] is None else
+                    f"{'' if r[k]['kind'] == '=' else r[k]['kind'] + ' '}{r[k]['ratio']:.2f}x"
+                    for k in keys) + " |")
     return lines
 
 

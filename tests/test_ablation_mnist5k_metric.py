@@ -205,3 +205,29 @@ def test_calibration_repeats_reference_trainings_and_only_at_the_references_prot
     assert all(t["same_accuracy"] for t in cal["trainings"]) and "avx512" in cal["cpu"]
     other = {"task": {"dataset": "digits", "epochs": 1, "max_samples": 400}}
     assert ab.calibrate(argparse.Namespace(reference=str(ref), proxy=other)) is None
+
+
+def test_calibrated_compute_divides_each_run_by_its_factor_and_misses_by_the_largest(m):
+    """Runs made hours apart on a VM whose speed drifted: each run's CPU-s over its own
+    calibration factor, a variant with an uncalibrated run left out, a miss counted as more
+    than C over the variant's largest factor."""
+    fast = [run("fnas-default-cal", s, [(100 * (s + 1), 0.96, "t")]) for s in range(3)]
+    for r, f in zip(fast, (1.0, 2.0, 2.0), strict=True):
+        r["calibration"] = {"factor": f}
+    slow = [run("ppo-default", s, [(400, 0.93, "t"), (900, 0.97, "t")]) for s in range(2)]
+    slow.append(run("ppo-default", 2, [(400, 0.8, "t")]))  # missed both
+    for r in slow:
+        r["calibration"] = {"factor": 2.0}
+    old = run("fnas-default", 0, [(10, 0.99, "t")])  # no calibration: no calibrated row
+    summary = m.summarise(fast + slow + [old], REFERENCE, 1000.0, {})
+    cal = summary["table"]["fnas-default-cal"]["calibrated"]
+    assert cal["top1"]["values"] == [100.0, 100.0, 150.0] and cal["budget"] == 500.0
+    assert "calibrated" not in summary["table"]["fnas-default"]
+    assert summary["table"]["ppo-default"]["calibrated"]["top1"]["values"] == [200, 200, math.inf]
+    r = summary["ratios_calibrated"]
+    assert set(r) == {"ppo-default/fnas-default-cal"}  # fnas-default is not calibrated
+    assert r["ppo-default/fnas-default-cal"]["top1"] == {"ratio": 2.0, "kind": "="}
+    assert r["ppo-default/fnas-default-cal"]["top0.2"]["ratio"] == pytest.approx(450 / 100)
+    md = m.table_md(summary)
+    assert "| ppo-default/fnas-default-cal | 2.00x | 4.50x |" in md
+    assert "| ppo-default | 2/3 | 200 [200, > 500] | 2/3 | 450 [450, > 500] |" in md
