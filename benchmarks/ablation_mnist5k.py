@@ -75,8 +75,8 @@ MnasNet's soft reward on multiply-adds with target 8M):
    the code and on the machine of ``fnas-default``: CPU-s differ between VMs by about 1.5x
    (calibration factors 1.43-1.69, ``docs/BENCHMARKS.md``), so a ratio of CPU-s is like
    for like only between runs made on one machine. Every run since records its machine
-   (``calibration``: two reference trainings repeated after its search, their CPU-s over
-   the reference's own, and the CPU model), and the summary prints the trainings each run
+   (``calibration``: two reference trainings repeated before and after its search, their
+   CPU-s over the reference's own, and the CPU model), and the summary prints the trainings each run
    needed to each target beside the CPU-s a training cost it.
 
    Variants whose source is the run's own task (``fnas-from-mnist5k`` with ``--task
@@ -205,9 +205,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rea-default": {"strategy": "rea", "seeds": 5},
     "tpe-default": {"strategy": "tpe", "seeds": 5},
     "ppo-default": {"strategy": "ppo", "pool": "off", "replay": "off", "seeds": 5},
-    # fnas-default run again beside ppo-default and tpe-default, each run with the machine's
-    # calibration factor (the VM's speed drifts within a boot: 1.47 for rea-default, 1.93
-    # for ppo-default hours later), so that CPU-s can be compared at the same factor
+    # fnas-default run again, interleaved seed by seed with tpe-default (the same conditions
+    # for both) and right after ppo-default, each run calibrated (fnas-default was not)
     "fnas-default-cal": {"strategy": "fnas", "seeds": 5},
 }
 JUDGE = {"screen": {"knowledge_rule": "judge"}}
@@ -228,12 +227,12 @@ TASK_SOURCES = ("mnist5k",)
 """Sources that are a search of another task (a key of ``TASKS``, the source's name): usable
 with any other ``--task``."""
 CALIBRATION = (1, 41)
-"""Indices of the reference's first round whose trainings every run repeats after its search,
-in its own process, by the reference protocol (the recorded seed): two networks of about the
-median training's cost (9.3 CPU-s on the reference's machine). Their CPU seconds over the
-reference's own are the run's ``calibration["factor"]``: how much slower than the
-reference's machine the run's machine was, at the run's time (with its neighbours). Not
-counted in the run's compute."""
+"""Indices of the reference's first round whose trainings every run repeats before and after
+its search (runs made before 2026-12-08 05:40 UTC: after it only), in its own process, by
+the reference protocol (the recorded seed): two networks of about the median training's cost
+(9.3 CPU-s on the reference's machine). Their CPU seconds over the reference's own are the
+run's ``calibration["factor"]``: how much slower than the reference's machine the run's
+machine was, at the run's time (with its neighbours). Not counted in the run's compute."""
 QUICK_SAMPLES = 400
 """``--quick``'s images per training (runs, reference protocol and retraining alike)."""
 QUICK_VARIANTS = "tpe,fnas-scratch"
@@ -418,8 +417,9 @@ def run_one(a: argparse.Namespace, variant: str, seed: int, src: Path | None) ->
     if a.objective == "accuracy":  # target None: the reward is the accuracy alone
         over["reward"] = reward_config(target=None)
     cfg = _config(a, v["strategy"], seed, knowledge="all" if src else "none", **over)
+    before = calibrate(a)
     r = _search(a, store_dir, f"{variant}-s{seed}", cfg, a.budget)
-    r["calibration"] = calibrate(a)
+    r["calibration"] = calibrate(a, before)
     # what the source itself cost, so that "source + run" can be read from the run's JSON
     made = json.loads((src / "source.json").read_text()) if src is not None else None
     spent = made["curve"][-1]["compute"] if made and made["curve"] else None
@@ -441,9 +441,13 @@ def cpu_model() -> dict[str, Any]:
     return {"model": model, "avx512": "avx512f" in flags}
 
 
-def calibrate(a: argparse.Namespace) -> dict[str, Any] | None:
+def calibrate(a: argparse.Namespace, before: dict[str, Any] | None = None
+              ) -> dict[str, Any] | None:
     """The ``CALIBRATION`` trainings again, here and now: the run's machine against the
-    reference's (``None`` where the run's proxy is not the reference's, as with --quick)."""
+    reference's (``None`` where the run's proxy is not the reference's, as with --quick).
+    ``before``: the same taken before the search; the factor is then the median over both
+    samples' trainings (one sample at the end alone read 1.93 and 1.47 for runs whose CPU-s
+    per training were alike), each sample's own factor kept beside."""
     reference = json.loads(Path(a.reference).read_text())
     if reference.get("settings", {}).get("proxy") != a.proxy:
         return None
@@ -455,7 +459,13 @@ def calibrate(a: argparse.Namespace) -> dict[str, Any] | None:
         rows.append({"index": i, "cpu_s": r["cpu_s"], "reference_cpu_s": ref["cpu_s"],
                      "same_accuracy": r["accuracy"] == ref["accuracy"]})
     factor = statistics.median(x["cpu_s"] / x["reference_cpu_s"] for x in rows)
-    return {"factor": round(factor, 4), "trainings": rows, "cpu": cpu_model()}
+    out = {"factor": round(factor, 4), "trainings": rows, "cpu": cpu_model()}
+    if before is not None:
+        both = before["trainings"] + rows
+        out = {**out, "factor": round(statistics.median(
+                   x["cpu_s"] / x["reference_cpu_s"] for x in both), 4),
+               "trainings": both, "before": before["factor"], "after": out["factor"]}
+    return out
 
 
 def retrain(a: argparse.Namespace, arch: str) -> dict[str, Any]:

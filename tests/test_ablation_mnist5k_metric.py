@@ -205,6 +205,13 @@ def test_calibration_repeats_reference_trainings_and_only_at_the_references_prot
     assert all(t["same_accuracy"] for t in cal["trainings"]) and "avx512" in cal["cpu"]
     other = {"task": {"dataset": "digits", "epochs": 1, "max_samples": 400}}
     assert ab.calibrate(argparse.Namespace(reference=str(ref), proxy=other)) is None
+    # before and after the search: the median over both samples, each sample's factor kept
+    before = {**cal, "factor": 3.0, "trainings": [
+        {**t, "cpu_s": 6.0} for t in cal["trainings"]]}
+    both = ab.calibrate(argparse.Namespace(reference=str(ref), proxy=proxy), before)
+    assert both["before"] == 3.0 and both["after"] == pytest.approx(1.75)
+    assert both["factor"] == pytest.approx(2.5)  # median of 1.5, 2.0, 3.0, 3.0
+    assert len(both["trainings"]) == 4
 
 
 def test_calibrated_compute_divides_each_run_by_its_factor_and_misses_by_the_largest(m):
